@@ -1,0 +1,92 @@
+import { Hono } from 'hono';
+import {
+  CreateConversationRequest,
+  DeliverRequest,
+  DevTokenRequest,
+  ProtocolError,
+  newConvId,
+  type Delivery,
+} from '@switchboard/protocol';
+import { mintToken, tokenFrom, verifyToken } from './auth.ts';
+import { ConfigError, config, type Env } from './env.ts';
+import { errorBody, parseJson, readJson } from './http.ts';
+import { verifyInternal } from './internal-auth.ts';
+import { errorFields, log } from './log.ts';
+import { DEVICE_HEADER, USER_HEADER } from './session-do.ts';
+
+type App = { Bindings: Env };
+
+export const app = new Hono<App>();
+
+app.onError((err, c) => {
+  if (err instanceof ProtocolError) return c.json(errorBody(err), err.status as 400);
+  // Never a stack trace to a client: log it, answer a typed internal error.
+  log('error', err instanceof ConfigError ? 'edge misconfigured' : 'request failed', { path: c.req.path, ...errorFields(err) });
+  return c.json(errorBody(new ProtocolError('internal')), 500);
+});
+
+app.notFound((c) => c.json(errorBody(new ProtocolError('not_found', `no route for ${c.req.method} ${c.req.path}`)), 404));
+
+/** 200 while the edge serves; `region` says whether the regional core answers (the edge keeps accepting messages without it). */
+app.get('/healthz', async (c) => {
+  const cfg = config(c.env);
+  let region: unknown;
+  try {
+    const res = await fetch(`${cfg.regionUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+    region = res.ok ? await res.json() : { status: 'error', http: res.status };
+  } catch {
+    region = { status: 'unreachable' };
+  }
+  const regionOk = (region as { status?: string }).status === 'ok';
+  return c.json({ status: regionOk ? 'ok' : 'degraded', edge: { status: 'ok' }, region });
+});
+
+app.post('/v1/dev/token', async (c) => {
+  const cfg = config(c.env);
+  if (!cfg.devAuth) throw new ProtocolError('not_found', 'dev auth is disabled');
+  const req = await readJson(c, DevTokenRequest, 4096);
+  return c.json({ token: await mintToken(cfg.authSecret, req, cfg.tokenTtlSeconds) });
+});
+
+app.post('/v1/conversations', async (c) => {
+  const cfg = config(c.env);
+  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, false));
+  const req = await readJson(c, CreateConversationRequest);
+  const members = [...new Set([me.user, ...req.members])];
+  const conv = newConvId();
+  const stub = c.env.CONVERSATIONS.get(c.env.CONVERSATIONS.idFromName(conv));
+  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user });
+  if (!r.ok) throw new ProtocolError(r.code, r.message);
+  return c.json({ id: conv, members }, 201);
+});
+
+/** WebSocket upgrade: the token is checked here, before any Durable Object is touched. */
+app.get('/v1/connect', async (c) => {
+  const cfg = config(c.env);
+  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, true));
+  if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
+    return c.json(errorBody(new ProtocolError('invalid_frame', 'expected a WebSocket upgrade')), 426);
+  }
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(USER_HEADER, me.user);
+  headers.set(DEVICE_HEADER, me.device);
+  const stub = c.env.SESSIONS.get(c.env.SESSIONS.idFromName(me.user));
+  return stub.fetch(new Request(c.req.raw.url, { headers }));
+});
+
+/** Region → edge: deliveries grouped per user, each handed to that user's SessionDO. */
+app.post('/internal/deliver', async (c) => {
+  const cfg = config(c.env);
+  const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
+  const req = parseJson(body, DeliverRequest);
+  const byUser = new Map<string, Delivery[]>();
+  for (const d of req.deliveries) {
+    const list = byUser.get(d.user);
+    if (list) list.push(d);
+    else byUser.set(d.user, [d]);
+  }
+  const results = await Promise.all(
+    [...byUser].map(([user, list]) => c.env.SESSIONS.get(c.env.SESSIONS.idFromName(user)).deliver(list)),
+  );
+  return c.json({ users: byUser.size, sockets: results.reduce((n, r) => n + r.sockets, 0) });
+});

@@ -1,0 +1,97 @@
+import type { ConversationDO } from './conversation-do.ts';
+import type { ReplayGuardDO } from './replay-guard-do.ts';
+import type { SessionDO } from './session-do.ts';
+
+/** Bindings and vars from wrangler.toml (secrets from `wrangler secret` or `--var` in dev). */
+export interface Env {
+  SESSIONS: DurableObjectNamespace<SessionDO>;
+  CONVERSATIONS: DurableObjectNamespace<ConversationDO>;
+  REPLAY_GUARD: DurableObjectNamespace<ReplayGuardDO>;
+  ASSETS?: Fetcher;
+  AUTH_SECRET?: string;
+  INTERNAL_SECRET?: string;
+  REGION_URL?: string;
+  EDGE_URL?: string;
+  DEV_AUTH?: string;
+  TOKEN_TTL_SECONDS?: string;
+  ROUTE_REFRESH_SECONDS?: string;
+  CONVERSATION_WINDOW?: string;
+}
+
+export interface EdgeConfig {
+  /** HS256 key for device tokens. */
+  authSecret: string;
+  /** HMAC key shared with the region for the internal API. */
+  internalSecret: string;
+  /** Base URL of the regional core, e.g. http://127.0.0.1:8788. */
+  regionUrl: string;
+  /** This edge's own base URL, as the region should call it back to deliver. */
+  edgeUrl: string;
+  /** `POST /v1/dev/token` mints tokens for anyone: development only. Default false. */
+  devAuth: boolean;
+  /** Lifetime of dev tokens. Default 86400 s. */
+  tokenTtlSeconds: number;
+  /** How often a SessionDO refreshes its devices' routes at the region. Default 60 s. */
+  routeRefreshSeconds: number;
+  /** Recent messages a ConversationDO keeps for fast sync. Default 1000. */
+  conversationWindow: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const cache = new WeakMap<object, EdgeConfig>();
+
+/** Reads and validates configuration once per isolate; a bad value names its variable. */
+export function config(env: Env): EdgeConfig {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const cfg: EdgeConfig = {
+    authSecret: secret(env, 'AUTH_SECRET'),
+    internalSecret: secret(env, 'INTERNAL_SECRET'),
+    regionUrl: url(env, 'REGION_URL'),
+    edgeUrl: url(env, 'EDGE_URL'),
+    devAuth: bool(env, 'DEV_AUTH', false),
+    tokenTtlSeconds: int(env, 'TOKEN_TTL_SECONDS', 86_400, 60, 30 * 86_400),
+    routeRefreshSeconds: int(env, 'ROUTE_REFRESH_SECONDS', 60, 5, 3600),
+    conversationWindow: int(env, 'CONVERSATION_WINDOW', 1000, 10, 100_000),
+  };
+  cache.set(env, cfg);
+  return cfg;
+}
+
+type Key = Exclude<keyof Env, 'SESSIONS' | 'CONVERSATIONS' | 'REPLAY_GUARD' | 'ASSETS'>;
+
+function secret(env: Env, name: Key): string {
+  const v = env[name];
+  if (!v || v.length < 16) throw new ConfigError(`${name}: expected a secret of at least 16 characters`);
+  return v;
+}
+
+function url(env: Env, name: Key): string {
+  const v = env[name];
+  try {
+    const u = new URL(v ?? '');
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+    return u.origin;
+  } catch {
+    throw new ConfigError(`${name}: expected an http(s) URL, got ${JSON.stringify(v ?? null)}`);
+  }
+}
+
+function bool(env: Env, name: Key, dflt: boolean): boolean {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new ConfigError(`${name}: expected true or false, got ${JSON.stringify(v)}`);
+}
+
+function int(env: Env, name: Key, dflt: number, min: number, max: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: expected an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  return n;
+}

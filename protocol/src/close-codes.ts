@@ -1,0 +1,24 @@
+/**
+ * WebSocket close codes. The reconnect rule: a client reconnects (with backoff and jitter) after
+ * any close whose `reconnect` is true, and after any code not listed here. It must not reconnect
+ * after a `reconnect: false` code until the user acts (signs in again, updates the app).
+ */
+export const CLOSE_CODES = {
+  normal: { code: 1000, reconnect: false, reason: 'closed by the client' },
+  going_away: { code: 1001, reconnect: true, reason: 'server going away' },
+  internal: { code: 1011, reconnect: true, reason: 'internal error' },
+  restart: { code: 1012, reconnect: true, reason: 'server restarting' },
+  unauthorized: { code: 4001, reconnect: false, reason: 'token invalid or expired' },
+  replaced: { code: 4002, reconnect: false, reason: 'this device connected again elsewhere' },
+  policy: { code: 4003, reconnect: false, reason: 'protocol violation' },
+  unsupported_version: { code: 4004, reconnect: false, reason: 'protocol version not supported' },
+  idle_timeout: { code: 4005, reconnect: true, reason: 'no heartbeat within the idle timeout' },
+} as const;
+
+export type CloseName = keyof typeof CLOSE_CODES;
+
+/** Whether a client should reconnect after the server closed with `code`. */
+export function shouldReconnect(code: number): boolean {
+  for (const c of Object.values(CLOSE_CODES)) if (c.code === code) return c.reconnect;
+  return true;
+}

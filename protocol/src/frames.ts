@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { Cmid, ConvId, DeviceId, Rid, Seq, UserId } from './ids.ts';
+import { LIMITS, utf8Length } from './limits.ts';
+
+const Body = z
+  .string()
+  .refine((b) => utf8Length(b) <= LIMITS.maxBodyBytes, { message: `body exceeds ${LIMITS.maxBodyBytes} bytes` });
+
+// ---- client → server -------------------------------------------------------------------------
+
+export const SendFrame = z.object({ t: z.literal('send'), rid: Rid.optional(), conv: ConvId, cmid: Cmid, body: Body });
+export const AckFrame = z.object({ t: z.literal('ack'), rid: Rid.optional(), conv: ConvId, seq: Seq });
+export const SyncFrame = z.object({
+  t: z.literal('sync'),
+  rid: Rid.optional(),
+  conv: ConvId,
+  after: Seq.default(0),
+  limit: z.number().int().min(1).max(LIMITS.maxSyncLimit).default(LIMITS.defaultSyncLimit),
+});
+export const PingFrame = z.object({ t: z.literal('ping'), rid: Rid.optional() });
+
+export const ClientFrame = z.discriminatedUnion('t', [SendFrame, AckFrame, SyncFrame, PingFrame]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+export type SendFrame = z.infer<typeof SendFrame>;
+export type AckFrame = z.infer<typeof AckFrame>;
+export type SyncFrame = z.infer<typeof SyncFrame>;
+export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'ping'] as const;
+
+// ---- server → client -------------------------------------------------------------------------
+
+/** A message as every device sees it. `from`/`dev` are the sender's user and device. */
+export const Msg = z.object({
+  t: z.literal('msg'),
+  conv: ConvId,
+  seq: Seq,
+  cmid: Cmid,
+  from: UserId,
+  dev: DeviceId,
+  ts: z.number().int(),
+  body: z.string(),
+});
+export type Msg = z.infer<typeof Msg>;
+
+export const SentFrame = z.object({
+  t: z.literal('sent'),
+  rid: Rid.optional(),
+  conv: ConvId,
+  cmid: Cmid,
+  seq: Seq,
+  ts: z.number().int(),
+});
+export const MsgsFrame = z.object({ t: z.literal('msgs'), rid: Rid.optional(), conv: ConvId, msgs: z.array(Msg), more: z.boolean() });
+export const ErrorFrame = z.object({ t: z.literal('error'), rid: Rid.optional(), code: z.string(), message: z.string() });
+export const PongFrame = z.object({ t: z.literal('pong'), rid: Rid.optional(), ts: z.number().int() });
+export const HelloFrame = z.object({ t: z.literal('hello'), user: UserId, dev: DeviceId, v: z.literal(1) });
+
+export const ServerFrame = z.discriminatedUnion('t', [Msg, SentFrame, MsgsFrame, ErrorFrame, PongFrame, HelloFrame]);
+export type ServerFrame = z.infer<typeof ServerFrame>;
+export type SentFrame = z.infer<typeof SentFrame>;
+export type MsgsFrame = z.infer<typeof MsgsFrame>;
+export type ErrorFrame = z.infer<typeof ErrorFrame>;
+export type HelloFrame = z.infer<typeof HelloFrame>;
+
+// ---- HTTP bodies -----------------------------------------------------------------------------
+
+export const DevTokenRequest = z.object({ user: UserId, device: DeviceId });
+export const CreateConversationRequest = z.object({
+  members: z.array(UserId).max(LIMITS.maxMembers),
+  title: z.string().max(200).optional(),
+});
+export type CreateConversationRequest = z.infer<typeof CreateConversationRequest>;

@@ -1,0 +1,20 @@
+import { z } from 'zod';
+import { LIMITS } from './limits.ts';
+
+/** User and device ids: 1–64 of letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
+export const UserId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'user id: 1-64 of [A-Za-z0-9._-]');
+export const DeviceId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'device id: 1-64 of [A-Za-z0-9._-]');
+/** Conversation ids are minted by the edge; clients treat them as opaque. */
+export const ConvId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'conversation id: 1-64 of [A-Za-z0-9_-]');
+/** A client's message id, unique per sender; the server maps it to one seq forever. */
+export const Cmid = z.string().min(1).max(LIMITS.maxIdLength);
+export const Rid = z.string().max(LIMITS.maxIdLength);
+export const Seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** A fresh conversation id: 128 random bits, base64url. */
+export function newConvId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  let s = '';
+  for (const x of b) s += String.fromCharCode(x);
+  return btoa(s).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import { ConvId, DeviceId, Seq, UserId } from './ids.ts';
+import { LIMITS } from './limits.ts';
+import { Msg } from './frames.ts';
+
+/**
+ * Bodies of the signed internal API between edge and region. Both sides validate them: a signed
+ * request from a buggy peer still never reaches storage unchecked.
+ */
+
+export const ConversationCreated = z.object({
+  kind: z.literal('created'),
+  conv: ConvId,
+  title: z.string().max(200).nullable(),
+  members: z.array(UserId).min(1).max(LIMITS.maxMembers),
+  creator: UserId,
+  ts: z.number().int(),
+});
+export type ConversationCreated = z.infer<typeof ConversationCreated>;
+
+export const MessageEvent = z.object({ kind: z.literal('msg'), msg: Msg });
+export type MessageEvent = z.infer<typeof MessageEvent>;
+
+export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent]);
+export type ConvEvent = z.infer<typeof ConvEvent>;
+
+/** ConversationDO → region: one conversation's outbox, oldest first. Applying it twice is harmless. */
+export const EventsRequest = z.object({ conv: ConvId, events: z.array(ConvEvent).min(1).max(500) });
+export type EventsRequest = z.infer<typeof EventsRequest>;
+
+/** ConversationDO → region: messages after `after` (exclusive), ascending, for a member. */
+export const ReadRequest = z.object({
+  conv: ConvId,
+  user: UserId,
+  after: Seq,
+  limit: z.number().int().min(1).max(LIMITS.maxSyncLimit),
+});
+export type ReadRequest = z.infer<typeof ReadRequest>;
+export const ReadResponse = z.object({ msgs: z.array(Msg), more: z.boolean() });
+export type ReadResponse = z.infer<typeof ReadResponse>;
+
+/** SessionDO → region: a device's route appeared or went away. */
+export const RouteOp = z.object({
+  op: z.enum(['up', 'down']),
+  user: UserId,
+  device: DeviceId,
+  edge: z.string().url().max(200),
+});
+export type RouteOp = z.infer<typeof RouteOp>;
+export const RoutesRequest = z.object({ ops: z.array(RouteOp).min(1).max(1000) });
+
+/** Region → edge: deliver each message to the live devices of `user`, except `skipDevice`. */
+export const Delivery = z.object({ user: UserId, msg: Msg, skipDevice: DeviceId.optional() });
+export type Delivery = z.infer<typeof Delivery>;
+export const DeliverRequest = z.object({ deliveries: z.array(Delivery).min(1).max(5000) });
+export type DeliverRequest = z.infer<typeof DeliverRequest>;

@@ -1,0 +1,23 @@
+/** Wire limits. Every boundary enforces these; PROTOCOL.md documents them. */
+export const LIMITS = {
+  /** Largest accepted WebSocket text frame, in UTF-8 bytes. Larger frames get `too_large`. */
+  maxFrameBytes: 96 * 1024,
+  /** Largest message body, in UTF-8 bytes (64 KiB: room for base64 ciphertext of long texts). */
+  maxBodyBytes: 64 * 1024,
+  /** Largest HTTP request body accepted by the edge and the region's internal API. */
+  maxHttpBodyBytes: 1024 * 1024,
+  /** `sync` returns at most this many messages per page. */
+  maxSyncLimit: 500,
+  defaultSyncLimit: 100,
+  /** Members in one conversation created through the API. */
+  maxMembers: 5000,
+  /** Client ids (cmid, rid) are opaque strings up to this length. */
+  maxIdLength: 128,
+} as const;
+
+const encoder = new TextEncoder();
+
+/** UTF-8 byte length of a string. */
+export function utf8Length(s: string): number {
+  return encoder.encode(s).length;
+}

@@ -1,0 +1,107 @@
+import { Hono } from 'hono';
+import type { ZodType, ZodTypeDef } from 'zod';
+import {
+  EventsRequest,
+  LIMITS,
+  ProtocolError,
+  ReadRequest,
+  RoutesRequest,
+  describeZodError,
+  type Msg,
+} from '@switchboard/protocol';
+import { internalAuth } from './internal-auth.ts';
+import { errorFields, type Logger } from './log.ts';
+import { TOPICS, type Queue } from './queue.ts';
+import type { Routes } from './routes.ts';
+import type { Storage } from './storage.ts';
+
+export interface AppDeps {
+  storage: Storage;
+  queue: Queue;
+  routes: Routes;
+  log: Logger;
+  internalSecret: string;
+  routeTtlMs: number;
+}
+
+type Env = { Variables: { rawBody: string } };
+
+function parse<T>(text: string, schema: ZodType<T, ZodTypeDef, unknown>): T {
+  if (text.length > LIMITS.maxHttpBodyBytes * 4) throw new ProtocolError('too_large');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('bad_json', 'body is not valid JSON');
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) throw new ProtocolError('invalid_frame', describeZodError(r.error));
+  return r.data;
+}
+
+/** The region's HTTP surface: health, and the signed internal API the edge calls. */
+export function createApp(deps: AppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  const { storage, queue, routes, log } = deps;
+
+  app.onError((err, c) => {
+    if (err instanceof ProtocolError) return c.json({ error: { code: err.code, message: err.message } }, err.status as 400);
+    log.error('request failed', { path: c.req.path, ...errorFields(err) });
+    return c.json({ error: { code: 'unavailable', message: 'the region could not complete the request' } }, 503);
+  });
+  app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+
+  app.get('/healthz', async (c) => {
+    const checks = await Promise.allSettled([storage.ping(), routes.ping()]);
+    const ok = checks.every((r) => r.status === 'fulfilled');
+    return c.json({ status: ok ? 'ok' : 'degraded', storage: storage.name, queue: queue.name, routes: routes.name }, ok ? 200 : 503);
+  });
+
+  app.use('/internal/*', internalAuth(deps.internalSecret));
+
+  /** A conversation's outbox, in order: store, then publish for fan-out; 200 only after both. */
+  app.post('/internal/events', async (c) => {
+    const req = parse(c.get('rawBody'), EventsRequest);
+    const msgs: Msg[] = [];
+    for (const e of req.events) {
+      if (e.kind === 'created') {
+        if (e.conv !== req.conv) throw new ProtocolError('invalid_frame', 'event for another conversation');
+        if (msgs.length) await flush();
+        await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
+      } else {
+        if (e.msg.conv !== req.conv) throw new ProtocolError('invalid_frame', 'message for another conversation');
+        msgs.push(e.msg);
+      }
+    }
+    await flush();
+    return c.json({ stored: req.events.length });
+
+    async function flush(): Promise<void> {
+      if (!msgs.length) return;
+      const batch = msgs.splice(0);
+      await storage.appendMessages(batch);
+      await queue.publish(TOPICS.fanout, batch.map((msg) => ({ key: msg.conv, value: { kind: 'msg', msg } })));
+    }
+  });
+
+  /** History beyond the edge's window, for a member only. */
+  app.post('/internal/read', async (c) => {
+    const req = parse(c.get('rawBody'), ReadRequest);
+    const conv = await storage.getConversation(req.conv);
+    if (!conv) throw new ProtocolError('not_found', 'no such conversation');
+    if (!conv.members.includes(req.user)) throw new ProtocolError('not_member');
+    const msgs = await storage.readAfter(req.conv, req.after, req.limit + 1);
+    return c.json({ msgs: msgs.slice(0, req.limit), more: msgs.length > req.limit });
+  });
+
+  app.post('/internal/routes', async (c) => {
+    const req = parse(c.get('rawBody'), RoutesRequest);
+    for (const op of req.ops) {
+      if (op.op === 'up') await routes.up(op, deps.routeTtlMs);
+      else await routes.down(op);
+    }
+    return c.json({ applied: req.ops.length });
+  });
+
+  return app;
+}

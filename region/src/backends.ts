@@ -1,0 +1,44 @@
+import path from 'node:path';
+import type { RegionConfig } from './config.ts';
+import type { Logger } from './log.ts';
+import type { Queue } from './queue.ts';
+import type { Routes } from './routes.ts';
+import type { Storage } from './storage.ts';
+
+export interface Backends {
+  storage: Storage;
+  queue: Queue;
+  routes: Routes;
+}
+
+/**
+ * Chooses each implementation from configuration: a real engine when its variable is set,
+ * else the embedded one. Real drivers are imported only when chosen.
+ */
+export async function createBackends(cfg: RegionConfig, log: Logger): Promise<Backends> {
+  let storage: Storage;
+  if (cfg.cassandra) {
+    const { CassandraStorage } = await import('./storage-cassandra.ts');
+    storage = new CassandraStorage(cfg.cassandra, log.child({ component: 'cassandra' }));
+  } else {
+    const { SqliteStorage } = await import('./storage-sqlite.ts');
+    storage = new SqliteStorage(path.join(cfg.dataDir, 'region.sqlite'));
+  }
+  let queue: Queue;
+  if (cfg.kafka) {
+    const { KafkaQueue } = await import('./queue-kafka.ts');
+    queue = new KafkaQueue(cfg.kafka, log.child({ component: 'kafka' }));
+  } else {
+    const { MemoryQueue } = await import('./queue-memory.ts');
+    queue = new MemoryQueue(log.child({ component: 'queue' }));
+  }
+  let routes: Routes;
+  if (cfg.redis) {
+    const { RedisRoutes } = await import('./routes-redis.ts');
+    routes = new RedisRoutes(cfg.redis, log.child({ component: 'redis' }));
+  } else {
+    const { MemoryRoutes } = await import('./routes-memory.ts');
+    routes = new MemoryRoutes();
+  }
+  return { storage, queue, routes };
+}

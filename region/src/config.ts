@@ -1,0 +1,125 @@
+import path from 'node:path';
+
+/** Regional core configuration, read from the environment once at startup. */
+export interface RegionConfig {
+  /** HTTP listen address. HOST default 127.0.0.1, PORT default 8788. */
+  host: string;
+  port: number;
+  /** HMAC key shared with the edge (INTERNAL_SECRET, at least 16 characters). Required. */
+  internalSecret: string;
+  /** Which loops this process runs: `all` (default), `api` (internal HTTP only), `fanout` (workers only). */
+  role: 'all' | 'api' | 'fanout';
+  /** Embedded data folder (DATA_DIR, default ./.data/region): the SQLite file lives here. */
+  dataDir: string;
+  /** Route entries expire unless refreshed (ROUTE_TTL_SECONDS, default 180). */
+  routeTtlSeconds: number;
+  /** Real engines; each absent → its embedded implementation. */
+  cassandra: null | {
+    contactPoints: string[];
+    localDataCenter: string;
+    keyspace: string;
+    consistency: string;
+    replicationFactor: number;
+  };
+  kafka: null | {
+    brokers: string[];
+    clientId: string;
+    topicPrefix: string;
+    partitions: number;
+    replicationFactor: number;
+  };
+  redis: null | { url: string; prefix: string };
+  /** Key/topic prefix so parallel test runs never collide (NAMESPACE, default "sb"). */
+  namespace: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type EnvMap = Record<string, string | undefined>;
+
+/** Validates everything up front; the first bad value throws naming its variable. */
+export function loadConfig(env: EnvMap = process.env): RegionConfig {
+  const namespace = str(env, 'NAMESPACE', 'sb', /^[a-z0-9_]{1,32}$/i, 'letters, digits, _ (1-32)');
+  const cassandraPoints = env.CASSANDRA_CONTACT_POINTS?.trim();
+  const kafkaBrokers = env.KAFKA_BROKERS?.trim();
+  const redisUrl = env.REDIS_URL?.trim();
+  return {
+    host: str(env, 'HOST', '127.0.0.1', /^[\w.:-]+$/, 'a host name or IP'),
+    port: int(env, 'PORT', 8788, 0, 65535),
+    internalSecret: required(env, 'INTERNAL_SECRET', 16),
+    role: oneOf(env, 'REGION_ROLE', 'all', ['all', 'api', 'fanout'] as const),
+    dataDir: path.resolve(env.DATA_DIR || '.data/region'),
+    routeTtlSeconds: int(env, 'ROUTE_TTL_SECONDS', 180, 10, 86_400),
+    namespace,
+    cassandra: cassandraPoints
+      ? {
+          contactPoints: list(cassandraPoints, 'CASSANDRA_CONTACT_POINTS'),
+          localDataCenter: str(env, 'CASSANDRA_LOCAL_DC', 'datacenter1', /^[\w.-]+$/, 'a datacenter name'),
+          keyspace: str(env, 'CASSANDRA_KEYSPACE', `${namespace}_chat`.toLowerCase(), /^[a-z][a-z0-9_]{0,47}$/, 'a CQL keyspace name'),
+          consistency: oneOf(env, 'CASSANDRA_CONSISTENCY', 'LOCAL_QUORUM', ['ONE', 'LOCAL_ONE', 'QUORUM', 'LOCAL_QUORUM', 'EACH_QUORUM', 'ALL'] as const),
+          replicationFactor: int(env, 'CASSANDRA_REPLICATION_FACTOR', 1, 1, 9),
+        }
+      : null,
+    kafka: kafkaBrokers
+      ? {
+          brokers: list(kafkaBrokers, 'KAFKA_BROKERS'),
+          clientId: str(env, 'KAFKA_CLIENT_ID', 'switchboard-region', /^[\w.-]+$/, 'a client id'),
+          topicPrefix: str(env, 'KAFKA_TOPIC_PREFIX', `${namespace}.`, /^[\w.-]*$/, 'a topic prefix'),
+          partitions: int(env, 'KAFKA_PARTITIONS', 8, 1, 10_000),
+          replicationFactor: int(env, 'KAFKA_REPLICATION_FACTOR', 1, 1, 9),
+        }
+      : null,
+    redis: redisUrl
+      ? { url: urlish(redisUrl, 'REDIS_URL', ['redis:', 'rediss:']), prefix: str(env, 'REDIS_PREFIX', `${namespace}:`, /^[\w:.-]*$/, 'a key prefix') }
+      : null,
+  };
+}
+
+function required(env: EnvMap, name: string, minLength: number): string {
+  const v = env[name];
+  if (!v || v.length < minLength) throw new ConfigError(`${name}: expected a secret of at least ${minLength} characters`);
+  return v;
+}
+
+function str(env: EnvMap, name: string, dflt: string, re: RegExp, what: string): string {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  if (!re.test(v)) throw new ConfigError(`${name}: expected ${what}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function int(env: EnvMap, name: string, dflt: number, min: number, max: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: expected an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: EnvMap, name: string, dflt: T, options: readonly T[]): T {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  if (!(options as readonly string[]).includes(v)) throw new ConfigError(`${name}: expected one of ${options.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+function list(v: string, name: string): string[] {
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!/^[\w.-]+(:\d{1,5})?$/.test(item)) throw new ConfigError(`${name}: expected comma-separated host[:port], got ${JSON.stringify(item)}`);
+  }
+  if (items.length === 0) throw new ConfigError(`${name}: expected at least one host[:port]`);
+  return items;
+}
+
+function urlish(v: string, name: string, protocols: string[]): string {
+  try {
+    const u = new URL(v);
+    if (!protocols.includes(u.protocol)) throw new Error();
+    return v;
+  } catch {
+    throw new ConfigError(`${name}: expected a ${protocols.join(' or ')} URL, got ${JSON.stringify(v)}`);
+  }
+}

@@ -1,0 +1,70 @@
+import { serve } from '@hono/node-server';
+import { createApp } from './app.ts';
+import { createBackends } from './backends.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { deliverToEdge } from './edge-client.ts';
+import { fanoutHandler } from './fanout.ts';
+import { createLogger, errorFields } from './log.ts';
+import { TOPICS, dlqOf, type Subscription } from './queue.ts';
+
+const log = createLogger({ svc: 'region' });
+
+async function main(): Promise<void> {
+  let cfg;
+  try {
+    cfg = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.error('invalid configuration', { err: err.message });
+      process.exit(2);
+    }
+    throw err;
+  }
+  const { storage, queue, routes } = await createBackends(cfg, log);
+  log.info('starting', { role: cfg.role, storage: storage.name, queue: queue.name, routes: routes.name });
+  await storage.init();
+  await queue.init([TOPICS.fanout, TOPICS.push, dlqOf(TOPICS.fanout), dlqOf(TOPICS.push)]);
+
+  const subs: Subscription[] = [];
+  if (cfg.role !== 'api') {
+    const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver: (edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch) });
+    subs.push(await queue.subscribe(TOPICS.fanout, `${cfg.namespace}-fanout`, handler));
+  }
+
+  let server: ReturnType<typeof serve> | undefined;
+  if (cfg.role !== 'fanout') {
+    const app = createApp({ storage, queue, routes, log, internalSecret: cfg.internalSecret, routeTtlMs: cfg.routeTtlSeconds * 1000 });
+    await new Promise<void>((resolve) => {
+      server = serve({ fetch: app.fetch, hostname: cfg.host, port: cfg.port }, (info) => {
+        log.info('listening', { url: `http://${cfg.host}:${info.port}` });
+        resolve();
+      });
+    });
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    const force = setTimeout(() => {
+      log.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, 15_000);
+    force.unref();
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    for (const s of subs) await s.stop().catch((err) => log.warn('stopping consumer failed', errorFields(err)));
+    await queue.close().catch((err) => log.warn('closing queue failed', errorFields(err)));
+    await routes.close().catch((err) => log.warn('closing routes failed', errorFields(err)));
+    await storage.close().catch((err) => log.warn('closing storage failed', errorFields(err)));
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((err) => {
+  log.error('fatal', errorFields(err));
+  process.exit(1);
+});

@@ -1,0 +1,38 @@
+/** One record on a topic. `key` decides ordering: records with the same key are consumed in publish order. */
+export interface QueueRecord {
+  key: string;
+  value: unknown;
+}
+
+/** Handles one record; resolving commits it, throwing retries it with backoff. */
+export type QueueHandler = (record: QueueRecord) => Promise<void>;
+
+export interface Subscription {
+  stop(): Promise<void>;
+}
+
+/**
+ * Durable, keyed, at-least-once queue. Contract, tested by region/test/queue.contract.ts:
+ * - `publish` resolves once every record is durably accepted (never before);
+ * - per key, records reach the handler in publish order, one at a time: the next record of a
+ *   key waits until the previous one is committed;
+ * - a record is committed only after its handler resolves; a throwing handler sees the record
+ *   again (with backoff) up to `maxAttempts`, then it goes to the topic's dead-letter topic
+ *   (`<topic>.dlq`) with a log line, and the key moves on;
+ * - consumers in the same group share the records; each record is handled by one of them.
+ */
+export interface Queue {
+  readonly name: string;
+  init(topics: string[]): Promise<void>;
+  publish(topic: string, records: QueueRecord[]): Promise<void>;
+  subscribe(topic: string, group: string, handler: QueueHandler, opts?: { maxAttempts?: number }): Promise<Subscription>;
+  close(): Promise<void>;
+}
+
+export const TOPICS = { fanout: 'fanout', push: 'push' } as const;
+export const dlqOf = (topic: string) => `${topic}.dlq`;
+
+/** Exponential backoff with jitter, capped. */
+export function backoffMs(attempt: number, baseMs = 100, capMs = 10_000): number {
+  return Math.min(capMs, baseMs * 2 ** Math.min(attempt, 16)) * (0.5 + Math.random() / 2);
+}

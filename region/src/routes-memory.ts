@@ -1,0 +1,41 @@
+import type { Route, Routes } from './routes.ts';
+
+/** Embedded routing registry: in-process maps with expiry, for a single region process. */
+export class MemoryRoutes implements Routes {
+  readonly name = 'memory';
+  private readonly byUser = new Map<string, Map<string, { edge: string; expiresAt: number }>>();
+
+  async up(r: Route, ttlMs: number): Promise<void> {
+    let devices = this.byUser.get(r.user);
+    if (!devices) this.byUser.set(r.user, (devices = new Map()));
+    devices.set(r.device, { edge: r.edge, expiresAt: Date.now() + ttlMs });
+  }
+
+  async down(r: Route): Promise<void> {
+    const devices = this.byUser.get(r.user);
+    if (devices?.get(r.device)?.edge !== r.edge) return;
+    devices.delete(r.device);
+    if (devices.size === 0) this.byUser.delete(r.user);
+  }
+
+  async lookup(users: string[]): Promise<Map<string, Route[]>> {
+    const now = Date.now();
+    const out = new Map<string, Route[]>();
+    for (const user of users) {
+      const devices = this.byUser.get(user);
+      if (!devices) continue;
+      const live: Route[] = [];
+      for (const [device, e] of devices) {
+        if (e.expiresAt > now) live.push({ user, device, edge: e.edge });
+        else devices.delete(device);
+      }
+      if (live.length) out.set(user, live);
+    }
+    return out;
+  }
+
+  async ping(): Promise<void> {}
+  async close(): Promise<void> {
+    this.byUser.clear();
+  }
+}
