@@ -4,6 +4,7 @@ import {
   DeliverRequest,
   DevTokenRequest,
   ProtocolError,
+  directConvId,
   newConvId,
   type Delivery,
 } from '@switchboard/protocol';
@@ -53,11 +54,12 @@ app.post('/v1/conversations', async (c) => {
   const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, false));
   const req = await readJson(c, CreateConversationRequest);
   const members = [...new Set([me.user, ...req.members])];
-  const conv = newConvId();
+  if (req.direct && members.length !== 2) throw new ProtocolError('invalid_frame', 'members: a direct conversation has exactly one other member');
+  const conv = req.direct ? await directConvId(members[0]!, members[1]!) : newConvId();
   const stub = c.env.CONVERSATIONS.get(c.env.CONVERSATIONS.idFromName(conv));
-  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user });
+  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user, direct: req.direct === true });
   if (!r.ok) throw new ProtocolError(r.code, r.message);
-  return c.json({ id: conv, members }, 201);
+  return c.json({ id: conv, members: r.members, direct: req.direct === true }, r.existed ? 200 : 201);
 });
 
 /** WebSocket upgrade: the token is checked here, before any Durable Object is touched. */

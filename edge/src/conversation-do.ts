@@ -44,21 +44,28 @@ export class ConversationDO extends DurableObject<Env> {
     `);
   }
 
-  /** Creates the conversation once; a second call with the same id is a conflict. */
-  async create(input: { conv: string; members: string[]; title: string | null; creator: string }): Promise<Result<{ conv: string; members: string[] }>> {
-    if (this.meta('conv') !== null) return fail('conflict', 'conversation already exists');
+  /**
+   * Creates the conversation once. For a direct conversation a repeat is the same conversation
+   * (`existed`); for any other id a repeat is a conflict.
+   */
+  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean }): Promise<Result<{ conv: string; members: string[]; existed: boolean }>> {
+    if (this.meta('conv') !== null) {
+      if (input.direct && this.meta('direct') === '1') return { ok: true, conv: input.conv, members: (await this.members()) ?? [], existed: true };
+      return fail('conflict', 'conversation already exists');
+    }
     const ts = Date.now();
     const event: ConvEvent = { kind: 'created', conv: input.conv, title: input.title, members: input.members, creator: input.creator, ts };
     this.ctx.storage.transactionSync(() => {
       this.setMeta('conv', input.conv);
       this.setMeta('title', input.title ?? '');
+      this.setMeta('direct', input.direct ? '1' : '0');
       this.setMeta('created_at', String(ts));
       this.setMeta('last_seq', '0');
       for (const m of input.members) this.sql.exec('INSERT OR IGNORE INTO members (user, joined_seq) VALUES (?, 0)', m);
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (NULL, ?)', JSON.stringify(event));
     });
     this.scheduleDrain();
-    return { ok: true, conv: input.conv, members: input.members };
+    return { ok: true, conv: input.conv, members: input.members, existed: false };
   }
 
   /** Sequences one message; idempotent on (from, cmid). */

@@ -29,6 +29,8 @@ export const DEVICE_HEADER = 'x-sb-device';
  */
 export class SessionDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** Per device, the tail of its chain of `send` frames: a device's messages are sequenced in the order it sent them. */
+  private readonly sendChains = new Map<string, Promise<void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -60,13 +62,21 @@ export class SessionDO extends DurableObject<Env> {
     if (!who) return ws.close(CLOSE_CODES.internal.code, 'lost session state');
     const decoded = decodeClientFrame(message);
     if (!decoded.ok) return sendError(ws, decoded.rid, decoded.error);
-    try {
-      await this.handle(ws, who, decoded.frame);
-    } catch (err) {
-      if (err instanceof ProtocolError) return sendError(ws, decoded.frame.rid, err);
-      log('error', 'frame handler failed', { user: who.user, device: who.device, t: decoded.frame.t, ...errorFields(err) });
-      sendError(ws, decoded.frame.rid, new ProtocolError('internal'));
-    }
+    const frame = decoded.frame;
+    const run = async () => {
+      try {
+        await this.handle(ws, who, frame);
+      } catch (err) {
+        if (err instanceof ProtocolError) return sendError(ws, frame.rid, err);
+        log('error', 'frame handler failed', { user: who.user, device: who.device, t: frame.t, ...errorFields(err) });
+        sendError(ws, frame.rid, new ProtocolError('internal'));
+      }
+    };
+    if (frame.t !== 'send') return run();
+    const next = (this.sendChains.get(who.device) ?? Promise.resolve()).then(run);
+    this.sendChains.set(who.device, next);
+    await next;
+    if (this.sendChains.get(who.device) === next) this.sendChains.delete(who.device);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {

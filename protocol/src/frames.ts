@@ -64,8 +64,15 @@ export type HelloFrame = z.infer<typeof HelloFrame>;
 // ---- HTTP bodies -----------------------------------------------------------------------------
 
 export const DevTokenRequest = z.object({ user: UserId, device: DeviceId });
-export const CreateConversationRequest = z.object({
-  members: z.array(UserId).max(LIMITS.maxMembers),
-  title: z.string().max(200).optional(),
-});
+/**
+ * `direct: true` asks for the one-to-one conversation of the caller and exactly one other user:
+ * the same pair always gets the same conversation (200 if it existed, 201 if new).
+ */
+export const CreateConversationRequest = z
+  .object({
+    members: z.array(UserId).max(LIMITS.maxMembers),
+    title: z.string().max(200).optional(),
+    direct: z.boolean().optional(),
+  })
+  .strict();
 export type CreateConversationRequest = z.infer<typeof CreateConversationRequest>;

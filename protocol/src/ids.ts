@@ -13,8 +13,18 @@ export const Seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /** A fresh conversation id: 128 random bits, base64url. */
 export function newConvId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
+  return 'g' + base64url(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+function base64url(bytes: Uint8Array): string {
   let s = '';
-  for (const x of b) s += String.fromCharCode(x);
+  for (const x of bytes) s += String.fromCharCode(x);
   return btoa(s).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+/** The id of the direct conversation of two users: the same for the pair in either order. */
+export async function directConvId(a: string, b: string): Promise<string> {
+  const pair = [a, b].sort().join('\n');
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(pair));
+  return 'd' + base64url(new Uint8Array(digest).slice(0, 16));
 }

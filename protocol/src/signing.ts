@@ -19,7 +19,7 @@ function hmacKey(secret: string): Promise<CryptoKey> {
 }
 
 function canonical(method: string, path: string, ts: string, nonce: string, body: string): Uint8Array<ArrayBuffer> {
-  return enc.encode(`${method.toUpperCase()}\n${path}\n${ts}\n${nonce}\n${body}`);
+  return new Uint8Array(enc.encode(`${method.toUpperCase()}\n${path}\n${ts}\n${nonce}\n${body}`));
 }
 
 function toHex(buf: ArrayBuffer): string {

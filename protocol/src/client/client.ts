@@ -1,0 +1,257 @@
+import { shouldReconnect } from '../close-codes.ts';
+import type { ClientFrame, Msg, MsgsFrame, SentFrame, ServerFrame } from '../frames.ts';
+import { ConversationCursor } from '../ordering.ts';
+
+/** The subset of the WebSocket API the client needs: the browser's, or `ws` in Node. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+export type SocketFactory = (url: string) => SocketLike;
+
+export type Status = 'connecting' | 'online' | 'offline';
+
+export interface ClientOptions {
+  /** Edge base URL, e.g. http://127.0.0.1:8787. */
+  url: string;
+  /** Returns a fresh device token (called at every connect). */
+  token: () => string | Promise<string>;
+  /** Defaults to the global WebSocket. */
+  socket?: SocketFactory;
+  /** Each message, once, in seq order per conversation. */
+  onMessage?: (msg: Msg) => void;
+  onStatus?: (status: Status, detail?: string) => void;
+  /** Milliseconds to wait for a reply before a request fails. Default 10 000. */
+  requestTimeoutMs?: number;
+  /** Reconnect backoff: base and cap in ms. Defaults 250 and 15 000. */
+  backoff?: { baseMs: number; capMs: number };
+}
+
+export class RequestError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+interface Pending {
+  resolve: (f: ServerFrame) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface OutboxEntry {
+  conv: string;
+  cmid: string;
+  body: string;
+  done: (f: SentFrame) => void;
+  fail: (e: Error) => void;
+}
+
+/**
+ * A device's connection: reconnects with backoff and jitter, resends unsent messages with their
+ * original cmid, releases incoming messages exactly once and in order per conversation (gaps are
+ * filled by `sync` of exactly the missing range), and acks cumulatively.
+ */
+export class SwitchboardClient {
+  status: Status = 'offline';
+  private ws: SocketLike | null = null;
+  private readonly pending = new Map<string, Pending>();
+  private readonly outbox = new Map<string, OutboxEntry>();
+  private readonly cursors = new Map<string, ConversationCursor>();
+  private readonly syncing = new Set<string>();
+  private nextRid = 1;
+  private attempt = 0;
+  private closed = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private readonly opts: ClientOptions) {}
+
+  /** Connects (and keeps reconnecting) until `close()`. Resolves at the first `online`. */
+  connect(): Promise<void> {
+    this.closed = false;
+    return new Promise((resolve, reject) => {
+      const onStatus = this.opts.onStatus;
+      let settled = false;
+      this.opts.onStatus = (s, d) => {
+        onStatus?.(s, d);
+        if (settled) return;
+        if (s === 'online') (settled = true), resolve();
+        else if (s === 'offline' && this.closed) (settled = true), reject(new Error(d ?? 'closed'));
+      };
+      void this.open();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.ws?.close(1000, 'client closed');
+    this.setStatus('offline', 'closed by client');
+  }
+
+  /** Follows a conversation from `delivered` (the highest seq this device already has). */
+  follow(conv: string, delivered = 0): void {
+    if (!this.cursors.has(conv)) this.cursors.set(conv, new ConversationCursor(delivered));
+    if (this.status === 'online') void this.catchUp(conv);
+  }
+
+  /** Sends a message; resolves with its seq. Survives reconnects: it is resent with the same cmid. */
+  send(conv: string, body: string, cmid: string = crypto.randomUUID()): Promise<SentFrame> {
+    return new Promise((done, fail) => {
+      const entry: OutboxEntry = { conv, cmid, body, done, fail };
+      this.outbox.set(cmid, entry);
+      if (this.status === 'online') this.flushOne(entry);
+    });
+  }
+
+  /** One page of messages after `after` (exclusive), ascending. */
+  async sync(conv: string, after: number, limit = 100): Promise<MsgsFrame> {
+    return (await this.request({ t: 'sync', conv, after, limit })) as MsgsFrame;
+  }
+
+  /** Sends a frame with a fresh rid and waits for the reply that echoes it. */
+  request(frame: ClientFrame): Promise<ServerFrame> {
+    const rid = `r${this.nextRid++}`;
+    return new Promise((resolve, reject) => {
+      const ws = this.ws;
+      if (!ws || this.status !== 'online') return reject(new RequestError('unavailable', 'not connected'));
+      const timer = setTimeout(() => {
+        this.pending.delete(rid);
+        reject(new RequestError('timeout', `no reply to ${frame.t} in time`));
+      }, this.opts.requestTimeoutMs ?? 10_000);
+      this.pending.set(rid, { resolve, reject, timer });
+      ws.send(JSON.stringify({ ...frame, rid }));
+    });
+  }
+
+  // ---- connection ---------------------------------------------------------------------------
+
+  private async open(): Promise<void> {
+    if (this.closed) return;
+    this.setStatus('connecting');
+    let token: string;
+    try {
+      token = await this.opts.token();
+    } catch (err) {
+      return this.scheduleReconnect(`token: ${(err as Error).message}`);
+    }
+    const url = this.opts.url.replace(/^http/, 'ws') + '/v1/connect?token=' + encodeURIComponent(token);
+    const factory = this.opts.socket ?? ((u: string) => new WebSocket(u) as unknown as SocketLike);
+    const ws = factory(url);
+    this.ws = ws;
+    ws.onmessage = (ev) => this.onFrame(String(ev.data));
+    ws.onerror = () => {};
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      for (const [rid, p] of this.pending) {
+        clearTimeout(p.timer);
+        p.reject(new RequestError('unavailable', 'connection lost'));
+        this.pending.delete(rid);
+      }
+      if (this.closed) return;
+      if (!shouldReconnect(ev.code)) {
+        this.closed = true;
+        return this.setStatus('offline', `closed ${ev.code}: ${ev.reason}`);
+      }
+      this.scheduleReconnect(`closed ${ev.code}`);
+    };
+  }
+
+  private scheduleReconnect(detail: string): void {
+    if (this.closed) return;
+    this.setStatus('offline', detail);
+    const { baseMs, capMs } = this.opts.backoff ?? { baseMs: 250, capMs: 15_000 };
+    const delay = Math.min(capMs, baseMs * 2 ** Math.min(this.attempt++, 16)) * (0.5 + Math.random() / 2);
+    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  private onOnline(): void {
+    this.attempt = 0;
+    this.setStatus('online');
+    for (const entry of this.outbox.values()) this.flushOne(entry);
+    for (const conv of this.cursors.keys()) void this.catchUp(conv);
+  }
+
+  private setStatus(s: Status, detail?: string): void {
+    if (this.status === s && s !== 'offline') return;
+    this.status = s;
+    this.opts.onStatus?.(s, detail);
+  }
+
+  // ---- frames -------------------------------------------------------------------------------
+
+  private onFrame(text: string): void {
+    let f: ServerFrame;
+    try {
+      f = JSON.parse(text) as ServerFrame;
+    } catch {
+      return;
+    }
+    if (f.t === 'hello') return this.onOnline();
+    if (f.t === 'msg') return this.onMsg(f);
+    const rid = 'rid' in f ? f.rid : undefined;
+    const p = rid !== undefined ? this.pending.get(rid) : undefined;
+    if (!p || rid === undefined) return;
+    this.pending.delete(rid);
+    clearTimeout(p.timer);
+    if (f.t === 'error') p.reject(new RequestError(f.code, f.message));
+    else p.resolve(f);
+  }
+
+  private flushOne(entry: OutboxEntry): void {
+    this.request({ t: 'send', conv: entry.conv, cmid: entry.cmid, body: entry.body }).then(
+      (f) => {
+        this.outbox.delete(entry.cmid);
+        entry.done(f as SentFrame);
+      },
+      (err: RequestError) => {
+        // Connection trouble keeps it in the outbox for the next connect; a refusal is final.
+        if (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'internal') return;
+        this.outbox.delete(entry.cmid);
+        entry.fail(err);
+      },
+    );
+  }
+
+  private onMsg(msg: Msg): void {
+    let cursor = this.cursors.get(msg.conv);
+    if (!cursor) this.cursors.set(msg.conv, (cursor = new ConversationCursor(0)));
+    const v = cursor.accept(msg);
+    if (v.kind === 'deliver') this.release(msg.conv, v.msgs);
+    else if (v.kind === 'gap') void this.catchUp(msg.conv);
+  }
+
+  private release(conv: string, msgs: Msg[]): void {
+    for (const m of msgs) this.opts.onMessage?.(m);
+    const last = msgs.at(-1);
+    if (last && this.ws && this.status === 'online') this.ws.send(JSON.stringify({ t: 'ack', conv, seq: last.seq }));
+  }
+
+  /** Pages through `sync` from the cursor until the server says there is no more. */
+  private async catchUp(conv: string): Promise<void> {
+    if (this.syncing.has(conv)) return;
+    this.syncing.add(conv);
+    try {
+      for (;;) {
+        const cursor = this.cursors.get(conv)!;
+        const page = await this.sync(conv, cursor.delivered, 200);
+        for (const m of page.msgs) {
+          const v = cursor.accept(m);
+          if (v.kind === 'deliver') this.release(conv, v.msgs);
+        }
+        if (!page.more || page.msgs.length === 0) break;
+      }
+    } catch {
+      // Retried at the next connect or the next gap.
+    } finally {
+      this.syncing.delete(conv);
+    }
+  }
+}
