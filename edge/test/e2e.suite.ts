@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sign } from 'hono/jwt';
+import { signRequest } from '@switchboard/protocol';
+import { startSystem, type Engines, type System } from './system.ts';
+import { TestSocket, createConversation, token } from './socket.ts';
+
+/** The walking skeleton's promises, end to end through workerd and a real region process. */
+export function e2eSuite(engines: Engines): void {
+  describe(`end to end (${engines} engines)`, { timeout: 300_000 }, () => {
+    let sys: System;
+    const sockets: TestSocket[] = [];
+    const open = async (user: string, device = 'd1') => {
+      const s = await TestSocket.open(sys.edgeUrl, await token(sys.edgeUrl, user, device));
+      sockets.push(s);
+      return s;
+    };
+    const newConv = async (owner: string, others: string[]) => (await createConversation(sys.edgeUrl, await token(sys.edgeUrl, owner, 'setup'), others)).id;
+
+    before(async () => {
+      sys = await startSystem(engines);
+    });
+    after(async () => {
+      await Promise.all(sockets.map((s) => s.close()));
+      await sys?.stop();
+    });
+
+    it('answers /healthz with the edge and region status', async () => {
+      const res = await fetch(`${sys.edgeUrl}/healthz`);
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { status: string; edge: { status: string }; region: { status: string; storage: string } };
+      assert.equal(body.status, 'ok');
+      assert.equal(body.edge.status, 'ok');
+      assert.equal(body.region.status, 'ok');
+      assert.equal(body.region.storage, engines === 'real' ? 'cassandra' : 'sqlite');
+    });
+
+    it('delivers in order with seq 1, 2, 3 and acks', async () => {
+      const conv = await newConv('alice', ['bob']);
+      const [a, b] = [await open('alice'), await open('bob')];
+      const sent = [];
+      for (const body of ['one', 'two', 'three']) sent.push(await a.request({ t: 'send', conv, cmid: `c-${body}`, body }));
+      assert.deepEqual(sent.map((f) => [f.t, f.seq]), [['sent', 1], ['sent', 2], ['sent', 3]]);
+      const got = await b.waitMsgs(conv, 3);
+      assert.deepEqual(got.map((m) => [m.seq, m.body, m.from, m.dev]), [[1, 'one', 'alice', 'd1'], [2, 'two', 'alice', 'd1'], [3, 'three', 'alice', 'd1']]);
+      b.raw(JSON.stringify({ t: 'ack', conv, seq: 3 }));
+      assert.equal((await b.request({ t: 'ping' })).t, 'pong', 'the connection stays usable after an ack');
+      assert.equal(a.msgs(conv).length, 0, 'the sending device gets `sent`, not its own message back');
+    });
+
+    it('gives the same cmid sent twice one message and the same seq', async () => {
+      const conv = await newConv('alice', ['bob']);
+      const [a, b] = [await open('alice', 'dup'), await open('bob', 'dup')];
+      const first = await a.request({ t: 'send', conv, cmid: 'same-id', body: 'hello' });
+      const second = await a.request({ t: 'send', conv, cmid: 'same-id', body: 'hello' });
+      assert.equal(first.seq, 1);
+      assert.equal(second.seq, 1);
+      assert.equal(second.ts, first.ts);
+      const after = await a.request({ t: 'send', conv, cmid: 'next-id', body: 'next' });
+      assert.equal(after.seq, 2, 'the duplicate consumed no seq');
+      await b.waitMsgs(conv, 2);
+      const page = await b.request({ t: 'sync', conv, after: 0 });
+      assert.deepEqual(page.msgs.map((m: { seq: number }) => m.seq), [1, 2]);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(b.msgs(conv).filter((m) => m.cmid === 'same-id').length, 1);
+    });
+
+    it('answers every malformed frame with an error and keeps the connection usable', async () => {
+      const conv = await newConv('alice', ['bob']);
+      const theirs = await newConv('carol', ['dave']);
+      const a = await open('alice', 'bad');
+      const cases: [string, string][] = [
+        ['not json at all', 'bad_json'],
+        [JSON.stringify({ t: 'teleport', rid: 'u' }), 'unknown_type'],
+        [JSON.stringify({ t: 'send', rid: 'm', conv, body: 'no cmid' }), 'invalid_frame'],
+        [JSON.stringify({ t: 'send', rid: 'big', conv, cmid: 'big', body: 'x'.repeat(1_000_000) }), 'too_large'],
+        [JSON.stringify({ t: 'send', rid: 'nm', conv: theirs, cmid: 'x', body: 'let me in' }), 'not_member'],
+        [JSON.stringify({ t: 'sync', rid: 'ns', conv: theirs, after: 0 }), 'not_member'],
+        [JSON.stringify({ t: 'send', rid: 'nf', conv: 'gDoesNotExist', cmid: 'x', body: 'x' }), 'not_found'],
+      ];
+      for (const [raw, code] of cases) {
+        const before = a.frames.length;
+        a.raw(raw);
+        const err = await a.next((f) => f.t === 'error' && a.frames.indexOf(f) >= before);
+        assert.equal(err.code, code, `${raw.slice(0, 60)} → ${code}`);
+        assert.equal(typeof err.message, 'string');
+        assert.ok(!/at .*\.ts:\d+/.test(err.message), 'no stack trace reaches the client');
+      }
+      assert.equal(a.closed, null, 'still open');
+      const ok = await a.request({ t: 'send', conv, cmid: 'after-errors', body: 'still works' });
+      assert.equal(ok.t, 'sent');
+    });
+
+    it('lets a recipient who connects later catch up through sync', async () => {
+      const conv = await newConv('erin', ['frank']);
+      const e = await open('erin');
+      for (let i = 1; i <= 5; i++) await e.request({ t: 'send', conv, cmid: `late-${i}`, body: `m${i}` });
+      const f = await open('frank');
+      const page1 = await f.request({ t: 'sync', conv, after: 0, limit: 3 });
+      assert.deepEqual(page1.msgs.map((m: { seq: number }) => m.seq), [1, 2, 3]);
+      assert.equal(page1.more, true);
+      const page2 = await f.request({ t: 'sync', conv, after: 3, limit: 3 });
+      assert.deepEqual(page2.msgs.map((m: { body: string }) => m.body), ['m4', 'm5']);
+      assert.equal(page2.more, false);
+    });
+
+    it("reaches the sender's other devices", async () => {
+      const conv = await newConv('gina', ['hank']);
+      const [phone, laptop] = [await open('gina', 'phone'), await open('gina', 'laptop')];
+      await phone.request({ t: 'send', conv, cmid: 'multi', body: 'from my phone' });
+      const [m] = await laptop.waitMsgs(conv, 1);
+      assert.equal(m!.dev, 'phone');
+    });
+
+    it('returns the same direct conversation for the same pair', async () => {
+      const a = await createConversation(sys.edgeUrl, await token(sys.edgeUrl, 'ivy', 'd'), ['jack'], { direct: true });
+      const b = await createConversation(sys.edgeUrl, await token(sys.edgeUrl, 'jack', 'd'), ['ivy'], { direct: true });
+      assert.equal(a.id, b.id);
+    });
+
+    it('refuses a connect with a missing, garbled, badly signed or expired token with 401', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const forged = await sign({ sub: 'alice', dev: 'd1', iat: now, exp: now + 600 }, 'not-the-real-secret-123', 'HS256');
+      const expired = await sign({ sub: 'alice', dev: 'd1', iat: now - 7200, exp: now - 3600 }, sys.authSecret, 'HS256');
+      for (const t of ['', 'garbage', forged, expired]) {
+        const res = await fetch(`${sys.edgeUrl}/v1/connect?token=${encodeURIComponent(t)}`);
+        assert.equal(res.status, 401, `token ${t.slice(0, 12)}…`);
+        assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'unauthorized');
+        await assert.rejects(TestSocket.open(sys.edgeUrl, t), { status: 401 }, 'a real WebSocket upgrade is refused too');
+      }
+    });
+
+    it('validates HTTP bodies with typed errors', async () => {
+      const t = await token(sys.edgeUrl, 'alice', 'd1');
+      const post = (body: string, auth = true) =>
+        fetch(`${sys.edgeUrl}/v1/conversations`, { method: 'POST', headers: auth ? { authorization: `Bearer ${t}` } : {}, body });
+      assert.equal((await post('{}', false)).status, 401);
+      const bad = await post('{not json');
+      assert.equal(bad.status, 400);
+      assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'bad_json');
+      assert.equal((await post(JSON.stringify({ members: 'bob' }))).status, 400);
+      assert.equal((await post(JSON.stringify({ members: ['bob', 'carol'], direct: true }))).status, 400);
+      const tok = await fetch(`${sys.edgeUrl}/v1/dev/token`, { method: 'POST', body: JSON.stringify({ user: 'no spaces allowed', device: 'd' }) });
+      assert.equal(tok.status, 400);
+    });
+
+    it('refuses unsigned and replayed internal calls, on the edge and on the region', async () => {
+      for (const [base, p, body] of [
+        [sys.edgeUrl, '/internal/deliver', JSON.stringify({ deliveries: [{ user: 'alice', msg: { t: 'msg', conv: 'c', seq: 1, cmid: 'x', from: 'eve', dev: 'd', ts: 1, body: 'forged' } }] })],
+        [sys.regionUrl, '/internal/routes', JSON.stringify({ ops: [{ op: 'down', user: 'nobody', device: 'd', edge: 'http://127.0.0.1:1' }] })],
+      ] as const) {
+        const unsigned = await fetch(base + p, { method: 'POST', body });
+        assert.equal(unsigned.status, 401, `unsigned ${p}`);
+        const headers = { 'content-type': 'application/json', ...(await signRequest(sys.internalSecret, 'POST', p, body)) };
+        assert.equal((await fetch(base + p, { method: 'POST', headers, body })).status, 200, `signed ${p}`);
+        assert.equal((await fetch(base + p, { method: 'POST', headers, body })).status, 401, `replayed ${p}`);
+        const tampered = { ...(await signRequest(sys.internalSecret, 'POST', p, body)), 'content-type': 'application/json' };
+        assert.equal((await fetch(base + p, { method: 'POST', headers: tampered, body: body.replace('d', 'e') })).status, 401, `tampered ${p}`);
+      }
+    });
+  });
+}

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import { Sequencer } from '../src/sequencer.ts';
+import { memorySql } from './sqlite-adapter.ts';
+
+const conv = 'gTestConversation';
+let s: Sequencer;
+
+function fresh(): Sequencer {
+  const { sql, transaction } = memorySql();
+  return new Sequencer(sql, transaction);
+}
+
+const send = (from: string, cmid: string, body = cmid) => s.send({ from, dev: 'd1', cmid, body }, 1000);
+
+describe('Sequencer', () => {
+  beforeEach(() => {
+    s = fresh();
+    assert.ok(s.create({ conv, members: ['alice', 'bob'], title: null, creator: 'alice', direct: false }, 1).ok);
+  });
+
+  it('assigns gapless seqs from 1', () => {
+    const seqs = Array.from({ length: 50 }, (_, i) => send(i % 2 ? 'bob' : 'alice', `m${i}`)).map((r) => (r.ok ? r.seq : -1));
+    assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.equal(s.lastSeq, 50);
+  });
+
+  it('maps a repeated (sender, cmid) to its original seq, however late', () => {
+    const first = send('alice', 'x');
+    for (let i = 0; i < 30; i++) send('bob', `b${i}`);
+    const again = send('alice', 'x', 'different body');
+    assert.ok(first.ok && again.ok);
+    assert.equal(again.seq, first.seq);
+    assert.equal(again.duplicate, true);
+    assert.equal(s.lastSeq, 31);
+  });
+
+  it('treats the same cmid from two senders as two messages', () => {
+    const a = send('alice', 'same');
+    const b = send('bob', 'same');
+    assert.ok(a.ok && b.ok);
+    assert.notEqual(a.seq, b.seq);
+  });
+
+  it('refuses non-members and unknown conversations', () => {
+    assert.deepEqual(send('mallory', 'm'), { ok: false, code: 'not_member', message: 'not a member of this conversation' });
+    const empty = fresh();
+    const r = empty.send({ from: 'alice', dev: 'd', cmid: 'm', body: 'b' }, 1);
+    assert.equal(r.ok, false);
+    assert.equal(!r.ok && r.code, 'not_found');
+  });
+
+  it('puts the creation and every message in the outbox, in order', () => {
+    send('alice', 'm1');
+    send('bob', 'm2');
+    const out = s.outbox(10);
+    assert.deepEqual(out.map((r) => r.event.kind), ['created', 'msg', 'msg']);
+    assert.deepEqual(out.slice(1).map((r) => (r.event.kind === 'msg' ? r.event.msg.seq : 0)), [1, 2]);
+  });
+
+  it('trims the window only below what the region acknowledged', () => {
+    for (let i = 1; i <= 30; i++) send('alice', `m${i}`);
+    const out = s.outbox(100);
+    // Acknowledge up to seq 20 only (the created event + 20 messages), window of 5.
+    s.acknowledge(out[20]!.oseq, 5);
+    assert.equal(s.readWindow(0, 10), null, 'seqs 1-20 left the window');
+    const w = s.readWindow(20, 100);
+    assert.ok(w);
+    assert.deepEqual(w.msgs.map((m) => m.seq), Array.from({ length: 10 }, (_, i) => 21 + i), 'undrained 21-30 stay although the window is 5');
+    s.acknowledge(s.outbox(100).at(-1)!.oseq, 5);
+    assert.equal(s.readWindow(24, 10), null);
+    assert.deepEqual(s.readWindow(25, 10)?.msgs.map((m) => m.seq), [26, 27, 28, 29, 30]);
+  });
+
+  it('pages the window with an exact `more`', () => {
+    for (let i = 1; i <= 7; i++) send('alice', `m${i}`);
+    assert.deepEqual(s.readWindow(0, 5), { msgs: s.readWindow(0, 5)!.msgs, more: true });
+    assert.equal(s.readWindow(0, 5)!.msgs.length, 5);
+    assert.equal(s.readWindow(5, 5)!.more, false);
+    assert.deepEqual(s.readWindow(7, 5), { msgs: [], more: false });
+  });
+
+  it('returns the same direct conversation on a second create, and conflicts otherwise', () => {
+    const d = fresh();
+    assert.deepEqual(d.create({ conv: 'dX', members: ['a', 'b'], title: null, creator: 'a', direct: true }, 1), { ok: true, members: ['a', 'b'], existed: false });
+    assert.deepEqual(d.create({ conv: 'dX', members: ['b', 'a'], title: null, creator: 'b', direct: true }, 2), { ok: true, members: ['a', 'b'], existed: true });
+    const again = s.create({ conv, members: ['alice'], title: null, creator: 'alice', direct: false }, 3);
+    assert.equal(!again.ok && again.code, 'conflict');
+  });
+});

@@ -1,0 +1,85 @@
+import WebSocket from 'ws';
+
+export type Frame = Record<string, any> & { t: string };
+
+/** A raw protocol client for tests: every frame it receives is kept and can be awaited. */
+export class TestSocket {
+  readonly frames: Frame[] = [];
+  private waiters: { pred: (f: Frame) => boolean; resolve: (f: Frame) => void }[] = [];
+  private rid = 0;
+  closed: { code: number; reason: string } | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const f = JSON.parse(String(data)) as Frame;
+      this.frames.push(f);
+      this.waiters = this.waiters.filter((w) => (w.pred(f) ? (w.resolve(f), false) : true));
+    });
+    ws.on('close', (code, reason) => (this.closed = { code, reason: String(reason) }));
+  }
+
+  static open(edgeUrl: string, token: string): Promise<TestSocket> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${edgeUrl.replace(/^http/, 'ws')}/v1/connect?token=${encodeURIComponent(token)}`);
+      const s = new TestSocket(ws);
+      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })));
+      ws.once('error', reject);
+      s.next((f) => f.t === 'hello', 10_000).then(() => resolve(s), reject);
+    });
+  }
+
+  /** The first frame (already received or future) matching `pred`. */
+  next(pred: (f: Frame) => boolean, timeoutMs = 10_000): Promise<Frame> {
+    const hit = this.frames.find(pred);
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`)), timeoutMs);
+      this.waiters.push({ pred, resolve: (f) => (clearTimeout(timer), resolve(f)) });
+    });
+  }
+
+  raw(text: string): void {
+    this.ws.send(text);
+  }
+
+  /** Sends a frame with a fresh rid and returns the reply that echoes it. */
+  async request(frame: Frame, timeoutMs = 10_000): Promise<Frame> {
+    const rid = `t${++this.rid}`;
+    this.ws.send(JSON.stringify({ ...frame, rid }));
+    return this.next((f) => f.rid === rid, timeoutMs);
+  }
+
+  msgs(conv: string): Frame[] {
+    return this.frames.filter((f) => f.t === 'msg' && f.conv === conv);
+  }
+
+  /** Waits until `n` messages of `conv` have arrived. */
+  async waitMsgs(conv: string, n: number, timeoutMs = 10_000): Promise<Frame[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.msgs(conv).length < n) {
+      if (Date.now() > deadline) throw new Error(`expected ${n} msgs in ${conv}, have ${this.msgs(conv).length}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.msgs(conv);
+  }
+
+  close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((r) => {
+      this.ws.once('close', () => r());
+      this.ws.close(1000);
+    });
+  }
+}
+
+export async function token(edgeUrl: string, user: string, device: string): Promise<string> {
+  const res = await fetch(`${edgeUrl}/v1/dev/token`, { method: 'POST', body: JSON.stringify({ user, device }) });
+  if (!res.ok) throw new Error(`dev token: HTTP ${res.status}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+export async function createConversation(edgeUrl: string, tok: string, members: string[], extra: Record<string, unknown> = {}): Promise<{ id: string; members: string[] }> {
+  const res = await fetch(`${edgeUrl}/v1/conversations`, { method: 'POST', headers: { authorization: `Bearer ${tok}` }, body: JSON.stringify({ members, ...extra }) });
+  if (res.status !== 201 && res.status !== 200) throw new Error(`create conversation: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as { id: string; members: string[] };
+}

@@ -1,0 +1,93 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../../scripts/lib/ports.ts';
+import { startEdge, startRegion, type Service } from '../../scripts/lib/processes.ts';
+
+export type Engines = 'embedded' | 'real';
+
+export interface System {
+  engines: Engines;
+  edgeUrl: string;
+  regionUrl: string;
+  authSecret: string;
+  internalSecret: string;
+  regionEnv: Record<string, string>;
+  stop(): Promise<void>;
+  /** Stops the region (as kill -9 when `hard`) and starts it again on the same port and data. */
+  restartRegion(opts?: { hard?: boolean; downMs?: number }): Promise<void>;
+  stopRegion(opts?: { hard?: boolean }): Promise<void>;
+  startRegion(): Promise<void>;
+}
+
+/** Engine settings for the real stack, from the test runner (scripts/test.ts); null if absent. */
+export function realEngineEnv(namespace: string): Record<string, string> | null {
+  const c = process.env.TEST_CASSANDRA_CONTACT_POINTS;
+  const k = process.env.TEST_KAFKA_BROKERS;
+  const r = process.env.TEST_REDIS_URL;
+  if (!c || !k || !r) return null;
+  return { CASSANDRA_CONTACT_POINTS: c, KAFKA_BROKERS: k, REDIS_URL: r, NAMESPACE: namespace, CASSANDRA_CONSISTENCY: 'LOCAL_ONE' };
+}
+
+const quiet = process.env.E2E_VERBOSE ? undefined : () => {};
+const verbose = (svc: string, line: string) => process.stderr.write(`[${svc}] ${line}\n`);
+
+/** A whole system for one test file: region (embedded or real engines) and the edge in workerd. */
+export async function startSystem(engines: Engines): Promise<System> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-e2e-'));
+  const namespace = `e2e_${crypto.randomBytes(4).toString('hex')}`;
+  let regionEnv: Record<string, string> = { NAMESPACE: namespace, LOG_LEVEL: 'warn' };
+  if (engines === 'real') {
+    const env = realEngineEnv(namespace);
+    if (!env) throw new Error('real engines requested but TEST_CASSANDRA_CONTACT_POINTS / TEST_KAFKA_BROKERS / TEST_REDIS_URL are not set');
+    regionEnv = { ...regionEnv, ...env };
+  }
+  const [regionPort, edgePort] = [await freePort(), await freePort()];
+  const authSecret = crypto.randomBytes(24).toString('base64url');
+  const internalSecret = crypto.randomBytes(24).toString('base64url');
+  const sink = process.env.E2E_VERBOSE ? verbose : quiet;
+  const launchRegion = () => startRegion({ port: regionPort, dataDir: path.join(dir, 'region'), internalSecret, env: regionEnv, sink });
+  let region: Service | null = await launchRegion();
+  const edge = await startEdge({
+    port: edgePort,
+    regionUrl: region.url,
+    persistDir: path.join(dir, 'edge'),
+    authSecret,
+    internalSecret,
+    devAuth: true,
+    vars: { ROUTE_REFRESH_SECONDS: '5' },
+    sink,
+  });
+  const stopRegion = async (opts: { hard?: boolean } = {}) => {
+    if (!region) return;
+    if (opts.hard) {
+      process.kill(-region.child.pid!, 'SIGKILL');
+      await new Promise((r) => region!.child.once('exit', r));
+    } else await region.stop();
+    region = null;
+  };
+  const system: System = {
+    engines,
+    edgeUrl: edge.url,
+    regionUrl: `http://127.0.0.1:${regionPort}`,
+    authSecret,
+    internalSecret,
+    regionEnv,
+    stopRegion,
+    async startRegion() {
+      region = await launchRegion();
+    },
+    async restartRegion(opts = {}) {
+      await stopRegion(opts);
+      if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+      region = await launchRegion();
+    },
+    async stop() {
+      await edge.stop();
+      await stopRegion();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return system;
+}
