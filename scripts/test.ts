@@ -1,0 +1,78 @@
+/**
+ * `npm test`: every test file in protocol/, region/ and edge/ in one node:test run.
+ *
+ * Real engines: with CI=true the run first brings up Cassandra, Kafka and Redis (`ensureStack`,
+ * as `npm run stack:up`) and a failure there fails the run; the real-engine suites then run and
+ * can never be skipped. Without CI, the real-engine suites run when the stack is already up
+ * (`npm run stack:up`) and are reported as skipped, with the reason, when it is not.
+ *
+ *   npm test                       everything
+ *   npm test -- e2e sequencer      only files whose path contains one of the words
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { ROOT } from './lib/processes.ts';
+
+const log = (msg: string, fields: Record<string, unknown> = {}) =>
+  process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level: 'info', svc: 'test', msg, ...fields }) + '\n');
+
+function testFiles(filters: string[]): string[] {
+  const out: string[] = [];
+  for (const dir of ['protocol/test', 'region/test', 'edge/test']) {
+    const abs = path.join(ROOT, dir);
+    if (!fs.existsSync(abs)) continue;
+    for (const f of fs.readdirSync(abs).sort()) {
+      const rel = `${dir}/${f}`;
+      if (f.endsWith('.test.ts') && (filters.length === 0 || filters.some((w) => rel.includes(w)))) out.push(rel);
+    }
+  }
+  return out;
+}
+
+async function engineEnv(ci: boolean): Promise<Record<string, string>> {
+  const { ensureStack, stackStatus, connectionInfo } = await import('./stack/index.ts');
+  let info;
+  if (ci) {
+    log('CI=true: bringing up the real engines');
+    const t0 = Date.now();
+    info = await ensureStack({ log: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n') });
+    log('real engines ready', { ms: Date.now() - t0 });
+  } else {
+    const status = await stackStatus();
+    if (!status.ok) {
+      log('real engines not running: their suites will be skipped (npm run stack:up to include them)');
+      return {};
+    }
+    info = connectionInfo();
+    log('real engines are up: their suites will run');
+  }
+  return {
+    TEST_CASSANDRA_CONTACT_POINTS: info.cassandra.contactPoints.join(','),
+    TEST_CASSANDRA_LOCAL_DC: info.cassandra.localDataCenter,
+    TEST_KAFKA_BROKERS: info.kafka.brokers.join(','),
+    TEST_REDIS_URL: info.redis.url,
+  };
+}
+
+async function main(): Promise<void> {
+  const ci = process.env.CI === 'true';
+  const files = testFiles(process.argv.slice(2));
+  if (files.length === 0) throw new Error('no test files matched');
+  const env = { ...process.env, ...(await engineEnv(ci)) };
+  log('running tests', { files: files.length });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=900000', ...files],
+    { cwd: ROOT, env, stdio: 'inherit' },
+  );
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+main().catch((err) => {
+  log('test run failed before the tests', { err: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+});
