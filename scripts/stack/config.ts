@@ -1,0 +1,75 @@
+// Where things live, which ports, which versions. Everything here can be overridden by env.
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CASSANDRA_VERSION = '5.0.9';
+export const KAFKA_VERSION = '3.9.2';
+export const KAFKA_SCALA = '2.13';
+/** Kafka 3.9 logs through slf4j 1.7 -> reload4j; the binding is not a runtime dependency of kafka_2.13. */
+export const KAFKA_SLF4J_BINDING = { groupId: 'org.slf4j', artifactId: 'slf4j-reload4j', version: '1.7.36' };
+export const MAVEN_DEPENDENCY_PLUGIN_VERSION = '3.8.1';
+
+export const HOST = '127.0.0.1';
+export const CASSANDRA_DATACENTER = 'datacenter1';
+export const CASSANDRA_CLUSTER_NAME = 'switchboard';
+
+export interface StackConfig {
+  repoRoot: string;
+  stackDir: string;
+  enginesCache: string;
+  /** Machine-wide folder recording which stack dir owns which port (lets other checkouts reuse a running stack). */
+  runDir: string;
+  java: string;
+  mvn: string;
+  cassandra: { port: number; storagePort: number; dir: string; heap: string; extraJvmOpts: string[] };
+  kafka: { port: number; controllerPort: number; dir: string; heap: string; extraJvmOpts: string[] };
+  redis: { port: number; dir: string };
+}
+
+function envInt(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new Error(`${name}=${raw} is not a valid port`);
+  return n;
+}
+
+function splitOpts(raw: string | undefined): string[] {
+  return (raw ?? '').split(/\s+/).filter(Boolean);
+}
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
+  const stackDir = path.resolve(env.STACK_DIR || path.join(repoRoot, '.stack'));
+  const cacheHome = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  const enginesCache = path.resolve(env.ENGINES_CACHE || path.join(cacheHome, 'switchboard', 'engines'));
+  const javaHome = env.JAVA_HOME;
+  return {
+    repoRoot,
+    stackDir,
+    enginesCache,
+    runDir: path.join(cacheHome, 'switchboard', 'run'),
+    java: javaHome ? path.join(javaHome, 'bin', 'java') : 'java',
+    mvn: env.MVN || 'mvn',
+    cassandra: {
+      port: envInt('CASSANDRA_PORT', 9042),
+      storagePort: envInt('CASSANDRA_STORAGE_PORT', 7000),
+      dir: path.join(stackDir, 'cassandra'),
+      heap: env.CASSANDRA_HEAP || '1G',
+      extraJvmOpts: splitOpts(env.CASSANDRA_JVM_OPTS),
+    },
+    kafka: {
+      port: envInt('KAFKA_PORT', 9092),
+      controllerPort: envInt('KAFKA_CONTROLLER_PORT', 9093),
+      dir: path.join(stackDir, 'kafka'),
+      heap: env.KAFKA_HEAP || '512m',
+      extraJvmOpts: splitOpts(env.KAFKA_JVM_OPTS),
+    },
+    redis: {
+      port: envInt('REDIS_PORT', 6379),
+      dir: path.join(stackDir, 'redis'),
+    },
+  };
+}

@@ -1,0 +1,357 @@
+// Orchestration of the local engines: up (idempotent, parallel, waits for readiness), down, status.
+import fs from 'node:fs';
+import path from 'node:path';
+import { cassandraEngine } from './cassandra.ts';
+import { HOST, loadConfig, type StackConfig } from './config.ts';
+import type { Engine, EngineName, ProbeResult } from './engine.ts';
+import { kafkaEngine } from './kafka.ts';
+import type { Logger } from './log.ts';
+import { AbortedError, commandLine, isAlive, portOpen, readPid, removeFile, sleep, stopProcess, tailFile, withLock, writePid, type SpawnedEngine } from './process.ts';
+import { redisEngine } from './redis.ts';
+
+export function engines(cfg: StackConfig): Engine[] {
+  return [cassandraEngine(cfg), kafkaEngine(cfg), redisEngine(cfg)];
+}
+
+const address = (e: Engine) => `${HOST}:${e.port}`;
+
+// ---------------------------------------------------------------------------------------------
+// Machine-wide owner records (<runDir>/<engine>-<port>.json): lets a second checkout see that a
+// running engine belongs to another stack dir, reuse it, and say whose it is.
+
+interface OwnerRecord {
+  engine: EngineName;
+  pid: number;
+  stackDir: string;
+  port: number;
+  startedAt: string;
+}
+
+const ownerFile = (cfg: StackConfig, e: Engine) => path.join(cfg.runDir, `${e.name}-${e.port}.json`);
+
+function writeOwner(cfg: StackConfig, e: Engine, pid: number): void {
+  try {
+    fs.mkdirSync(cfg.runDir, { recursive: true });
+    const rec: OwnerRecord = { engine: e.name, pid, stackDir: cfg.stackDir, port: e.port, startedAt: new Date().toISOString() };
+    fs.writeFileSync(ownerFile(cfg, e), JSON.stringify(rec) + '\n');
+  } catch {
+    /* informative only */
+  }
+}
+
+function readOwner(cfg: StackConfig, e: Engine): OwnerRecord | undefined {
+  try {
+    const rec = JSON.parse(fs.readFileSync(ownerFile(cfg, e), 'utf8')) as OwnerRecord;
+    if (!isAlive(rec.pid)) return undefined;
+    const cmd = commandLine(rec.pid);
+    return cmd.includes(e.name === 'redis' ? 'redis-server' : `-Dswitchboard.engine=${e.name}`) ? rec : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function removeOwner(cfg: StackConfig, e: Engine, pid: number): void {
+  try {
+    const rec = JSON.parse(fs.readFileSync(ownerFile(cfg, e), 'utf8')) as OwnerRecord;
+    if (rec.pid === pid) removeFile(ownerFile(cfg, e));
+  } catch {
+    /* none */
+  }
+}
+
+/** The live pid of this stack's own process for the engine, or undefined (stale pid files are reported). */
+function ownPid(e: Engine): { pid?: number; stale?: number } {
+  const pid = readPid(e.pidFile);
+  if (pid === undefined) return {};
+  if (isAlive(pid) && e.ownsPid(pid)) return { pid };
+  return { stale: pid };
+}
+
+async function probeIfOpen(e: Engine): Promise<{ open: boolean; probe: ProbeResult }> {
+  if (!(await portOpen(e.port))) return { open: false, probe: { ready: false, error: 'port closed' } };
+  return { open: true, probe: await e.probe() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// status
+
+export type EngineState = 'running' | 'starting' | 'stopped' | 'external' | 'conflict';
+
+export interface EngineStatus {
+  engine: EngineName;
+  state: EngineState;
+  ready: boolean;
+  address: string;
+  /** true if this stack dir started it (and `down` will stop it) */
+  managed: boolean;
+  pid?: number;
+  owner?: string;
+  info?: Record<string, unknown>;
+  error?: string;
+  stalePidFile?: number;
+}
+
+export async function engineStatus(cfg: StackConfig, e: Engine): Promise<EngineStatus> {
+  const { pid, stale } = ownPid(e);
+  const { open, probe } = await probeIfOpen(e);
+  const base = { engine: e.name, address: address(e), ready: probe.ready, info: probe.info, error: probe.ready ? undefined : probe.error, stalePidFile: stale };
+  if (pid !== undefined) return { ...base, state: probe.ready ? 'running' : 'starting', managed: true, pid };
+  if (probe.ready) {
+    const owner = readOwner(cfg, e);
+    return {
+      ...base,
+      state: 'external',
+      managed: false,
+      pid: owner?.pid,
+      owner: owner ? `stack ${owner.stackDir}` : e.name === 'redis' ? "the machine's Redis" : 'unknown (not started by a switchboard stack)',
+    };
+  }
+  return { ...base, state: open ? 'conflict' : 'stopped', managed: false };
+}
+
+export async function stackStatus(cfg: StackConfig = loadConfig()): Promise<EngineStatus[]> {
+  return Promise.all(engines(cfg).map((e) => engineStatus(cfg, e)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// up
+
+export type UpState = 'started' | 'already-running' | 'was-starting' | 'external';
+
+export interface EngineUp {
+  engine: EngineName;
+  state: UpState;
+  address: string;
+  pid?: number;
+  took_ms: number;
+  info?: Record<string, unknown>;
+}
+
+export interface LogTail {
+  file: string;
+  tail: string[];
+}
+
+export class EngineFailedError extends Error {
+  constructor(
+    readonly engine: EngineName,
+    message: string,
+    readonly logs: LogTail[] = [],
+  ) {
+    super(message);
+  }
+}
+
+async function waitReady(
+  e: Engine,
+  log: Logger,
+  pid: number,
+  spawned: SpawnedEngine | undefined,
+  since: number,
+  signal?: AbortSignal,
+): Promise<ProbeResult> {
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  spawned?.exited.then((x) => (exited = x), () => (exited = { code: null, signal: null }));
+  const deadline = since + e.timeoutMs;
+  let lastProgress = Date.now();
+  let lastError = '';
+  for (;;) {
+    if (signal?.aborted) throw new AbortedError();
+    const { probe } = await probeIfOpen(e);
+    if (probe.ready) return probe;
+    lastError = probe.error ?? lastError;
+    if (exited || (!spawned && !isAlive(pid))) {
+      const how = exited ? (exited.signal ? `signal ${exited.signal}` : `exit code ${exited.code}`) : 'unknown exit';
+      throw new EngineFailedError(e.name, `${e.name} process ${pid} exited (${how}) before ${e.waitingFor} was ready`);
+    }
+    const now = Date.now();
+    if (now > deadline) throw new EngineFailedError(e.name, `${e.name} not ready after ${Math.round(e.timeoutMs / 1000)}s (last probe: ${lastError || 'n/a'})`);
+    if (now - lastProgress >= 4000) {
+      lastProgress = now;
+      log.info(`waiting for ${e.waitingFor}… ${Math.round((now - since) / 1000)}s`, { pid, last_probe: lastError || undefined });
+    }
+    await sleep(500, signal);
+  }
+}
+
+/** Attach the last lines of each of the engine's log files (main log and captured stdout/stderr). */
+function withLogTail(err: EngineFailedError, e: Engine): EngineFailedError {
+  const logs = e.logFiles
+    .filter((f) => fs.existsSync(f) && fs.statSync(f).size > 0)
+    .map((file, i) => ({
+      file,
+      tail: tailFile(file, i === 0 ? 30 : 15)
+        .split('\n')
+        .map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l)),
+    }));
+  return new EngineFailedError(err.engine, err.message, logs);
+}
+
+interface Started {
+  engine: Engine;
+  pid: number;
+}
+
+async function upEngine(cfg: StackConfig, e: Engine, root: Logger, started: Started[], signal?: AbortSignal): Promise<EngineUp> {
+  const t0 = Date.now();
+  const log = root.child(e.name, t0);
+  const took = () => Date.now() - t0;
+
+  const { pid, stale } = ownPid(e);
+  if (pid !== undefined) {
+    const probe = (await probeIfOpen(e)).probe;
+    if (probe.ready) {
+      log.info('already running', { pid, address: address(e) });
+      return { engine: e.name, state: 'already-running', address: address(e), pid, took_ms: took(), info: probe.info };
+    }
+    log.info('process is running but not ready yet; waiting for it', { pid });
+    try {
+      const p = await waitReady(e, log, pid, undefined, t0, signal);
+      log.info('ready', { pid, address: address(e) });
+      return { engine: e.name, state: 'was-starting', address: address(e), pid, took_ms: took(), info: p.info };
+    } catch (err) {
+      throw err instanceof EngineFailedError ? withLogTail(err, e) : err;
+    }
+  }
+  if (stale !== undefined) {
+    log.warn('removing stale pid file', { pid: stale, file: e.pidFile });
+    removeFile(e.pidFile);
+  }
+
+  const { open, probe } = await probeIfOpen(e);
+  if (open) {
+    if (probe.ready) {
+      const owner = readOwner(cfg, e);
+      const foreign = e.describeForeign?.(probe);
+      if (e.name === 'redis' && !owner) log.info("using the machine's Redis (not managed by this stack; `down` leaves it alone)", { address: address(e), reply: probe.info?.reply });
+      else log.info('already served on this port by another process; using it (not managed by this stack dir)', { address: address(e), owner_stack: owner?.stackDir, owner_pid: owner?.pid, ...probe.info });
+      if (foreign) log.warn(`the ${e.name} on ${address(e)} is not this stack's: ${foreign}`);
+      return { engine: e.name, state: 'external', address: address(e), pid: owner?.pid, took_ms: took(), info: probe.info };
+    }
+    throw new EngineFailedError(e.name, `${address(e)} is in use by something that is not a ready ${e.name} (${probe.error}); free the port or set ${e.portEnv}`);
+  }
+  for (const extra of e.extraPorts) {
+    if (await portOpen(extra.port)) throw new EngineFailedError(e.name, `${e.name} ${extra.name} port ${HOST}:${extra.port} is already in use; free it or set ${extra.env}`);
+  }
+  const can = e.canStart();
+  if (!can.ok) throw new EngineFailedError(e.name, can.reason);
+
+  await e.prepare(log, signal);
+  if (signal?.aborted) throw new AbortedError();
+  const spawned = e.start(log);
+  writePid(e.pidFile, spawned.pid);
+  writeOwner(cfg, e, spawned.pid);
+  started.push({ engine: e, pid: spawned.pid });
+  const tStart = Date.now();
+  try {
+    const p = await waitReady(e, log, spawned.pid, spawned, tStart, signal);
+    log.info(`${e.waitingFor} ready`, { pid: spawned.pid, address: address(e), start_ms: Date.now() - tStart, ...p.info });
+    if (e.warmUp) await e.warmUp(log);
+    log.info('ready', { pid: spawned.pid, address: address(e) });
+    return { engine: e.name, state: 'started', address: address(e), pid: spawned.pid, took_ms: took(), info: p.info };
+  } catch (err) {
+    if (err instanceof AbortedError) throw err;
+    // Don't leave a half-started engine behind.
+    const failed = err instanceof EngineFailedError ? withLogTail(err, e) : new EngineFailedError(e.name, (err as Error).message);
+    log.error('failed to become ready; stopping it', { pid: spawned.pid });
+    await stopProcess(spawned.pid, 10_000);
+    removeFile(e.pidFile);
+    removeOwner(cfg, e, spawned.pid);
+    throw failed;
+  }
+}
+
+export interface UpResult {
+  engines: EngineUp[];
+  total_ms: number;
+}
+
+/**
+ * Bring every engine up (in parallel) and wait until each answers a real client request.
+ * Idempotent. If `signal` aborts, engines started by *this call* are stopped again.
+ */
+export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackConfig }): Promise<UpResult> {
+  const cfg = opts.cfg ?? loadConfig();
+  const { log, signal } = opts;
+  const t0 = Date.now();
+  fs.mkdirSync(cfg.stackDir, { recursive: true });
+  const lockFile = path.join(cfg.stackDir, 'up.lock');
+  return withLock(lockFile, { timeoutMs: 300_000, signal, onWait: () => log.info('another `stack:up` is running for this stack dir; waiting for it', { lock: lockFile }) }, async () => {
+    log.info('stack up', { stack_dir: cfg.stackDir, engines_cache: cfg.enginesCache });
+    const started: Started[] = [];
+    const list = engines(cfg);
+    const settled = await Promise.allSettled(list.map((e) => upEngine(cfg, e, log, started, signal)));
+    const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+    if (signal?.aborted || failures.some((f) => f instanceof AbortedError)) {
+      for (const s of started) {
+        const how = await stopProcess(s.pid, 30_000);
+        removeFile(s.engine.pidFile);
+        removeOwner(cfg, s.engine, s.pid);
+        log.warn('interrupted: stopped engine started by this run', { engine: s.engine.name, pid: s.pid, how });
+      }
+      throw new AbortedError();
+    }
+    if (failures.length > 0) {
+      for (const f of failures) {
+        if (f instanceof EngineFailedError) {
+          log.error(f.message, { engine: f.engine, logs: f.logs.length ? f.logs : undefined });
+        } else {
+          log.error((f as Error).message ?? String(f));
+        }
+      }
+      const ok = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.engine] : []));
+      if (ok.length) log.info('these engines are up and left running', { engines: ok });
+      const names = failures.map((f) => (f instanceof EngineFailedError ? f.engine : 'stack')).join(', ');
+      throw new Error(`stack:up failed: ${names} (see the log lines above)`);
+    }
+    const result: UpResult = { engines: settled.map((s) => (s as PromiseFulfilledResult<EngineUp>).value), total_ms: Date.now() - t0 };
+    for (const r of result.engines) log.info('summary', { engine: r.engine, state: r.state, address: r.address, pid: r.pid, took_ms: r.took_ms, ...r.info });
+    log.info('stack is up', { total_ms: result.total_ms });
+    return result;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// down
+
+export interface EngineDown {
+  engine: EngineName;
+  result: 'stopped' | 'killed' | 'not-running' | 'left-running';
+  pid?: number;
+  took_ms: number;
+}
+
+export async function down(opts: { log: Logger; cfg?: StackConfig }): Promise<EngineDown[]> {
+  const cfg = opts.cfg ?? loadConfig();
+  return Promise.all(
+    engines(cfg).map(async (e): Promise<EngineDown> => {
+      const t0 = Date.now();
+      const log = opts.log.child(e.name, t0);
+      const { pid, stale } = ownPid(e);
+      if (pid !== undefined) {
+        log.info('stopping (SIGTERM, up to 30s, then SIGKILL)', { pid });
+        const how = await stopProcess(pid, 30_000);
+        removeFile(e.pidFile);
+        removeOwner(cfg, e, pid);
+        const result = how === 'killed' ? 'killed' : 'stopped';
+        (how === 'killed' ? log.warn : log.info)(how === 'killed' ? 'did not stop in 30s; killed' : 'stopped', { pid });
+        return { engine: e.name, result, pid, took_ms: Date.now() - t0 };
+      }
+      if (stale !== undefined) {
+        log.info('removing stale pid file', { pid: stale });
+        removeFile(e.pidFile);
+      }
+      const { probe } = await probeIfOpen(e);
+      if (probe.ready) {
+        const owner = readOwner(cfg, e);
+        log.info(
+          owner ? `left running: it belongs to stack ${owner.stackDir} (run stack:down there)` : e.name === 'redis' ? "left running: the machine's Redis is not managed by this stack" : 'left running: not started by this stack',
+          { address: address(e), owner_pid: owner?.pid },
+        );
+        return { engine: e.name, result: 'left-running', pid: owner?.pid, took_ms: Date.now() - t0 };
+      }
+      log.info('not running');
+      return { engine: e.name, result: 'not-running', took_ms: Date.now() - t0 };
+    }),
+  );
+}
