@@ -11,8 +11,9 @@ export interface StoredConversation {
 /**
  * Durable storage of the regional core. Contract, held by every implementation and tested by
  * the one contract suite (region/test/storage.contract.ts):
- * - `appendMessages` is idempotent on (conversation, seq): writing a message again, even with a
- *   different body, leaves exactly one row, the first one written;
+ * - `appendMessages` is idempotent on (conversation, seq): writing the same message again leaves
+ *   exactly one row. Which write survives a conflicting rewrite is not promised: the sequencer
+ *   gives each (conversation, seq) one content forever, so every rewrite is identical;
  * - a promise resolves only once the write is durable at the configured consistency;
  * - `readAfter` is ascending by seq and exclusive of `after`; `readBefore` is descending and
  *   exclusive of `before`; both stop at `limit` and work across any internal partitioning;

@@ -1,0 +1,133 @@
+import type cassandra from 'cassandra-driver';
+import type { Logger } from './log.ts';
+
+/**
+ * Messages per bucket: a conversation's messages live in partitions (conversation_id, bucket)
+ * with bucket = floor(seq / MESSAGES_PER_BUCKET). Part of the on-disk layout: changing it means
+ * rewriting every message, so it is fixed here beside the table it shapes.
+ */
+export const MESSAGES_PER_BUCKET = 1_000;
+
+/** One schema step. Statements use IF NOT EXISTS so a step cut short can simply run again. */
+export interface Migration {
+  version: number;
+  name: string;
+  statements(keyspace: string): string[];
+}
+
+/**
+ * The schema, as numbered steps applied in order and recorded in `schema_migrations`. Append new
+ * steps; never edit or renumber an applied one.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'conversations and members',
+    statements: (ks) => [
+      `CREATE TABLE IF NOT EXISTS ${ks}.conversations (
+        conversation_id text PRIMARY KEY,
+        title text,
+        creator text,
+        created_at timestamp)`,
+      // One partition per conversation, one row per member: the fan-out reads it whole.
+      `CREATE TABLE IF NOT EXISTS ${ks}.conversation_members (
+        conversation_id text,
+        user_id text,
+        PRIMARY KEY (conversation_id, user_id))`,
+    ],
+  },
+  {
+    version: 2,
+    name: 'messages in seq buckets, and the bucket index',
+    statements: (ks) => [
+      /*
+       * Partition = (conversation, bucket of 1,000 seqs), clustered by seq. The naive
+       * PRIMARY KEY (conversation_id, message_id) puts a conversation's whole history in one
+       * partition that grows forever (a busy group's partition reaches gigabytes: slow
+       * compaction and repair, hot replicas, reads that scan tombstones and heap).
+       *
+       * Why buckets of seq, not of time: readers ask by seq ("after seq N" for catch-up,
+       * "before seq N" / "the last 50" for scrollback), and bucket = floor(seq / 1000) is
+       * computed by the reader without a lookup, so the common page is a single-partition
+       * range read. Every bucket holds at most 1,000 rows however busy or quiet the
+       * conversation is; time buckets would be huge for a busy group and nearly empty for a
+       * quiet one (a reader would walk many empty partitions).
+       *
+       * Size: a typical row (ids, sender, device, cmid, timestamp, a 100-300 byte body or its
+       * base64 ciphertext) is about 0.3-0.6 KB, so a full bucket is about 0.5 MB. The worst case,
+       * every body at the 64 KiB limit, is about 64 MB, still under the ~100 MB where
+       * partitions start to hurt. A sync page (at most 501 rows) touches at most two buckets.
+       *
+       * message_id is a TIMEUUID derived deterministically from (sent_at, conversation, seq), so
+       * rewriting a message writes identical cells. That makes the plain INSERT idempotent
+       * without a lightweight transaction (IF NOT EXISTS costs a Paxos round, four round trips).
+       */
+      `CREATE TABLE IF NOT EXISTS ${ks}.messages (
+        conversation_id text,
+        bucket bigint,
+        seq bigint,
+        message_id timeuuid,
+        sender text,
+        device text,
+        cmid text,
+        content text,
+        sent_at timestamp,
+        PRIMARY KEY ((conversation_id, bucket), seq))
+        WITH CLUSTERING ORDER BY (seq ASC)`,
+      /*
+       * Which buckets of a conversation hold messages, newest first. "The last 50" reads
+       * its first row to find the newest bucket; a read that runs past the end of a bucket
+       * reads the next buckets from here instead of probing empty partitions. It is written
+       * before the messages of a new bucket, so a bucket holding messages is always listed.
+       * One row per 1,000 messages: a million-message conversation has 1,000 rows here.
+       */
+      `CREATE TABLE IF NOT EXISTS ${ks}.message_buckets (
+        conversation_id text,
+        bucket bigint,
+        PRIMARY KEY (conversation_id, bucket))
+        WITH CLUSTERING ORDER BY (bucket DESC)`,
+    ],
+  },
+];
+
+/**
+ * Creates the keyspace if missing and applies every migration not yet recorded, in order.
+ * Idempotent; safe to run at every start. Run `npm run migrate` once per deploy so that many
+ * region processes starting together do not race on schema changes.
+ */
+export async function applyMigrations(
+  client: cassandra.Client,
+  keyspace: string,
+  replicationFactor: number,
+  log: Logger,
+): Promise<{ applied: number[]; version: number }> {
+  // SimpleStrategy suits one datacenter. Operators running several datacenters create the
+  // keyspace beforehand with NetworkTopologyStrategy, e.g.
+  //   CREATE KEYSPACE sb_chat WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3};
+  // and this statement then leaves it as it is.
+  await client.execute(
+    `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': ${replicationFactor}}`,
+  );
+  await client.execute(`CREATE TABLE IF NOT EXISTS ${keyspace}.schema_migrations (version int PRIMARY KEY, name text, applied_at timestamp)`);
+  const done = new Set<number>();
+  const rows = await client.execute(`SELECT version FROM ${keyspace}.schema_migrations`, [], { prepare: true });
+  for (const row of rows.rows) done.add(row.get('version') as number);
+
+  const applied: number[] = [];
+  for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
+    if (done.has(m.version)) continue;
+    const started = Date.now();
+    log.info('applying migration', { keyspace, version: m.version, migration: m.name });
+    for (const cql of m.statements(keyspace)) await client.execute(cql);
+    await client.execute(
+      `INSERT INTO ${keyspace}.schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+      [m.version, m.name, new Date()],
+      { prepare: true },
+    );
+    applied.push(m.version);
+    log.info('applied migration', { keyspace, version: m.version, ms: Date.now() - started });
+  }
+  const version = Math.max(0, ...MIGRATIONS.map((m) => m.version));
+  log.info('schema up to date', { keyspace, version, applied: applied.length });
+  return { applied, version };
+}

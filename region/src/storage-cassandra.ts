@@ -1,0 +1,222 @@
+import { createHash } from 'node:crypto';
+import cassandra from 'cassandra-driver';
+import type { Msg } from '@switchboard/protocol';
+import type { RegionConfig } from './config.ts';
+import type { Logger } from './log.ts';
+import { MESSAGES_PER_BUCKET, applyMigrations } from './migrations-cassandra.ts';
+import type { Storage, StoredConversation } from './storage.ts';
+
+const { Client, concurrent, policies, types } = cassandra;
+type Row = cassandra.types.Row;
+type CassandraConfig = NonNullable<RegionConfig['cassandra']>;
+
+const Long = types.Long;
+const bucketOf = (seq: number) => Math.floor(seq / MESSAGES_PER_BUCKET);
+/** Largest exclusive upper bound a read binds; every seq is at most MAX_SAFE_INTEGER. */
+const SEQ_CEILING = Number.MAX_SAFE_INTEGER + 1;
+const MEMBERS_PER_BATCH = 50;
+const KNOWN_BUCKETS_MAX = 100_000;
+
+/** "LOCAL_QUORUM" → types.consistencies.localQuorum. */
+function consistencyOf(name: string): number {
+  const key = name.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof typeof types.consistencies;
+  const value = types.consistencies[key];
+  if (value === undefined) throw new Error(`unknown Cassandra consistency ${name}`);
+  return value;
+}
+
+/**
+ * The message's TIMEUUID: its time is the message's ts, and its sub-millisecond ticks, clock
+ * and node bytes come from a hash of (conversation, seq). Rewriting a message therefore writes
+ * the same id, and two messages in one millisecond still get distinct ids.
+ */
+export function messageId(conv: string, seq: number, ts: number): cassandra.types.TimeUuid {
+  const h = createHash('sha256').update(`${conv}\u0000${seq}`).digest();
+  return types.TimeUuid.fromDate(new Date(ts), h.readUInt16BE(0) % 10_000, h.subarray(2, 8), h.subarray(8, 10));
+}
+
+const toMsg = (conv: string, r: Row): Msg => ({
+  t: 'msg',
+  conv,
+  seq: (r.get('seq') as cassandra.types.Long).toNumber(),
+  cmid: r.get('cmid') as string,
+  from: r.get('sender') as string,
+  dev: r.get('device') as string,
+  ts: (r.get('sent_at') as Date).getTime(),
+  body: (r.get('content') as string | null) ?? '',
+});
+
+function statements(ks: string) {
+  const cols = 'seq, cmid, sender, device, sent_at, content';
+  return {
+    insertMessage: `INSERT INTO ${ks}.messages (conversation_id, bucket, seq, message_id, sender, device, cmid, content, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertBucket: `INSERT INTO ${ks}.message_buckets (conversation_id, bucket) VALUES (?, ?)`,
+    readAsc: `SELECT ${cols} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq > ? ORDER BY seq ASC LIMIT ?`,
+    readDesc: `SELECT ${cols} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+    bucketsAbove: `SELECT bucket FROM ${ks}.message_buckets WHERE conversation_id = ? AND bucket > ? ORDER BY bucket ASC`,
+    bucketsBelow: `SELECT bucket FROM ${ks}.message_buckets WHERE conversation_id = ? AND bucket < ?`,
+    bucketsAll: `SELECT bucket FROM ${ks}.message_buckets WHERE conversation_id = ?`,
+    insertConversation: `INSERT INTO ${ks}.conversations (conversation_id, title, creator, created_at) VALUES (?, ?, ?, ?)`,
+    insertMember: `INSERT INTO ${ks}.conversation_members (conversation_id, user_id) VALUES (?, ?)`,
+    selectConversation: `SELECT title, creator, created_at FROM ${ks}.conversations WHERE conversation_id = ?`,
+    selectMembers: `SELECT user_id FROM ${ks}.conversation_members WHERE conversation_id = ?`,
+    ping: 'SELECT release_version FROM system.local',
+  } as const;
+}
+
+/**
+ * Storage in Cassandra. Messages are partitioned by (conversation, seq bucket) (see
+ * migrations-cassandra.ts for the layout and its sizing). Every statement is prepared, runs at
+ * the configured consistency, and is idempotent, so the driver may retry or speculate freely.
+ */
+export class CassandraStorage implements Storage {
+  readonly name = 'cassandra';
+  private readonly client: cassandra.Client;
+  private readonly ks: string;
+  /** Buckets this process has already listed in message_buckets; a miss costs one idempotent write. */
+  private readonly knownBuckets = new Set<string>();
+  private readonly cql: ReturnType<typeof statements>;
+
+  constructor(
+    private readonly cfg: CassandraConfig,
+    private readonly log: Logger,
+  ) {
+    this.ks = cfg.keyspace;
+    this.cql = statements(cfg.keyspace);
+    this.client = new Client({
+      contactPoints: cfg.contactPoints,
+      localDataCenter: cfg.localDataCenter,
+      // Token-aware over DC-aware: each statement goes straight to a replica in the local DC.
+      policies: {
+        loadBalancing: new policies.loadBalancing.TokenAwarePolicy(new policies.loadBalancing.DCAwareRoundRobinPolicy(cfg.localDataCenter)),
+      },
+      queryOptions: { consistency: consistencyOf(cfg.consistency), prepare: true, isIdempotent: true },
+    });
+  }
+
+  async init(): Promise<void> {
+    await this.client.connect();
+    this.log.info('connected', { contactPoints: this.cfg.contactPoints, localDataCenter: this.cfg.localDataCenter, keyspace: this.ks, consistency: this.cfg.consistency });
+    await applyMigrations(this.client, this.ks, this.cfg.replicationFactor, this.log);
+  }
+
+  /** Members first, the conversation row last: a conversation that reads back has all its members. */
+  async saveConversation(c: StoredConversation): Promise<void> {
+    const members = [...new Set(c.members)];
+    const batches: Promise<unknown>[] = [];
+    for (let i = 0; i < members.length; i += MEMBERS_PER_BATCH) {
+      // Unlogged batch into one partition: applied as one mutation, no batchlog.
+      const queries = members.slice(i, i + MEMBERS_PER_BATCH).map((m) => ({ query: this.cql.insertMember, params: [c.id, m] }));
+      batches.push(this.client.batch(queries, { logged: false }));
+    }
+    await Promise.all(batches);
+    await this.client.execute(this.cql.insertConversation, [c.id, c.title, c.creator, new Date(c.createdAt)]);
+  }
+
+  async getConversation(id: string): Promise<StoredConversation | null> {
+    const [conv, memberRows] = await Promise.all([
+      this.client.execute(this.cql.selectConversation, [id]),
+      this.client.execute(this.cql.selectMembers, [id], { fetchSize: 5_000 }),
+    ]);
+    const row = conv.first();
+    if (!row) return null;
+    const members: string[] = [];
+    for await (const m of memberRows) members.push(m.get('user_id') as string);
+    return {
+      id,
+      title: (row.get('title') as string | null) ?? null,
+      creator: row.get('creator') as string,
+      createdAt: (row.get('created_at') as Date).getTime(),
+      members,
+    };
+  }
+
+  /**
+   * Plain INSERTs, last write wins per cell: a (conversation, seq) always carries the same
+   * content from the sequencer and the same derived message_id, so a rewrite leaves the one row
+   * unchanged. A new bucket is listed in message_buckets before any message lands in it.
+   */
+  async appendMessages(msgs: Msg[]): Promise<void> {
+    if (msgs.length === 0) return;
+    const newBuckets = new Map<string, [string, cassandra.types.Long]>();
+    for (const m of msgs) {
+      const b = bucketOf(m.seq);
+      const k = `${m.conv}\u0000${b}`;
+      if (!this.knownBuckets.has(k)) newBuckets.set(k, [m.conv, Long.fromNumber(b)]);
+    }
+    if (newBuckets.size) {
+      await Promise.all([...newBuckets.values()].map((params) => this.client.execute(this.cql.insertBucket, params)));
+      if (this.knownBuckets.size + newBuckets.size > KNOWN_BUCKETS_MAX) this.knownBuckets.clear();
+      for (const k of newBuckets.keys()) this.knownBuckets.add(k);
+    }
+    const params = msgs.map((m) => [
+      m.conv,
+      Long.fromNumber(bucketOf(m.seq)),
+      Long.fromNumber(m.seq),
+      messageId(m.conv, m.seq, m.ts),
+      m.from,
+      m.dev,
+      m.cmid,
+      m.body,
+      new Date(m.ts),
+    ]);
+    if (params.length === 1) await this.client.execute(this.cql.insertMessage, params[0]);
+    else await concurrent.executeConcurrent(this.client, this.cql.insertMessage, params, { concurrencyLevel: 64, raiseOnFirstError: true });
+  }
+
+  /** Usually one partition: the bucket of after+1. Past its end, the next listed buckets. */
+  async readAfter(conv: string, after: number, limit: number): Promise<Msg[]> {
+    const first = Math.max(0, Math.floor(after) + 1);
+    if (limit <= 0 || !(first <= Number.MAX_SAFE_INTEGER)) return [];
+    const bound = Long.fromNumber(first - 1);
+    const start = bucketOf(first);
+    const out = await this.readBucket('readAsc', conv, start, bound, limit);
+    if (out.length >= limit) return out;
+    for await (const row of await this.client.execute(this.cql.bucketsAbove, [conv, Long.fromNumber(start)], { fetchSize: 16 })) {
+      const bucket = (row.get('bucket') as cassandra.types.Long).toNumber();
+      out.push(...(await this.readBucket('readAsc', conv, bucket, bound, limit - out.length)));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /**
+   * From the bucket of before-1 downwards. With before past every possible seq ("the last N"),
+   * the newest bucket comes from message_buckets, whose clustering order puts it first.
+   */
+  async readBefore(conv: string, before: number, limit: number): Promise<Msg[]> {
+    if (limit <= 0 || !(before > 0)) return [];
+    const ceiling = Math.min(Math.ceil(before), SEQ_CEILING);
+    const bound = Long.fromNumber(ceiling);
+    const out: Msg[] = [];
+    let listing: cassandra.types.ResultSet;
+    if (ceiling >= SEQ_CEILING) {
+      listing = await this.client.execute(this.cql.bucketsAll, [conv], { fetchSize: 16 });
+    } else {
+      const start = bucketOf(ceiling - 1);
+      out.push(...(await this.readBucket('readDesc', conv, start, bound, limit)));
+      if (out.length >= limit) return out;
+      listing = await this.client.execute(this.cql.bucketsBelow, [conv, Long.fromNumber(start)], { fetchSize: 16 });
+    }
+    for await (const row of listing) {
+      const bucket = (row.get('bucket') as cassandra.types.Long).toNumber();
+      out.push(...(await this.readBucket('readDesc', conv, bucket, bound, limit - out.length)));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  private async readBucket(which: 'readAsc' | 'readDesc', conv: string, bucket: number, bound: cassandra.types.Long, limit: number): Promise<Msg[]> {
+    // LIMIT bounds the rows; fetchSize only pages them, so ask for all of them in one page.
+    const rs = await this.client.execute(this.cql[which], [conv, Long.fromNumber(bucket), bound, limit], { fetchSize: Math.max(limit, 1) });
+    return rs.rows.map((r) => toMsg(conv, r));
+  }
+
+  async ping(): Promise<void> {
+    await this.client.execute(this.cql.ping, [], { consistency: types.consistencies.localOne });
+  }
+
+  async close(): Promise<void> {
+    await this.client.shutdown();
+  }
+}

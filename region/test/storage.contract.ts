@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Msg } from '@switchboard/protocol';
+import type { Storage, StoredConversation } from '../src/storage.ts';
+import { runId } from './engines.ts';
+
+const T0 = 1_764_000_000_000;
+
+function msg(conv: string, seq: number): Msg {
+  return { t: 'msg', conv, seq, cmid: `cm-${seq}`, from: `user${seq % 3}`, dev: `dev${seq % 2}`, ts: T0 + seq * 1_000 + (seq % 7), body: `body ${seq} — ünïcödé ✓` };
+}
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const seqs = (list: Msg[]) => list.map((m) => m.seq);
+
+/**
+ * The Storage contract (src/storage.ts), for any implementation. `make` returns a new, not yet
+ * initialized instance over the same store each time it is called (the suite opens a second one
+ * to check that data is shared and that init is repeatable); the suite calls init and close.
+ * Conversation ids are unique per run, so a shared store is fine.
+ */
+export function storageContract(name: string, make: () => Promise<Storage>): void {
+  describe(`storage contract: ${name}`, () => {
+    let storage: Storage;
+    const run = runId();
+    let n = 0;
+    const conv = () => `c${run}_${++n}`;
+
+    async function append(c: string, from: number, to: number, batch = 250): Promise<void> {
+      for (let s = from; s <= to; s += batch) await storage.appendMessages(range(s, Math.min(to, s + batch - 1)).map((q) => msg(c, q)));
+    }
+
+    before(async () => {
+      storage = await make();
+      await storage.init();
+    });
+    after(async () => {
+      await storage.close();
+    });
+
+    it('ping resolves', async () => {
+      await storage.ping();
+    });
+
+    it('stores messages and reads them back field for field', async () => {
+      const c = conv();
+      await storage.appendMessages([msg(c, 1), msg(c, 2), msg(c, 3)]);
+      assert.deepEqual(await storage.readAfter(c, 0, 10), [msg(c, 1), msg(c, 2), msg(c, 3)]);
+    });
+
+    it('appending the same messages again leaves exactly one row each', async () => {
+      const c = conv();
+      await storage.appendMessages(range(1, 5).map((s) => msg(c, s)));
+      await storage.appendMessages(range(1, 5).map((s) => msg(c, s)));
+      await storage.appendMessages(range(4, 8).map((s) => msg(c, s))); // overlapping retry
+      await storage.appendMessages([msg(c, 3)]);
+      assert.deepEqual(await storage.readAfter(c, 0, 100), range(1, 8).map((s) => msg(c, s)));
+      assert.deepEqual(seqs(await storage.readBefore(c, Infinity, 100)), range(1, 8).reverse());
+    });
+
+    it('appendMessages of an empty batch is a no-op', async () => {
+      await storage.appendMessages([]);
+    });
+
+    it('readAfter is ascending, exclusive of after, and stops at limit', async () => {
+      const c = conv();
+      await append(c, 1, 20);
+      assert.deepEqual(seqs(await storage.readAfter(c, 5, 4)), [6, 7, 8, 9]);
+      assert.deepEqual(seqs(await storage.readAfter(c, 0, 3)), [1, 2, 3]);
+      assert.deepEqual(seqs(await storage.readAfter(c, 17, 10)), [18, 19, 20]);
+      assert.deepEqual(await storage.readAfter(c, 20, 10), []);
+      assert.deepEqual(await storage.readAfter(c, 1_000_000, 10), []);
+    });
+
+    it('readBefore is descending, exclusive of before, and stops at limit', async () => {
+      const c = conv();
+      await append(c, 1, 20);
+      assert.deepEqual(seqs(await storage.readBefore(c, 6, 3)), [5, 4, 3]);
+      assert.deepEqual(seqs(await storage.readBefore(c, 3, 10)), [2, 1]);
+      assert.deepEqual(await storage.readBefore(c, 1, 10), []);
+      assert.deepEqual(seqs(await storage.readBefore(c, 21, 2)), [20, 19]);
+      assert.deepEqual(seqs(await storage.readBefore(c, 1_000_000, 2)), [20, 19]);
+    });
+
+    it('readBefore(Infinity) and readBefore(MAX_SAFE_INTEGER) find the newest messages', async () => {
+      const c = conv();
+      await append(c, 1, 30);
+      assert.deepEqual(seqs(await storage.readBefore(c, Infinity, 5)), [30, 29, 28, 27, 26]);
+      assert.deepEqual(seqs(await storage.readBefore(c, Number.MAX_SAFE_INTEGER, 5)), [30, 29, 28, 27, 26]);
+    });
+
+    it('an unknown conversation reads as empty', async () => {
+      const c = conv();
+      assert.deepEqual(await storage.readAfter(c, 0, 10), []);
+      assert.deepEqual(await storage.readBefore(c, Infinity, 10), []);
+      assert.deepEqual(await storage.readBefore(c, 10, 10), []);
+    });
+
+    it('conversations do not see each other’s messages', async () => {
+      const a = conv();
+      const b = conv();
+      await append(a, 1, 5);
+      await append(b, 1, 3);
+      assert.deepEqual(await storage.readAfter(b, 0, 100), range(1, 3).map((s) => msg(b, s)));
+      assert.deepEqual(seqs(await storage.readBefore(a, Infinity, 100)), [5, 4, 3, 2, 1]);
+    });
+
+    describe('across internal partitions (2,500 messages written in batches)', () => {
+      const c = conv();
+      const N = 2_500;
+      before(async () => {
+        await append(c, 1, N, 250);
+      });
+
+      it('readAfter pages walk every message once, in order', async () => {
+        const all: number[] = [];
+        for (let after = 0; ; ) {
+          const page = await storage.readAfter(c, after, 101);
+          if (page.length === 0) break;
+          all.push(...seqs(page));
+          after = page[page.length - 1]!.seq;
+        }
+        assert.deepEqual(all, range(1, N));
+      });
+
+      it('readBefore pages from the newest walk every message once, newest first', async () => {
+        const all: number[] = [];
+        for (let before = Infinity; ; ) {
+          const page = await storage.readBefore(c, before, 101);
+          if (page.length === 0) break;
+          all.push(...seqs(page));
+          before = page[page.length - 1]!.seq;
+        }
+        assert.deepEqual(all, range(1, N).reverse());
+      });
+
+      it('a single read spans boundaries in either direction', async () => {
+        assert.deepEqual(seqs(await storage.readAfter(c, 990, 20)), range(991, 1010));
+        assert.deepEqual(seqs(await storage.readAfter(c, 995, 1_010)), range(996, 2005));
+        assert.deepEqual(seqs(await storage.readBefore(c, 2_006, 1_010)), range(996, 2005).reverse());
+        assert.deepEqual(seqs(await storage.readBefore(c, 1_005, 10)), range(995, 1004).reverse());
+        assert.deepEqual(seqs(await storage.readAfter(c, 0, N + 10)), range(1, N));
+        assert.deepEqual(seqs(await storage.readBefore(c, Infinity, N + 10)), range(1, N).reverse());
+      });
+
+      it('reads starting exactly at a boundary', async () => {
+        assert.deepEqual(seqs(await storage.readAfter(c, 999, 2)), [1000, 1001]);
+        assert.deepEqual(seqs(await storage.readAfter(c, 1_000, 2)), [1001, 1002]);
+        assert.deepEqual(seqs(await storage.readBefore(c, 1_000, 2)), [999, 998]);
+        assert.deepEqual(seqs(await storage.readBefore(c, 1_001, 2)), [1000, 999]);
+        assert.deepEqual(seqs(await storage.readBefore(c, 2_000, 1)), [1999]);
+      });
+
+      it('the newest page is the tail', async () => {
+        assert.deepEqual(seqs(await storage.readBefore(c, Infinity, 50)), range(N - 49, N).reverse());
+        assert.deepEqual(await storage.readAfter(c, N, 50), []);
+      });
+    });
+
+    it('reads skip over a hole of several empty partitions', async () => {
+      // Seqs are gapless once the outbox drains, but a late batch can leave a hole for a while.
+      const c = conv();
+      await append(c, 1, 3);
+      await append(c, 5_000, 5_002);
+      assert.deepEqual(seqs(await storage.readAfter(c, 2, 10)), [3, 5000, 5001, 5002]);
+      assert.deepEqual(seqs(await storage.readBefore(c, 5_001, 10)), [5000, 3, 2, 1]);
+      assert.deepEqual(seqs(await storage.readBefore(c, 4_000, 10)), [3, 2, 1]);
+      assert.deepEqual(seqs(await storage.readAfter(c, 3, 10)), [5000, 5001, 5002]);
+    });
+
+    it('getConversation is null for an unknown conversation', async () => {
+      assert.equal(await storage.getConversation(conv()), null);
+    });
+
+    it('saveConversation stores the conversation and its members', async () => {
+      const c: StoredConversation = { id: conv(), title: 'Team', creator: 'alice', createdAt: T0, members: ['alice', 'bob', 'carol'] };
+      await storage.saveConversation(c);
+      const got = await storage.getConversation(c.id);
+      assert.ok(got);
+      assert.deepEqual({ ...got, members: [...got.members].sort() }, c);
+    });
+
+    it('saveConversation is an idempotent upsert', async () => {
+      const c: StoredConversation = { id: conv(), title: null, creator: 'dave', createdAt: T0 + 5, members: ['dave', 'erin'] };
+      await storage.saveConversation(c);
+      await storage.saveConversation(c);
+      await storage.saveConversation({ ...c, members: [...c.members] });
+      const got = await storage.getConversation(c.id);
+      assert.ok(got);
+      assert.deepEqual({ ...got, members: [...got.members].sort() }, c);
+    });
+
+    it('a conversation with many members round-trips', async () => {
+      const members = Array.from({ length: 1_200 }, (_, i) => `member${String(i).padStart(4, '0')}`);
+      const c: StoredConversation = { id: conv(), title: 'Big', creator: 'member0000', createdAt: T0, members };
+      await storage.saveConversation(c);
+      const got = await storage.getConversation(c.id);
+      assert.deepEqual([...(got?.members ?? [])].sort(), members);
+    });
+
+    it('a second instance over the same store initializes cleanly and sees the same data', async () => {
+      const c = conv();
+      await append(c, 1, 3);
+      await storage.saveConversation({ id: c, title: 'x', creator: 'a', createdAt: T0, members: ['a'] });
+      const other = await make();
+      try {
+        await other.init();
+        assert.deepEqual(await other.readAfter(c, 0, 10), range(1, 3).map((s) => msg(c, s)));
+        assert.equal((await other.getConversation(c))?.title, 'x');
+      } finally {
+        await other.close();
+      }
+    });
+  });
+}
