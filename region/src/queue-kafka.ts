@@ -1,0 +1,245 @@
+import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
+import type { RegionConfig } from './config.ts';
+import { errorFields, type Logger } from './log.ts';
+import { backoffMs, dlqOf, type Queue, type QueueHandler, type Subscription } from './queue.ts';
+
+type KafkaConfig = NonNullable<RegionConfig['kafka']>;
+
+/** How long `subscribe` waits for the group join and partition assignment. */
+const JOIN_TIMEOUT_MS = 60_000;
+
+/** kafkajs's own log lines, WARN and above, as our structured lines. */
+function logCreatorFor(log: Logger) {
+  return () =>
+    ({ namespace, level, log: entry }: LogEntry) => {
+      const { message, timestamp: _ts, logger: _logger, stack: _stack, ...extra } = entry;
+      const fields = { kafkajs: namespace, ...extra };
+      // Connection-level error responses (e.g. "group is rebalancing") are retried inside
+      // kafkajs; the failures that matter reach us as thrown errors, logged where they land.
+      if (level === logLevel.ERROR && namespace !== 'Connection') log.error(message, fields);
+      else if (level <= logLevel.WARN) log.warn(message, fields);
+      else log.debug(message, fields);
+    };
+}
+
+/**
+ * Kafka queue. Every topic and group name gets `topicPrefix`. The record key (the conversation
+ * id) picks the partition, so one key's records stay in one partition, in publish order. The
+ * producer is idempotent with acks from all in-sync replicas, so a retried send neither
+ * duplicates nor reorders. Consumers handle one partition's records one at a time and commit
+ * each record's offset only after its handler resolves (or after it went to the DLQ).
+ */
+export class KafkaQueue implements Queue {
+  readonly name = 'kafka';
+  private readonly kafka: Kafka;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private connecting: Promise<void> | null = null;
+  private readonly known = new Set<string>();
+  private readonly subs = new Set<{ stop(): Promise<void> }>();
+
+  constructor(
+    private readonly cfg: KafkaConfig,
+    private readonly log: Logger,
+  ) {
+    this.kafka = new Kafka({
+      clientId: cfg.clientId,
+      brokers: cfg.brokers,
+      logLevel: logLevel.WARN,
+      logCreator: logCreatorFor(log),
+    });
+    this.producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner, // murmur2, the Java client's partitioning
+    });
+    this.admin = this.kafka.admin();
+  }
+
+  private topicName(topic: string): string {
+    return `${this.cfg.topicPrefix}${topic}`;
+  }
+
+  private connect(): Promise<void> {
+    this.connecting ??= Promise.all([this.producer.connect(), this.admin.connect()]).then(
+      () => this.log.info('connected', { brokers: this.cfg.brokers }),
+      (err) => {
+        this.connecting = null;
+        throw err;
+      },
+    );
+    return this.connecting;
+  }
+
+  /** Creates the (prefixed) topics that do not exist yet; existing ones are left as they are. */
+  async init(topics: string[]): Promise<void> {
+    await this.connect();
+    const missing = [...new Set(topics)].filter((t) => !this.known.has(t));
+    if (missing.length === 0) return;
+    const rf = this.cfg.replicationFactor;
+    try {
+      await this.admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((t) => ({
+          topic: this.topicName(t),
+          numPartitions: this.cfg.partitions,
+          replicationFactor: rf,
+          // With acks=all, a write survives the loss of one replica once there are 3.
+          configEntries: [{ name: 'min.insync.replicas', value: String(rf >= 3 ? 2 : 1) }],
+        })),
+      });
+    } catch (err) {
+      if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw err;
+    }
+    for (const t of missing) this.known.add(t);
+    this.log.info('topics ready', { topics: missing.map((t) => this.topicName(t)), partitions: this.cfg.partitions, replicationFactor: rf });
+  }
+
+  async publish(topic: string, records: { key: string; value: unknown }[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.connect();
+    await this.producer.send({
+      topic: this.topicName(topic),
+      acks: -1,
+      messages: records.map((r) => ({ key: r.key, value: JSON.stringify(r.value) })),
+    });
+  }
+
+  /**
+   * Joins `group` on `topic` and resolves once the group has been joined and partitions assigned.
+   * A new group starts from the earliest offset. Retries use `backoffMs`; after `maxAttempts`
+   * the record goes to `<topic>.dlq` and its offset is committed.
+   */
+  async subscribe(topic: string, group: string, handler: QueueHandler, opts: { maxAttempts?: number } = {}): Promise<Subscription> {
+    await this.init([topic, dlqOf(topic)]);
+    const maxAttempts = opts.maxAttempts ?? 8;
+    const name = this.topicName(topic);
+    const groupId = this.topicName(group);
+    const log = this.log.child({ topic: name, group: groupId });
+    const consumer: Consumer = this.kafka.consumer({ groupId, heartbeatInterval: 1_000, maxWaitTimeInMs: 1_000 });
+
+    // stop() must not wait for a stuck handler or a long backoff: both race against it, and the
+    // record is then left uncommitted for the next owner of its partition.
+    let stopped = false;
+    const onStop = new Set<() => void>();
+    const unlessStopped = <T>(p: Promise<T>) =>
+      new Promise<T | 'stopped'>((resolve, reject) => {
+        if (stopped) return resolve('stopped');
+        const cancel = () => resolve('stopped');
+        onStop.add(cancel);
+        p.then(
+          (v) => (onStop.delete(cancel), resolve(v)),
+          (e) => (onStop.delete(cancel), reject(e)),
+        );
+      });
+    const wait = (ms: number) => {
+      let timer: NodeJS.Timeout | undefined;
+      return unlessStopped(new Promise<'waited'>((r) => (timer = setTimeout(() => r('waited'), ms)))).finally(() => clearTimeout(timer));
+    };
+
+    /** Runs the handler with retries; 'done' when the record may be committed, 'stopped' if not. */
+    const handle = async (message: KafkaMessage, partition: number, heartbeat: () => Promise<void>): Promise<'done' | 'stopped'> => {
+      const key = message.key?.toString() ?? '';
+      let value: unknown;
+      try {
+        value = JSON.parse(message.value?.toString() ?? 'null');
+      } catch (err) {
+        await this.deadLetter(topic, message, partition, 0, err, log);
+        return 'done';
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const outcome = await unlessStopped(handler({ key, value }).then(() => 'handled' as const));
+          return outcome === 'stopped' ? 'stopped' : 'done';
+        } catch (err) {
+          if (stopped) return 'stopped';
+          if (attempt >= maxAttempts) {
+            await this.deadLetter(topic, message, partition, attempt, err, log);
+            return 'done';
+          }
+          log.warn('handler failed; will retry', { key, partition, offset: message.offset, attempt, ...errorFields(err) });
+          if ((await wait(backoffMs(attempt))) === 'stopped') return 'stopped';
+          await heartbeat();
+        }
+      }
+    };
+
+    const joined = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`kafka: ${groupId} did not join within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        clearTimeout(timer);
+        log.debug('joined group', { assignment: e.payload.memberAssignment });
+        resolve();
+      });
+    });
+    consumer.on(consumer.events.CRASH, (e) => log.error('consumer crashed', { restart: e.payload.restart, ...errorFields(e.payload.error) }));
+
+    const stop = async () => {
+      if (stopped) return;
+      stopped = true;
+      for (const cancel of onStop) cancel();
+      onStop.clear();
+      this.subs.delete(sub);
+      await consumer.disconnect();
+    };
+    const sub = { stop };
+    this.subs.add(sub);
+
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [name], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: Math.min(Math.max(1, this.cfg.partitions), 32),
+        // One partition's records, in order, one at a time. Leaving the batch early (stop,
+        // rebalance) leaves the rest unresolved: they are fetched again, by whoever owns them.
+        eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+          for (const message of batch.messages) {
+            if (stopped || !isRunning() || isStale()) return;
+            if ((await handle(message, batch.partition, heartbeat)) === 'stopped') return;
+            const next = (BigInt(message.offset) + 1n).toString();
+            await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
+            resolveOffset(message.offset);
+            await heartbeat();
+          }
+        },
+      });
+      await joined;
+    } catch (err) {
+      await stop().catch(() => {});
+      throw err;
+    }
+    log.info('subscribed', { maxAttempts });
+    return sub;
+  }
+
+  private async deadLetter(topic: string, message: KafkaMessage, partition: number, attempts: number, err: unknown, log: Logger): Promise<void> {
+    const dlq = this.topicName(dlqOf(topic));
+    log.error('record failed too often; dead-lettered', { key: message.key?.toString(), partition, offset: message.offset, attempts, dlq, ...errorFields(err) });
+    await this.producer.send({
+      topic: dlq,
+      acks: -1,
+      messages: [
+        {
+          key: message.key,
+          value: message.value,
+          headers: {
+            'x-error': err instanceof Error ? err.message : String(err),
+            'x-attempts': String(attempts),
+            'x-source-topic': this.topicName(topic),
+            'x-source-partition': String(partition),
+            'x-source-offset': message.offset,
+          },
+        },
+      ],
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.subs].map((s) => s.stop()));
+    if (this.connecting) await this.connecting.catch(() => {});
+    await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+  }
+}

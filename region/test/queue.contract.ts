@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { dlqOf, type Queue, type QueueRecord, type Subscription } from '../src/queue.ts';
+import { runId } from './engines.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 45_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** What an implementation can show beyond the common contract. Both default to true. */
+export interface QueueCapabilities {
+  /** Records survive their consumer: an unfinished record goes to the group's next consumer. */
+  durable?: boolean;
+  /** Several consumers can share one group at once. */
+  sharedGroups?: boolean;
+}
+
+/**
+ * The Queue contract (src/queue.ts), for any implementation. `make` returns a fresh instance;
+ * the suite closes it. Every test uses its own topic and group names, unique per run.
+ */
+export function queueContract(name: string, make: () => Promise<Queue>, caps: QueueCapabilities = {}): void {
+  const { durable = true, sharedGroups = true } = caps;
+  describe(`queue contract: ${name}`, () => {
+    let queue: Queue;
+    const run = runId();
+    let n = 0;
+    const subs: Subscription[] = [];
+    /** A fresh topic (created with its DLQ) and group name. */
+    async function fresh(): Promise<{ topic: string; group: string }> {
+      const id = `${run}-${++n}`;
+      const topic = `t${id}`;
+      await queue.init([topic, dlqOf(topic)]);
+      return { topic, group: `g${id}` };
+    }
+    async function subscribe(topic: string, group: string, handler: (r: QueueRecord) => Promise<void>, opts?: { maxAttempts?: number }) {
+      const sub = await queue.subscribe(topic, group, handler, opts);
+      subs.push(sub);
+      return sub;
+    }
+
+    before(async () => {
+      queue = await make();
+    });
+    after(async () => {
+      for (const s of subs) await s.stop().catch(() => {});
+      await queue.close();
+    });
+
+    it('delivers a record with its key and value intact', async () => {
+      const { topic, group } = await fresh();
+      const got: QueueRecord[] = [];
+      await subscribe(topic, group, async (r) => void got.push(r));
+      const value = { kind: 'msg', msg: { conv: 'c1', seq: 7, body: 'héllo ✓', nested: [1, null, { a: true }] } };
+      await queue.publish(topic, [{ key: 'c1', value }]);
+      await waitFor('the record', () => got.length === 1);
+      assert.deepEqual(got, [{ key: 'c1', value }]);
+    });
+
+    it('per key, records reach the handler in publish order, one at a time (many keys interleaved)', async () => {
+      const { topic, group } = await fresh();
+      const KEYS = 12;
+      const PER_KEY = 25;
+      const seen = new Map<string, number[]>();
+      const busy = new Set<string>();
+      let overlaps = 0;
+      await subscribe(topic, group, async (r) => {
+        if (busy.has(r.key)) overlaps++;
+        busy.add(r.key);
+        await sleep(Math.random() < 0.2 ? 2 : 0);
+        const list = seen.get(r.key) ?? [];
+        list.push((r.value as { i: number }).i);
+        seen.set(r.key, list);
+        busy.delete(r.key);
+      });
+      // Five publishes, each interleaving every key: k0#0, k1#0, ..., k0#1, k1#1, ...
+      for (let chunk = 0; chunk < 5; chunk++) {
+        const records: QueueRecord[] = [];
+        for (let i = chunk * 5; i < chunk * 5 + 5; i++) for (let k = 0; k < KEYS; k++) records.push({ key: `key${k}`, value: { i } });
+        await queue.publish(topic, records);
+      }
+      const total = () => [...seen.values()].reduce((a, l) => a + l.length, 0);
+      await waitFor(`${KEYS * PER_KEY} records`, () => total() >= KEYS * PER_KEY);
+      assert.equal(overlaps, 0, 'two records of one key were in the handler at once');
+      for (let k = 0; k < KEYS; k++) assert.deepEqual(seen.get(`key${k}`), Array.from({ length: PER_KEY }, (_, i) => i), `order of key${k}`);
+    });
+
+    it('a record published before anyone subscribed reaches a new group (from the earliest record)', async () => {
+      const { topic, group } = await fresh();
+      await queue.publish(topic, [1, 2, 3].map((i) => ({ key: 'early', value: { i } })));
+      const got: number[] = [];
+      await subscribe(topic, group, async (r) => void got.push((r.value as { i: number }).i));
+      await waitFor('the early records', () => got.length >= 3);
+      assert.deepEqual(got, [1, 2, 3]);
+    });
+
+    it('a throwing handler sees the record again, and the key waits for it', async () => {
+      const { topic, group } = await fresh();
+      const log: string[] = [];
+      let failures = 0;
+      await subscribe(
+        topic,
+        group,
+        async (r) => {
+          const v = (r.value as { v: string }).v;
+          log.push(v);
+          if (v === 'a' && failures < 2) {
+            failures++;
+            throw new Error('transient');
+          }
+        },
+        { maxAttempts: 5 },
+      );
+      await queue.publish(topic, [{ key: 'k', value: { v: 'a' } }, { key: 'k', value: { v: 'b' } }]);
+      await waitFor('b after the retries of a', () => log.includes('b'));
+      assert.deepEqual(log, ['a', 'a', 'a', 'b']);
+    });
+
+    it(`after maxAttempts the record goes to <topic>.dlq and the key moves on`, async () => {
+      const { topic, group } = await fresh();
+      const attempts: string[] = [];
+      const dead: QueueRecord[] = [];
+      await subscribe(topic, group, async (r) => {
+        const v = (r.value as { v: string }).v;
+        attempts.push(v);
+        if (v === 'poison') throw new Error('always fails');
+      }, { maxAttempts: 3 });
+      await subscribe(dlqOf(topic), `${group}-dlq`, async (r) => void dead.push(r));
+      await queue.publish(topic, [{ key: 'k', value: { v: 'poison', n: 1 } }, { key: 'k', value: { v: 'fine' } }]);
+      await waitFor('the dead letter and the next record', () => dead.length >= 1 && attempts.includes('fine'));
+      assert.deepEqual(attempts, ['poison', 'poison', 'poison', 'fine']);
+      assert.deepEqual(dead, [{ key: 'k', value: { v: 'poison', n: 1 } }]);
+    });
+
+    it('a group resumes after its last handled record: handled records are committed', async () => {
+      const { topic, group } = await fresh();
+      const first: number[] = [];
+      const sub = await subscribe(topic, group, async (r) => void first.push((r.value as { i: number }).i));
+      await queue.publish(topic, [1, 2].map((i) => ({ key: 'k', value: { i } })));
+      await waitFor('the first two records', () => first.length >= 2);
+      await sub.stop();
+      await queue.publish(topic, [{ key: 'k', value: { i: 3 } }]);
+      const second: number[] = [];
+      await subscribe(topic, group, async (r) => void second.push((r.value as { i: number }).i));
+      await waitFor('the third record', () => second.length >= 1);
+      await sleep(300);
+      assert.deepEqual(first, [1, 2]);
+      assert.deepEqual(second, [3]);
+    });
+
+    it(
+      'a record whose handler never finished is delivered again to the group’s next consumer',
+      { skip: durable ? false : `${name}: in-flight records last as long as the process (see its doc comment)` },
+      async () => {
+        const { topic, group } = await fresh();
+        let stuck = false;
+        const sub = await subscribe(topic, group, async (r) => {
+          if ((r.value as { i: number }).i === 1) {
+            stuck = true;
+            await new Promise(() => {}); // a handler that hangs: the record is never committed
+          }
+        });
+        await queue.publish(topic, [1, 2].map((i) => ({ key: 'k', value: { i } })));
+        await waitFor('the first record to be in the handler', () => stuck);
+        await sub.stop();
+        const again: number[] = [];
+        await subscribe(topic, group, async (r) => void again.push((r.value as { i: number }).i));
+        await waitFor('both records again', () => again.length >= 2);
+        assert.deepEqual(again, [1, 2]);
+      },
+    );
+
+    it(
+      'consumers in one group share the records; each record is handled by one of them',
+      { skip: sharedGroups ? false : `${name}: one consumer per group per process (see its doc comment)` },
+      async () => {
+        const { topic, group } = await fresh();
+        const KEYS = 40;
+        const PER_KEY = 5;
+        const byConsumer = [0, 0];
+        const seen = new Map<string, number[]>();
+        const handlerFor = (c: number) => async (r: QueueRecord) => {
+          byConsumer[c]!++;
+          const list = seen.get(r.key) ?? [];
+          list.push((r.value as { i: number }).i);
+          seen.set(r.key, list);
+        };
+        await subscribe(topic, group, handlerFor(0));
+        await subscribe(topic, group, handlerFor(1));
+        const records: QueueRecord[] = [];
+        for (let i = 0; i < PER_KEY; i++) for (let k = 0; k < KEYS; k++) records.push({ key: `key${k}`, value: { i } });
+        await queue.publish(topic, records);
+        await waitFor('every record', () => byConsumer[0]! + byConsumer[1]! >= KEYS * PER_KEY);
+        await sleep(500); // room for a duplicate to show up
+        assert.equal(byConsumer[0]! + byConsumer[1]!, KEYS * PER_KEY, 'each record handled exactly once');
+        assert.ok(byConsumer[0]! > 0 && byConsumer[1]! > 0, `both consumers got records: ${byConsumer.join(' / ')}`);
+        for (let k = 0; k < KEYS; k++) assert.deepEqual(seen.get(`key${k}`), [0, 1, 2, 3, 4]);
+      },
+    );
+  });
+}
