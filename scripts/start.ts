@@ -43,6 +43,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // A closed stdout (the pager or tee died first) must not kill us before the children are stopped.
+  process.stdout.on('error', () => {});
+  // Whatever ends this process, no engine child outlives it.
+  process.on('exit', () => {
+    for (const s of services) s.kill();
+  });
 
   let engineEnv: Record<string, string> = {};
   if (real) {

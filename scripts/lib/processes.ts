@@ -14,6 +14,8 @@ export interface Service {
   /** Recent output lines, for failure messages. */
   tail: string[];
   stop(): Promise<void>;
+  /** Synchronous SIGTERM to the whole process group, for exit handlers. */
+  kill(): void;
 }
 
 export type LineSink = (svc: string, line: string) => void;
@@ -43,6 +45,12 @@ function launch(name: string, cmd: string, args: string[], env: NodeJS.ProcessEn
     url,
     child,
     tail,
+    kill() {
+      if (exited) return;
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {}
+    },
     async stop() {
       if (exited) return;
       try {

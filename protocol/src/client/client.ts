@@ -60,6 +60,8 @@ interface OutboxEntry {
  */
 export class SwitchboardClient {
   status: Status = 'offline';
+  /** Who this connection is, from the server's `hello`. */
+  me: { user: string; dev: string } | null = null;
   private ws: SocketLike | null = null;
   private readonly pending = new Map<string, Pending>();
   private readonly outbox = new Map<string, OutboxEntry>();
@@ -194,7 +196,10 @@ export class SwitchboardClient {
     } catch {
       return;
     }
-    if (f.t === 'hello') return this.onOnline();
+    if (f.t === 'hello') {
+      this.me = { user: f.user, dev: f.dev };
+      return this.onOnline();
+    }
     if (f.t === 'msg') return this.onMsg(f);
     const rid = 'rid' in f ? f.rid : undefined;
     const p = rid !== undefined ? this.pending.get(rid) : undefined;
@@ -208,8 +213,13 @@ export class SwitchboardClient {
   private flushOne(entry: OutboxEntry): void {
     this.request({ t: 'send', conv: entry.conv, cmid: entry.cmid, body: entry.body }).then(
       (f) => {
+        const sent = f as SentFrame;
         this.outbox.delete(entry.cmid);
-        entry.done(f as SentFrame);
+        entry.done(sent);
+        // The sender's own message takes its place in the ordered stream like any other.
+        if (this.me && this.cursors.has(entry.conv)) {
+          this.onMsg({ t: 'msg', conv: entry.conv, seq: sent.seq, cmid: entry.cmid, from: this.me.user, dev: this.me.dev, ts: sent.ts, body: entry.body });
+        }
       },
       (err: RequestError) => {
         // Connection trouble keeps it in the outbox for the next connect; a refusal is final.
