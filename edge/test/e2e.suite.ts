@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sign } from 'hono/jwt';
-import { signRequest } from '@switchboard/protocol';
+import WebSocket from 'ws';
+import { signRequest, type Msg } from '@switchboard/protocol';
+import { SwitchboardClient, devToken, type SocketLike } from '@switchboard/protocol/client';
 import { startSystem, type Engines, type System } from './system.ts';
 import { TestSocket, createConversation, token } from './socket.ts';
 
@@ -112,6 +114,38 @@ export function e2eSuite(engines: Engines): void {
       assert.equal(m!.dev, 'phone');
     });
 
+    it('the client SDK shows every message once and in order, across a reconnect', async () => {
+      const conv = await newConv('kim', ['lee']);
+      const seen: Record<string, Msg[]> = { kim: [], lee: [] };
+      const client = (user: string) =>
+        new SwitchboardClient({
+          url: sys.edgeUrl,
+          token: () => devToken(sys.edgeUrl, user, 'sdk'),
+          socket: (u) => new WebSocket(u) as unknown as SocketLike,
+          onMessage: (m) => seen[user]!.push(m),
+        });
+      const kim = client('kim');
+      kim.follow(conv);
+      await kim.connect();
+      let lee = client('lee');
+      lee.follow(conv);
+      await lee.connect();
+      await kim.send(conv, 'first');
+      await waitFor(() => seen.lee!.length === 1);
+      lee.close();
+      for (const body of ['second', 'third', 'fourth']) await kim.send(conv, body);
+      lee = client('lee');
+      lee.follow(conv, seen.lee!.at(-1)!.seq);
+      await lee.connect();
+      await lee.send(conv, 'back');
+      await waitFor(() => seen.lee!.length === 5 && seen.kim!.length === 5);
+      for (const who of ['kim', 'lee']) {
+        assert.deepEqual(seen[who]!.map((m) => [m.seq, m.body]), [[1, 'first'], [2, 'second'], [3, 'third'], [4, 'fourth'], [5, 'back']], who);
+      }
+      kim.close();
+      lee.close();
+    });
+
     it('returns the same direct conversation for the same pair', async () => {
       const a = await createConversation(sys.edgeUrl, await token(sys.edgeUrl, 'ivy', 'd'), ['jack'], { direct: true });
       const b = await createConversation(sys.edgeUrl, await token(sys.edgeUrl, 'jack', 'd'), ['ivy'], { direct: true });
@@ -159,4 +193,12 @@ export function e2eSuite(engines: Engines): void {
       }
     });
   });
+}
+
+async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
