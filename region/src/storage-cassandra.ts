@@ -164,15 +164,22 @@ export class CassandraStorage implements Storage {
     else await concurrent.executeConcurrent(this.client, this.cql.insertMessage, params, { concurrencyLevel: 64, raiseOnFirstError: true });
   }
 
-  /** Usually one partition: the bucket of after+1. Past its end, the next listed buckets. */
+  /**
+   * Usually one partition: the bucket of after+1. Catch-up mostly reads the tail, where that
+   * bucket comes back short and the question is whether later buckets exist, so the listing of
+   * later buckets is asked at the same time: one round trip either way.
+   */
   async readAfter(conv: string, after: number, limit: number): Promise<Msg[]> {
     const first = Math.max(0, Math.floor(after) + 1);
     if (limit <= 0 || !(first <= Number.MAX_SAFE_INTEGER)) return [];
     const bound = Long.fromNumber(first - 1);
     const start = bucketOf(first);
-    const out = await this.readBucket('readAsc', conv, start, bound, limit);
+    const [out, later] = await Promise.all([
+      this.readBucket('readAsc', conv, start, bound, limit),
+      this.client.execute(this.cql.bucketsAbove, [conv, Long.fromNumber(start)], { fetchSize: 16 }),
+    ]);
     if (out.length >= limit) return out;
-    for await (const row of await this.client.execute(this.cql.bucketsAbove, [conv, Long.fromNumber(start)], { fetchSize: 16 })) {
+    for await (const row of later) {
       const bucket = (row.get('bucket') as cassandra.types.Long).toNumber();
       out.push(...(await this.readBucket('readAsc', conv, bucket, bound, limit - out.length)));
       if (out.length >= limit) break;
