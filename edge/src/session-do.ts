@@ -79,7 +79,13 @@ export class SessionDO extends DurableObject<Env> {
     if (this.sendChains.get(who.device) === next) this.sendChains.delete(who.device);
   }
 
-  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Complete the closing handshake; the client otherwise waits out its close timeout.
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // Already closed.
+    }
     await this.socketGone(ws, code);
   }
 

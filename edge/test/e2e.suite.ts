@@ -146,6 +146,32 @@ export function e2eSuite(engines: Engines): void {
       lee.close();
     });
 
+    it('keeps sequencing while the region is killed, then delivers everything in order and stores it', async () => {
+      const conv = await newConv('olga', ['pete']);
+      const [o, p] = [await open('olga'), await open('pete')];
+      await o.request({ t: 'send', conv, cmid: 'o-0', body: 'before' });
+      await p.waitMsgs(conv, 1);
+      await sys.stopRegion({ hard: true });
+      const seqs = [];
+      for (let i = 1; i <= 5; i++) seqs.push((await o.request({ t: 'send', conv, cmid: `o-${i}`, body: `during ${i}` })).seq);
+      assert.deepEqual(seqs, [2, 3, 4, 5, 6], 'senders still get `sent` while the region is down');
+      const health = (await (await fetch(`${sys.edgeUrl}/healthz`)).json()) as { status: string };
+      assert.equal(health.status, 'degraded');
+      await sys.startRegion();
+      const got = await p.waitMsgs(conv, 6, 120_000);
+      assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
+      // And the region holds every one of them (read it directly, past the edge's window).
+      const body = JSON.stringify({ conv, user: 'pete', after: 0, limit: 100 });
+      const res = await fetch(`${sys.regionUrl}/internal/read`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(await signRequest(sys.internalSecret, 'POST', '/internal/read', body)) },
+        body,
+      });
+      assert.equal(res.status, 200);
+      const stored = (await res.json()) as { msgs: Msg[] };
+      assert.deepEqual(stored.msgs.map((m) => [m.seq, m.body]), [[1, 'before'], ...[1, 2, 3, 4, 5].map((i) => [i + 1, `during ${i}`])]);
+    });
+
     it('returns the same direct conversation for the same pair', async () => {
       const a = await createConversation(sys.edgeUrl, await token(sys.edgeUrl, 'ivy', 'd'), ['jack'], { direct: true });
       const b = await createConversation(sys.edgeUrl, await token(sys.edgeUrl, 'jack', 'd'), ['ivy'], { direct: true });

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+const base = { INTERNAL_SECRET: 'a-secret-of-enough-length' };
+
+describe('region configuration', () => {
+  it('defaults to the embedded backends', () => {
+    const c = loadConfig(base);
+    assert.equal(c.port, 8788);
+    assert.equal(c.cassandra, null);
+    assert.equal(c.kafka, null);
+    assert.equal(c.redis, null);
+    assert.equal(c.role, 'all');
+  });
+
+  it('selects each real engine by its variable, with documented defaults', () => {
+    const c = loadConfig({ ...base, CASSANDRA_CONTACT_POINTS: '127.0.0.1:9042, 10.0.0.2', KAFKA_BROKERS: '127.0.0.1:9092', REDIS_URL: 'redis://127.0.0.1:6379', NAMESPACE: 'ci1' });
+    assert.deepEqual(c.cassandra?.contactPoints, ['127.0.0.1:9042', '10.0.0.2']);
+    assert.equal(c.cassandra?.consistency, 'LOCAL_QUORUM');
+    assert.equal(c.cassandra?.keyspace, 'ci1_chat');
+    assert.equal(c.kafka?.topicPrefix, 'ci1.');
+    assert.equal(c.redis?.prefix, 'ci1:');
+  });
+
+  const bad: [Record<string, string>, RegExp][] = [
+    [{}, /^INTERNAL_SECRET: expected a secret/],
+    [{ ...base, PORT: 'eighty' }, /^PORT: expected an integer in 0\.\.65535, got "eighty"/],
+    [{ ...base, REGION_ROLE: 'boss' }, /^REGION_ROLE: expected one of all, api, fanout/],
+    [{ ...base, CASSANDRA_CONTACT_POINTS: 'http://x:9042' }, /^CASSANDRA_CONTACT_POINTS: expected comma-separated host\[:port\]/],
+    [{ ...base, CASSANDRA_CONTACT_POINTS: 'h', CASSANDRA_CONSISTENCY: 'MOST' }, /^CASSANDRA_CONSISTENCY: expected one of/],
+    [{ ...base, KAFKA_BROKERS: 'k:9092', KAFKA_PARTITIONS: '0' }, /^KAFKA_PARTITIONS: expected an integer in 1\.\.10000/],
+    [{ ...base, REDIS_URL: 'http://redis' }, /^REDIS_URL: expected a redis: or rediss: URL/],
+    [{ ...base, ROUTE_TTL_SECONDS: '-5' }, /^ROUTE_TTL_SECONDS: expected an integer/],
+  ];
+  for (const [env, message] of bad) {
+    it(`rejects ${Object.keys(env).filter((k) => k !== 'INTERNAL_SECRET').join(', ') || 'a missing INTERNAL_SECRET'} naming the variable`, () => {
+      assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && message.test(err.message));
+    });
+  }
+});
