@@ -134,7 +134,7 @@ export function cassandraEngine(cfg: StackConfig): Engine {
     portEnv: 'CASSANDRA_PORT',
     extraPorts: [{ name: 'storage', port: c.storagePort, env: 'CASSANDRA_STORAGE_PORT' }],
     waitingFor: 'CQL',
-    timeoutMs: 180_000,
+    timeoutMs: c.timeoutMs,
     pidFile: path.join(dir, 'cassandra.pid'),
     logFiles: [path.join(logDir, 'system.log'), path.join(logDir, 'stdout.log')],
 

@@ -11,12 +11,17 @@ async function main(cmd: string | undefined): Promise<number> {
   switch (cmd) {
     case 'up': {
       // Ctrl-C / SIGTERM: stop waiting, stop the engines this run started, exit 130.
+      // A terminal Ctrl-C reaches us up to three times (from the tty, and relayed by npm and tsx):
+      // repeats within 2 s count as one; a later one forces an immediate exit.
       const ac = new AbortController();
+      let firstSignalAt = 0;
       const onSignal = (sig: NodeJS.Signals) => {
         if (ac.signal.aborted) {
-          log.warn(`second ${sig}: exiting now`);
+          if (Date.now() - firstSignalAt < 2000) return;
+          log.warn(`second ${sig}: exiting now; engines may be left running (run stack:down)`);
           process.exit(130);
         }
+        firstSignalAt = Date.now();
         log.warn(`${sig}: aborting stack:up, stopping engines started by this run`);
         ac.abort();
       };

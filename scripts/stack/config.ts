@@ -22,8 +22,8 @@ export interface StackConfig {
   runDir: string;
   java: string;
   mvn: string;
-  cassandra: { port: number; storagePort: number; dir: string; heap: string; extraJvmOpts: string[] };
-  kafka: { port: number; controllerPort: number; dir: string; heap: string; extraJvmOpts: string[] };
+  cassandra: { port: number; storagePort: number; dir: string; heap: string; extraJvmOpts: string[]; timeoutMs: number };
+  kafka: { port: number; controllerPort: number; dir: string; heap: string; extraJvmOpts: string[]; timeoutMs: number };
   redis: { port: number; dir: string };
 }
 
@@ -33,6 +33,14 @@ function envInt(name: string, dflt: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new Error(`${name}=${raw} is not a valid port`);
   return n;
+}
+
+function envSeconds(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt * 1000;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${raw} is not a number of seconds`);
+  return n * 1000;
 }
 
 function splitOpts(raw: string | undefined): string[] {
@@ -59,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
       dir: path.join(stackDir, 'cassandra'),
       heap: env.CASSANDRA_HEAP || '1G',
       extraJvmOpts: splitOpts(env.CASSANDRA_JVM_OPTS),
+      timeoutMs: envSeconds('CASSANDRA_TIMEOUT_S', 180),
     },
     kafka: {
       port: envInt('KAFKA_PORT', 9092),
@@ -66,6 +75,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
       dir: path.join(stackDir, 'kafka'),
       heap: env.KAFKA_HEAP || '512m',
       extraJvmOpts: splitOpts(env.KAFKA_JVM_OPTS),
+      timeoutMs: envSeconds('KAFKA_TIMEOUT_S', 90),
     },
     redis: {
       port: envInt('REDIS_PORT', 6379),

@@ -109,7 +109,7 @@ export function kafkaEngine(cfg: StackConfig): Engine {
     portEnv: 'KAFKA_PORT',
     extraPorts: [{ name: 'controller', port: k.controllerPort, env: 'KAFKA_CONTROLLER_PORT' }],
     waitingFor: 'broker metadata',
-    timeoutMs: 90_000,
+    timeoutMs: k.timeoutMs,
     pidFile: path.join(dir, 'kafka.pid'),
     logFiles: [path.join(logDir, 'server.log'), path.join(logDir, 'stdout.log')],
 
