@@ -93,6 +93,7 @@ async function kafkaPublishes(): Promise<Summary> {
 }
 
 async function main(): Promise<void> {
+  const loadBefore = os.loadavg()[0]!;
   log.info('measuring', { warmup: WARMUP, count: COUNT, contactPoints, brokers });
   const cassandraAppend = await cassandraWrites();
   log.info('cassandra appendMessages(1 message)', { ...cassandraAppend });
@@ -101,6 +102,9 @@ async function main(): Promise<void> {
   const result = {
     at: new Date().toISOString(),
     warmup: WARMUP,
+    // The engines share this machine's CPUs with the client (and anything else running): the load
+    // average is kept with the numbers because tail latency moves with it.
+    loadAvg1m: { before: Math.round(loadBefore * 100) / 100, after: Math.round(os.loadavg()[0]! * 100) / 100 },
     host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}` },
     setup: 'single local node of each engine, same machine as the client, sequential operations (one in flight)',
     cassandra: { op: 'appendMessages of 1 message (200-byte body)', consistency: 'LOCAL_QUORUM', replicationFactor: 1, ...cassandraAppend },
