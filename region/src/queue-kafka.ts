@@ -165,10 +165,11 @@ export class KafkaQueue implements Queue {
       }
     };
 
+    let joinTimer: NodeJS.Timeout | undefined;
     const joined = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`kafka: ${groupId} did not join within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
+      joinTimer = setTimeout(() => reject(new Error(`kafka: ${groupId} did not join within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        clearTimeout(timer);
+        clearTimeout(joinTimer);
         log.debug('joined group', { assignment: e.payload.memberAssignment });
         resolve();
       });
@@ -208,6 +209,8 @@ export class KafkaQueue implements Queue {
       });
       await joined;
     } catch (err) {
+      clearTimeout(joinTimer);
+      joined.catch(() => {});
       await stop().catch(() => {});
       throw err;
     }
