@@ -63,6 +63,21 @@ export class TestSocket {
     return this.msgs(conv);
   }
 
+  /** Distinct seqs of `conv` in order of first arrival: what a device shows after dedupe. */
+  seqs(conv: string): number[] {
+    return [...new Set(this.msgs(conv).map((m) => m.seq as number))];
+  }
+
+  /** Waits until `n` distinct seqs of `conv` have arrived (delivery is at-least-once). */
+  async waitSeqs(conv: string, n: number, timeoutMs = 10_000): Promise<number[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.seqs(conv).length < n) {
+      if (Date.now() > deadline) throw new Error(`expected ${n} distinct seqs in ${conv}, have ${JSON.stringify(this.seqs(conv))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.seqs(conv);
+  }
+
   close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
     return new Promise((r) => {
