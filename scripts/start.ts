@@ -28,7 +28,8 @@ async function main(): Promise<void> {
   const real = process.argv.includes('--real') || process.env.SWITCHBOARD_ENGINES === 'real';
   const edgePort = port('PORT', 8787);
   const regionPort = port('REGION_PORT', 8788);
-  const dataDir = path.resolve(ROOT, process.env.DATA_DIR || '.data');
+  // Edge state and region storage belong together: each engine mode keeps its own pair.
+  const dataDir = path.join(path.resolve(ROOT, process.env.DATA_DIR || '.data'), real ? 'real' : 'embedded');
   const secrets = devSecrets(dataDir);
   const services: Service[] = [];
 
