@@ -30,10 +30,14 @@ function testFiles(filters: string[]): string[] {
   return out;
 }
 
+/** Set when this run brought the engines up, so it also takes them down. */
+let startedStack = false;
+
 async function engineEnv(ci: boolean): Promise<Record<string, string>> {
   const { ensureStack, stackStatus, connectionInfo } = await import('./stack/index.ts');
   let info;
   if (ci) {
+    startedStack = !(await stackStatus()).ok;
     log('CI=true: bringing up the real engines');
     const t0 = Date.now();
     info = await ensureStack({ log: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n') });
@@ -69,7 +73,15 @@ async function main(): Promise<void> {
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+  child.on('exit', async (code, signal) => {
+    if (startedStack) {
+      log('stopping the engines this run started');
+      const { down } = await import('./stack/stack.ts');
+      const { createLogger, stderrSink } = await import('./stack/log.ts');
+      await down({ log: createLogger(stderrSink) }).catch((err) => log('stack:down failed', { err: String(err) }));
+    }
+    process.exit(code ?? (signal ? 1 : 0));
+  });
 }
 
 main().catch((err) => {

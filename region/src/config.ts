@@ -39,8 +39,11 @@ export class ConfigError extends Error {
 
 type EnvMap = Record<string, string | undefined>;
 
-/** Validates everything up front; the first bad value throws naming its variable. */
-export function loadConfig(env: EnvMap = process.env): RegionConfig {
+/**
+ * Validates everything up front; the first bad value throws naming its variable. Tools that never
+ * serve the internal API (`npm run migrate`) pass `needSecret: false`.
+ */
+export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boolean } = {}): RegionConfig {
   const namespace = str(env, 'NAMESPACE', 'sb', /^[a-z0-9_]{1,32}$/i, 'letters, digits, _ (1-32)');
   const cassandraPoints = env.CASSANDRA_CONTACT_POINTS?.trim();
   const kafkaBrokers = env.KAFKA_BROKERS?.trim();
@@ -48,7 +51,7 @@ export function loadConfig(env: EnvMap = process.env): RegionConfig {
   return {
     host: str(env, 'HOST', '127.0.0.1', /^[\w.:-]+$/, 'a host name or IP'),
     port: int(env, 'PORT', 8788, 0, 65535),
-    internalSecret: required(env, 'INTERNAL_SECRET', 16),
+    internalSecret: opts.needSecret === false ? (env.INTERNAL_SECRET ?? '') : required(env, 'INTERNAL_SECRET', 16),
     role: oneOf(env, 'REGION_ROLE', 'all', ['all', 'api', 'fanout'] as const),
     dataDir: path.resolve(env.DATA_DIR || '.data/region'),
     routeTtlSeconds: int(env, 'ROUTE_TTL_SECONDS', 180, 10, 86_400),

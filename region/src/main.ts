@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const subs: Subscription[] = [];
   if (cfg.role !== 'api') {
     const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver: (edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch) });
-    subs.push(await queue.subscribe(TOPICS.fanout, `${cfg.namespace}-fanout`, handler));
+    subs.push(await queue.subscribe(TOPICS.fanout, 'fanout', handler));
   }
 
   let server: ReturnType<typeof serve> | undefined;

@@ -13,7 +13,7 @@ async function main(): Promise<number> {
   let cfg;
   try {
     // The internal secret signs edge traffic; migrating never uses it, so it is not required here.
-    cfg = loadConfig({ ...process.env, INTERNAL_SECRET: process.env.INTERNAL_SECRET || 'unused-by-migrate-0000' });
+    cfg = loadConfig(process.env, { needSecret: false });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     log.error('invalid configuration', { err: err.message });

@@ -117,7 +117,9 @@ export class KafkaQueue implements Queue {
     const name = this.topicName(topic);
     const groupId = this.topicName(group);
     const log = this.log.child({ topic: name, group: groupId });
-    const consumer: Consumer = this.kafka.consumer({ groupId, heartbeatInterval: 1_000, maxWaitTimeInMs: 1_000 });
+    // A consumer that dies without leaving (kill -9) holds its partitions until its session times
+    // out: 10 s, not kafkajs's 30 s, bounds how long a crashed worker delays delivery.
+    const consumer: Consumer = this.kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 1_000 });
 
     // stop() must not wait for a stuck handler or a long backoff: both race against it, and the
     // record is then left uncommitted for the next owner of its partition.
