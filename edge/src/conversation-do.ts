@@ -56,6 +56,26 @@ export class ConversationDO extends DurableObject<Env> {
     }
   }
 
+  /** Older messages, newest first, paging back to seq 1: from the window, else from the region. */
+  async history(input: { user: string; before?: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>> {
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const before = Math.min(input.before ?? Number.MAX_SAFE_INTEGER, this.seq.lastSeq + 1);
+    const local = this.seq.readWindowBefore(before, input.limit);
+    const more = (msgs: Msg[]) => (msgs.at(-1)?.seq ?? 1) > 1;
+    if (local.complete) return { ok: true, msgs: local.msgs, more: more(local.msgs) };
+    try {
+      const rest = { conv, user: input.user, before: local.msgs.at(-1)?.seq ?? before, limit: input.limit - local.msgs.length };
+      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', rest);
+      const msgs = [...local.msgs, ...page.msgs];
+      return { ok: true, msgs, more: more(msgs) };
+    } catch (err) {
+      log('warn', 'history from region failed', { conv, ...errorFields(err) });
+      return { ok: false, code: 'unavailable', message: 'history beyond the recent window is unavailable; retry later' };
+    }
+  }
+
   override async alarm(): Promise<void> {
     await this.drain();
   }

@@ -99,6 +99,21 @@ export class Sequencer {
     return { msgs, more: (msgs.at(-1)?.seq ?? last) < last };
   }
 
+  /**
+   * Up to `limit` messages before `before` (exclusive), newest first, as far back as the recent
+   * window reaches. `complete` says the window held every one of them; if not, the older rest is
+   * in the region (everything older than the window was drained there before it was trimmed).
+   */
+  readWindowBefore(before: number, limit: number): { msgs: Msg[]; complete: boolean } {
+    const conv = this.conv!;
+    const top = Math.min(before, this.lastSeq + 1);
+    if (top <= 1) return { msgs: [], complete: true };
+    const rows = this.all<MessageRow>('SELECT seq, cmid, sender, dev, ts, body FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?', top, limit);
+    const msgs = rows.map((r): Msg => ({ t: 'msg', conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body }));
+    const reached = msgs.at(-1)?.seq ?? top;
+    return { msgs, complete: msgs.length === limit || reached === 1 };
+  }
+
   isMember(user: string): boolean {
     return this.all('SELECT 1 FROM members WHERE user = ?', user).length > 0;
   }

@@ -143,6 +143,11 @@ export class SessionDO extends DurableObject<Env> {
         if (!r.ok) throw new ProtocolError(r.code, r.message);
         return send(ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
       }
+      case 'history': {
+        const r = await this.conversation(frame.conv).history({ user: who.user, before: frame.before, limit: frame.limit });
+        if (!r.ok) throw new ProtocolError(r.code, r.message);
+        return send(ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
+      }
       case 'ack': {
         // Cumulative: a cursor only moves forward.
         this.sql.exec(

@@ -106,6 +106,36 @@ export function e2eSuite(engines: Engines): void {
       assert.equal(page2.more, false);
     });
 
+    it('pages history newest first back to seq 1, and sync forward, across the edge window and region storage', async () => {
+      const conv = await newConv('mia', ['ned']);
+      const m = await open('mia', 'hist');
+      for (let i = 1; i <= 25; i++) await m.request({ t: 'send', conv, cmid: `h-${i}`, body: `h${i}` });
+      await new Promise((r) => setTimeout(r, 500)); // let the outbox drain so the window trims to 10
+      const n = await open('ned', 'hist');
+      const back: number[] = [];
+      let before: number | undefined;
+      for (let page = 0; page < 10; page++) {
+        const f = await n.request({ t: 'history', conv, limit: 7, ...(before !== undefined ? { before } : {}) });
+        assert.equal(f.t, 'msgs');
+        back.push(...f.msgs.map((x: Msg) => x.seq));
+        if (!f.more) break;
+        before = f.msgs.at(-1).seq;
+      }
+      assert.deepEqual(back, Array.from({ length: 25 }, (_, i) => 25 - i));
+      const dflt = await n.request({ t: 'history', conv });
+      assert.deepEqual(dflt.msgs.map((x: Msg) => x.seq), Array.from({ length: 25 }, (_, i) => 25 - i), 'default page is up to 50');
+      const fwd: number[] = [];
+      for (let after = 0, page = 0; page < 10; page++) {
+        const f = await n.request({ t: 'sync', conv, after, limit: 7 });
+        fwd.push(...f.msgs.map((x: Msg) => x.seq));
+        if (!f.more) break;
+        after = f.msgs.at(-1).seq;
+      }
+      assert.deepEqual(fwd, Array.from({ length: 25 }, (_, i) => i + 1));
+      const outsider = await open('olaf', 'hist');
+      assert.equal((await outsider.request({ t: 'history', conv })).code, 'not_member');
+    });
+
     it("reaches the sender's other devices", async () => {
       const conv = await newConv('gina', ['hank']);
       const [phone, laptop] = [await open('gina', 'phone'), await open('gina', 'laptop')];

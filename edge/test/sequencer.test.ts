@@ -80,6 +80,18 @@ describe('Sequencer', () => {
     assert.deepEqual(s.readWindow(7, 5), { msgs: [], more: false });
   });
 
+  it('reads history newest first and says when the window cannot hold all of a page', () => {
+    for (let i = 1; i <= 30; i++) send('alice', `m${i}`);
+    assert.deepEqual(s.readWindowBefore(Number.MAX_SAFE_INTEGER, 3).msgs.map((m) => m.seq), [30, 29, 28]);
+    assert.deepEqual(s.readWindowBefore(3, 50), { msgs: s.readWindowBefore(3, 50).msgs, complete: true });
+    assert.deepEqual(s.readWindowBefore(3, 50).msgs.map((m) => m.seq), [2, 1]);
+    s.acknowledge(s.outbox(100).at(-1)!.oseq, 10);
+    const page = s.readWindowBefore(31, 15);
+    assert.deepEqual(page.msgs.map((m) => m.seq), [30, 29, 28, 27, 26, 25, 24, 23, 22, 21]);
+    assert.equal(page.complete, false, 'seqs 16-20 are only in the region now');
+    assert.equal(s.readWindowBefore(31, 10).complete, true);
+  });
+
   it('returns the same direct conversation on a second create, and conflicts otherwise', () => {
     const d = fresh();
     assert.deepEqual(d.create({ conv: 'dX', members: ['a', 'b'], title: null, creator: 'a', direct: true }, 1), { ok: true, members: ['a', 'b'], existed: false });

@@ -56,7 +56,8 @@ export async function startSystem(engines: Engines): Promise<System> {
     authSecret,
     internalSecret,
     devAuth: true,
-    vars: { ROUTE_REFRESH_SECONDS: '5' },
+    // A small window makes sync and history cross from the edge's window into region storage.
+    vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10' },
     sink,
   });
   const stopRegion = async (opts: { hard?: boolean } = {}) => {

@@ -17,14 +17,23 @@ export const SyncFrame = z.object({
   after: Seq.default(0),
   limit: z.number().int().min(1).max(LIMITS.maxSyncLimit).default(LIMITS.defaultSyncLimit),
 });
+/** Older messages, newest first: `before` exclusive (default: from the newest), 50 per page by default. */
+export const HistoryFrame = z.object({
+  t: z.literal('history'),
+  rid: Rid.optional(),
+  conv: ConvId,
+  before: Seq.optional(),
+  limit: z.number().int().min(1).max(LIMITS.maxSyncLimit).default(LIMITS.defaultHistoryLimit),
+});
 export const PingFrame = z.object({ t: z.literal('ping'), rid: Rid.optional() });
 
-export const ClientFrame = z.discriminatedUnion('t', [SendFrame, AckFrame, SyncFrame, PingFrame]);
+export const ClientFrame = z.discriminatedUnion('t', [SendFrame, AckFrame, SyncFrame, HistoryFrame, PingFrame]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type SendFrame = z.infer<typeof SendFrame>;
 export type AckFrame = z.infer<typeof AckFrame>;
 export type SyncFrame = z.infer<typeof SyncFrame>;
-export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'ping'] as const;
+export type HistoryFrame = z.infer<typeof HistoryFrame>;
+export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'ping'] as const;
 
 // ---- server → client -------------------------------------------------------------------------
 

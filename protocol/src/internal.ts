@@ -28,13 +28,19 @@ export type ConvEvent = z.infer<typeof ConvEvent>;
 export const EventsRequest = z.object({ conv: ConvId, events: z.array(ConvEvent).min(1).max(500) });
 export type EventsRequest = z.infer<typeof EventsRequest>;
 
-/** ConversationDO → region: messages after `after` (exclusive), ascending, for a member. */
-export const ReadRequest = z.object({
-  conv: ConvId,
-  user: UserId,
-  after: Seq,
-  limit: z.number().int().min(1).max(LIMITS.maxSyncLimit),
-});
+/**
+ * ConversationDO → region, for a member: messages after `after` (exclusive) ascending, or, with
+ * `before`, messages before it (exclusive) newest first. Exactly one of the two.
+ */
+export const ReadRequest = z
+  .object({
+    conv: ConvId,
+    user: UserId,
+    after: Seq.optional(),
+    before: Seq.optional(),
+    limit: z.number().int().min(1).max(LIMITS.maxSyncLimit),
+  })
+  .refine((r) => (r.after === undefined) !== (r.before === undefined), { message: 'exactly one of after and before' });
 export type ReadRequest = z.infer<typeof ReadRequest>;
 export const ReadResponse = z.object({ msgs: z.array(Msg), more: z.boolean() });
 export type ReadResponse = z.infer<typeof ReadResponse>;

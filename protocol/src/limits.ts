@@ -9,6 +9,8 @@ export const LIMITS = {
   /** `sync` returns at most this many messages per page. */
   maxSyncLimit: 500,
   defaultSyncLimit: 100,
+  /** `history` pages default to this many messages. */
+  defaultHistoryLimit: 50,
   /** Members in one conversation created through the API. */
   maxMembers: 5000,
   /** Client ids (cmid, rid) are opaque strings up to this length. */

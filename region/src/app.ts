@@ -84,13 +84,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
   });
 
-  /** History beyond the edge's window, for a member only. */
+  /** Messages beyond the edge's window, either direction, for a member only. */
   app.post('/internal/read', async (c) => {
     const req = parse(c.get('rawBody'), ReadRequest);
     const conv = await storage.getConversation(req.conv);
     if (!conv) throw new ProtocolError('not_found', 'no such conversation');
     if (!conv.members.includes(req.user)) throw new ProtocolError('not_member');
-    const msgs = await storage.readAfter(req.conv, req.after, req.limit + 1);
+    const msgs =
+      req.before !== undefined ? await storage.readBefore(req.conv, req.before, req.limit + 1) : await storage.readAfter(req.conv, req.after!, req.limit + 1);
     return c.json({ msgs: msgs.slice(0, req.limit), more: msgs.length > req.limit });
   });
 
