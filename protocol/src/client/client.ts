@@ -32,6 +32,22 @@ export interface ClientOptions {
   backoff?: { baseMs: number; capMs: number };
 }
 
+/** What the client did to keep display exactly-once and in order; for tests, logs and support. */
+export interface ClientStats {
+  /** Messages released to the application. */
+  delivered: number;
+  /** Incoming messages dropped because that (conv, seq) was already released or held. */
+  duplicates: number;
+  /** Seq jumps detected (each answered by a sync of the missing range). */
+  gaps: number;
+  /** Messages recovered by sync (gap fill, reconnect catch-up). */
+  synced: number;
+  /** Sends repeated with the same cmid after a lost connection or reply. */
+  resent: number;
+  /** Connections opened after the first. */
+  reconnects: number;
+}
+
 export class RequestError extends Error {
   constructor(readonly code: string, message: string) {
     super(message);
@@ -49,6 +65,7 @@ interface OutboxEntry {
   conv: string;
   cmid: string;
   body: string;
+  tries: number;
   done: (f: SentFrame) => void;
   fail: (e: Error) => void;
 }
@@ -62,6 +79,8 @@ export class SwitchboardClient {
   status: Status = 'offline';
   /** Who this connection is, from the server's `hello`. */
   me: { user: string; dev: string } | null = null;
+  readonly stats: ClientStats = { delivered: 0, duplicates: 0, gaps: 0, synced: 0, resent: 0, reconnects: 0 };
+  private connectedOnce = false;
   private ws: SocketLike | null = null;
   private readonly pending = new Map<string, Pending>();
   private readonly outbox = new Map<string, OutboxEntry>();
@@ -106,7 +125,7 @@ export class SwitchboardClient {
   /** Sends a message; resolves with its seq. Survives reconnects: it is resent with the same cmid. */
   send(conv: string, body: string, cmid: string = crypto.randomUUID()): Promise<SentFrame> {
     return new Promise((done, fail) => {
-      const entry: OutboxEntry = { conv, cmid, body, done, fail };
+      const entry: OutboxEntry = { conv, cmid, body, tries: 0, done, fail };
       this.outbox.set(cmid, entry);
       if (this.status === 'online') this.flushOne(entry);
     });
@@ -176,8 +195,13 @@ export class SwitchboardClient {
 
   private onOnline(): void {
     this.attempt = 0;
+    if (this.connectedOnce) this.stats.reconnects++;
+    this.connectedOnce = true;
     this.setStatus('online');
-    for (const entry of this.outbox.values()) this.flushOne(entry);
+    for (const entry of this.outbox.values()) {
+      if (entry.tries > 0) this.stats.resent++;
+      this.flushOne(entry);
+    }
     for (const conv of this.cursors.keys()) void this.catchUp(conv);
   }
 
@@ -211,6 +235,7 @@ export class SwitchboardClient {
   }
 
   private flushOne(entry: OutboxEntry): void {
+    entry.tries++;
     this.request({ t: 'send', conv: entry.conv, cmid: entry.cmid, body: entry.body }).then(
       (f) => {
         const sent = f as SentFrame;
@@ -235,10 +260,15 @@ export class SwitchboardClient {
     if (!cursor) this.cursors.set(msg.conv, (cursor = new ConversationCursor(0)));
     const v = cursor.accept(msg);
     if (v.kind === 'deliver') this.release(msg.conv, v.msgs);
-    else if (v.kind === 'gap') void this.catchUp(msg.conv);
+    else if (v.kind === 'duplicate') this.stats.duplicates++;
+    else {
+      this.stats.gaps++;
+      void this.catchUp(msg.conv);
+    }
   }
 
   private release(conv: string, msgs: Msg[]): void {
+    this.stats.delivered += msgs.length;
     for (const m of msgs) this.opts.onMessage?.(m);
     const last = msgs.at(-1);
     if (last && this.ws && this.status === 'online') this.ws.send(JSON.stringify({ t: 'ack', conv, seq: last.seq }));
@@ -254,7 +284,10 @@ export class SwitchboardClient {
         const page = await this.sync(conv, cursor.delivered, 200);
         for (const m of page.msgs) {
           const v = cursor.accept(m);
-          if (v.kind === 'deliver') this.release(conv, v.msgs);
+          if (v.kind === 'deliver') {
+            this.stats.synced++;
+            this.release(conv, v.msgs);
+          } else if (v.kind === 'duplicate') this.stats.duplicates++;
         }
         if (!page.more || page.msgs.length === 0) break;
       }
