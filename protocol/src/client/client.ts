@@ -285,7 +285,7 @@ export class SwitchboardClient {
         for (const m of page.msgs) {
           const v = cursor.accept(m);
           if (v.kind === 'deliver') {
-            this.stats.synced++;
+            this.stats.synced += v.msgs.length;
             this.release(conv, v.msgs);
           } else if (v.kind === 'duplicate') this.stats.duplicates++;
         }
