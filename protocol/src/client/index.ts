@@ -1,2 +1,3 @@
 export * from './client.ts';
 export * from './http.ts';
+export * from './store.ts';
