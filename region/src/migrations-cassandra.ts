@@ -88,6 +88,21 @@ export const MIGRATIONS: readonly Migration[] = [
         WITH CLUSTERING ORDER BY (bucket DESC)`,
     ],
   },
+  {
+    version: 3,
+    name: 'conversations by user, and each conversation\'s last seq',
+    statements: (ks) => [
+      // A user's conversations, one partition per user: resume pages through it by id.
+      `CREATE TABLE IF NOT EXISTS ${ks}.conversations_by_user (
+        user_id text,
+        conversation_id text,
+        PRIMARY KEY (user_id, conversation_id))`,
+      // Written USING TIMESTAMP <seq>: the highest seq wins whatever order appends arrive in.
+      `CREATE TABLE IF NOT EXISTS ${ks}.conversation_last_seq (
+        conversation_id text PRIMARY KEY,
+        last_seq bigint)`,
+    ],
+  },
 ];
 
 /**

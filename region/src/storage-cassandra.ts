@@ -60,6 +60,10 @@ function statements(ks: string) {
     insertMember: `INSERT INTO ${ks}.conversation_members (conversation_id, user_id) VALUES (?, ?)`,
     selectConversation: `SELECT title, creator, created_at FROM ${ks}.conversations WHERE conversation_id = ?`,
     selectMembers: `SELECT user_id FROM ${ks}.conversation_members WHERE conversation_id = ?`,
+    insertUserConversation: `INSERT INTO ${ks}.conversations_by_user (user_id, conversation_id) VALUES (?, ?)`,
+    selectUserConversations: `SELECT conversation_id FROM ${ks}.conversations_by_user WHERE user_id = ? AND conversation_id > ? LIMIT ?`,
+    setLastSeq: `UPDATE ${ks}.conversation_last_seq USING TIMESTAMP ? SET last_seq = ? WHERE conversation_id = ?`,
+    selectLastSeq: `SELECT last_seq FROM ${ks}.conversation_last_seq WHERE conversation_id = ?`,
     ping: 'SELECT release_version FROM system.local',
   } as const;
 }
@@ -109,6 +113,9 @@ export class CassandraStorage implements Storage {
       const queries = members.slice(i, i + MEMBERS_PER_BATCH).map((m) => ({ query: this.cql.insertMember, params: [c.id, m] }));
       batches.push(this.client.batch(queries, { logged: false }));
     }
+    // One partition per user here, so no batch: concurrent single-partition writes.
+    const byUser = members.map((m) => [m, c.id]);
+    batches.push(concurrent.executeConcurrent(this.client, this.cql.insertUserConversation, byUser, { concurrencyLevel: 64, raiseOnFirstError: true }));
     await Promise.all(batches);
     await this.client.execute(this.cql.insertConversation, [c.id, c.title, c.creator, new Date(c.createdAt)]);
   }
@@ -162,6 +169,22 @@ export class CassandraStorage implements Storage {
     ]);
     if (params.length === 1) await this.client.execute(this.cql.insertMessage, params[0]);
     else await concurrent.executeConcurrent(this.client, this.cql.insertMessage, params, { concurrencyLevel: 64, raiseOnFirstError: true });
+    // After the messages: a last_seq that is visible has its messages stored.
+    const last = new Map<string, number>();
+    for (const m of msgs) last.set(m.conv, Math.max(last.get(m.conv) ?? 0, m.seq));
+    await Promise.all([...last].map(([conv, seq]) => this.client.execute(this.cql.setLastSeq, [Long.fromNumber(seq), Long.fromNumber(seq), conv])));
+  }
+
+  async userConversations(user: string, afterConv: string, limit: number): Promise<{ conv: string; lastSeq: number }[]> {
+    const rs = await this.client.execute(this.cql.selectUserConversations, [user, afterConv, limit]);
+    const convs = rs.rows.map((r) => r.get('conversation_id') as string);
+    return Promise.all(
+      convs.map(async (conv) => {
+        const row = (await this.client.execute(this.cql.selectLastSeq, [conv])).first();
+        const v = row?.get('last_seq') as cassandra.types.Long | null | undefined;
+        return { conv, lastSeq: v ? v.toNumber() : 0 };
+      }),
+    );
   }
 
   /**

@@ -32,6 +32,7 @@ export class SqliteStorage implements Storage {
       CREATE TABLE IF NOT EXISTS conversations (
         id TEXT PRIMARY KEY, title TEXT, creator TEXT NOT NULL, created_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS members (conv TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (conv, user));
+      CREATE INDEX IF NOT EXISTS members_by_user ON members (user, conv);
       CREATE TABLE IF NOT EXISTS messages (
         conv TEXT NOT NULL, seq INTEGER NOT NULL, cmid TEXT NOT NULL, sender TEXT NOT NULL,
         dev TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (conv, seq)) WITHOUT ROWID;
@@ -73,6 +74,16 @@ export class SqliteStorage implements Storage {
   async readBefore(conv: string, before: number, limit: number): Promise<Msg[]> {
     const rows = this.db.prepare('SELECT * FROM messages WHERE conv = ? AND seq < ? ORDER BY seq DESC LIMIT ?').all(conv, before, limit) as MessageRow[];
     return rows.map(toMsg);
+  }
+
+  async userConversations(user: string, afterConv: string, limit: number): Promise<{ conv: string; lastSeq: number }[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT m.conv AS conv, COALESCE((SELECT MAX(seq) FROM messages WHERE conv = m.conv), 0) AS lastSeq
+         FROM members m WHERE m.user = ? AND m.conv > ? ORDER BY m.conv LIMIT ?`,
+      )
+      .all(user, afterConv, limit) as { conv: string; lastSeq: number }[];
+    return rows;
   }
 
   async ping(): Promise<void> {

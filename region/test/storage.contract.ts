@@ -189,6 +189,25 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       assert.deepEqual({ ...got, members: [...got.members].sort() }, c);
     });
 
+    it("userConversations pages through a user's conversations by id with each one's last seq", async () => {
+      const user = `u${run}_inbox`;
+      const ids = [conv(), conv(), conv(), conv(), conv()];
+      for (const id of ids) await storage.saveConversation({ id, title: null, creator: user, createdAt: T0, members: [user, 'other'] });
+      await storage.saveConversation({ id: conv(), title: null, creator: 'x', createdAt: T0, members: ['x', 'y'] });
+      await append(ids[1]!, 1, 3);
+      await storage.appendMessages([msg(ids[3]!, 7), msg(ids[3]!, 5)]);
+      await storage.appendMessages([msg(ids[3]!, 6)]);
+      const sorted = [...ids].sort();
+      const page1 = await storage.userConversations(user, '', 3);
+      const page2 = await storage.userConversations(user, page1.at(-1)!.conv, 3);
+      assert.deepEqual([...page1, ...page2].map((r) => r.conv), sorted);
+      const last = new Map([...page1, ...page2].map((r) => [r.conv, r.lastSeq]));
+      assert.equal(last.get(ids[1]!), 3);
+      assert.equal(last.get(ids[3]!), 7, 'an older seq appended later does not lower lastSeq');
+      assert.equal(last.get(ids[0]!), 0);
+      assert.deepEqual(await storage.userConversations(`u${run}_nobody`, '', 10), []);
+    });
+
     it('a conversation with many members round-trips', async () => {
       const members = Array.from({ length: 1_200 }, (_, i) => `member${String(i).padStart(4, '0')}`);
       const c: StoredConversation = { id: conv(), title: 'Big', creator: 'member0000', createdAt: T0, members };
