@@ -9,7 +9,8 @@ import { Sequencer, type Result } from './sequencer.ts';
 const DRAIN_BATCH = 200;
 /** Backstop alarm: if a drain is lost (eviction, crash), the alarm resumes it. */
 const DRAIN_BACKSTOP_MS = 5_000;
-const MAX_BACKOFF_MS = 60_000;
+/** Retry interval cap while the region is unreachable: a recovered region is drained within this. */
+const MAX_BACKOFF_MS = 15_000;
 
 /**
  * THE SEQUENCER of one conversation (state and rules in `Sequencer`). Durable before ack: the
@@ -81,7 +82,9 @@ export class ConversationDO extends DurableObject<Env> {
   }
 
   private scheduleDrain(): void {
-    void this.drain();
+    // While backing off, the alarm retries: a burst of sends must not turn into a burst of failed
+    // attempts that pushes the next retry ever further out.
+    if (this.failures === 0) void this.drain();
     // Backstop in case this instance dies before the drain finishes.
     void this.ctx.storage.getAlarm().then((at) => {
       if (at === null) return this.ctx.storage.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);

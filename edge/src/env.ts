@@ -16,6 +16,8 @@ export interface Env {
   TOKEN_TTL_SECONDS?: string;
   ROUTE_REFRESH_SECONDS?: string;
   CONVERSATION_WINDOW?: string;
+  RETRANSMIT_MS?: string;
+  DELIVERY_WINDOW?: string;
 }
 
 export interface EdgeConfig {
@@ -35,6 +37,10 @@ export interface EdgeConfig {
   routeRefreshSeconds: number;
   /** Recent messages a ConversationDO keeps for fast sync. Default 1000. */
   conversationWindow: number;
+  /** First retransmit of an unacked push after this many ms (doubling, capped at 30 s). Default 3000. */
+  retransmitMs: number;
+  /** Unacked pushes one device may have outstanding before it is told to resume. Default 1000. */
+  deliveryWindow: number;
 }
 
 export class ConfigError extends Error {
@@ -56,6 +62,8 @@ export function config(env: Env): EdgeConfig {
     tokenTtlSeconds: int(env, 'TOKEN_TTL_SECONDS', 86_400, 60, 30 * 86_400),
     routeRefreshSeconds: int(env, 'ROUTE_REFRESH_SECONDS', 60, 5, 3600),
     conversationWindow: int(env, 'CONVERSATION_WINDOW', 1000, 10, 100_000),
+    retransmitMs: int(env, 'RETRANSMIT_MS', 3000, 100, 60_000),
+    deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
   };
   cache.set(env, cfg);
   return cfg;

@@ -4,10 +4,12 @@ import {
   ProtocolError,
   decodeClientFrame,
   type ClientFrame,
+  type ConversationsResponse,
   type Delivery,
   type RouteOp,
   type ServerFrame,
 } from '@switchboard/protocol';
+import { DeliveryTracker } from './delivery.ts';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
 import { callRegion } from './region-client.ts';
@@ -22,21 +24,27 @@ interface Attachment {
 export const USER_HEADER = 'x-sb-user';
 export const DEVICE_HEADER = 'x-sb-device';
 
+/** Conversations per `changes` page. */
+const RESUME_PAGE = 500;
+
 /**
  * One per user: holds every device socket of that user through the hibernation API, answers
- * their frames, and pushes deliveries from the region to the user's live devices. The worker has
- * already verified the token; the user and device arrive in trusted headers.
+ * their frames, pushes deliveries from the region to the user's live devices and retransmits
+ * what they do not ack (DeliveryTracker). The worker has already verified the token; the user
+ * and device arrive in trusted headers.
  */
 export class SessionDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly delivery: DeliveryTracker;
   /** Per device, the tail of its chain of `send` frames: a device's messages are sequenced in the order it sent them. */
   private readonly sendChains = new Map<string, Promise<void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    const cfg = config(env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS cursors (
-      device TEXT NOT NULL, conv TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (device, conv))`);
+    this.sql.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    this.delivery = new DeliveryTracker(this.sql, { window: cfg.deliveryWindow, retransmitMs: cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -46,14 +54,14 @@ export class SessionDO extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     // A device has one live socket: a new connection replaces the old one.
-    for (const old of this.ctx.getWebSockets(device)) {
-      old.close(CLOSE_CODES.replaced.code, CLOSE_CODES.replaced.reason);
-    }
+    for (const old of this.ctx.getWebSockets(device)) old.close(CLOSE_CODES.replaced.code, CLOSE_CODES.replaced.reason);
+    this.delivery.forget(device);
     this.ctx.acceptWebSocket(server, [device]);
     server.serializeAttachment({ user, device, connectedAt: Date.now() } satisfies Attachment);
     send(server, { t: 'hello', user, dev: device, v: 1 });
     await this.updateRoutes([{ op: 'up', user, device, edge: config(this.env).edgeUrl }]);
-    await this.ensureRefreshAlarm();
+    this.setKv('route_refresh_at', String(Date.now() + config(this.env).routeRefreshSeconds * 1000));
+    await this.armAlarm();
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -94,37 +102,68 @@ export class SessionDO extends DurableObject<Env> {
     await this.socketGone(ws, CLOSE_CODES.internal.code);
   }
 
-  /** Region → devices: each delivery goes to every live socket of this user but `skipDevice`. */
+  /**
+   * Region → devices: each delivery goes to every live socket of this user but `skipDevice`, and
+   * stays in flight until that device acks it. A device past its window is told to resume.
+   */
   async deliver(deliveries: Delivery[]): Promise<{ sockets: number }> {
     let sockets = 0;
-    const live = this.ctx.getWebSockets();
+    const now = Date.now();
+    const live = this.liveSockets();
     for (const d of deliveries) {
       const text = JSON.stringify(d.msg);
-      for (const ws of live) {
-        const who = ws.deserializeAttachment() as Attachment | null;
-        if (!who || who.device === d.skipDevice) continue;
+      for (const [device, ws] of live) {
+        if (device === d.skipDevice) continue;
+        const verdict = this.delivery.track(device, d.msg, now);
+        if (verdict === 'acked') continue;
+        if (verdict === 'lagging') {
+          this.dropDevice(device, ws, 'lagging');
+          live.delete(device);
+          continue;
+        }
         try {
           ws.send(text);
           sockets++;
         } catch {
-          // A socket closing under us: its device catches up by sync on reconnect.
+          // Closing under us: the device resumes on reconnect.
         }
       }
     }
+    await this.armAlarm();
     return { sockets };
   }
 
-  /** Keeps the region's routes for live devices fresh while any socket is open. */
+  /** Retransmits what is due, and keeps the region's routes fresh while any socket is open. */
   override async alarm(): Promise<void> {
     const cfg = config(this.env);
-    const ops: RouteOp[] = [];
-    for (const ws of this.ctx.getWebSockets()) {
-      const who = ws.deserializeAttachment() as Attachment | null;
-      if (who) ops.push({ op: 'up', user: who.user, device: who.device, edge: cfg.edgeUrl });
+    const now = Date.now();
+    const live = this.liveSockets();
+    const { resend, stalled } = this.delivery.due(now);
+    for (const device of stalled) {
+      const ws = live.get(device);
+      if (ws) this.dropDevice(device, ws, 'stalled');
     }
-    if (ops.length === 0) return;
-    await this.updateRoutes(ops);
-    await this.ctx.storage.setAlarm(Date.now() + cfg.routeRefreshSeconds * 1000);
+    for (const r of resend) {
+      const ws = live.get(r.device);
+      if (!ws) {
+        this.delivery.forget(r.device);
+        continue;
+      }
+      try {
+        ws.send(JSON.stringify(r.msg));
+      } catch {
+        this.delivery.forget(r.device);
+      }
+    }
+    if (now >= Number(this.kv('route_refresh_at') ?? '0') && live.size > 0) {
+      const ops: RouteOp[] = [...live.values()].flatMap((ws) => {
+        const who = ws.deserializeAttachment() as Attachment | null;
+        return who ? [{ op: 'up' as const, user: who.user, device: who.device, edge: cfg.edgeUrl }] : [];
+      });
+      await this.updateRoutes(ops);
+      this.setKv('route_refresh_at', String(now + cfg.routeRefreshSeconds * 1000));
+    }
+    await this.armAlarm();
   }
 
   // ---- frames -------------------------------------------------------------------------------
@@ -148,16 +187,23 @@ export class SessionDO extends DurableObject<Env> {
         if (!r.ok) throw new ProtocolError(r.code, r.message);
         return send(ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
       }
-      case 'ack': {
-        // Cumulative: a cursor only moves forward.
-        this.sql.exec(
-          `INSERT INTO cursors (device, conv, seq) VALUES (?, ?, ?)
-           ON CONFLICT(device, conv) DO UPDATE SET seq = MAX(seq, excluded.seq)`,
-          who.device,
-          frame.conv,
-          frame.seq,
-        );
+      case 'ack':
+        // Cumulative, and a cursor only moves forward.
+        this.delivery.ack(who.device, frame.conv, frame.seq);
         return;
+      case 'resume': {
+        let page: ConversationsResponse;
+        try {
+          page = await callRegion<ConversationsResponse>(config(this.env), '/internal/conversations', { user: who.user, after: frame.after, limit: RESUME_PAGE });
+        } catch (err) {
+          log('warn', 'resume: region unavailable', { user: who.user, ...errorFields(err) });
+          throw new ProtocolError('unavailable', 'conversation list unavailable; retry later');
+        }
+        const acked = this.delivery.cursors(who.device, page.convs.map((c) => c.conv));
+        const convs = page.convs
+          .map((c) => ({ conv: c.conv, last: c.last, acked: acked.get(c.conv) ?? 0 }))
+          .filter((c) => c.last > c.acked);
+        return send(ws, { t: 'changes', rid: frame.rid, convs, ...(page.next ? { next: page.next } : {}) });
       }
     }
   }
@@ -166,28 +212,81 @@ export class SessionDO extends DurableObject<Env> {
     return this.env.CONVERSATIONS.get(this.env.CONVERSATIONS.idFromName(conv));
   }
 
+  /** Live sockets by device. */
+  private liveSockets(): Map<string, WebSocket> {
+    const out = new Map<string, WebSocket>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const who = ws.deserializeAttachment() as Attachment | null;
+      if (who && ws.readyState === WebSocket.OPEN) out.set(who.device, ws);
+    }
+    return out;
+  }
+
+  private dropDevice(device: string, ws: WebSocket, why: 'lagging' | 'stalled'): void {
+    log('warn', `device ${why}; closing it so it resumes`, { device, inflight: this.delivery.inflightCount(device) });
+    this.delivery.forget(device);
+    try {
+      ws.close(CLOSE_CODES[why].code, CLOSE_CODES[why].reason);
+    } catch {
+      // Already closing.
+    }
+  }
+
   private async socketGone(ws: WebSocket, code: number): Promise<void> {
     const who = ws.deserializeAttachment() as Attachment | null;
     if (!who) return;
     // A replaced socket's device is still online through its new socket.
     const stillLive = this.ctx.getWebSockets(who.device).some((s) => s !== ws && s.readyState === WebSocket.OPEN);
     log('info', 'socket closed', { user: who.user, device: who.device, code, stillLive });
-    if (!stillLive) await this.updateRoutes([{ op: 'down', user: who.user, device: who.device, edge: config(this.env).edgeUrl }]);
+    if (stillLive) return;
+    this.delivery.forget(who.device);
+    await this.updateRoutes([{ op: 'down', user: who.user, device: who.device, edge: config(this.env).edgeUrl }]);
   }
 
+  /**
+   * Soft state: failures are retried by the refresh alarm, and devices resume on reconnect.
+   * A changed routes epoch means the region lost its routes, so pushes since then may have found
+   * no route: every live device is told to resync.
+   */
   private async updateRoutes(ops: RouteOp[]): Promise<void> {
+    let epoch: string | undefined;
     try {
-      await callRegion(config(this.env), '/internal/routes', { ops });
+      epoch = (await callRegion<{ epoch?: string }>(config(this.env), '/internal/routes', { ops })).epoch;
     } catch (err) {
-      // Routes are soft state: the refresh alarm retries, and devices sync on reconnect.
       log('warn', 'route update failed', { ops: ops.length, ...errorFields(err) });
+      return;
+    }
+    if (!epoch) return;
+    const previous = this.kv('routes_epoch');
+    this.setKv('routes_epoch', epoch);
+    if (previous === null || previous === epoch) return;
+    log('info', 'routes epoch changed; telling devices to resync', { devices: this.liveSockets().size });
+    for (const ws of this.liveSockets().values()) {
+      try {
+        send(ws, { t: 'resync' });
+      } catch {
+        // Closing.
+      }
     }
   }
 
-  private async ensureRefreshAlarm(): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) {
-      await this.ctx.storage.setAlarm(Date.now() + config(this.env).routeRefreshSeconds * 1000);
-    }
+  /** One alarm serves both duties: the next retransmit and the next route refresh. */
+  private async armAlarm(): Promise<void> {
+    const due = this.delivery.nextDue();
+    const refresh = this.ctx.getWebSockets().length > 0 ? Number(this.kv('route_refresh_at') ?? '0') : null;
+    const next = Math.min(due ?? Infinity, refresh ?? Infinity);
+    if (next === Infinity) return;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > next) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
+  }
+
+  private kv(key: string): string | null {
+    const row = this.sql.exec<{ value: string }>('SELECT value FROM kv WHERE key = ?', key).toArray()[0];
+    return row ? row.value : null;
+  }
+
+  private setKv(key: string, value: string): void {
+    this.sql.exec('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, value);
   }
 }
 

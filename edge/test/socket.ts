@@ -9,19 +9,24 @@ export class TestSocket {
   private rid = 0;
   closed: { code: number; reason: string } | null = null;
 
-  private constructor(readonly ws: WebSocket) {
+  private constructor(
+    readonly ws: WebSocket,
+    autoAck: boolean,
+  ) {
     ws.on('message', (data) => {
       const f = JSON.parse(String(data)) as Frame;
       this.frames.push(f);
+      // Like a real client: ack each push (tests deliver in order without faults).
+      if (autoAck && f.t === 'msg') ws.send(JSON.stringify({ t: 'ack', conv: f.conv, seq: f.seq }));
       this.waiters = this.waiters.filter((w) => (w.pred(f) ? (w.resolve(f), false) : true));
     });
     ws.on('close', (code, reason) => (this.closed = { code, reason: String(reason) }));
   }
 
-  static open(edgeUrl: string, token: string): Promise<TestSocket> {
+  static open(edgeUrl: string, token: string, opts: { autoAck?: boolean } = {}): Promise<TestSocket> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(`${edgeUrl.replace(/^http/, 'ws')}/v1/connect?token=${encodeURIComponent(token)}`);
-      const s = new TestSocket(ws);
+      const s = new TestSocket(ws, opts.autoAck ?? true);
       ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })));
       ws.once('error', reject);
       s.next((f) => f.t === 'hello', 10_000).then(() => resolve(s), reject);

@@ -19,6 +19,11 @@ export interface System {
   restartRegion(opts?: { hard?: boolean; downMs?: number }): Promise<void>;
   stopRegion(opts?: { hard?: boolean }): Promise<void>;
   startRegion(): Promise<void>;
+  /**
+   * Stops the edge runtime (wrangler dev and its workerd; as kill -9 when `hard`) and starts it
+   * again on the same port, persist dir, secrets and vars. Every device socket drops.
+   */
+  restartEdge(opts?: { hard?: boolean; downMs?: number }): Promise<void>;
 }
 
 /** Engine settings for the real stack, from the test runner (scripts/test.ts); null if absent. */
@@ -49,17 +54,20 @@ export async function startSystem(engines: Engines): Promise<System> {
   const sink = process.env.E2E_VERBOSE ? verbose : quiet;
   const launchRegion = () => startRegion({ port: regionPort, dataDir: path.join(dir, 'region'), internalSecret, env: regionEnv, sink });
   let region: Service | null = await launchRegion();
-  const edge = await startEdge({
-    port: edgePort,
-    regionUrl: region.url,
-    persistDir: path.join(dir, 'edge'),
-    authSecret,
-    internalSecret,
-    devAuth: true,
-    // A small window makes sync and history cross from the edge's window into region storage.
-    vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10' },
-    sink,
-  });
+  const regionUrl = region.url;
+  const launchEdge = () =>
+    startEdge({
+      port: edgePort,
+      regionUrl,
+      persistDir: path.join(dir, 'edge'),
+      authSecret,
+      internalSecret,
+      devAuth: true,
+      // A small window makes sync and history cross from the edge's window into region storage.
+      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000' },
+      sink,
+    });
+  let edge: Service = await launchEdge();
   const stopRegion = async (opts: { hard?: boolean } = {}) => {
     if (!region) return;
     if (opts.hard) {
@@ -83,6 +91,26 @@ export async function startSystem(engines: Engines): Promise<System> {
       await stopRegion(opts);
       if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
       region = await launchRegion();
+    },
+    async restartEdge(opts = {}) {
+      if (opts.hard) {
+        const exited = new Promise((r) => edge.child.once('exit', r));
+        try {
+          process.kill(-edge.child.pid!, 'SIGKILL');
+        } catch {}
+        if (edge.child.exitCode === null && edge.child.signalCode === null) await exited;
+      } else await edge.stop();
+      if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+      // The port was just released; a start that loses a race for it is tried again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          edge = await launchEdge();
+          return;
+        } catch (err) {
+          if (attempt >= 3) throw err;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
     },
     async stop() {
       await edge.stop();

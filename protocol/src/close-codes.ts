@@ -13,6 +13,8 @@ export const CLOSE_CODES = {
   policy: { code: 4003, reconnect: false, reason: 'protocol violation' },
   unsupported_version: { code: 4004, reconnect: false, reason: 'protocol version not supported' },
   idle_timeout: { code: 4005, reconnect: true, reason: 'no heartbeat within the idle timeout' },
+  lagging: { code: 4006, reconnect: true, reason: 'too many unacknowledged messages; reconnect and resume' },
+  stalled: { code: 4007, reconnect: true, reason: 'messages were not acknowledged; reconnect and resume' },
 } as const;
 
 export type CloseName = keyof typeof CLOSE_CODES;

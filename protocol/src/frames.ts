@@ -25,15 +25,21 @@ export const HistoryFrame = z.object({
   before: Seq.optional(),
   limit: z.number().int().min(1).max(LIMITS.maxSyncLimit).default(LIMITS.defaultHistoryLimit),
 });
+/**
+ * Which conversations have messages this device has not acked: pages of the user's conversations
+ * (`after` = the previous page's `next`), each with its last seq and this device's acked seq.
+ */
+export const ResumeFrame = z.object({ t: z.literal('resume'), rid: Rid.optional(), after: z.union([ConvId, z.literal('')]).default('') });
 export const PingFrame = z.object({ t: z.literal('ping'), rid: Rid.optional() });
 
-export const ClientFrame = z.discriminatedUnion('t', [SendFrame, AckFrame, SyncFrame, HistoryFrame, PingFrame]);
+export const ClientFrame = z.discriminatedUnion('t', [SendFrame, AckFrame, SyncFrame, HistoryFrame, ResumeFrame, PingFrame]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type SendFrame = z.infer<typeof SendFrame>;
 export type AckFrame = z.infer<typeof AckFrame>;
 export type SyncFrame = z.infer<typeof SyncFrame>;
 export type HistoryFrame = z.infer<typeof HistoryFrame>;
-export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'ping'] as const;
+export type ResumeFrame = z.infer<typeof ResumeFrame>;
+export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'resume', 'ping'] as const;
 
 // ---- server → client -------------------------------------------------------------------------
 
@@ -62,13 +68,22 @@ export const MsgsFrame = z.object({ t: z.literal('msgs'), rid: Rid.optional(), c
 export const ErrorFrame = z.object({ t: z.literal('error'), rid: Rid.optional(), code: z.string(), message: z.string() });
 export const PongFrame = z.object({ t: z.literal('pong'), rid: Rid.optional(), ts: z.number().int() });
 export const HelloFrame = z.object({ t: z.literal('hello'), user: UserId, dev: DeviceId, v: z.literal(1) });
+export const ChangesFrame = z.object({
+  t: z.literal('changes'),
+  rid: Rid.optional(),
+  convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq })),
+  next: ConvId.optional(),
+});
+/** Pushes may have been missed (the region's routes were lost): resume now. */
+export const ResyncFrame = z.object({ t: z.literal('resync') });
 
-export const ServerFrame = z.discriminatedUnion('t', [Msg, SentFrame, MsgsFrame, ErrorFrame, PongFrame, HelloFrame]);
+export const ServerFrame = z.discriminatedUnion('t', [Msg, SentFrame, MsgsFrame, ErrorFrame, PongFrame, HelloFrame, ChangesFrame, ResyncFrame]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type SentFrame = z.infer<typeof SentFrame>;
 export type MsgsFrame = z.infer<typeof MsgsFrame>;
 export type ErrorFrame = z.infer<typeof ErrorFrame>;
 export type HelloFrame = z.infer<typeof HelloFrame>;
+export type ChangesFrame = z.infer<typeof ChangesFrame>;
 
 // ---- HTTP bodies -----------------------------------------------------------------------------
 

@@ -60,3 +60,16 @@ export const Delivery = z.object({ user: UserId, msg: Msg, skipDevice: DeviceId.
 export type Delivery = z.infer<typeof Delivery>;
 export const DeliverRequest = z.object({ deliveries: z.array(Delivery).min(1).max(5000) });
 export type DeliverRequest = z.infer<typeof DeliverRequest>;
+
+/** SessionDO → region: a page of the user's conversations (by id, after `after`) with their last seqs. */
+export const ConversationsRequest = z.object({
+  user: UserId,
+  after: z.union([ConvId, z.literal('')]).default(''),
+  limit: z.number().int().min(1).max(1000),
+});
+export const ConversationsResponse = z.object({
+  convs: z.array(z.object({ conv: ConvId, last: Seq })),
+  /** The id to pass as `after` for the next page; absent on the last page. */
+  next: ConvId.optional(),
+});
+export type ConversationsResponse = z.infer<typeof ConversationsResponse>;

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import type { ZodType, ZodTypeDef } from 'zod';
 import {
+  ConversationsRequest,
   EventsRequest,
   LIMITS,
   ProtocolError,
@@ -11,6 +12,7 @@ import {
 } from '@switchboard/protocol';
 import { internalAuth } from './internal-auth.ts';
 import { errorFields, type Logger } from './log.ts';
+import { RegionMetrics } from './metrics.ts';
 import { TOPICS, type Queue } from './queue.ts';
 import type { Routes } from './routes.ts';
 import type { Storage } from './storage.ts';
@@ -22,6 +24,8 @@ export interface AppDeps {
   log: Logger;
   internalSecret: string;
   routeTtlMs: number;
+  /** Stage timing of the message path (default: a private, unread instance). */
+  metrics?: RegionMetrics;
 }
 
 type Env = { Variables: { rawBody: string } };
@@ -43,6 +47,7 @@ function parse<T>(text: string, schema: ZodType<T, ZodTypeDef, unknown>): T {
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const { storage, queue, routes, log } = deps;
+  const metrics = deps.metrics ?? new RegionMetrics();
 
   app.onError((err, c) => {
     if (err instanceof ProtocolError) return c.json({ error: { code: err.code, message: err.message } }, err.status as 400);
@@ -57,12 +62,20 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ status: ok ? 'ok' : 'degraded', storage: storage.name, queue: queue.name, routes: routes.name }, ok ? 200 : 503);
   });
 
+  // Unsigned on purpose, for a scraper on the same host: aggregate timings and counters only (no
+  // ids, no content). The region listens on 127.0.0.1 by default; an operator exposing HOST
+  // beyond loopback should keep /metrics behind the network boundary like /healthz.
+  app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+
   app.use('/internal/*', internalAuth(deps.internalSecret));
 
   /** A conversation's outbox, in order: store, then publish for fan-out; 200 only after both. */
   app.post('/internal/events', async (c) => {
+    const t0 = performance.now();
     const req = parse(c.get('rawBody'), EventsRequest);
     const msgs: Msg[] = [];
+    const now = Date.now();
+    for (const e of req.events) if (e.kind === 'msg') metrics.age('region_received', e.msg.ts, now);
     for (const e of req.events) {
       if (e.kind === 'created') {
         if (e.conv !== req.conv) throw new ProtocolError('invalid_frame', 'event for another conversation');
@@ -74,13 +87,20 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
     }
     await flush();
+    metrics.op('events_request', t0);
+    metrics.inc('events_requests');
     return c.json({ stored: req.events.length });
 
     async function flush(): Promise<void> {
       if (!msgs.length) return;
       const batch = msgs.splice(0);
-      await storage.appendMessages(batch);
-      await queue.publish(TOPICS.fanout, batch.map((msg) => ({ key: msg.conv, value: { kind: 'msg', msg } })));
+      metrics.inc('events_messages', batch.length);
+      await metrics.time('store', () => storage.appendMessages(batch));
+      let now = Date.now();
+      for (const m of batch) metrics.age('stored', m.ts, now);
+      await metrics.time('publish', () => queue.publish(TOPICS.fanout, batch.map((msg) => ({ key: msg.conv, value: { kind: 'msg', msg } }))));
+      now = Date.now();
+      for (const m of batch) metrics.age('published', m.ts, now);
     }
   });
 
@@ -95,13 +115,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ msgs: msgs.slice(0, req.limit), more: msgs.length > req.limit });
   });
 
+  app.post('/internal/conversations', async (c) => {
+    const req = parse(c.get('rawBody'), ConversationsRequest);
+    const rows = await storage.userConversations(req.user, req.after, req.limit + 1);
+    const page = rows.slice(0, req.limit);
+    const next = rows.length > req.limit ? page.at(-1)?.conv : undefined;
+    return c.json({ convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq })), ...(next ? { next } : {}) });
+  });
+
   app.post('/internal/routes', async (c) => {
     const req = parse(c.get('rawBody'), RoutesRequest);
     for (const op of req.ops) {
       if (op.op === 'up') await routes.up(op, deps.routeTtlMs);
       else await routes.down(op);
     }
-    return c.json({ applied: req.ops.length });
+    return c.json({ applied: req.ops.length, epoch: await routes.epoch() });
   });
 
   return app;

@@ -3,6 +3,7 @@ import type { Route, Routes } from './routes.ts';
 /** Embedded routing registry: in-process maps with expiry, for a single region process. */
 export class MemoryRoutes implements Routes {
   readonly name = 'memory';
+  private readonly life = crypto.randomUUID();
   private readonly byUser = new Map<string, Map<string, { edge: string; expiresAt: number }>>();
 
   async up(r: Route, ttlMs: number): Promise<void> {
@@ -32,6 +33,11 @@ export class MemoryRoutes implements Routes {
       if (live.length) out.set(user, live);
     }
     return out;
+  }
+
+  /** A new process has an empty registry: a new epoch. */
+  async epoch(): Promise<string> {
+    return this.life;
   }
 
   async ping(): Promise<void> {}

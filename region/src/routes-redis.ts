@@ -2,6 +2,8 @@
  * Key layout (works unchanged on Redis Cluster):
  *
  *   {prefix}route:{<user>}   hash   field = device id, value = JSON {"edge": <url>, "expiresAt": <ms>}
+ *   {prefix}routes:epoch     string a random id set once (SET NX); if Redis loses its data it is
+ *                                   set anew, and edges learn that routes may have been lost
  *
  * One hash per user, so `lookup` of a user is one HGETALL and a fan-out of N members is one
  * pipeline of N single-key commands. The user id sits inside a hash tag `{user}`: Redis Cluster
@@ -108,6 +110,12 @@ export class RedisRoutes implements Routes {
       if (routes.length) out.set(user, routes);
     });
     return out;
+  }
+
+  async epoch(): Promise<string> {
+    const key = `${this.cfg.prefix}routes:epoch`;
+    await this.redis.set(key, crypto.randomUUID(), 'NX');
+    return (await this.redis.get(key)) ?? 'unknown';
   }
 
   async ping(): Promise<void> {

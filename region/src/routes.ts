@@ -17,6 +17,12 @@ export interface Routes {
   up(route: Route, ttlMs: number): Promise<void>;
   down(route: Route): Promise<void>;
   lookup(users: string[]): Promise<Map<string, Route[]>>;
+  /**
+   * Identifies the registry's current life: it changes exactly when routes may have been lost
+   * (a restarted in-memory registry, a Redis that lost its data). Edges that see it change
+   * re-register their devices and tell them to resync, since pushes may have found no route.
+   */
+  epoch(): Promise<string>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

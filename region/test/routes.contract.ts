@@ -29,6 +29,13 @@ export function routesContract(name: string, make: () => Promise<Routes>): void 
       await routes.ping();
     });
 
+    it('epoch is stable while the registry keeps its routes', async () => {
+      const e = await routes.epoch();
+      assert.ok(e.length > 0);
+      await routes.up({ user: user(), device: 'd', edge: 'https://edge-a.example' }, HOUR);
+      assert.equal(await routes.epoch(), e);
+    });
+
     it('up then lookup returns the route', async () => {
       const u = user();
       await routes.up({ user: u, device: 'phone', edge: 'https://edge-a.example' }, HOUR);

@@ -1,6 +1,7 @@
 import { shouldReconnect } from '../close-codes.ts';
-import type { ClientFrame, Msg, MsgsFrame, SentFrame, ServerFrame } from '../frames.ts';
+import type { ChangesFrame, ClientFrame, Msg, MsgsFrame, SentFrame, ServerFrame } from '../frames.ts';
 import { ConversationCursor } from '../ordering.ts';
+import { MemoryStore, type ClientStore } from './store.ts';
 
 /** The subset of the WebSocket API the client needs: the browser's, or `ws` in Node. */
 export interface SocketLike {
@@ -30,6 +31,13 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Reconnect backoff: base and cap in ms. Defaults 250 and 15 000. */
   backoff?: { baseMs: number; capMs: number };
+  /**
+   * Where unsent messages and delivered cursors survive reconnects and reloads: FileStore in
+   * Node (`@switchboard/protocol/client/node`), IndexedDBStore in browsers. Default: memory.
+   */
+  store?: ClientStore;
+  /** A send restored from the store after a reload (it has no promise) was confirmed. */
+  onSent?: (sent: SentFrame) => void;
 }
 
 /** What the client did to keep display exactly-once and in order; for tests, logs and support. */
@@ -81,6 +89,8 @@ export class SwitchboardClient {
   me: { user: string; dev: string } | null = null;
   readonly stats: ClientStats = { delivered: 0, duplicates: 0, gaps: 0, synced: 0, resent: 0, reconnects: 0 };
   private connectedOnce = false;
+  private readonly store: ClientStore;
+  private loaded: Promise<void> | null = null;
   private ws: SocketLike | null = null;
   private readonly pending = new Map<string, Pending>();
   private readonly outbox = new Map<string, OutboxEntry>();
@@ -91,11 +101,14 @@ export class SwitchboardClient {
   private closed = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(private readonly opts: ClientOptions) {}
+  constructor(private readonly opts: ClientOptions) {
+    this.store = opts.store ?? new MemoryStore();
+  }
 
   /** Connects (and keeps reconnecting) until `close()`. Resolves at the first `online`. */
-  connect(): Promise<void> {
+  async connect(): Promise<void> {
     this.closed = false;
+    await this.load();
     return new Promise((resolve, reject) => {
       const onStatus = this.opts.onStatus;
       let settled = false;
@@ -116,19 +129,60 @@ export class SwitchboardClient {
     this.setStatus('offline', 'closed by client');
   }
 
+  /** Restores what the store kept: unsent messages go out again with their cmid, cursors resume. */
+  private load(): Promise<void> {
+    this.loaded ??= this.store.load().then((state) => {
+      for (const [conv, seq] of Object.entries(state.cursors)) this.follow(conv, seq);
+      for (const p of state.outbox) {
+        if (this.outbox.has(p.cmid)) continue;
+        this.outbox.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: p.body, tries: 1, done: (f) => this.opts.onSent?.(f), fail: () => {} });
+      }
+    });
+    return this.loaded;
+  }
+
   /** Follows a conversation from `delivered` (the highest seq this device already has). */
   follow(conv: string, delivered = 0): void {
     if (!this.cursors.has(conv)) this.cursors.set(conv, new ConversationCursor(delivered));
     if (this.status === 'online') void this.catchUp(conv);
   }
 
-  /** Sends a message; resolves with its seq. Survives reconnects: it is resent with the same cmid. */
-  send(conv: string, body: string, cmid: string = crypto.randomUUID()): Promise<SentFrame> {
+  /**
+   * Sends a message; resolves with its seq. It is in the store before it goes out, and resent
+   * with the same cmid after a lost connection or a reload, so it is sequenced exactly once.
+   */
+  async send(conv: string, body: string, cmid: string = crypto.randomUUID()): Promise<SentFrame> {
+    await this.store.putPending({ conv, cmid, body, createdAt: Date.now() });
     return new Promise((done, fail) => {
       const entry: OutboxEntry = { conv, cmid, body, tries: 0, done, fail };
       this.outbox.set(cmid, entry);
       if (this.status === 'online') this.flushOne(entry);
     });
+  }
+
+  /** Unsent messages, oldest first: what a UI shows as pending. */
+  unsent(): { conv: string; cmid: string; body: string }[] {
+    return [...this.outbox.values()].map(({ conv, cmid, body }) => ({ conv, cmid, body }));
+  }
+
+  /**
+   * Brings every conversation up to date, including ones this device has never seen: pages of
+   * `changes` from the server, then a sync of exactly each changed conversation, several at once.
+   */
+  async resume(): Promise<void> {
+    let after = '';
+    for (let page = 0; page < 10_000; page++) {
+      const f = (await this.request({ t: 'resume', after })) as ChangesFrame;
+      const stale: string[] = [];
+      for (const c of f.convs) {
+        let cursor = this.cursors.get(c.conv);
+        if (!cursor) this.cursors.set(c.conv, (cursor = new ConversationCursor(c.acked)));
+        if (cursor.delivered < c.last) stale.push(c.conv);
+      }
+      await inBatches(stale, 16, (conv) => this.catchUp(conv));
+      if (!f.next) return;
+      after = f.next;
+    }
   }
 
   /** One page of messages after `after` (exclusive), ascending. */
@@ -202,7 +256,14 @@ export class SwitchboardClient {
       if (entry.tries > 0) this.stats.resent++;
       this.flushOne(entry);
     }
-    for (const conv of this.cursors.keys()) void this.catchUp(conv);
+    this.resumeOrCatchUp();
+  }
+
+  /** Resume; if the server cannot list conversations now, at least catch up the followed ones. */
+  private resumeOrCatchUp(): void {
+    this.resume().catch(() => {
+      if (this.status === 'online') for (const conv of this.cursors.keys()) void this.catchUp(conv);
+    });
   }
 
   private setStatus(s: Status, detail?: string): void {
@@ -225,6 +286,7 @@ export class SwitchboardClient {
       return this.onOnline();
     }
     if (f.t === 'msg') return this.onMsg(f);
+    if (f.t === 'resync') return this.resumeOrCatchUp();
     const rid = 'rid' in f ? f.rid : undefined;
     const p = rid !== undefined ? this.pending.get(rid) : undefined;
     if (!p || rid === undefined) return;
@@ -240,6 +302,7 @@ export class SwitchboardClient {
       (f) => {
         const sent = f as SentFrame;
         this.outbox.delete(entry.cmid);
+        void this.store.removePending(entry.cmid);
         entry.done(sent);
         // The sender's own message takes its place in the ordered stream like any other.
         if (this.me && this.cursors.has(entry.conv)) {
@@ -250,6 +313,7 @@ export class SwitchboardClient {
         // Connection trouble keeps it in the outbox for the next connect; a refusal is final.
         if (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'internal') return;
         this.outbox.delete(entry.cmid);
+        void this.store.removePending(entry.cmid);
         entry.fail(err);
       },
     );
@@ -260,8 +324,11 @@ export class SwitchboardClient {
     if (!cursor) this.cursors.set(msg.conv, (cursor = new ConversationCursor(0)));
     const v = cursor.accept(msg);
     if (v.kind === 'deliver') this.release(msg.conv, v.msgs);
-    else if (v.kind === 'duplicate') this.stats.duplicates++;
-    else {
+    else if (v.kind === 'duplicate') {
+      this.stats.duplicates++;
+      // A retransmit: our ack may have been lost, so say again how far we are.
+      this.ack(msg.conv, cursor.delivered);
+    } else {
       this.stats.gaps++;
       void this.catchUp(msg.conv);
     }
@@ -271,7 +338,13 @@ export class SwitchboardClient {
     this.stats.delivered += msgs.length;
     for (const m of msgs) this.opts.onMessage?.(m);
     const last = msgs.at(-1);
-    if (last && this.ws && this.status === 'online') this.ws.send(JSON.stringify({ t: 'ack', conv, seq: last.seq }));
+    if (!last) return;
+    void this.store.setCursor(conv, last.seq);
+    this.ack(conv, last.seq);
+  }
+
+  private ack(conv: string, seq: number): void {
+    if (seq > 0 && this.ws && this.status === 'online') this.ws.send(JSON.stringify({ t: 'ack', conv, seq }));
   }
 
   /** Pages through `sync` from the cursor until the server says there is no more. */
@@ -297,4 +370,13 @@ export class SwitchboardClient {
       this.syncing.delete(conv);
     }
   }
+}
+
+/** Runs `fn` over `items`, at most `width` at a time. */
+async function inBatches<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
 }

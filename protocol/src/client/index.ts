@@ -1,3 +1,4 @@
 export * from './client.ts';
 export * from './http.ts';
 export * from './store.ts';
+export * from './store-indexeddb.ts';
