@@ -38,6 +38,8 @@ export interface ClientOptions {
   store?: ClientStore;
   /** A send restored from the store after a reload (it has no promise) was confirmed. */
   onSent?: (sent: SentFrame) => void;
+  /** The store failed a write (disk full, corrupt file): what is not stored will not survive a reload. */
+  onStoreError?: (err: Error) => void;
 }
 
 /** What the client did to keep display exactly-once and in order; for tests, logs and support. */
@@ -302,7 +304,7 @@ export class SwitchboardClient {
       (f) => {
         const sent = f as SentFrame;
         this.outbox.delete(entry.cmid);
-        void this.store.removePending(entry.cmid);
+        this.stored(this.store.removePending(entry.cmid));
         entry.done(sent);
         // The sender's own message takes its place in the ordered stream like any other.
         if (this.me && this.cursors.has(entry.conv)) {
@@ -313,7 +315,7 @@ export class SwitchboardClient {
         // Connection trouble keeps it in the outbox for the next connect; a refusal is final.
         if (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'internal') return;
         this.outbox.delete(entry.cmid);
-        void this.store.removePending(entry.cmid);
+        this.stored(this.store.removePending(entry.cmid));
         entry.fail(err);
       },
     );
@@ -339,8 +341,13 @@ export class SwitchboardClient {
     for (const m of msgs) this.opts.onMessage?.(m);
     const last = msgs.at(-1);
     if (!last) return;
-    void this.store.setCursor(conv, last.seq);
+    this.stored(this.store.setCursor(conv, last.seq));
     this.ack(conv, last.seq);
+  }
+
+  /** Background store writes: a failure is reported, never an unhandled rejection. */
+  private stored(write: Promise<void>): void {
+    write.catch((err: unknown) => this.opts.onStoreError?.(err instanceof Error ? err : new Error(String(err))));
   }
 
   private ack(conv: string, seq: number): void {

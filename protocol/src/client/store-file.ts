@@ -1,4 +1,3 @@
-/// <reference types="node" />
 import { mkdir, open, rename, rm, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ClientStore, PendingSend, StoredState } from './store.ts';
