@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { deliverToEdge } from './edge-client.ts';
 import { fanoutHandler } from './fanout.ts';
 import { createLogger, errorFields } from './log.ts';
+import { RegionMetrics } from './metrics.ts';
 import { TOPICS, dlqOf, type Subscription } from './queue.ts';
 
 const log = createLogger({ svc: 'region' });
@@ -25,15 +26,16 @@ async function main(): Promise<void> {
   await storage.init();
   await queue.init([TOPICS.fanout, TOPICS.push, dlqOf(TOPICS.fanout), dlqOf(TOPICS.push)]);
 
+  const metrics = new RegionMetrics();
   const subs: Subscription[] = [];
   if (cfg.role !== 'api') {
-    const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver: (edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch) });
+    const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver: (edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch), metrics });
     subs.push(await queue.subscribe(TOPICS.fanout, 'fanout', handler));
   }
 
   let server: ReturnType<typeof serve> | undefined;
   if (cfg.role !== 'fanout') {
-    const app = createApp({ storage, queue, routes, log, internalSecret: cfg.internalSecret, routeTtlMs: cfg.routeTtlSeconds * 1000 });
+    const app = createApp({ storage, queue, routes, log, internalSecret: cfg.internalSecret, routeTtlMs: cfg.routeTtlSeconds * 1000, metrics });
     await new Promise<void>((resolve) => {
       server = serve({ fetch: app.fetch, hostname: cfg.host, port: cfg.port }, (info) => {
         log.info('listening', { url: `http://${cfg.host}:${info.port}` });
