@@ -1,0 +1,637 @@
+/**
+ * `npm run bench:latency`: end-to-end send → receive latency of 1:1 conversations on the real
+ * stack, at fixed sustained rates, against a raw WebSocket echo baseline measured in the same run.
+ *
+ * It brings up the real engines (ensureStack), starts a region on them (unique NAMESPACE) and the
+ * edge in workerd (temp state dir), creates BENCH_PAIRS direct conversations, connects a sender
+ * and a recipient device for each, warms up, then for each rate:
+ *   1. echo: the same client machinery against a `ws` echo server in its own Node process;
+ *   2. switchboard: messages spread round-robin over the conversations on an open-loop
+ *      wall-clock schedule, measuring due → `sent` (the edge's sequencing ack) and due → `msg` at
+ *      the recipient (end to end), plus the region's per-stage timing from its GET /metrics.
+ * Prints a table per rate and where the time goes, writes .bench/latency.json, stops everything
+ * (also on Ctrl-C; a second Ctrl-C kills at once) and removes its keyspace, topics and keys.
+ *
+ * | variable | default | |
+ * |---|---|---|
+ * | BENCH_RATES | 200,500,1000 | msg/s, one phase each |
+ * | BENCH_SECONDS | 15 | seconds per rate (echo and switchboard each) |
+ * | BENCH_PAIRS | 50 | 1:1 conversations (2 devices each) |
+ * | BENCH_WARMUP_SECONDS, BENCH_WARMUP_RATE | 5, 100 | unmeasured warm-up |
+ * | BENCH_BODY_BYTES | 200 | message body size |
+ * | BENCH_DRAIN_SECONDS | 10 | after the last send, how long to wait for stragglers (then: lost) |
+ * | BENCH_LATE_MS | 1000 | received later than this after its due time counts as late |
+ * | BENCH_ACK | 1 | the recipient acks every message (as the SDK does) |
+ * | BENCH_ECHO | 1 | 0 skips the echo baseline |
+ * | BENCH_KEEP | 0 | 1 keeps the keyspace, topics and Redis keys |
+ * | BENCH_VERBOSE | 0 | 1 streams the region's and the edge's logs to stderr |
+ * | BENCH_OUT | .bench/latency.json | |
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import WebSocket from 'ws';
+import { freePort } from '../lib/ports.ts';
+import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
+import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
+import { Run, dist, drain, openLoop, phaseResult, type Dist, type PhaseResult } from './load.ts';
+import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
+
+// ---- configuration ----------------------------------------------------------------------------
+
+function num(name: string, dflt: number, min: number, max: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    console.error(`${name}: expected a number in ${min}..${max}, got ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function rates(): number[] {
+  const v = process.env.BENCH_RATES?.trim() || '200,500,1000';
+  const list = v.split(',').map((s) => Number(s.trim()));
+  if (list.some((n) => !Number.isFinite(n) || n <= 0 || n > 100_000)) {
+    console.error(`BENCH_RATES: expected comma-separated msg/s, e.g. 200,500,1000, got ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  return list;
+}
+
+const flag = (name: string, dflt: boolean) => (process.env[name] === undefined || process.env[name] === '' ? dflt : !['0', 'false', 'no'].includes(process.env[name]!.toLowerCase()));
+
+const CFG = {
+  rates: rates(),
+  seconds: num('BENCH_SECONDS', 15, 1, 3600),
+  pairs: Math.round(num('BENCH_PAIRS', 50, 1, 5000)),
+  warmupSeconds: num('BENCH_WARMUP_SECONDS', 5, 0, 600),
+  warmupRate: num('BENCH_WARMUP_RATE', 100, 1, 100_000),
+  bodyBytes: Math.round(num('BENCH_BODY_BYTES', 200, 1, 65_536)),
+  drainSeconds: num('BENCH_DRAIN_SECONDS', 10, 1, 600),
+  lateMs: num('BENCH_LATE_MS', 1000, 1, 600_000),
+  ack: flag('BENCH_ACK', true),
+  echo: flag('BENCH_ECHO', true),
+  keep: flag('BENCH_KEEP', false),
+  verbose: flag('BENCH_VERBOSE', false),
+  out: path.resolve(ROOT, process.env.BENCH_OUT || '.bench/latency.json'),
+};
+/** The issue's target: p99 end to end under 50 ms at 500 msg/s. */
+const TARGET = { rate: 500, p99Ms: 50 };
+
+const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+const load = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---- lifecycle: everything started is stopped, also on Ctrl-C -------------------------------
+
+class Aborted extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
+const abort = new AbortController();
+const check = () => {
+  if (abort.signal.aborted) throw new Aborted();
+};
+const services: Service[] = [];
+let stopping = false;
+const children: ChildProcess[] = [];
+let signals = 0;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (++signals === 1) {
+      progress(`${sig}: stopping (again to kill at once)`);
+      abort.abort();
+    } else process.exit(130);
+  });
+}
+process.on('exit', () => {
+  for (const s of services) s.kill();
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+// ---- the Switchboard client: raw protocol over `ws` ---------------------------------------------
+
+type Frame = Record<string, any> & { t: string };
+
+/** Server-side closes of our sockets after their hello, by close code (the phase's messages on them are then lost). */
+const closes: Record<string, number> = {};
+
+function connect(url: string, onFrame: (f: Frame, at: number, ws: WebSocket) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const timer = setTimeout(() => (ws.terminate(), reject(new Error(`${url}: no hello within 20 s`))), 20_000);
+    let hello = false;
+    ws.on('message', (data) => {
+      const at = performance.now();
+      const f = JSON.parse(String(data)) as Frame;
+      if (!hello && f.t === 'hello') {
+        hello = true;
+        clearTimeout(timer);
+        return resolve(ws);
+      }
+      onFrame(f, at, ws);
+    });
+    ws.once('unexpected-response', (_req, res) => (clearTimeout(timer), reject(new Error(`connect: HTTP ${res.statusCode}`))));
+    ws.once('close', (code) => {
+      if (hello && !stopping) closes[code] = (closes[code] ?? 0) + 1;
+    });
+    // After the hello an error only ends this socket; its messages then count as lost.
+    ws.on('error', (err) => (clearTimeout(timer), reject(err)));
+  });
+}
+
+async function postJson(url: string, body: unknown, token?: string): Promise<any> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (!res.ok) throw new Error(`POST ${url}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+  return res.json();
+}
+
+/** Runs `fn` over `items` with at most `n` in flight. */
+async function pool<T, R>(items: T[], n: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        check();
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+interface Pair {
+  conv: string;
+  sender: WebSocket;
+  recipient: WebSocket;
+}
+
+// ---- per-hop figures ----------------------------------------------------------------------------
+
+interface SwitchboardHops {
+  /** Client-side, ms from the due time: the send leaving, sequencing (msg.ts), `sent`, `msg`. */
+  fromDue: { onWire: Dist | null; sequenced: Dist | null; sentAtSender: Dist | null; msgAtRecipient: Dist | null };
+  /** Ms since sequencing (msg.ts): region points from /metrics, then the recipient (client). */
+  sinceSequenced: Record<string, HistSummary | Dist | null>;
+  /** Region operation durations from /metrics. */
+  ops: Record<string, HistSummary | null>;
+  counters: Record<string, number>;
+  /** Region messages per /internal/events request: >1 means the edge batched its outbox drain. */
+  messagesPerEventsRequest: number | null;
+}
+
+const AGE_POINTS = ['region_received', 'stored', 'published', 'fanout_consumed', 'fanout_resolved', 'delivered'];
+const OPS = ['events_request', 'store', 'publish', 'fanout_handler', 'fanout_conversation', 'fanout_routes', 'deliver'];
+
+function hops(run: Run, region: Scrape | null): SwitchboardHops {
+  const all = [...run.samples.values()];
+  const seq = all.filter((s) => s.seqTs !== undefined);
+  const sinceSequenced: SwitchboardHops['sinceSequenced'] = {};
+  const ops: SwitchboardHops['ops'] = {};
+  const counters: Record<string, number> = {};
+  if (region) {
+    for (const p of AGE_POINTS) sinceSequenced[p] = summarizeHist(region.hists.get(`sb_region_msg_age_ms{point="${p}"}`));
+    for (const o of OPS) ops[o] = summarizeHist(region.hists.get(`sb_region_op_ms{op="${o}"}`));
+    for (const [k, v] of region.counters) if (k.startsWith('sb_region_')) counters[k.slice('sb_region_'.length).replace(/_total$/, '')] = v;
+  }
+  sinceSequenced.recipient = dist(seq.filter((s) => s.recvAt !== undefined).map((s) => run.toEpoch(s.recvAt!) - s.seqTs!));
+  const reqs = counters.events_requests;
+  return {
+    fromDue: {
+      onWire: dist(all.map((s) => s.sentAt - s.due)),
+      sequenced: dist(seq.map((s) => s.seqTs! - run.toEpoch(s.due))),
+      sentAtSender: dist(all.filter((s) => s.ackAt !== undefined).map((s) => s.ackAt! - s.due)),
+      msgAtRecipient: dist(all.filter((s) => s.recvAt !== undefined).map((s) => s.recvAt! - s.due)),
+    },
+    sinceSequenced,
+    ops,
+    counters,
+    messagesPerEventsRequest: reqs ? Math.round(((counters.events_messages ?? 0) / reqs) * 100) / 100 : null,
+  };
+}
+
+// ---- printing -----------------------------------------------------------------------------------
+
+const f1 = (x: number | undefined | null) => (x === undefined || x === null || Number.isNaN(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const pad = (s: string, n: number) => s.padStart(n);
+
+function row(label: string, r: PhaseResult, d: Dist | null, lost: number, late: number | string): string {
+  return `${label.padEnd(24)}${pad(String(r.rate), 6)}${pad(f1(r.achievedSendRate), 8)}${pad(f1(r.achievedRecvRate), 8)}${pad(String(r.messages), 7)}${pad(String(lost), 6)}${pad(String(late), 6)}${pad(f1(d?.p50Ms), 8)}${pad(f1(d?.p95Ms), 8)}${pad(f1(d?.p99Ms), 8)}${pad(f1(d?.maxMs), 8)}`;
+}
+const HEADER = `${'ms from due time'.padEnd(24)}${pad('rate', 6)}${pad('sent/s', 8)}${pad('recv/s', 8)}${pad('n', 7)}${pad('lost', 6)}${pad('late', 6)}${pad('p50', 8)}${pad('p95', 8)}${pad('p99', 8)}${pad('max', 8)}`;
+
+interface RateResult {
+  rate: number;
+  loadAvgAtStart: number[];
+  echo: PhaseResult | null;
+  switchboard: PhaseResult;
+  /** switchboard / echo, at p50 and p99. */
+  vsEcho: { e2eP50: number | null; e2eP99: number | null; sentP50: number | null; sentP99: number | null } | null;
+  errors: Record<string, number>;
+  /** Our sockets the server closed during the phase, by close code. */
+  socketCloses: Record<string, number>;
+  /** Warn/error lines the region and the edge logged during the phase (a restart or a failed deliver shows here). */
+  serviceLogLines: Record<string, number>;
+  hops: SwitchboardHops;
+  cpuPercent: Record<string, number | null>;
+}
+
+function printRate(r: RateResult): void {
+  const out: string[] = [];
+  const sw = r.switchboard;
+  out.push('', `== ${r.rate} msg/s for ${sw.seconds} s  (load average at start ${r.loadAvgAtStart.join(' ')})`, HEADER);
+  if (r.echo) out.push(row('echo (ws, loopback)', r.echo, r.echo.e2e, r.echo.lost, r.echo.late));
+  out.push(row('switchboard send→sent', sw, sw.ack, sw.unacked, '-'));
+  out.push(row('switchboard send→msg', sw, sw.e2e, sw.lost, sw.late));
+  if (r.vsEcho) {
+    const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)}×`);
+    out.push(`vs echo: end to end p50 ${x(r.vsEcho.e2eP50)} p99 ${x(r.vsEcho.e2eP99)};  send→sent p50 ${x(r.vsEcho.sentP50)} p99 ${x(r.vsEcho.sentP99)}`);
+  }
+  if (Object.keys(r.errors).length) out.push(`error frames: ${JSON.stringify(r.errors)}`);
+  if (Object.keys(r.socketCloses).length) out.push(`sockets closed by the server (by code): ${JSON.stringify(r.socketCloses)}`);
+  if (Object.keys(r.serviceLogLines).length) out.push(`service log lines at warn/error during the phase: ${JSON.stringify(r.serviceLogLines)}`);
+  const h = r.hops;
+  const line = (label: string, d: { p50Ms: number; p95Ms: number; p99Ms: number } | null | undefined, note = '') =>
+    `  ${label.padEnd(44)}${pad(f1(d?.p50Ms), 8)}${pad(f1(d?.p95Ms), 8)}${pad(f1(d?.p99Ms), 8)}   ${note}`;
+  out.push(`where the time goes (ms; p50 p95 p99)`);
+  out.push(`  client view, from the due time:`);
+  out.push(line('send on the wire (client scheduling)', h.fromDue.onWire));
+  out.push(line('sequenced at the ConversationDO (msg.ts)', h.fromDue.sequenced, 'ms clock'));
+  out.push(line('`sent` back at the sender', h.fromDue.sentAtSender));
+  out.push(line('`msg` at the recipient', h.fromDue.msgAtRecipient));
+  out.push(`  message age since sequencing (msg.ts), along the path:`);
+  const labels: Record<string, string> = {
+    region_received: 'region /internal/events received',
+    stored: 'stored (Cassandra)',
+    published: 'published (Kafka) = region answers edge',
+    fanout_consumed: 'fan-out handler picked it up',
+    fanout_resolved: 'members + routes resolved',
+    delivered: 'edge deliver call answered',
+    recipient: '`msg` at the recipient (client)',
+  };
+  for (const [k, label] of Object.entries(labels)) out.push(line(label, h.sinceSequenced[k] as any));
+  out.push(`  region operations (duration of each call):`);
+  for (const o of OPS) {
+    const s = h.ops[o];
+    out.push(line(o, s, s ? `n=${s.count}` : ''));
+  }
+  if (h.messagesPerEventsRequest !== null) out.push(`  messages per /internal/events request: ${h.messagesPerEventsRequest}`);
+  const cpu = r.cpuPercent;
+  out.push(`  CPU % of one core: ${Object.entries(cpu).map(([k, v]) => `${k} ${v === null ? '-' : v}`).join(', ')}`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+// ---- the run ------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const loadAtStart = load();
+  const startedAt = new Date();
+  progress(`load average ${loadAtStart.join(' ')} on ${os.cpus().length} CPUs; rates ${CFG.rates.join(', ')} msg/s × ${CFG.seconds} s, ${CFG.pairs} conversations`);
+
+  progress('real engines: ensureStack …');
+  const { ensureStack, stackStatus } = await import('../stack/index.ts');
+  const stack = await ensureStack({
+    signal: abort.signal,
+    log: (l) => {
+      try {
+        const j = JSON.parse(l) as { msg?: string; level?: string };
+        if (CFG.verbose || j.level === 'error' || j.level === 'warn') progress(`stack: ${j.msg ?? l}`);
+      } catch {
+        if (CFG.verbose) progress(`stack: ${l}`);
+      }
+    },
+  });
+  check();
+  const engines = (await stackStatus()).engines;
+  progress(`engines ready: ${engines.map((e) => `${e.engine} ${e.address}`).join(', ')}`);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-'));
+  const namespace = `bench_${crypto.randomBytes(4).toString('hex')}`;
+  const regionEnv = {
+    CASSANDRA_CONTACT_POINTS: stack.cassandra.contactPoints.join(','),
+    CASSANDRA_LOCAL_DC: stack.cassandra.localDataCenter,
+    KAFKA_BROKERS: stack.kafka.brokers.join(','),
+    REDIS_URL: stack.redis.url,
+    NAMESPACE: namespace,
+    LOG_LEVEL: CFG.verbose ? 'info' : 'warn',
+  };
+  /** Warn/error lines of the region and the edge: over the whole run, and in the current phase. */
+  const logTotals: Record<string, number> = {};
+  const logCounts: Record<string, number> = {};
+  const sink = (svc: string, line: string) => {
+    if (CFG.verbose) process.stderr.write(`[${svc}] ${line}\n`);
+    const level = /"level":"(warn|error)"/.exec(line)?.[1] ?? (/\b(error|warn)/i.exec(line)?.[1]?.toLowerCase() ?? null);
+    if (!level) return;
+    const key = `${svc} ${level}`;
+    logCounts[key] = (logCounts[key] ?? 0) + 1;
+    logTotals[key] = (logTotals[key] ?? 0) + 1;
+  };
+  const sockets: WebSocket[] = [];
+  let echoProc: ChildProcess | null = null;
+  try {
+    const [regionPort, edgePort] = [await freePort(), await freePort()];
+    const authSecret = crypto.randomBytes(24).toString('base64url');
+    const internalSecret = crypto.randomBytes(24).toString('base64url');
+    progress(`region on the real engines (NAMESPACE=${namespace}) …`);
+    const region = await startRegion({ port: regionPort, dataDir: path.join(dir, 'region'), internalSecret, env: regionEnv, sink });
+    services.push(region);
+    check();
+    progress('edge in workerd …');
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: path.join(dir, 'edge'), authSecret, internalSecret, devAuth: true, sink });
+    services.push(edge);
+    check();
+
+    let echoUrl: string | null = null;
+    if (CFG.echo) {
+      progress('echo server …');
+      echoProc = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(ROOT, 'scripts/bench/echo-server.ts')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(echoProc);
+      const port = await new Promise<number>((resolve, reject) => {
+        const rl = readline.createInterface({ input: echoProc!.stdout! });
+        rl.once('line', (l) => resolve((JSON.parse(l) as { port: number }).port));
+        echoProc!.once('exit', (code) => reject(new Error(`echo server exited (${code})`)));
+      });
+      echoUrl = `ws://127.0.0.1:${port}`;
+    }
+
+    // -- conversations and devices --
+    progress(`${CFG.pairs} 1:1 conversations, ${CFG.pairs * 2} devices …`);
+    let current: Run | null = null;
+    const errors: Record<string, number> = {};
+    const ids = Array.from({ length: CFG.pairs }, (_, i) => i);
+    const pairs = await pool(ids, 8, async (i): Promise<Pair> => {
+      const [st, rt] = await Promise.all([
+        postJson(`${edge.url}/v1/dev/token`, { user: `s${i}`, device: 'd1' }),
+        postJson(`${edge.url}/v1/dev/token`, { user: `r${i}`, device: 'd1' }),
+      ]);
+      const conv = (await postJson(`${edge.url}/v1/conversations`, { members: [`r${i}`], direct: true }, st.token)).id as string;
+      const wsBase = edge.url.replace(/^http/, 'ws') + '/v1/connect?token=';
+      const sender = await connect(wsBase + encodeURIComponent(st.token), (f, at) => {
+        if (f.t === 'sent') current?.ack(f.cmid, at, f.ts);
+        else if (f.t === 'error') errors[f.code] = (errors[f.code] ?? 0) + 1;
+      });
+      const recipient = await connect(wsBase + encodeURIComponent(rt.token), (f, at, ws) => {
+        if (f.t !== 'msg') return;
+        current?.recv(f.cmid, at);
+        if (CFG.ack) ws.send(JSON.stringify({ t: 'ack', conv: f.conv, seq: f.seq }));
+      });
+      sockets.push(sender, recipient);
+      return { conv, sender, recipient };
+    });
+    const echoSockets = echoUrl
+      ? await pool(ids, 16, async () => {
+          const ws = new WebSocket(echoUrl!, { perMessageDeflate: false });
+          await new Promise<void>((resolve, reject) => (ws.once('open', () => resolve()), ws.on('error', reject)));
+          ws.on('message', (data) => {
+            const at = performance.now();
+            const f = JSON.parse(String(data)) as Frame;
+            current?.ack(f.cmid, at);
+            current?.recv(f.cmid, at);
+          });
+          sockets.push(ws);
+          return ws;
+        })
+      : [];
+    check();
+
+    const body = 'x'.repeat(CFG.bodyBytes);
+    const frame = (conv: string, key: string) => `{"t":"send","rid":"${key}","conv":"${conv}","cmid":"${key}","body":"${body}"}`;
+    const switchboardPhase = async (name: string, rate: number, seconds: number): Promise<Run> => {
+      const run = (current = new Run());
+      await openLoop(run, rate, seconds, pairs.length, (i) => `${name}-${i}`, (_i, lane, key) => pairs[lane]!.sender.send(frame(pairs[lane]!.conv, key)), abort.signal);
+      await drain(run, CFG.drainSeconds * 1000, abort.signal);
+      return run;
+    };
+    const echoPhase = async (name: string, rate: number, seconds: number): Promise<Run> => {
+      const run = (current = new Run());
+      await openLoop(run, rate, seconds, echoSockets.length, (i) => `${name}-${i}`, (_i, lane, key) => echoSockets[lane]!.send(frame(pairs[lane]!.conv, key)), abort.signal);
+      await drain(run, CFG.drainSeconds * 1000, abort.signal);
+      return run;
+    };
+    const scrape = async (): Promise<Scrape | null> => {
+      try {
+        const res = await fetch(`${region.url}/metrics`, { signal: AbortSignal.timeout(5000) });
+        return res.ok ? parseProm(await res.text()) : null;
+      } catch {
+        return null;
+      }
+    };
+
+    const cpuTargets = new Map<string, Target>([
+      ['bench client', { self: true }],
+      ['region', { pgrp: region.child.pid! }],
+      ['edge (workerd)', { pgrp: edge.child.pid! }],
+    ]);
+    if (echoProc) cpuTargets.set('echo server', { pid: echoProc.pid! });
+    // Engines may be restarted by others meanwhile: their pids are looked up again per phase.
+    const refreshEnginePids = async () => {
+      for (const e of (await stackStatus().catch(() => ({ engines }))).engines) {
+        if (e.engine === 'redis') cpuTargets.set('redis', { comm: 'redis-server' });
+        else if (e.pid) cpuTargets.set(e.engine, { pid: e.pid });
+      }
+    };
+    await refreshEnginePids();
+
+    // -- warm-up: creates the ConversationDOs, JITs both sides, joins the fan-out consumer --
+    if (CFG.warmupSeconds > 0) {
+      progress(`warm-up: ${CFG.warmupRate} msg/s for ${CFG.warmupSeconds} s …`);
+      const w = await switchboardPhase('warm', CFG.warmupRate, CFG.warmupSeconds);
+      const wr = phaseResult(w, CFG.warmupRate, CFG.warmupSeconds, CFG.lateMs);
+      progress(`warm-up: ${wr.messages - wr.lost}/${wr.messages} delivered, e2e p50 ${f1(wr.e2e?.p50Ms)} p99 ${f1(wr.e2e?.p99Ms)} ms`);
+      if (echoSockets.length) await echoPhase('warmecho', CFG.warmupRate, Math.min(2, CFG.warmupSeconds));
+      check();
+    }
+
+    const results: RateResult[] = [];
+    for (const rate of CFG.rates) {
+      check();
+      const loadAvgAtStart = load();
+      let echo: PhaseResult | null = null;
+      if (echoSockets.length) {
+        progress(`${rate} msg/s: echo for ${CFG.seconds} s …`);
+        echo = phaseResult(await echoPhase(`e${rate}`, rate, CFG.seconds), rate, CFG.seconds, CFG.lateMs);
+        check();
+        await sleep(500);
+      }
+      progress(`${rate} msg/s: switchboard for ${CFG.seconds} s …`);
+      for (const m of [errors, closes, logCounts]) for (const k of Object.keys(m)) delete m[k];
+      await refreshEnginePids();
+      const before = await scrape();
+      const cpu0 = cpuSnapshot(cpuTargets);
+      const run = await switchboardPhase(`m${rate}`, rate, CFG.seconds);
+      const cpu1 = cpuSnapshot(cpuTargets);
+      check();
+      const after = await scrape();
+      const sw = phaseResult(run, rate, CFG.seconds, CFG.lateMs);
+      const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? Math.round((a / b) * 10) / 10 : null);
+      const r: RateResult = {
+        rate,
+        loadAvgAtStart,
+        echo,
+        switchboard: sw,
+        vsEcho: echo
+          ? { e2eP50: ratio(sw.e2e?.p50Ms, echo.e2e?.p50Ms), e2eP99: ratio(sw.e2e?.p99Ms, echo.e2e?.p99Ms), sentP50: ratio(sw.ack?.p50Ms, echo.e2e?.p50Ms), sentP99: ratio(sw.ack?.p99Ms, echo.e2e?.p99Ms) }
+          : null,
+        errors: { ...errors },
+        socketCloses: { ...closes },
+        serviceLogLines: { ...logCounts },
+        hops: hops(run, before && after ? diffScrape(before, after) : null),
+        cpuPercent: cpuPercent(cpu0, cpu1),
+      };
+      results.push(r);
+      progress(
+        `${rate} msg/s: sent ${sw.achievedSendRate}/s, e2e p50 ${f1(sw.e2e?.p50Ms)} p99 ${f1(sw.e2e?.p99Ms)} ms, lost ${sw.lost}, late ${sw.late}` +
+          (echo ? `; echo p50 ${f1(echo.e2e?.p50Ms)} p99 ${f1(echo.e2e?.p99Ms)} ms` : ''),
+      );
+      printRate(r);
+      await sleep(1000);
+    }
+
+    // -- the record --
+    const atTarget = results.find((r) => r.rate === TARGET.rate);
+    const target = {
+      ...TARGET,
+      measuredP99Ms: atTarget?.switchboard.e2e?.p99Ms ?? null,
+      met: atTarget ? (atTarget.switchboard.e2e?.p99Ms ?? Infinity) < TARGET.p99Ms && atTarget.switchboard.lost === 0 : null,
+    };
+    const record = {
+      at: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      config: { ...CFG, out: undefined, namespace },
+      host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+      loadAvg: { atStart: loadAtStart, atEnd: load() },
+      setup:
+        'one machine: bench client (ws), edge in workerd (wrangler dev), region (Node, all roles) on single-node Cassandra (RF 1), Kafka (1 broker, 8 partitions) and Redis; echo = ws echo server in its own Node process',
+      definitions: {
+        due: 'each message is due at start + i/rate (open loop); every latency counts from its due time',
+        ack: 'due → `sent` at the sender (the edge sequenced and stored it)',
+        e2e: 'due → `msg` at the recipient device',
+        lost: `no \`msg\` within ${CFG.drainSeconds} s after the last send`,
+        late: `arrived more than ${CFG.lateMs} ms after its due time`,
+        echoE2e: 'due → the same frame back from the echo server',
+        sinceSequenced: 'message age (now − msg.ts) at each region point, from the region /metrics histograms (bucket-interpolated)',
+      },
+      target,
+      results,
+      serviceLogLines: logTotals,
+    };
+    fs.mkdirSync(path.dirname(CFG.out), { recursive: true });
+    fs.writeFileSync(CFG.out, JSON.stringify(record, null, 2) + '\n');
+
+    // -- summary table --
+    const lines = ['', `== summary  (load average at start ${loadAtStart.join(' ')}, at end ${load().join(' ')}; ${os.cpus().length} CPUs)`];
+    lines.push(`${'rate'.padStart(6)}  ${'echo p50/p99'.padStart(14)}  ${'send→sent p50/p99'.padStart(18)}  ${'send→msg p50/p95/p99'.padStart(22)}  ${'lost'.padStart(5)}  ${'late'.padStart(5)}  ${'e2e/echo p50,p99'.padStart(17)}`);
+    for (const r of results) {
+      const e = r.echo?.e2e;
+      const s = r.switchboard;
+      lines.push(
+        `${pad(String(r.rate), 6)}  ${pad(`${f1(e?.p50Ms)} / ${f1(e?.p99Ms)}`, 14)}  ${pad(`${f1(s.ack?.p50Ms)} / ${f1(s.ack?.p99Ms)}`, 18)}  ${pad(`${f1(s.e2e?.p50Ms)} / ${f1(s.e2e?.p95Ms)} / ${f1(s.e2e?.p99Ms)}`, 22)}  ${pad(String(s.lost), 5)}  ${pad(String(s.late), 5)}  ${pad(r.vsEcho ? `${r.vsEcho.e2eP50}×, ${r.vsEcho.e2eP99}×` : '-', 17)}`,
+      );
+    }
+    if (target.met !== null) lines.push(`target p99 < ${TARGET.p99Ms} ms at ${TARGET.rate} msg/s: ${target.met ? 'MET' : 'MISSED'} (p99 ${f1(target.measuredP99Ms)} ms)`);
+    if (Object.keys(logTotals).length) lines.push(`service log lines at warn/error over the run: ${JSON.stringify(logTotals)} (BENCH_VERBOSE=1 shows them)`);
+    lines.push(`written to ${path.relative(process.cwd(), CFG.out) || CFG.out}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    progress('stopping …');
+    stopping = true;
+    for (const ws of sockets) ws.terminate();
+    if (echoProc && echoProc.exitCode === null) {
+      echoProc.kill('SIGTERM');
+      await new Promise((r) => (echoProc!.exitCode !== null ? r(null) : echoProc!.once('exit', r)));
+    }
+    for (const s of services.splice(0).reverse()) await s.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (!CFG.keep) await removeNamespace(namespace, regionEnv).catch((err) => progress(`cleanup of ${namespace} incomplete: ${(err as Error).message}`));
+    progress('stopped');
+  }
+}
+
+/** Drops what the region created for `namespace`: keyspace, topics, consumer group, Redis keys. */
+async function removeNamespace(namespace: string, env: Record<string, string>): Promise<void> {
+  const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref())]);
+  const { default: cassandra } = await import('cassandra-driver');
+  const { Kafka, logLevel } = await import('kafkajs');
+  const { Redis } = await import('ioredis');
+  const tasks: Promise<unknown>[] = [];
+  tasks.push(
+    withTimeout(
+      (async () => {
+        const client = new cassandra.Client({ contactPoints: env.CASSANDRA_CONTACT_POINTS!.split(','), localDataCenter: env.CASSANDRA_LOCAL_DC! });
+        try {
+          await client.execute(`DROP KEYSPACE IF EXISTS ${namespace.toLowerCase()}_chat`);
+        } finally {
+          await client.shutdown();
+        }
+      })(),
+      60_000,
+      'dropping the keyspace',
+    ),
+  );
+  tasks.push(
+    withTimeout(
+      (async () => {
+        const admin = new Kafka({ clientId: 'switchboard-bench-cleanup', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING }).admin();
+        await admin.connect();
+        try {
+          const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${namespace}.`));
+          if (topics.length) await admin.deleteTopics({ topics });
+          await admin.deleteGroups([`${namespace}.fanout`]).catch(() => {});
+        } finally {
+          await admin.disconnect();
+        }
+      })(),
+      30_000,
+      'deleting the topics',
+    ),
+  );
+  tasks.push(
+    withTimeout(
+      (async () => {
+        const redis = new Redis(env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
+        await redis.connect();
+        try {
+          let cursor = '0';
+          do {
+            const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
+            if (keys.length) await redis.del(...keys);
+            cursor = next;
+          } while (cursor !== '0');
+        } finally {
+          redis.disconnect();
+        }
+      })(),
+      30_000,
+      'deleting the Redis keys',
+    ),
+  );
+  const results = await Promise.allSettled(tasks);
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length) throw new Error(failed.map((f) => (f.reason as Error).message).join('; '));
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    if (err instanceof Aborted) {
+      progress('interrupted');
+      process.exit(130);
+    }
+    progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,100 @@
+/**
+ * Reading the region's `GET /metrics` (Prometheus text): histograms by label, the difference of
+ * two scrapes (what happened between them), and percentiles interpolated inside buckets the way
+ * Prometheus' histogram_quantile does.
+ */
+
+export interface Hist {
+  /** Cumulative counts per upper bound, ascending; the last bound is Infinity. */
+  buckets: { le: number; count: number }[];
+  sum: number;
+  count: number;
+}
+
+export interface Scrape {
+  /** `family{label="value"}` → histogram, e.g. `sb_region_msg_age_ms{point="stored"}`. */
+  hists: Map<string, Hist>;
+  counters: Map<string, number>;
+}
+
+const LINE = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)$/;
+
+export function parseProm(text: string): Scrape {
+  const hists = new Map<string, Hist>();
+  const counters = new Map<string, number>();
+  const hist = (key: string) => {
+    let h = hists.get(key);
+    if (!h) hists.set(key, (h = { buckets: [], sum: 0, count: 0 }));
+    return h;
+  };
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const [, name, labelText = '', valueText] = m;
+    const value = Number(valueText);
+    const labels = new Map<string, string>();
+    for (const lm of labelText.matchAll(/(\w+)="([^"]*)"/g)) labels.set(lm[1]!, lm[2]!);
+    const le = labels.get('le');
+    labels.delete('le');
+    const rest = [...labels].map(([k, v]) => `${k}="${v}"`).join(',');
+    if (name!.endsWith('_bucket') && le !== undefined) {
+      hist(`${name!.slice(0, -7)}{${rest}}`).buckets.push({ le: le === '+Inf' ? Infinity : Number(le), count: value });
+    } else if (name!.endsWith('_sum') && hists.has(`${name!.slice(0, -4)}{${rest}}`)) {
+      hist(`${name!.slice(0, -4)}{${rest}}`).sum = value;
+    } else if (name!.endsWith('_count') && hists.has(`${name!.slice(0, -6)}{${rest}}`)) {
+      hist(`${name!.slice(0, -6)}{${rest}}`).count = value;
+    } else counters.set(rest ? `${name}{${rest}}` : name!, value);
+  }
+  for (const h of hists.values()) h.buckets.sort((a, b) => a.le - b.le);
+  return { hists, counters };
+}
+
+/** What was observed between `before` and `after`. */
+export function diffScrape(before: Scrape, after: Scrape): Scrape {
+  const hists = new Map<string, Hist>();
+  for (const [key, a] of after.hists) {
+    const b = before.hists.get(key);
+    hists.set(key, {
+      buckets: a.buckets.map((x, i) => ({ le: x.le, count: x.count - (b?.buckets[i]?.count ?? 0) })),
+      sum: a.sum - (b?.sum ?? 0),
+      count: a.count - (b?.count ?? 0),
+    });
+  }
+  const counters = new Map<string, number>();
+  for (const [key, v] of after.counters) counters.set(key, v - (before.counters.get(key) ?? 0));
+  return { hists, counters };
+}
+
+/** The q-quantile (0..1), linearly interpolated inside its bucket; NaN when empty. */
+export function quantile(h: Hist, q: number): number {
+  if (h.count <= 0) return NaN;
+  const rank = q * h.count;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const { le, count } of h.buckets) {
+    if (count >= rank) {
+      if (le === Infinity) return prevLe; // beyond the last finite bound: report that bound
+      const inBucket = count - prevCount;
+      return inBucket <= 0 ? le : prevLe + ((le - prevLe) * (rank - prevCount)) / inBucket;
+    }
+    prevLe = le;
+    prevCount = count;
+  }
+  return prevLe;
+}
+
+export interface HistSummary {
+  count: number;
+  meanMs: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+}
+
+export function summarizeHist(h: Hist | undefined): HistSummary | null {
+  if (!h || h.count <= 0) return null;
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { count: h.count, meanMs: r(h.sum / h.count), p50Ms: r(quantile(h, 0.5)), p95Ms: r(quantile(h, 0.95)), p99Ms: r(quantile(h, 0.99)) };
+}
