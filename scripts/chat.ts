@@ -8,7 +8,10 @@
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import path from 'node:path';
 import { SwitchboardClient, createConversation, devToken, type SocketLike } from '@switchboard/protocol/client';
+import { FileStore } from '@switchboard/protocol/client/node';
+import { ROOT } from './lib/processes.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -43,16 +46,21 @@ async function main(): Promise<void> {
     process.stdout.write(line + '\n');
     rl.prompt(true);
   };
+  // Unsent lines and what this device has seen survive a restart of the chat.
+  const store = new FileStore(path.join(ROOT, '.data', 'chat', `${a.user}-${a.device}.json`));
   const client = new SwitchboardClient({
     url,
     token: () => token,
+    store,
+    onSent: (s) => print(`   sent (after restart) as seq ${s.seq}`),
+    onStoreError: (e) => print(`!! local store: ${e.message}`),
     socket: (u) => new WebSocket(u) as unknown as SocketLike,
     onMessage: (m) => print(`[${m.seq}] ${m.from}${m.from === a.user ? `/${m.dev}` : ''}: ${m.body}`),
     onStatus: (s, d) => print(`-- ${s}${d ? ` (${d})` : ''}`),
   });
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: `${a.user}> ` });
   print(`-- conversation ${conv} (others join with --conv ${conv})`);
-  client.follow(conv, 0);
+  client.follow(conv);
   await client.connect();
   rl.prompt();
   rl.on('line', (line) => {
@@ -62,7 +70,7 @@ async function main(): Promise<void> {
   });
   rl.on('close', () => {
     client.close();
-    process.exit(0);
+    void store.close().then(() => process.exit(0));
   });
 }
 

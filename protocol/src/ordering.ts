@@ -36,6 +36,13 @@ export class ConversationCursor {
     return { kind: 'deliver', msgs: out };
   }
 
+  /** Moves the cursor forward to `seq` (never back): everything up to it is already had. */
+  advance(seq: number): void {
+    if (seq <= this.delivered) return;
+    this.delivered = seq;
+    for (const s of this.held.keys()) if (s <= seq) this.held.delete(s);
+  }
+
   /** Seqs waiting behind a gap. */
   get pending(): number {
     return this.held.size;

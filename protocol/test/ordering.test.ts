@@ -27,6 +27,17 @@ describe('ConversationCursor', () => {
     assert.equal(c.delivered, 7);
   });
 
+  it('advances only forward and forgets what it held below the new cursor', () => {
+    const c = new ConversationCursor(2);
+    c.accept(m(5));
+    c.advance(1);
+    assert.equal(c.delivered, 2);
+    c.advance(5);
+    assert.equal(c.delivered, 5);
+    assert.equal(c.pending, 0);
+    assert.deepEqual(seqs(c.accept(m(6))), [6]);
+  });
+
   it('releases every seq exactly once whatever the arrival order', () => {
     const order = Array.from({ length: 200 }, (_, i) => i + 1);
     for (let i = order.length - 1; i > 0; i--) {

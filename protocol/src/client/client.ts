@@ -145,7 +145,9 @@ export class SwitchboardClient {
 
   /** Follows a conversation from `delivered` (the highest seq this device already has). */
   follow(conv: string, delivered = 0): void {
-    if (!this.cursors.has(conv)) this.cursors.set(conv, new ConversationCursor(delivered));
+    const cursor = this.cursors.get(conv);
+    if (cursor) cursor.advance(delivered);
+    else this.cursors.set(conv, new ConversationCursor(delivered));
     if (this.status === 'online') void this.catchUp(conv);
   }
 
