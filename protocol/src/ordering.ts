@@ -36,11 +36,15 @@ export class ConversationCursor {
     return { kind: 'deliver', msgs: out };
   }
 
-  /** Moves the cursor forward to `seq` (never back): everything up to it is already had. */
+  /**
+   * Moves the cursor forward to `seq` (never back): everything up to it is already had. Held
+   * messages are dropped, not released (the caller syncs after the new cursor), so none can be
+   * stranded behind a cursor that jumped past its gap.
+   */
   advance(seq: number): void {
     if (seq <= this.delivered) return;
     this.delivered = seq;
-    for (const s of this.held.keys()) if (s <= seq) this.held.delete(s);
+    this.held.clear();
   }
 
   /** Seqs waiting behind a gap. */

@@ -27,15 +27,17 @@ describe('ConversationCursor', () => {
     assert.equal(c.delivered, 7);
   });
 
-  it('advances only forward and forgets what it held below the new cursor', () => {
+  it('advances only forward, and strands nothing it held', () => {
     const c = new ConversationCursor(2);
     c.accept(m(5));
+    c.accept(m(7));
     c.advance(1);
     assert.equal(c.delivered, 2);
     c.advance(5);
     assert.equal(c.delivered, 5);
     assert.equal(c.pending, 0);
     assert.deepEqual(seqs(c.accept(m(6))), [6]);
+    assert.deepEqual(seqs(c.accept(m(7))), [7], 'a held seq above the new cursor comes again and is released');
   });
 
   it('releases every seq exactly once whatever the arrival order', () => {
