@@ -355,3 +355,60 @@ export async function down(opts: { log: Logger; cfg?: StackConfig }): Promise<En
     }),
   );
 }
+
+// ---------------------------------------------------------------------------------------------
+// restart one engine (fault injection in tests)
+
+export interface EngineRestart {
+  engine: EngineName;
+  /** The stack dir that owns the engine (this one, or the checkout that started it). */
+  stackDir: string;
+  oldPid: number;
+  pid: number;
+  how: 'terminated' | 'killed' | 'not-running';
+  /** From the stop signal until it answers again. */
+  took_ms: number;
+}
+
+/**
+ * Stops one running engine (SIGTERM, or SIGKILL when `hard`) and starts it again from the stack
+ * dir that started it (this one, or another checkout's, found by its owner record) on the same
+ * ports and data, then waits until it answers a real client request. Only engines started by a
+ * switchboard stack can be restarted (never the machine's Redis).
+ */
+export async function restartEngine(name: EngineName, opts: { log: Logger; hard?: boolean; downMs?: number; cfg?: StackConfig }): Promise<EngineRestart> {
+  const cfg = opts.cfg ?? loadConfig();
+  const find = (c: StackConfig) => engines(c).find((x) => x.name === name)!;
+  const mine = find(cfg);
+  let stackDir = cfg.stackDir;
+  let pid = ownPid(mine).pid;
+  if (pid === undefined) {
+    const owner = readOwner(cfg, mine);
+    if (!owner) throw new Error(`cannot restart ${name} on ${address(mine)}: no switchboard stack started it`);
+    stackDir = owner.stackDir;
+    pid = owner.pid;
+  }
+  const ownerCfg = stackDir === cfg.stackDir ? cfg : loadConfig({ ...process.env, STACK_DIR: stackDir });
+  const e = find(ownerCfg);
+  const log = opts.log.child(e.name);
+  const t0 = Date.now();
+  log.info(opts.hard ? 'restart: killing (SIGKILL)' : 'restart: stopping (SIGTERM)', { pid, stack_dir: stackDir });
+  let how: EngineRestart['how'];
+  if (opts.hard) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      how = 'killed';
+    } catch {
+      how = 'not-running';
+    }
+    for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(100);
+  } else how = await stopProcess(pid, 30_000);
+  removeFile(e.pidFile);
+  removeOwner(ownerCfg, e, pid);
+  for (let i = 0; i < 100 && (await portOpen(e.port)); i++) await sleep(100);
+  if (opts.downMs) await sleep(opts.downMs);
+  const lockFile = path.join(ownerCfg.stackDir, 'up.lock');
+  const up = await withLock(lockFile, { timeoutMs: 300_000 }, () => upEngine(ownerCfg, e, opts.log, []));
+  log.info('restart: ready again', { pid: up.pid, took_ms: Date.now() - t0 });
+  return { engine: name, stackDir, oldPid: pid, pid: up.pid!, how, took_ms: Date.now() - t0 };
+}
