@@ -232,3 +232,31 @@ export async function restartKafka(log: (line: string) => void): Promise<{ took_
   const r = await restartEngine('kafka', { log: createLogger(log) });
   return { took_ms: r.took_ms, stackDir: r.stackDir };
 }
+
+// ---- region stage timing (GET /metrics), for the report ---------------------------------------
+
+/** Mean message age at each point of the region's path and mean duration of each operation, since the region process started. */
+export async function regionStages(regionUrl: string): Promise<string> {
+  let text: string;
+  try {
+    const res = await fetch(`${regionUrl}/metrics`, { signal: AbortSignal.timeout(3_000) });
+    if (!res.ok) return `region /metrics: HTTP ${res.status}`;
+    text = await res.text();
+  } catch (err) {
+    return `region /metrics: ${(err as Error).message}`;
+  }
+  const sums = new Map<string, number>();
+  const counts = new Map<string, number>();
+  for (const m of text.matchAll(/^sb_region_(msg_age|op)_ms_(sum|count)\{\w+="([\w]+)"\} ([\d.e+-]+)$/gm)) {
+    (m[2] === 'sum' ? sums : counts).set(`${m[1]}:${m[3]}`, Number(m[4]));
+  }
+  const mean = (k: string) => {
+    const n = counts.get(k) ?? 0;
+    return n ? `${Math.round((sums.get(k) ?? 0) / n)}` : '-';
+  };
+  const keys = [...counts.keys()];
+  const ages = keys.filter((k) => k.startsWith('msg_age:')).map((k) => `${k.slice(8)}=${mean(k)}`);
+  const ops = keys.filter((k) => k.startsWith('op:')).map((k) => `${k.slice(3)}=${mean(k)}`);
+  const counters = [...text.matchAll(/^sb_region_(\w+)_total (\d+)$/gm)].map((m) => `${m[1]}=${m[2]}`);
+  return `mean msg age (ms) at: ${ages.join(' ')}; mean op (ms): ${ops.join(' ')}; ${counters.join(' ')}`;
+}

@@ -27,6 +27,7 @@ import {
   checkDevice,
   checkStored,
   elapsed,
+  regionStages,
   restartKafka,
   sleep,
   storedMessages,
@@ -221,6 +222,7 @@ function faultSuite(): void {
       await dropLoop;
       const streamMs = Date.now() - streamStart;
       note(`stream done: ${MESSAGES} sends issued in ${(streamMs / 1000).toFixed(1)} s; waiting for every send to resolve`);
+      note(`region since its last start: ${await regionStages(sys.regionUrl)}`);
 
       // ---- settle: every send resolves, every device has everything ----
       const settleDeadline = Date.now() + SETTLE_MS;
@@ -230,7 +232,16 @@ function faultSuite(): void {
       const { bySeq, last, problems: seqProblems } = assignedSeqs(records, convIds);
       const complete = () => devices.every((d) => d.convs.every((c) => d.have(c) >= last.get(c)!));
       const settleStart = Date.now();
-      while (!complete() && Date.now() < settleDeadline) await sleep(100);
+      let nextReport = Date.now() + 10_000;
+      while (!complete() && Date.now() < settleDeadline) {
+        await sleep(100);
+        if (Date.now() >= nextReport) {
+          nextReport += 10_000;
+          const behind = devices.flatMap((d) => d.convs.filter((c) => d.have(c) < last.get(c)!).map((c) => `${d.name}:${convIds.indexOf(c)}@${d.have(c)}/${last.get(c)}`));
+          note(`settling: ${behind.length} device-conversations behind: ${behind.join(' ')}`);
+          note(`region since its last start: ${await regionStages(sys.regionUrl)}`);
+        }
+      }
       const settleMs = Date.now() - settleStart;
       note(complete() ? `every device has everything ${settleMs} ms after the last send resolved` : `devices still incomplete after ${SETTLE_MS / 1000} s`);
 
