@@ -6,11 +6,12 @@ import {
   ProtocolError,
   directConvId,
   newConvId,
+  parseJsonBody,
   type Delivery,
 } from '@switchboard/protocol';
 import { mintToken, tokenFrom, verifyToken } from './auth.ts';
 import { ConfigError, config, type Env } from './env.ts';
-import { errorBody, parseJson, readJson } from './http.ts';
+import { errorBody, readJson } from './http.ts';
 import { verifyInternal } from './internal-auth.ts';
 import { errorFields, log } from './log.ts';
 import { DEVICE_HEADER, USER_HEADER } from './session-do.ts';
@@ -80,7 +81,7 @@ app.get('/v1/connect', async (c) => {
 app.post('/internal/deliver', async (c) => {
   const cfg = config(c.env);
   const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
-  const req = parseJson(body, DeliverRequest);
+  const req = parseJsonBody(body, DeliverRequest);
   const byUser = new Map<string, Delivery[]>();
   for (const d of req.deliveries) {
     const list = byUser.get(d.user);

@@ -1,4 +1,4 @@
-import type { ZodError } from 'zod';
+import type { ZodError, ZodType, ZodTypeDef } from 'zod';
 import { ClientFrame, CLIENT_FRAME_TYPES } from './frames.ts';
 import { ProtocolError } from './errors.ts';
 import { LIMITS, utf8Length } from './limits.ts';
@@ -48,4 +48,17 @@ export function decodeClientFrame(raw: string | ArrayBuffer | ArrayBufferView): 
 function sniffRid(raw: string): string | undefined {
   const m = /"rid"\s*:\s*"([^"\\]{0,128})"/.exec(raw.slice(0, 4096));
   return m?.[1];
+}
+
+/** Parses a JSON body and validates it: `bad_json` or `invalid_frame` (naming the field), never a throw of anything else. */
+export function parseJsonBody<T>(text: string, schema: ZodType<T, ZodTypeDef, unknown>): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('bad_json', 'body is not valid JSON');
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ProtocolError('invalid_frame', describeZodError(parsed.error));
+  return parsed.data;
 }

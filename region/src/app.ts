@@ -7,7 +7,7 @@ import {
   ProtocolError,
   ReadRequest,
   RoutesRequest,
-  describeZodError,
+  parseJsonBody,
   type Msg,
 } from '@switchboard/protocol';
 import { internalAuth } from './internal-auth.ts';
@@ -32,15 +32,7 @@ type Env = { Variables: { rawBody: string } };
 
 function parse<T>(text: string, schema: ZodType<T, ZodTypeDef, unknown>): T {
   if (text.length > LIMITS.maxHttpBodyBytes * 4) throw new ProtocolError('too_large');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ProtocolError('bad_json', 'body is not valid JSON');
-  }
-  const r = schema.safeParse(value);
-  if (!r.success) throw new ProtocolError('invalid_frame', describeZodError(r.error));
-  return r.data;
+  return parseJsonBody(text, schema);
 }
 
 /** The region's HTTP surface: health, and the signed internal API the edge calls. */
