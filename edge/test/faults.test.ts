@@ -185,17 +185,22 @@ function faultSuite(): void {
       let issued = 0;
       let faultsDone = 0;
       let streamOver = false;
+      let faultFailed = false;
       const faultLoop = (async () => {
         for (const f of schedule) {
           while (issued < f.at * MESSAGES) await sleep(50);
           note(`${f.name} at message ${issued}…`);
-          const what = await f.run();
+          const what = await f.run().catch((err: Error) => {
+            faultFailed = true; // releases the stream; the error fails the test below
+            throw new Error(`injecting ${f.name} failed: ${err.message}`);
+          });
           faults[f.name]++;
           faultsDone++;
           faultLog.push(`+${elapsed(t0)} ${what} (at message ${issued})`);
           note(what);
         }
       })();
+      faultLoop.catch(() => {}); // awaited after the stream
       const dropLoop = (async () => {
         if (SKIP.has('drops')) return;
         while (!streamOver) {
@@ -210,16 +215,19 @@ function faultSuite(): void {
       const gateAt = (k: number) => (k < schedule.length ? schedule[k]!.at * MESSAGES : Infinity);
       for (let i = 0; i < MESSAGES; i++) {
         // Hold the stream before the point of fault k+1 until fault k is over.
-        while (faultsDone < schedule.length && i >= gateAt(faultsDone + 1)) await sleep(50);
+        while (!faultFailed && faultsDone < schedule.length && i >= gateAt(faultsDone + 1)) await sleep(50);
         const due = streamStart + (i * 1000) / RATE;
         if (due > Date.now()) await sleep(due - Date.now());
         sendOne(i);
         issued = i + 1;
         if (!SKIP.has('resend') && i % RESEND_EVERY === RESEND_EVERY - 1) resendOne();
       }
-      await faultLoop;
-      streamOver = true;
-      await dropLoop;
+      try {
+        await faultLoop;
+      } finally {
+        streamOver = true;
+        await dropLoop;
+      }
       const streamMs = Date.now() - streamStart;
       note(`stream done: ${MESSAGES} sends issued in ${(streamMs / 1000).toFixed(1)} s; waiting for every send to resolve`);
       note(`region since its last start: ${await regionStages(sys.regionUrl)}`);
