@@ -81,7 +81,9 @@ export class SessionDO extends DurableObject<Env> {
       }
     };
     if (frame.t !== 'send') return run();
-    const next = (this.sendChains.get(who.device) ?? Promise.resolve()).then(run);
+    // `run` never rejects, and even if it did the chain must go on: a rejected link would wedge
+    // every later send of this device.
+    const next = (this.sendChains.get(who.device) ?? Promise.resolve()).catch(() => {}).then(run);
     this.sendChains.set(who.device, next);
     await next;
     if (this.sendChains.get(who.device) === next) this.sendChains.delete(who.device);
@@ -126,6 +128,7 @@ export class SessionDO extends DurableObject<Env> {
           sockets++;
         } catch {
           // Closing under us: the device resumes on reconnect.
+          this.delivery.forget(device);
         }
       }
     }
@@ -171,21 +174,25 @@ export class SessionDO extends DurableObject<Env> {
   private async handle(ws: WebSocket, who: Attachment, frame: ClientFrame): Promise<void> {
     switch (frame.t) {
       case 'ping':
-        return send(ws, { t: 'pong', rid: frame.rid, ts: Date.now() });
+        send(ws, { t: 'pong', rid: frame.rid, ts: Date.now() });
+        return;
       case 'send': {
         const r = await this.conversation(frame.conv).send({ from: who.user, dev: who.device, cmid: frame.cmid, body: frame.body });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
-        return send(ws, { t: 'sent', rid: frame.rid, conv: frame.conv, cmid: frame.cmid, seq: r.seq, ts: r.ts });
+        send(ws, { t: 'sent', rid: frame.rid, conv: frame.conv, cmid: frame.cmid, seq: r.seq, ts: r.ts });
+        return;
       }
       case 'sync': {
         const r = await this.conversation(frame.conv).sync({ user: who.user, after: frame.after, limit: frame.limit });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
-        return send(ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
+        send(ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
+        return;
       }
       case 'history': {
         const r = await this.conversation(frame.conv).history({ user: who.user, before: frame.before, limit: frame.limit });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
-        return send(ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
+        send(ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
+        return;
       }
       case 'ack':
         // Cumulative, and a cursor only moves forward.
@@ -203,7 +210,8 @@ export class SessionDO extends DurableObject<Env> {
         const convs = page.convs
           .map((c) => ({ conv: c.conv, last: c.last, acked: acked.get(c.conv) ?? 0 }))
           .filter((c) => c.last > c.acked);
-        return send(ws, { t: 'changes', rid: frame.rid, convs, ...(page.next ? { next: page.next } : {}) });
+        send(ws, { t: 'changes', rid: frame.rid, convs, ...(page.next ? { next: page.next } : {}) });
+        return;
       }
     }
   }
@@ -261,13 +269,7 @@ export class SessionDO extends DurableObject<Env> {
     this.setKv('routes_epoch', epoch);
     if (previous === null || previous === epoch) return;
     log('info', 'routes epoch changed; telling devices to resync', { devices: this.liveSockets().size });
-    for (const ws of this.liveSockets().values()) {
-      try {
-        send(ws, { t: 'resync' });
-      } catch {
-        // Closing.
-      }
-    }
+    for (const ws of this.liveSockets().values()) send(ws, { t: 'resync' });
   }
 
   /** One alarm serves both duties: the next retransmit and the next route refresh. */
@@ -290,8 +292,14 @@ export class SessionDO extends DurableObject<Env> {
   }
 }
 
-function send(ws: WebSocket, frame: ServerFrame): void {
-  ws.send(JSON.stringify(frame));
+/** Writes a frame; a socket that closed meanwhile is not an error (its device resumes on reconnect). */
+function send(ws: WebSocket, frame: ServerFrame): boolean {
+  try {
+    ws.send(JSON.stringify(frame));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): void {

@@ -259,6 +259,21 @@ export function e2eSuite(engines: Engines): void {
       again.close();
     });
 
+    it('a send in flight when its socket drops never wedges the device (regression)', async () => {
+      const conv = await newConv('vic', ['wes']);
+      const tok = await token(sys.edgeUrl, 'vic', 'laptop');
+      for (let round = 0; round < 10; round++) {
+        const a = await TestSocket.open(sys.edgeUrl, tok);
+        for (let i = 0; i < 20; i++) a.raw(JSON.stringify({ t: 'send', rid: `x${i}`, conv, cmid: `w${round}-${i}`, body: 'b' }));
+        await new Promise((r) => setTimeout(r, Math.random() * 5));
+        a.ws.terminate();
+        const b = await TestSocket.open(sys.edgeUrl, tok);
+        const reply = await b.request({ t: 'send', conv, cmid: `after-${round}`, body: 'after' }, 10_000);
+        assert.equal(reply.t, 'sent', `round ${round}`);
+        await b.close();
+      }
+    });
+
     it('returns the same direct conversation for the same pair', async () => {
       const a = await createConversation(sys.edgeUrl, await token(sys.edgeUrl, 'ivy', 'd'), ['jack'], { direct: true });
       const b = await createConversation(sys.edgeUrl, await token(sys.edgeUrl, 'jack', 'd'), ['ivy'], { direct: true });
