@@ -10,8 +10,19 @@
  * seq; each sender device's messages were sequenced in the order it sent them; and Cassandra holds
  * each message exactly once (seqs 1..N per conversation, one row per (sender, cmid)).
  *
+ * It prints one block of counts, summed over the devices' SDK `stats`:
+ *   sent                   messages sequenced (= FAULTS_MESSAGES when all is well)
+ *   delivered              messages the SDKs released to the application (expected: each device × its conversations' N)
+ *   duplicates_suppressed  incoming copies dropped because that (conv, seq) was already there (server retransmits, fan-out redelivery)
+ *   retransmits            sends the SDKs repeated with their cmid after a lost connection or reply
+ *   gaps_filled            seq jumps detected and answered by a sync of the missing range
+ *   synced, reconnects     messages recovered by sync; connections opened after the first
+ *   faults_injected        what the harness did
+ * Progress, fault timings and the region's stage timing (GET /metrics) go to stderr.
+ *
  *   FAULTS_MESSAGES  messages in the run (default 3000)
  *   FAULTS_RATE      messages per second offered (default 40)
+ *   FAULTS_SETTLE_S  after the stream, how long sends, devices and Cassandra get to be complete (default 120)
  *   FAULTS_SKIP      comma list of faults to leave out: region,kafka,edge,drops,resend (debugging)
  *   E2E_VERBOSE=1    region and edge logs on stderr
  */
@@ -40,7 +51,7 @@ const MESSAGES = Number(process.env.FAULTS_MESSAGES || 3000);
 const RATE = Number(process.env.FAULTS_RATE || 40);
 const SKIP = new Set((process.env.FAULTS_SKIP ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 /** After the stream: how long every device and Cassandra get to have everything. */
-const SETTLE_MS = 120_000;
+const SETTLE_MS = Number(process.env.FAULTS_SETTLE_S || 120) * 1000;
 /** One in this many sends is followed by a send of an already-used cmid. */
 const RESEND_EVERY = 25;
 
@@ -251,7 +262,7 @@ function faultSuite(): void {
         }
       }
       const settleMs = Date.now() - settleStart;
-      note(complete() ? `every device has everything ${settleMs} ms after the last send resolved` : `devices still incomplete after ${SETTLE_MS / 1000} s`);
+      note(complete() ? `every device has everything ${settleMs} ms after the last send resolved` : `devices still incomplete ${SETTLE_MS / 1000} s after the stream`);
 
       // Give late duplicates a moment to show up (and be suppressed) before counting.
       await sleep(1_000);
