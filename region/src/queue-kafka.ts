@@ -7,6 +7,8 @@ type KafkaConfig = NonNullable<RegionConfig['kafka']>;
 
 /** How long `subscribe` waits for the group join and partition assignment. */
 const JOIN_TIMEOUT_MS = 60_000;
+/** Handlers in flight at once per partition (each of a different key). */
+const KEYS_IN_FLIGHT_PER_PARTITION = 16;
 
 /** kafkajs's own log lines, WARN and above, as our structured lines. */
 function logCreatorFor(log: Logger) {
@@ -26,8 +28,11 @@ function logCreatorFor(log: Logger) {
  * Kafka queue. Every topic and group name gets `topicPrefix`. The record key (the conversation
  * id) picks the partition, so one key's records stay in one partition, in publish order. The
  * producer is idempotent with acks from all in-sync replicas, so a retried send neither
- * duplicates nor reorders. Consumers handle one partition's records one at a time and commit
- * each record's offset only after its handler resolves (or after it went to the DLQ).
+ * duplicates nor reorders. Within a partition, consumers run different keys' records
+ * concurrently (as the memory queue does) and each key's records one at a time, in offset order;
+ * offsets are committed as the prefix of records whose handler resolved (or that went to the DLQ),
+ * so nothing is committed before it was handled, and a consumer that dies leaves its successor to
+ * start at the first record it had not finished (records after it may then be handled twice).
  */
 export class KafkaQueue implements Queue {
   readonly name = 'kafka';
@@ -196,17 +201,59 @@ export class KafkaQueue implements Queue {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: Math.min(Math.max(1, this.cfg.partitions), 32),
-        // One partition's records, in order, one at a time. Leaving the batch early (stop,
-        // rebalance) leaves the rest unresolved: they are fetched again, by whoever owns them.
         eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
-          for (const message of batch.messages) {
-            if (stopped || !isRunning() || isStale()) return;
-            if ((await handle(message, batch.partition, heartbeat)) === 'stopped') return;
-            const next = (BigInt(message.offset) + 1n).toString();
-            await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
-            resolveOffset(message.offset);
-            await heartbeat();
+          // Each key's records in offset order, one at a time; different keys concurrently (at
+          // most KEYS_IN_FLIGHT_PER_PARTITION handlers). A key waits only for its own previous
+          // record, not for the records of other keys or for offset commits.
+          // A failed heartbeat (the group is rebalancing) starts nothing new and, thrown out of
+          // the batch once the running handlers settled, makes kafkajs rejoin. A handler retrying
+          // with backoff gives up its record (uncommitted) at its next heartbeat.
+          let interrupted: unknown = null;
+          const beat = async () => {
+            try {
+              await heartbeat();
+            } catch (err) {
+              interrupted ??= err;
+              throw err;
+            }
+          };
+          const halted = () => stopped || interrupted !== null || !isRunning() || isStale();
+          const slots = limiter(KEYS_IN_FLIGHT_PER_PARTITION);
+          const outcome: ('done' | 'stopped' | undefined)[] = [];
+          const tails = new Map<string, Promise<'done' | 'stopped'>>();
+          const runs = batch.messages.map((message, i) => {
+            const key = message.key?.toString() ?? '';
+            const run = (tails.get(key) ?? Promise.resolve('done' as const)).then((prev) =>
+              prev === 'stopped' || halted() ? ('stopped' as const) : slots(() => (halted() ? Promise.resolve('stopped' as const) : handle(message, batch.partition, beat))),
+            );
+            tails.set(key, run);
+            return run.then((r) => (outcome[i] = r));
+          });
+          for (const r of runs) r.catch(() => {}); // awaited below, in order; never unhandled meanwhile
+          // Commit the prefix of handled records, in order, one commit at a time. Leaving the
+          // batch early (stop, rebalance) leaves the rest uncommitted and unresolved: they are
+          // fetched again, by whoever owns the partition then.
+          let next = 0;
+          let failure: unknown = null;
+          while (next < runs.length) {
+            try {
+              if ((await runs[next]) !== 'done') break;
+            } catch (err) {
+              failure = err; // dead-lettering or a heartbeat failed: the key's later records fail with it
+              break;
+            }
+            let end = next;
+            while (end < runs.length && outcome[end] === 'done') end++;
+            const last = batch.messages[end - 1]!.offset;
+            await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }] }] });
+            resolveOffset(last);
+            next = end;
+            await beat().catch(() => {});
           }
+          // Nothing of this batch may still be running when it is left.
+          await Promise.allSettled(runs);
+          if (failure !== null) throw failure;
+          if (interrupted !== null) throw interrupted;
         },
       });
       await joined;
@@ -247,4 +294,20 @@ export class KafkaQueue implements Queue {
     if (this.connecting) await this.connecting.catch(() => {});
     await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
   }
+}
+
+/** Runs at most `n` of the functions given to it at once, the rest in call order. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
 }
