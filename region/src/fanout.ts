@@ -61,3 +61,58 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
     }
   };
 }
+
+/**
+ * Wraps `deliver` so that calls to one edge made while earlier ones are in flight travel
+ * together: at most `maxInFlight` requests per edge at a time, each carrying every delivery queued
+ * when it starts (up to `maxDeliveries`). An idle edge gets each call at once, unchanged; a busy
+ * one gets fewer, larger requests instead of a queue of small ones. Each caller resolves or
+ * throws with the request that carried its deliveries, so a record is still handled only once its
+ * own deliveries were accepted, and a key's next record still waits for it (order unchanged).
+ */
+export function coalescingDeliver(
+  deliver: (edge: string, deliveries: Delivery[]) => Promise<unknown>,
+  opts: { maxInFlight?: number; maxDeliveries?: number; metrics?: RegionMetrics } = {},
+): (edge: string, deliveries: Delivery[]) => Promise<void> {
+  const maxInFlight = opts.maxInFlight ?? 4;
+  const maxDeliveries = opts.maxDeliveries ?? 500;
+  interface Waiter {
+    deliveries: Delivery[];
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }
+  const edges = new Map<string, { queue: Waiter[]; inFlight: number }>();
+
+  const pump = (edge: string) => {
+    const e = edges.get(edge)!;
+    while (e.inFlight < maxInFlight && e.queue.length > 0) {
+      const take: Waiter[] = [];
+      let n = 0;
+      while (e.queue.length > 0 && (take.length === 0 || n + e.queue[0]!.deliveries.length <= maxDeliveries)) {
+        const w = e.queue.shift()!;
+        take.push(w);
+        n += w.deliveries.length;
+      }
+      e.inFlight++;
+      const t0 = performance.now();
+      opts.metrics?.inc('deliver_requests');
+      deliver(edge, take.flatMap((w) => w.deliveries)).then(
+        () => take.forEach((w) => w.resolve()),
+        (err) => take.forEach((w) => w.reject(err)),
+      ).finally(() => {
+        opts.metrics?.op('deliver_request', t0);
+        e.inFlight--;
+        if (e.queue.length > 0) pump(edge);
+        else if (e.inFlight === 0) edges.delete(edge);
+      });
+    }
+  };
+
+  return (edge, deliveries) =>
+    new Promise<void>((resolve, reject) => {
+      let e = edges.get(edge);
+      if (!e) edges.set(edge, (e = { queue: [], inFlight: 0 }));
+      e.queue.push({ deliveries, resolve, reject });
+      pump(edge);
+    });
+}

@@ -3,7 +3,7 @@ import { createApp } from './app.ts';
 import { createBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { deliverToEdge } from './edge-client.ts';
-import { fanoutHandler } from './fanout.ts';
+import { coalescingDeliver, fanoutHandler } from './fanout.ts';
 import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
 import { TOPICS, dlqOf, type Subscription } from './queue.ts';
@@ -29,7 +29,8 @@ async function main(): Promise<void> {
   const metrics = new RegionMetrics();
   const subs: Subscription[] = [];
   if (cfg.role !== 'api') {
-    const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver: (edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch), metrics });
+    const deliver = coalescingDeliver((edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch), { metrics });
+    const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics });
     subs.push(await queue.subscribe(TOPICS.fanout, 'fanout', handler));
   }
 

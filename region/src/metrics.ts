@@ -39,7 +39,8 @@ export const OPS = [
   'publish', // queue.publish, per call
   'fanout_conversation', // storage.getConversation in the fan-out handler
   'fanout_routes', // routes.lookup in the fan-out handler
-  'deliver', // one deliver call to one edge
+  'deliver', // one record's deliveries to one edge accepted (incl. waiting to share a request)
+  'deliver_request', // one HTTP request to an edge's /internal/deliver
   'fanout_handler', // whole fan-out handler, per record
 ] as const;
 export type Op = (typeof OPS)[number];
@@ -49,7 +50,8 @@ export const COUNTERS = {
   events_messages: 'messages received in /internal/events',
   fanout_records: 'fan-out records handled (incl. retries)',
   fanout_failures: 'fan-out handler attempts that threw',
-  deliver_calls: 'deliver calls to edges',
+  deliver_calls: 'deliver calls to edges (one per record and edge)',
+  deliver_requests: 'HTTP requests to edges carrying those calls (fewer when coalesced)',
 } as const;
 export type CounterName = keyof typeof COUNTERS;
 
