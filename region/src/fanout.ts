@@ -65,19 +65,22 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
 /**
  * Wraps `deliver` so that calls to one edge made while earlier ones are in flight travel
  * together: at most `maxInFlight` requests per edge at a time, each carrying every delivery queued
- * when it starts (up to `maxDeliveries`). An idle edge gets each call at once, unchanged; a busy
+ * when it starts (up to `maxDeliveries` and about `maxBytes` of JSON; a larger call goes alone, as
+ * it would have anyway). An idle edge gets each call at once, unchanged; a busy
  * one gets fewer, larger requests instead of a queue of small ones. Each caller resolves or
  * throws with the request that carried its deliveries, so a record is still handled only once its
  * own deliveries were accepted, and a key's next record still waits for it (order unchanged).
  */
 export function coalescingDeliver(
   deliver: (edge: string, deliveries: Delivery[]) => Promise<unknown>,
-  opts: { maxInFlight?: number; maxDeliveries?: number; metrics?: RegionMetrics } = {},
+  opts: { maxInFlight?: number; maxDeliveries?: number; maxBytes?: number; metrics?: RegionMetrics } = {},
 ): (edge: string, deliveries: Delivery[]) => Promise<void> {
   const maxInFlight = opts.maxInFlight ?? 4;
   const maxDeliveries = opts.maxDeliveries ?? 500;
+  const maxBytes = opts.maxBytes ?? 1024 * 1024;
   interface Waiter {
     deliveries: Delivery[];
+    bytes: number;
     resolve: () => void;
     reject: (err: unknown) => void;
   }
@@ -88,10 +91,13 @@ export function coalescingDeliver(
     while (e.inFlight < maxInFlight && e.queue.length > 0) {
       const take: Waiter[] = [];
       let n = 0;
-      while (e.queue.length > 0 && (take.length === 0 || n + e.queue[0]!.deliveries.length <= maxDeliveries)) {
+      let bytes = 0;
+      const fits = (w: Waiter) => n + w.deliveries.length <= maxDeliveries && bytes + w.bytes <= maxBytes;
+      while (e.queue.length > 0 && (take.length === 0 || fits(e.queue[0]!))) {
         const w = e.queue.shift()!;
         take.push(w);
         n += w.deliveries.length;
+        bytes += w.bytes;
       }
       e.inFlight++;
       const t0 = performance.now();
@@ -112,7 +118,9 @@ export function coalescingDeliver(
     new Promise<void>((resolve, reject) => {
       let e = edges.get(edge);
       if (!e) edges.set(edge, (e = { queue: [], inFlight: 0 }));
-      e.queue.push({ deliveries, resolve, reject });
+      // Body plus the envelope's fields, roughly: enough to keep requests within the edge's limits.
+      const bytes = deliveries.reduce((a, d) => a + d.msg.body.length + 256, 0);
+      e.queue.push({ deliveries, bytes, resolve, reject });
       pump(edge);
     });
 }
