@@ -22,7 +22,7 @@
  *
  *   FAULTS_MESSAGES  messages in the run (default 3000)
  *   FAULTS_RATE      messages per second offered (default 40)
- *   FAULTS_SETTLE_S  after the stream, how long sends, devices and Cassandra get to be complete (default 120)
+ *   FAULTS_SETTLE_S  after the stream, how long sends, devices and Cassandra get to be complete (default 240)
  *   FAULTS_SKIP      comma list of faults to leave out: region,kafka,edge,drops,resend (debugging)
  *   E2E_VERBOSE=1    region and edge logs on stderr
  */
@@ -51,7 +51,7 @@ const MESSAGES = Number(process.env.FAULTS_MESSAGES || 3000);
 const RATE = Number(process.env.FAULTS_RATE || 40);
 const SKIP = new Set((process.env.FAULTS_SKIP ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 /** After the stream: how long every device and Cassandra get to have everything. */
-const SETTLE_MS = Number(process.env.FAULTS_SETTLE_S || 120) * 1000;
+const SETTLE_MS = Number(process.env.FAULTS_SETTLE_S || 240) * 1000;
 /** One in this many sends is followed by a send of an already-used cmid. */
 const RESEND_EVERY = 25;
 

@@ -40,6 +40,10 @@ export interface ClientOptions {
   onSent?: (sent: SentFrame) => void;
   /** The store failed a write (disk full, corrupt file): what is not stored will not survive a reload. */
   onStoreError?: (err: Error) => void;
+  /** A connection not `online` this long after opening is abandoned and retried. Default 15 000 ms. */
+  handshakeTimeoutMs?: number;
+  /** Ping interval while online; a connection silent for 2.5 intervals is dropped and retried. Default 25 000 ms. */
+  heartbeatMs?: number;
 }
 
 /** What the client did to keep display exactly-once and in order; for tests, logs and support. */
@@ -76,8 +80,10 @@ interface OutboxEntry {
   cmid: string;
   body: string;
   tries: number;
-  done: (f: SentFrame) => void;
-  fail: (e: Error) => void;
+  /** A `send` frame for it is awaiting its reply. */
+  inflight: boolean;
+  /** Every `send()` call for this cmid, settled together. */
+  waiters: { done: (f: SentFrame) => void; fail: (e: Error) => void }[];
 }
 
 /**
@@ -126,6 +132,7 @@ export class SwitchboardClient {
 
   close(): void {
     this.closed = true;
+    this.stopHeartbeat();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.ws?.close(1000, 'client closed');
     this.setStatus('offline', 'closed by client');
@@ -137,7 +144,7 @@ export class SwitchboardClient {
       for (const [conv, seq] of Object.entries(state.cursors)) this.follow(conv, seq);
       for (const p of state.outbox) {
         if (this.outbox.has(p.cmid)) continue;
-        this.outbox.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: p.body, tries: 1, done: (f) => this.opts.onSent?.(f), fail: () => {} });
+        this.outbox.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: p.body, tries: 1, inflight: false, waiters: [{ done: (f) => this.opts.onSent?.(f), fail: () => {} }] });
       }
     });
     return this.loaded;
@@ -158,7 +165,10 @@ export class SwitchboardClient {
   async send(conv: string, body: string, cmid: string = crypto.randomUUID()): Promise<SentFrame> {
     await this.store.putPending({ conv, cmid, body, createdAt: Date.now() });
     return new Promise((done, fail) => {
-      const entry: OutboxEntry = { conv, cmid, body, tries: 0, done, fail };
+      const queued = this.outbox.get(cmid);
+      // The same cmid while it is still unconfirmed: one message, and both callers get its seq.
+      if (queued) return void queued.waiters.push({ done, fail });
+      const entry: OutboxEntry = { conv, cmid, body, tries: 0, inflight: false, waiters: [{ done, fail }] };
       this.outbox.set(cmid, entry);
       if (this.status === 'online') this.flushOne(entry);
     });
@@ -224,11 +234,20 @@ export class SwitchboardClient {
     const factory = this.opts.socket ?? ((u: string) => new WebSocket(u) as unknown as SocketLike);
     const ws = factory(url);
     this.ws = ws;
-    ws.onmessage = (ev) => this.onFrame(String(ev.data));
+    this.lastFrameAt = Date.now();
+    const handshake = setTimeout(() => {
+      if (this.ws === ws && this.status !== 'online') ws.close(4000, 'handshake timeout');
+    }, this.opts.handshakeTimeoutMs ?? 15_000);
+    ws.onmessage = (ev) => {
+      this.lastFrameAt = Date.now();
+      this.onFrame(String(ev.data));
+    };
     ws.onerror = () => {};
     ws.onclose = (ev) => {
+      clearTimeout(handshake);
       if (this.ws !== ws) return;
       this.ws = null;
+      this.stopHeartbeat();
       for (const [rid, p] of this.pending) {
         clearTimeout(p.timer);
         p.reject(new RequestError('unavailable', 'connection lost'));
@@ -251,8 +270,30 @@ export class SwitchboardClient {
     this.reconnectTimer = setTimeout(() => void this.open(), delay);
   }
 
+  private lastFrameAt = 0;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+
+  /** While online: ping every interval; a connection silent for 2.5 intervals is half-open, so drop it. */
+  private startHeartbeat(): void {
+    this.stopHeartbeat();
+    const every = this.opts.heartbeatMs ?? 25_000;
+    this.heartbeat = setInterval(() => {
+      const ws = this.ws;
+      if (!ws || this.status !== 'online') return;
+      if (Date.now() - this.lastFrameAt > every * 2.5) return ws.close(4000, 'heartbeat timeout');
+      ws.send(JSON.stringify({ t: 'ping' }));
+    }, every);
+    (this.heartbeat as { unref?: () => void }).unref?.();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
   private onOnline(): void {
     this.attempt = 0;
+    this.startHeartbeat();
     if (this.connectedOnce) this.stats.reconnects++;
     this.connectedOnce = true;
     this.setStatus('online');
@@ -301,24 +342,39 @@ export class SwitchboardClient {
   }
 
   private flushOne(entry: OutboxEntry): void {
+    if (entry.inflight) return;
+    entry.inflight = true;
     entry.tries++;
     this.request({ t: 'send', conv: entry.conv, cmid: entry.cmid, body: entry.body }).then(
       (f) => {
+        entry.inflight = false;
         const sent = f as SentFrame;
+        if (this.outbox.get(entry.cmid) !== entry) return;
         this.outbox.delete(entry.cmid);
         this.stored(this.store.removePending(entry.cmid));
-        entry.done(sent);
+        for (const w of entry.waiters) w.done(sent);
         // The sender's own message takes its place in the ordered stream like any other.
         if (this.me && this.cursors.has(entry.conv)) {
           this.onMsg({ t: 'msg', conv: entry.conv, seq: sent.seq, cmid: entry.cmid, from: this.me.user, dev: this.me.dev, ts: sent.ts, body: entry.body });
         }
       },
       (err: RequestError) => {
-        // Connection trouble keeps it in the outbox for the next connect; a refusal is final.
-        if (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'internal') return;
+        entry.inflight = false;
+        if (this.outbox.get(entry.cmid) !== entry) return;
+        if (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'internal' || err.code === 'rate_limited') {
+          // A lost connection is flushed again at the next connect; on a live one, retry soon.
+          const delay = Math.min(10_000, 500 * 2 ** Math.min(entry.tries, 5));
+          setTimeout(() => {
+            if (this.status === 'online' && this.outbox.get(entry.cmid) === entry) {
+              this.stats.resent++;
+              this.flushOne(entry);
+            }
+          }, delay);
+          return;
+        }
         this.outbox.delete(entry.cmid);
         this.stored(this.store.removePending(entry.cmid));
-        entry.fail(err);
+        for (const w of entry.waiters) w.fail(err);
       },
     );
   }

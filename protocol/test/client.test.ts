@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SwitchboardClient, type SocketLike } from '../src/client/index.ts';
+import type { Msg } from '../src/index.ts';
+
+type Frame = Record<string, any>;
+
+/** A scripted server behind a fake socket: it sees every client frame and answers as the test says. */
+class FakeServer {
+  sockets: FakeSocket[] = [];
+  frames: Frame[] = [];
+  /** Default replies; a test overrides per frame type. */
+  reply: (f: Frame, s: FakeSocket) => void = (f, s) => {
+    if (f.t === 'send') s.push({ t: 'sent', rid: f.rid, conv: f.conv, cmid: f.cmid, seq: this.seqOf(f.cmid), ts: 1 });
+    else if (f.t === 'resume') s.push({ t: 'changes', rid: f.rid, convs: [] });
+    else if (f.t === 'sync') s.push({ t: 'msgs', rid: f.rid, conv: f.conv, msgs: [], more: false });
+    else if (f.t === 'ping') s.push({ t: 'pong', rid: f.rid, ts: 1 });
+  };
+  greet = true;
+  private seqs = new Map<string, number>();
+  seqOf(cmid: string): number {
+    if (!this.seqs.has(cmid)) this.seqs.set(cmid, this.seqs.size + 1);
+    return this.seqs.get(cmid)!;
+  }
+  factory = (_url: string): SocketLike => {
+    const s = new FakeSocket(this);
+    this.sockets.push(s);
+    setTimeout(() => {
+      s.onopen?.({});
+      if (this.greet) s.push({ t: 'hello', user: 'me', dev: 'd1', v: 1 });
+    }, 1);
+    return s;
+  };
+  get last(): FakeSocket {
+    return this.sockets.at(-1)!;
+  }
+  sent(t: string): Frame[] {
+    return this.frames.filter((f) => f.t === t);
+  }
+}
+
+class FakeSocket implements SocketLike {
+  readyState = 1;
+  onopen: ((ev: unknown) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  constructor(private readonly server: FakeServer) {}
+  send(data: string): void {
+    const f = JSON.parse(data) as Frame;
+    this.server.frames.push(f);
+    this.server.reply(f, this);
+  }
+  push(f: Frame): void {
+    setTimeout(() => this.readyState === 1 && this.onmessage?.({ data: JSON.stringify(f) }), 1);
+  }
+  close(code = 1000, reason = ''): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    setTimeout(() => this.onclose?.({ code, reason }), 1);
+  }
+}
+
+const msg = (seq: number): Msg => ({ t: 'msg', conv: 'c', seq, cmid: `m${seq}`, from: 'bob', dev: 'p', ts: seq, body: `b${seq}` });
+const until = async (cond: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+function client(server: FakeServer, extra: Partial<ConstructorParameters<typeof SwitchboardClient>[0]> = {}) {
+  const got: Msg[] = [];
+  const c = new SwitchboardClient({ url: 'http://x', token: () => 't', socket: server.factory, onMessage: (m) => got.push(m), backoff: { baseMs: 5, capMs: 20 }, ...extra });
+  return { c, got };
+}
+
+describe('SwitchboardClient', () => {
+  it('releases in order, drops duplicates, fills a gap by syncing exactly the missing range, and acks', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    server.reply = (f, s) => (f.t === 'sync' ? s.push({ t: 'msgs', rid: f.rid, conv: 'c', msgs: [msg(2)], more: false }) : base(f, s));
+    const { c, got } = client(server);
+    c.follow('c');
+    await c.connect();
+    server.last.push(msg(1));
+    server.last.push(msg(1));
+    server.last.push(msg(3));
+    await until(() => got.length === 3);
+    assert.deepEqual(got.map((m) => m.seq), [1, 2, 3]);
+    assert.ok(server.sent('sync').some((f) => f.conv === 'c' && f.after === 1), 'synced after the last seq it had');
+    assert.equal(server.sent('ack').at(-1)?.seq, 3);
+    assert.equal(c.stats.duplicates >= 1, true);
+    c.close();
+  });
+
+  it('gives every send() of a still-pending cmid the one seq, with one message', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    let held: (() => void) | null = null;
+    server.reply = (f, s) => (f.t === 'send' && !held ? (held = () => base(f, s)) : base(f, s));
+    const { c } = client(server);
+    await c.connect();
+    const first = c.send('c', 'hi', 'same');
+    const second = c.send('c', 'hi', 'same');
+    await until(() => held !== null);
+    held!();
+    const [a, b] = await Promise.all([first, second]);
+    assert.equal(a.seq, b.seq);
+    assert.equal(server.sent('send').length, 1);
+    c.close();
+  });
+
+  it('retries a send whose reply was lost on a live connection, with the same cmid', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    let dropped = 0;
+    server.reply = (f, s) => (f.t === 'send' && dropped++ === 0 ? undefined : base(f, s));
+    const { c } = client(server, { requestTimeoutMs: 50 });
+    await c.connect();
+    const sent = await c.send('c', 'hello', 'lost-reply');
+    assert.equal(sent.seq, 1);
+    assert.deepEqual(server.sent('send').map((f) => f.cmid), ['lost-reply', 'lost-reply']);
+    assert.equal(server.sockets.length, 1, 'no reconnect was needed');
+    c.close();
+  });
+
+  it('resends unconfirmed messages with their cmid after a reconnect', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    let first = true;
+    server.reply = (f, s) => {
+      if (f.t === 'send' && first) {
+        first = false;
+        return s.close(1006, 'dropped');
+      }
+      base(f, s);
+    };
+    const { c } = client(server);
+    await c.connect();
+    const sent = await c.send('c', 'survives', 'cm-1');
+    assert.equal(sent.seq, 1);
+    assert.equal(server.sockets.length, 2);
+    assert.deepEqual(server.sent('send').map((f) => f.cmid), ['cm-1', 'cm-1']);
+    assert.equal(c.stats.reconnects, 1);
+    c.close();
+  });
+
+  it('abandons a handshake that never completes and connects again', async () => {
+    const server = new FakeServer();
+    server.greet = false;
+    const { c } = client(server, { handshakeTimeoutMs: 30 });
+    const connected = c.connect();
+    await until(() => server.sockets.length >= 2);
+    server.greet = true;
+    server.last.push({ t: 'hello', user: 'me', dev: 'd1', v: 1 });
+    await connected;
+    assert.equal(c.status, 'online');
+    c.close();
+  });
+
+  it('drops a silent (half-open) connection found by the heartbeat', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    server.reply = (f, s) => (f.t === 'ping' ? undefined : base(f, s));
+    const { c } = client(server, { heartbeatMs: 20 });
+    await c.connect();
+    await until(() => server.sockets.length >= 2, 2000);
+    assert.ok(server.sent('ping').length >= 1);
+    c.close();
+  });
+
+  it('does not reconnect after a close code that says not to', async () => {
+    const server = new FakeServer();
+    const statuses: string[] = [];
+    const { c } = client(server, { onStatus: (s) => statuses.push(s) });
+    await c.connect();
+    server.last.close(4001, 'token expired');
+    await until(() => statuses.at(-1) === 'offline');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(server.sockets.length, 1);
+  });
+});
