@@ -9,6 +9,16 @@ type KafkaConfig = NonNullable<RegionConfig['kafka']>;
 const JOIN_TIMEOUT_MS = 60_000;
 /** Handlers in flight at once per partition (each of a different key). */
 const KEYS_IN_FLIGHT_PER_PARTITION = 16;
+/** Publishes that wait for the producer go out together, up to this many value and key bytes. */
+const PUBLISH_BATCH_BYTES = 512 * 1024;
+
+interface PendingPublish {
+  topic: string;
+  messages: { key: string; value: string }[];
+  bytes: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
 
 /** kafkajs's own log lines, WARN and above, as our structured lines. */
 function logCreatorFor(log: Logger) {
@@ -42,6 +52,8 @@ export class KafkaQueue implements Queue {
   private connecting: Promise<void> | null = null;
   private readonly known = new Set<string>();
   private readonly subs = new Set<{ stop(): Promise<void> }>();
+  private readonly pendingPublishes: PendingPublish[] = [];
+  private publishing = false;
 
   constructor(
     private readonly cfg: KafkaConfig,
@@ -104,11 +116,49 @@ export class KafkaQueue implements Queue {
   async publish(topic: string, records: { key: string; value: unknown }[]): Promise<void> {
     if (records.length === 0) return;
     await this.connect();
-    await this.producer.send({
-      topic: this.topicName(topic),
-      acks: -1,
-      messages: records.map((r) => ({ key: r.key, value: JSON.stringify(r.value) })),
+    const messages = records.map((r) => ({ key: r.key, value: JSON.stringify(r.value) }));
+    const bytes = messages.reduce((n, m) => n + m.key.length + m.value.length, 0);
+    await new Promise<void>((resolve, reject) => {
+      this.pendingPublishes.push({ topic: this.topicName(topic), messages, bytes, resolve, reject });
+      void this.sendPending();
     });
+  }
+
+  /**
+   * The idempotent producer has one request in flight at a time, so concurrent publishes would
+   * queue for it one by one; instead, whatever is waiting goes out in the next request (up to
+   * PUBLISH_BATCH_BYTES; a larger publish alone), each publish's records in its own order. Every
+   * publish in a request resolves once the broker acknowledged all of it, or throws if it did not.
+   */
+  private async sendPending(): Promise<void> {
+    if (this.publishing) return;
+    this.publishing = true;
+    try {
+      while (this.pendingPublishes.length > 0) {
+        const group: PendingPublish[] = [];
+        let bytes = 0;
+        while (this.pendingPublishes.length > 0 && (group.length === 0 || bytes + this.pendingPublishes[0]!.bytes <= PUBLISH_BATCH_BYTES)) {
+          const p = this.pendingPublishes.shift()!;
+          group.push(p);
+          bytes += p.bytes;
+        }
+        // One entry per topic: kafkajs keeps only the last entry of a repeated topic.
+        const byTopic = new Map<string, { key: string; value: string }[]>();
+        for (const p of group) {
+          const list = byTopic.get(p.topic);
+          if (list) list.push(...p.messages);
+          else byTopic.set(p.topic, [...p.messages]);
+        }
+        try {
+          await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+          for (const p of group) p.resolve();
+        } catch (err) {
+          for (const p of group) p.reject(err);
+        }
+      }
+    } finally {
+      this.publishing = false;
+    }
   }
 
   /**
