@@ -56,8 +56,8 @@ function machine(): { busy: number; total: number } | null {
   }
 }
 
-/** What to account: a process group (a service and all its children), a pid, or a command name. */
-export type Target = { pgrp: number } | { pid: number } | { comm: string } | { self: true };
+/** What to account: a process group (a service and all its children, or only those named `comm`), a pid, or a command name. */
+export type Target = { pgrp: number; comm?: string } | { pid: number } | { comm: string } | { self: true };
 
 export interface CpuSnapshot {
   at: number;
@@ -74,7 +74,7 @@ export function cpuSnapshot(targets: Map<string, Target>): CpuSnapshot {
       byName.set(name, (u.user + u.system) / 1e6);
       continue;
     }
-    const hits = procs.filter((p) => ('pgrp' in t ? p.pgrp === t.pgrp : 'pid' in t ? p.pid === t.pid : p.comm === t.comm));
+    const hits = procs.filter((p) => ('pgrp' in t ? p.pgrp === t.pgrp && (t.comm === undefined || p.comm === t.comm) : 'pid' in t ? p.pid === t.pid : p.comm === t.comm));
     byName.set(name, hits.length ? hits.reduce((a, p) => a + p.cpu, 0) : null);
   }
   return { at: performance.now(), byName, machine: machine() };

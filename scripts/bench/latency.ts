@@ -38,6 +38,7 @@ import { freePort } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
 import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
 import { Run, dist, drain, openLoop, phaseResult, type Dist, type PhaseResult } from './load.ts';
+import { removeNamespace } from './cleanup.ts';
 import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
 // ---- configuration ----------------------------------------------------------------------------
@@ -177,6 +178,8 @@ interface Pair {
   conv: string;
   sender: WebSocket;
   recipient: WebSocket;
+  /** Opens a replacement socket (the edge dropped it, e.g. workerd reloaded). */
+  reconnect(): Promise<void>;
 }
 
 // ---- per-hop figures ----------------------------------------------------------------------------
@@ -191,10 +194,12 @@ interface SwitchboardHops {
   counters: Record<string, number>;
   /** Region messages per /internal/events request: >1 means the edge batched its outbox drain. */
   messagesPerEventsRequest: number | null;
+  /** Records' deliver calls per HTTP request to the edge: >1 means the region coalesced them. */
+  deliverCallsPerRequest: number | null;
 }
 
 const AGE_POINTS = ['region_received', 'stored', 'published', 'fanout_consumed', 'fanout_resolved', 'delivered'];
-const OPS = ['events_request', 'store', 'publish', 'fanout_handler', 'fanout_conversation', 'fanout_routes', 'deliver'];
+const OPS = ['events_request', 'store', 'publish', 'fanout_handler', 'fanout_conversation', 'fanout_routes', 'deliver', 'deliver_request'];
 
 function hops(run: Run, region: Scrape | null): SwitchboardHops {
   const all = [...run.samples.values()];
@@ -220,6 +225,7 @@ function hops(run: Run, region: Scrape | null): SwitchboardHops {
     ops,
     counters,
     messagesPerEventsRequest: reqs ? Math.round(((counters.events_messages ?? 0) / reqs) * 100) / 100 : null,
+    deliverCallsPerRequest: counters.deliver_requests ? Math.round(((counters.deliver_calls ?? 0) / counters.deliver_requests) * 100) / 100 : null,
   };
 }
 
@@ -247,6 +253,8 @@ interface RateResult {
   serviceLogLines: Record<string, number>;
   hops: SwitchboardHops;
   cpuPercent: Record<string, number | null>;
+  /** CPU ms per message beyond the idle baseline, per process: (phase % − idle %) × 10 / rate. */
+  cpuMsPerMessage: Record<string, number | null>;
 }
 
 function printRate(r: RateResult): void {
@@ -288,9 +296,11 @@ function printRate(r: RateResult): void {
     const s = h.ops[o];
     out.push(line(o, s, s ? `n=${s.count}` : ''));
   }
-  if (h.messagesPerEventsRequest !== null) out.push(`  messages per /internal/events request: ${h.messagesPerEventsRequest}`);
+  if (h.messagesPerEventsRequest !== null) out.push(`  messages per /internal/events request (edge → region): ${h.messagesPerEventsRequest}`);
+  if (h.deliverCallsPerRequest !== null) out.push(`  records per /internal/deliver request (region → edge): ${h.deliverCallsPerRequest}`);
   const cpu = r.cpuPercent;
   out.push(`  CPU % of one core: ${Object.entries(cpu).map(([k, v]) => `${k} ${v === null ? '-' : v}`).join(', ')}`);
+  out.push(`  CPU ms per message above idle: ${Object.entries(r.cpuMsPerMessage).map(([k, v]) => `${k} ${v === null ? '-' : v}`).join(', ')}`);
   process.stdout.write(out.join('\n') + '\n');
 }
 
@@ -379,18 +389,36 @@ async function main(): Promise<void> {
       ]);
       const conv = (await postJson(`${edge.url}/v1/conversations`, { members: [`r${i}`], direct: true }, st.token)).id as string;
       const wsBase = edge.url.replace(/^http/, 'ws') + '/v1/connect?token=';
-      const sender = await connect(wsBase + encodeURIComponent(st.token), (f, at) => {
-        if (f.t === 'sent') current?.ack(f.cmid, at, f.ts);
-        else if (f.t === 'error') errors[f.code] = (errors[f.code] ?? 0) + 1;
-      });
-      const recipient = await connect(wsBase + encodeURIComponent(rt.token), (f, at, ws) => {
-        if (f.t !== 'msg') return;
-        current?.recv(f.cmid, at);
-        if (CFG.ack) ws.send(JSON.stringify({ t: 'ack', conv: f.conv, seq: f.seq }));
-      });
-      sockets.push(sender, recipient);
-      return { conv, sender, recipient };
+      const openSender = () =>
+        connect(wsBase + encodeURIComponent(st.token), (f, at) => {
+          if (f.t === 'sent') current?.ack(f.cmid, at, f.ts);
+          else if (f.t === 'error') errors[f.code] = (errors[f.code] ?? 0) + 1;
+        });
+      const openRecipient = () =>
+        connect(wsBase + encodeURIComponent(rt.token), (f, at, ws) => {
+          if (f.t !== 'msg') return;
+          current?.recv(f.cmid, at);
+          if (CFG.ack) ws.send(JSON.stringify({ t: 'ack', conv: f.conv, seq: f.seq }));
+        });
+      const pair: Pair = {
+        conv,
+        sender: await openSender(),
+        recipient: await openRecipient(),
+        async reconnect() {
+          if (pair.sender.readyState !== WebSocket.OPEN) sockets.push((pair.sender = await openSender()));
+          if (pair.recipient.readyState !== WebSocket.OPEN) sockets.push((pair.recipient = await openRecipient()));
+        },
+      };
+      sockets.push(pair.sender, pair.recipient);
+      return pair;
     });
+    /** Before each phase: replaces sockets the edge dropped, so one reload spoils one phase only. */
+    const reconnectAll = async () => {
+      const broken = pairs.filter((p) => p.sender.readyState !== WebSocket.OPEN || p.recipient.readyState !== WebSocket.OPEN);
+      if (broken.length === 0) return;
+      progress(`reconnecting ${broken.length} conversations' devices the edge dropped …`);
+      await pool(broken, 8, (p) => p.reconnect());
+    };
     const echoSockets = echoUrl
       ? await pool(ids, 16, async () => {
           const ws = new WebSocket(echoUrl!, { perMessageDeflate: false });
@@ -433,7 +461,9 @@ async function main(): Promise<void> {
     const cpuTargets = new Map<string, Target>([
       ['bench client', { self: true }],
       ['region', { pgrp: region.child.pid! }],
-      ['edge (workerd)', { pgrp: edge.child.pid! }],
+      // wrangler dev: a Node process (wrangler) and workerd (a proxy in front of the Worker).
+      ['edge workerd', { pgrp: edge.child.pid!, comm: 'workerd' }],
+      ['edge wrangler', { pgrp: edge.child.pid!, comm: 'node' }],
     ]);
     if (echoProc) cpuTargets.set('echo server', { pid: echoProc.pid! });
     // Engines may be restarted by others meanwhile: their pids are looked up again per phase.
@@ -455,6 +485,14 @@ async function main(): Promise<void> {
       check();
     }
 
+    // Idle baseline: what the processes burn with no traffic (JVMs, pollers, heartbeats).
+    await sleep(2000);
+    const idle0 = cpuSnapshot(cpuTargets);
+    await sleep(5000);
+    const idleCpu = cpuPercent(idle0, cpuSnapshot(cpuTargets));
+    progress(`idle CPU % of one core: ${Object.entries(idleCpu).map(([k, v]) => `${k} ${v ?? '-'}`).join(', ')}`);
+    check();
+
     const results: RateResult[] = [];
     for (const rate of CFG.rates) {
       check();
@@ -467,6 +505,7 @@ async function main(): Promise<void> {
         await sleep(500);
       }
       progress(`${rate} msg/s: switchboard for ${CFG.seconds} s …`);
+      await reconnectAll();
       for (const m of [errors, closes, logCounts]) for (const k of Object.keys(m)) delete m[k];
       await refreshEnginePids();
       const before = await scrape();
@@ -490,7 +529,15 @@ async function main(): Promise<void> {
         serviceLogLines: { ...logCounts },
         hops: hops(run, before && after ? diffScrape(before, after) : null),
         cpuPercent: cpuPercent(cpu0, cpu1),
+        cpuMsPerMessage: {},
       };
+      for (const [k, v] of Object.entries(r.cpuPercent)) {
+        const base = idleCpu[k];
+        if (k === 'capacity' || k === 'others' || k === 'machine') continue;
+        r.cpuMsPerMessage[k] = v === null || base === null || base === undefined ? null : Math.round(((v - base) * 10 * 100) / sw.achievedSendRate) / 100;
+      }
+      const ours = Object.values(r.cpuMsPerMessage).filter((v): v is number => v !== null);
+      r.cpuMsPerMessage.total = Math.round(ours.reduce((a, b) => a + b, 0) * 100) / 100;
       results.push(r);
       progress(
         `${rate} msg/s: sent ${sw.achievedSendRate}/s, e2e p50 ${f1(sw.e2e?.p50Ms)} p99 ${f1(sw.e2e?.p99Ms)} ms, lost ${sw.lost}, late ${sw.late}` +
@@ -513,6 +560,7 @@ async function main(): Promise<void> {
       config: { ...CFG, out: undefined, namespace },
       host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
       loadAvg: { atStart: loadAtStart, atEnd: load() },
+      idleCpuPercent: idleCpu,
       setup:
         'one machine: bench client (ws), edge in workerd (wrangler dev), region (Node, all roles) on single-node Cassandra (RF 1), Kafka (1 broker, 8 partitions) and Redis; echo = ws echo server in its own Node process',
       definitions: {
@@ -553,75 +601,12 @@ async function main(): Promise<void> {
       echoProc.kill('SIGTERM');
       await new Promise((r) => (echoProc!.exitCode !== null ? r(null) : echoProc!.once('exit', r)));
     }
-    for (const s of services.splice(0).reverse()) await s.stop();
+    // The region first: its fan-out would otherwise retry deliveries to a stopped edge.
+    for (const s of services.splice(0)) await s.stop();
     fs.rmSync(dir, { recursive: true, force: true });
     if (!CFG.keep) await removeNamespace(namespace, regionEnv).catch((err) => progress(`cleanup of ${namespace} incomplete: ${(err as Error).message}`));
     progress('stopped');
   }
-}
-
-/** Drops what the region created for `namespace`: keyspace, topics, consumer group, Redis keys. */
-async function removeNamespace(namespace: string, env: Record<string, string>): Promise<void> {
-  const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
-    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref())]);
-  const { default: cassandra } = await import('cassandra-driver');
-  const { Kafka, logLevel } = await import('kafkajs');
-  const { Redis } = await import('ioredis');
-  const tasks: Promise<unknown>[] = [];
-  tasks.push(
-    withTimeout(
-      (async () => {
-        const client = new cassandra.Client({ contactPoints: env.CASSANDRA_CONTACT_POINTS!.split(','), localDataCenter: env.CASSANDRA_LOCAL_DC! });
-        try {
-          await client.execute(`DROP KEYSPACE IF EXISTS ${namespace.toLowerCase()}_chat`);
-        } finally {
-          await client.shutdown();
-        }
-      })(),
-      60_000,
-      'dropping the keyspace',
-    ),
-  );
-  tasks.push(
-    withTimeout(
-      (async () => {
-        const admin = new Kafka({ clientId: 'switchboard-bench-cleanup', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING }).admin();
-        await admin.connect();
-        try {
-          const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${namespace}.`));
-          if (topics.length) await admin.deleteTopics({ topics });
-          await admin.deleteGroups([`${namespace}.fanout`]).catch(() => {});
-        } finally {
-          await admin.disconnect();
-        }
-      })(),
-      30_000,
-      'deleting the topics',
-    ),
-  );
-  tasks.push(
-    withTimeout(
-      (async () => {
-        const redis = new Redis(env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
-        await redis.connect();
-        try {
-          let cursor = '0';
-          do {
-            const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
-            if (keys.length) await redis.del(...keys);
-            cursor = next;
-          } while (cursor !== '0');
-        } finally {
-          redis.disconnect();
-        }
-      })(),
-      30_000,
-      'deleting the Redis keys',
-    ),
-  );
-  const results = await Promise.allSettled(tasks);
-  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed.length) throw new Error(failed.map((f) => (f.reason as Error).message).join('; '));
 }
 
 main().then(
