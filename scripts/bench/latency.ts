@@ -247,13 +247,15 @@ interface RateResult {
   /** switchboard / echo, at p50 and p99. */
   vsEcho: { e2eP50: number | null; e2eP99: number | null; sentP50: number | null; sentP99: number | null } | null;
   errors: Record<string, number>;
+  /** Engines whose process changed during the phase: its figures are not a steady-state measurement. */
+  enginesRestarted: string[];
   /** Our sockets the server closed during the phase, by close code. */
   socketCloses: Record<string, number>;
   /** Warn/error lines the region and the edge logged during the phase (a restart or a failed deliver shows here). */
   serviceLogLines: Record<string, number>;
   hops: SwitchboardHops;
   cpuPercent: Record<string, number | null>;
-  /** CPU ms per message beyond the idle baseline, per process: (phase % − idle %) × 10 / rate. */
+  /** CPU ms per message beyond the idle baseline, per process, over the phase (sending and draining). */
   cpuMsPerMessage: Record<string, number | null>;
 }
 
@@ -269,6 +271,7 @@ function printRate(r: RateResult): void {
     out.push(`vs echo: end to end p50 ${x(r.vsEcho.e2eP50)} p99 ${x(r.vsEcho.e2eP99)};  send→sent p50 ${x(r.vsEcho.sentP50)} p99 ${x(r.vsEcho.sentP99)}`);
   }
   if (Object.keys(r.errors).length) out.push(`error frames: ${JSON.stringify(r.errors)}`);
+  if (r.enginesRestarted.length) out.push(`NOT STEADY: ${r.enginesRestarted.join(', ')} restarted during the phase (another test?); rerun for figures`);
   if (Object.keys(r.socketCloses).length) out.push(`sockets closed by the server (by code): ${JSON.stringify(r.socketCloses)}`);
   if (Object.keys(r.serviceLogLines).length) out.push(`service log lines at warn/error during the phase: ${JSON.stringify(r.serviceLogLines)}`);
   const h = r.hops;
@@ -467,12 +470,18 @@ async function main(): Promise<void> {
     ]);
     if (echoProc) cpuTargets.set('echo server', { pid: echoProc.pid! });
     // Engines may be restarted by others meanwhile: their pids are looked up again per phase.
-    const refreshEnginePids = async () => {
+    const refreshEnginePids = async (): Promise<Map<string, number | undefined>> => {
+      const pids = new Map<string, number | undefined>();
       for (const e of (await stackStatus().catch(() => ({ engines }))).engines) {
+        pids.set(e.engine, e.pid);
         if (e.engine === 'redis') cpuTargets.set('redis', { comm: 'redis-server' });
         else if (e.pid) cpuTargets.set(e.engine, { pid: e.pid });
       }
+      return pids;
     };
+    /** Engines whose process changed between two looks (restarted, e.g. by a fault-injection test). */
+    const restarted = (a: Map<string, number | undefined>, b: Map<string, number | undefined>) =>
+      [...b].filter(([name, pid]) => pid !== undefined && a.get(name) !== undefined && a.get(name) !== pid).map(([name]) => name);
     await refreshEnginePids();
 
     // -- warm-up: creates the ConversationDOs, JITs both sides, joins the fan-out consumer --
@@ -507,13 +516,14 @@ async function main(): Promise<void> {
       progress(`${rate} msg/s: switchboard for ${CFG.seconds} s …`);
       await reconnectAll();
       for (const m of [errors, closes, logCounts]) for (const k of Object.keys(m)) delete m[k];
-      await refreshEnginePids();
+      const pidsBefore = await refreshEnginePids();
       const before = await scrape();
       const cpu0 = cpuSnapshot(cpuTargets);
       const run = await switchboardPhase(`m${rate}`, rate, CFG.seconds);
       const cpu1 = cpuSnapshot(cpuTargets);
       check();
       const after = await scrape();
+      const enginesRestarted = restarted(pidsBefore, await refreshEnginePids());
       const sw = phaseResult(run, rate, CFG.seconds, CFG.lateMs);
       const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? Math.round((a / b) * 10) / 10 : null);
       const r: RateResult = {
@@ -525,16 +535,19 @@ async function main(): Promise<void> {
           ? { e2eP50: ratio(sw.e2e?.p50Ms, echo.e2e?.p50Ms), e2eP99: ratio(sw.e2e?.p99Ms, echo.e2e?.p99Ms), sentP50: ratio(sw.ack?.p50Ms, echo.e2e?.p50Ms), sentP99: ratio(sw.ack?.p99Ms, echo.e2e?.p99Ms) }
           : null,
         errors: { ...errors },
+        enginesRestarted,
         socketCloses: { ...closes },
         serviceLogLines: { ...logCounts },
         hops: hops(run, before && after ? diffScrape(before, after) : null),
         cpuPercent: cpuPercent(cpu0, cpu1),
         cpuMsPerMessage: {},
       };
+      // Over the whole phase (sending and draining): CPU seconds above idle / messages sent.
+      const phaseMs = cpu1.at - cpu0.at;
       for (const [k, v] of Object.entries(r.cpuPercent)) {
         const base = idleCpu[k];
         if (k === 'capacity' || k === 'others' || k === 'machine') continue;
-        r.cpuMsPerMessage[k] = v === null || base === null || base === undefined ? null : Math.round(((v - base) * 10 * 100) / sw.achievedSendRate) / 100;
+        r.cpuMsPerMessage[k] = v === null || base === null || base === undefined ? null : Math.round((((v - base) / 100) * phaseMs * 100) / sw.messages) / 100;
       }
       const ours = Object.values(r.cpuMsPerMessage).filter((v): v is number => v !== null);
       r.cpuMsPerMessage.total = Math.round(ours.reduce((a, b) => a + b, 0) * 100) / 100;
@@ -586,7 +599,10 @@ async function main(): Promise<void> {
       const e = r.echo?.e2e;
       const s = r.switchboard;
       lines.push(
-        `${pad(String(r.rate), 6)}  ${pad(`${f1(e?.p50Ms)} / ${f1(e?.p99Ms)}`, 14)}  ${pad(`${f1(s.ack?.p50Ms)} / ${f1(s.ack?.p99Ms)}`, 18)}  ${pad(`${f1(s.e2e?.p50Ms)} / ${f1(s.e2e?.p95Ms)} / ${f1(s.e2e?.p99Ms)}`, 22)}  ${pad(String(s.lost), 5)}  ${pad(String(s.late), 5)}  ${pad(r.vsEcho ? `${r.vsEcho.e2eP50}×, ${r.vsEcho.e2eP99}×` : '-', 17)}`,
+        `${pad(String(r.rate), 6)}  ${pad(`${f1(e?.p50Ms)} / ${f1(e?.p99Ms)}`, 14)}  ${pad(`${f1(s.ack?.p50Ms)} / ${f1(s.ack?.p99Ms)}`, 18)}  ${pad(`${f1(s.e2e?.p50Ms)} / ${f1(s.e2e?.p95Ms)} / ${f1(s.e2e?.p99Ms)}`, 22)}  ${pad(String(s.lost), 5)}  ${pad(String(s.late), 5)}  ${pad(r.vsEcho ? `${r.vsEcho.e2eP50 ?? '-'}×, ${r.vsEcho.e2eP99 ?? '-'}×` : '-', 17)}` +
+          (r.enginesRestarted.length || Object.keys(r.socketCloses).length
+            ? `  NOT STEADY (${[...r.enginesRestarted.map((e) => `${e} restarted`), ...(Object.keys(r.socketCloses).length ? ['edge dropped sockets'] : [])].join(', ')})`
+            : ''),
       );
     }
     if (target.met !== null) lines.push(`target p99 < ${TARGET.p99Ms} ms at ${TARGET.rate} msg/s: ${target.met ? 'MET' : 'MISSED'} (p99 ${f1(target.measuredP99Ms)} ms)`);
