@@ -102,13 +102,15 @@ const check = () => {
 const services: Service[] = [];
 let stopping = false;
 const children: ChildProcess[] = [];
-let signals = 0;
+let firstSignalAt = 0;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
-    if (++signals === 1) {
+    if (firstSignalAt === 0) {
+      firstSignalAt = Date.now();
       progress(`${sig}: stopping (again to kill at once)`);
       abort.abort();
-    } else process.exit(130);
+    } else if (Date.now() - firstSignalAt > 1000) process.exit(130);
+    // else: the same Ctrl-C arriving twice (the terminal's process group, and tsx relaying it)
   });
 }
 process.on('exit', () => {
