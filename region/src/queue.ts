@@ -15,7 +15,7 @@ export interface Subscription {
  * Durable, keyed, at-least-once queue. Contract, tested by region/test/queue.contract.ts:
  * - `publish` resolves once every record is durably accepted (never before);
  * - per key, records reach the handler in publish order, one at a time: the next record of a
- *   key waits until the previous one is committed;
+ *   key waits until the previous one is handled (its handler resolved, or it was dead-lettered);
  * - a record is committed only after its handler resolves; a throwing handler sees the record
  *   again (with backoff) up to `maxAttempts`, then it goes to the topic's dead-letter topic
  *   (`<topic>.dlq`) with a log line, and the key moves on;
