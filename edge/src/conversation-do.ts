@@ -1,5 +1,5 @@
 import { DurableObject } from 'cloudflare:workers';
-import type { Msg, ReadResponse } from '@switchboard/protocol';
+import { LIMITS, type Msg, type ReadResponse } from '@switchboard/protocol';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
 import { callRegion } from './region-client.ts';
@@ -96,9 +96,13 @@ export class ConversationDO extends DurableObject<Env> {
     return this.draining;
   }
 
+  private drainBatch() {
+    return this.seq.outbox(DRAIN_BATCH, LIMITS.drainBatchBytes);
+  }
+
   private async drainLoop(): Promise<void> {
     const cfg = config(this.env);
-    for (let rows = this.seq.outbox(DRAIN_BATCH); rows.length > 0; rows = this.seq.outbox(DRAIN_BATCH)) {
+    for (let rows = this.drainBatch(); rows.length > 0; rows = this.drainBatch()) {
       try {
         await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: rows.map((r) => r.event) });
       } catch (err) {

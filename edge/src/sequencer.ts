@@ -95,7 +95,7 @@ export class Sequencer {
     const oldest = this.all<{ s: number | null }>('SELECT MIN(seq) AS s FROM messages')[0]?.s ?? null;
     if (oldest === null || after + 1 < oldest) return null;
     const rows = this.all<MessageRow>('SELECT seq, cmid, sender, dev, ts, body FROM messages WHERE seq > ? ORDER BY seq LIMIT ?', after, limit);
-    const msgs = rows.map((r): Msg => ({ t: 'msg', conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body }));
+    const msgs = rows.map((r) => toMsg(conv, r));
     return { msgs, more: (msgs.at(-1)?.seq ?? last) < last };
   }
 
@@ -109,7 +109,7 @@ export class Sequencer {
     const top = Math.min(before, this.lastSeq + 1);
     if (top <= 1) return { msgs: [], complete: true };
     const rows = this.all<MessageRow>('SELECT seq, cmid, sender, dev, ts, body FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?', top, limit);
-    const msgs = rows.map((r): Msg => ({ t: 'msg', conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body }));
+    const msgs = rows.map((r) => toMsg(conv, r));
     const reached = msgs.at(-1)?.seq ?? top;
     return { msgs, complete: msgs.length === limit || reached === 1 };
   }
@@ -122,10 +122,20 @@ export class Sequencer {
     return this.all<{ user: string }>('SELECT user FROM members ORDER BY user').map((r) => r.user);
   }
 
-  /** The oldest undelivered outbox events, in order. */
-  outbox(limit: number): OutboxRow[] {
-    return this.all<{ oseq: number; event: string }>('SELECT oseq, event FROM outbox ORDER BY oseq LIMIT ?', limit)
-      .map((r) => ({ oseq: r.oseq, event: JSON.parse(r.event) as ConvEvent }));
+  /**
+   * The oldest undelivered outbox events, in order: at most `limit`, and no more than `maxBytes`
+   * of event JSON beyond the first, so a drain request always fits what the region accepts.
+   */
+  outbox(limit: number, maxBytes = Infinity): OutboxRow[] {
+    const rows = this.all<{ oseq: number; event: string }>('SELECT oseq, event FROM outbox ORDER BY oseq LIMIT ?', limit);
+    const out: OutboxRow[] = [];
+    let bytes = 0;
+    for (const r of rows) {
+      bytes += r.event.length;
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push({ oseq: r.oseq, event: JSON.parse(r.event) as ConvEvent });
+    }
+    return out;
   }
 
   /** The region acknowledged every event up to `oseq`: drop them, then trim the window. */
@@ -147,6 +157,10 @@ export class Sequencer {
   private setMeta(key: string, value: string): void {
     this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, value);
   }
+}
+
+function toMsg(conv: string, r: MessageRow): Msg {
+  return { t: 'msg', conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body };
 }
 
 const SCHEMA = [

@@ -268,8 +268,9 @@ export class SessionDO extends DurableObject<Env> {
     const previous = this.kv('routes_epoch');
     this.setKv('routes_epoch', epoch);
     if (previous === null || previous === epoch) return;
-    log('info', 'routes epoch changed; telling devices to resync', { devices: this.liveSockets().size });
-    for (const ws of this.liveSockets().values()) send(ws, { t: 'resync' });
+    const live = this.liveSockets();
+    log('info', 'routes epoch changed; telling devices to resync', { devices: live.size });
+    for (const ws of live.values()) send(ws, { t: 'resync' });
   }
 
   /** One alarm serves both duties: the next retransmit and the next route refresh. */

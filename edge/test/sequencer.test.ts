@@ -58,6 +58,15 @@ describe('Sequencer', () => {
     assert.deepEqual(out.slice(1).map((r) => (r.event.kind === 'msg' ? r.event.msg.seq : 0)), [1, 2]);
   });
 
+  it('caps an outbox batch by bytes so a drain request always fits, but always takes one event', () => {
+    const big = 'x'.repeat(60_000);
+    for (let i = 1; i <= 40; i++) send('alice', `big${i}`, big);
+    const batch = s.outbox(200, 1024 * 1024);
+    assert.ok(batch.length > 1 && batch.length < 41, `took ${batch.length}`);
+    assert.ok(batch.reduce((n, r) => n + JSON.stringify(r.event).length, 0) <= 1024 * 1024 + 61_000);
+    assert.equal(s.outbox(200, 10).length, 1, 'one event even when it alone is over the cap');
+  });
+
   it('trims the window only below what the region acknowledged', () => {
     for (let i = 1; i <= 30; i++) send('alice', `m${i}`);
     const out = s.outbox(100);

@@ -4,8 +4,12 @@ export const LIMITS = {
   maxFrameBytes: 96 * 1024,
   /** Largest message body, in UTF-8 bytes (64 KiB: room for base64 ciphertext of long texts). */
   maxBodyBytes: 64 * 1024,
-  /** Largest HTTP request body accepted by the edge and the region's internal API. */
+  /** Largest HTTP request body accepted from clients by the edge. */
   maxHttpBodyBytes: 1024 * 1024,
+  /** Largest signed internal request body (edge ↔ region); senders batch well below it. */
+  maxInternalBodyBytes: 4 * 1024 * 1024,
+  /** An outbox drain request carries events up to about this much JSON (at least one event). */
+  drainBatchBytes: 1024 * 1024,
   /** `sync` returns at most this many messages per page. */
   maxSyncLimit: 500,
   defaultSyncLimit: 100,

@@ -31,7 +31,7 @@ export interface AppDeps {
 type Env = { Variables: { rawBody: string } };
 
 function parse<T>(text: string, schema: ZodType<T, ZodTypeDef, unknown>): T {
-  if (text.length > LIMITS.maxHttpBodyBytes * 4) throw new ProtocolError('too_large');
+  if (text.length > LIMITS.maxInternalBodyBytes) throw new ProtocolError('too_large');
   return parseJsonBody(text, schema);
 }
 

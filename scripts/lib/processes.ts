@@ -53,11 +53,7 @@ function launch(name: string, cmd: string, args: string[], env: NodeJS.ProcessEn
     },
     async stop() {
       if (exited) return;
-      try {
-        process.kill(-child.pid!, 'SIGTERM');
-      } catch {
-        return;
-      }
+      this.kill();
       const timer = setTimeout(() => {
         try {
           process.kill(-child.pid!, 'SIGKILL');
