@@ -2,6 +2,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { LIMITS, type Msg, type ReadResponse } from '@switchboard/protocol';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
+import { LivePush } from './live-push.ts';
 import { callRegion } from './region-client.ts';
 import { Sequencer, type Result } from './sequencer.ts';
 
@@ -11,6 +12,8 @@ const DRAIN_BATCH = 200;
 const DRAIN_BACKSTOP_MS = 5_000;
 /** Retry interval cap while the region is unreachable: a recovered region is drained within this. */
 const MAX_BACKOFF_MS = 15_000;
+/** A drain waits at most this long for the live path, so its events can say who has them already. */
+const LIVE_SETTLE_MS = 250;
 
 /**
  * THE SEQUENCER of one conversation (state and rules in `Sequencer`). Durable before ack: the
@@ -23,10 +26,15 @@ export class ConversationDO extends DurableObject<Env> {
   private readonly seq: Sequencer;
   private draining: Promise<void> | null = null;
   private failures = 0;
+  private readonly live: LivePush;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.seq = new Sequencer(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn));
+    this.live = new LivePush({
+      target: (user) => env.SESSIONS.get(env.SESSIONS.idFromName(user)),
+      onError: (user, err) => log('warn', 'live push failed; the region delivers it', { conv: this.seq.conv, user, ...errorFields(err) }),
+    });
   }
 
   async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean }): Promise<Result<{ members: string[]; existed: boolean }>> {
@@ -37,7 +45,15 @@ export class ConversationDO extends DurableObject<Env> {
 
   async send(input: { from: string; dev: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>> {
     const r = this.seq.send(input, Date.now());
-    if (r.ok && !r.duplicate) this.scheduleDrain();
+    if (r.ok && !r.duplicate) {
+      // The runtime holds these calls until the message is on disk: nothing is delivered before it is durable.
+      const members = this.seq.members();
+      if (members.length <= config(this.env).livePushMaxMembers) {
+        const msg: Msg = { t: 'msg', conv: this.seq.conv!, seq: r.seq, cmid: input.cmid, from: input.from, dev: input.dev, ts: r.ts, body: input.body };
+        this.live.push(msg, members);
+      }
+      this.scheduleDrain();
+    }
     return r;
   }
 
@@ -96,13 +112,19 @@ export class ConversationDO extends DurableObject<Env> {
     return this.draining;
   }
 
-  private drainBatch() {
-    return this.seq.outbox(DRAIN_BATCH, LIMITS.drainBatchBytes);
+  /** The next outbox batch, each message saying which members the live path already reached. */
+  private async drainBatch() {
+    await this.live.settled(LIVE_SETTLE_MS);
+    return this.seq.outbox(DRAIN_BATCH, LIMITS.drainBatchBytes).map((row) => {
+      if (row.event.kind !== 'msg') return row;
+      const delivered = this.live.delivered(row.event.msg.seq);
+      return delivered.length > 0 ? { ...row, event: { ...row.event, delivered } } : row;
+    });
   }
 
   private async drainLoop(): Promise<void> {
     const cfg = config(this.env);
-    for (let rows = this.drainBatch(); rows.length > 0; rows = this.drainBatch()) {
+    for (let rows = await this.drainBatch(); rows.length > 0; rows = await this.drainBatch()) {
       try {
         await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: rows.map((r) => r.event) });
       } catch (err) {
@@ -114,6 +136,8 @@ export class ConversationDO extends DurableObject<Env> {
       }
       this.failures = 0;
       this.seq.acknowledge(rows.at(-1)!.oseq, cfg.conversationWindow);
+      const seqs = rows.flatMap((r) => (r.event.kind === 'msg' ? [r.event.msg.seq] : []));
+      if (seqs.length > 0) this.live.forget(Math.max(...seqs));
     }
   }
 }

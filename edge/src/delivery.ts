@@ -47,10 +47,13 @@ export class DeliveryTracker {
 
   /**
    * Records a push of `msg` to `device`. `sent`: push it now; `acked`: the device already has
-   * it (skip); `lagging`: its window is full (close it; it resumes by sync).
+   * it (skip); `inflight`: it was pushed and awaits its ack (skip: the retransmit timer owns it,
+   * e.g. when the live path and the region's fan-out both deliver it); `lagging`: its window is
+   * full (close it; it resumes by sync).
    */
-  track(device: string, msg: Msg, now: number): 'sent' | 'acked' | 'lagging' {
+  track(device: string, msg: Msg, now: number): 'sent' | 'acked' | 'inflight' | 'lagging' {
     if (msg.seq <= this.cursor(device, msg.conv)) return 'acked';
+    if (this.one('SELECT 1 AS x FROM inflight WHERE device = ? AND conv = ? AND seq = ?', device, msg.conv, msg.seq)) return 'inflight';
     const open = this.one<{ n: number }>('SELECT COUNT(*) AS n FROM inflight WHERE device = ?', device)?.n ?? 0;
     if (open >= this.opts.window) return 'lagging';
     this.sql.exec(

@@ -18,6 +18,7 @@ export interface Env {
   CONVERSATION_WINDOW?: string;
   RETRANSMIT_MS?: string;
   DELIVERY_WINDOW?: string;
+  LIVE_PUSH_MAX_MEMBERS?: string;
 }
 
 export interface EdgeConfig {
@@ -41,6 +42,12 @@ export interface EdgeConfig {
   retransmitMs: number;
   /** Unacked pushes one device may have outstanding before it is told to resume. Default 1000. */
   deliveryWindow: number;
+  /**
+   * Conversations with at most this many members push each message from their ConversationDO
+   * straight to the members' SessionDOs (the live path); larger ones rely on the region's fan-out
+   * alone. 0 turns the live path off. Default 64.
+   */
+  livePushMaxMembers: number;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +71,7 @@ export function config(env: Env): EdgeConfig {
     conversationWindow: int(env, 'CONVERSATION_WINDOW', 1000, 10, 100_000),
     retransmitMs: int(env, 'RETRANSMIT_MS', 3000, 100, 60_000),
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
+    livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 64, 0, 5000),
   };
   cache.set(env, cfg);
   return cfg;

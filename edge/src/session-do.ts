@@ -105,19 +105,22 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   /**
-   * Region → devices: each delivery goes to every live socket of this user but `skipDevice`, and
-   * stays in flight until that device acks it. A device past its window is told to resume.
+   * Region or live path → devices: each delivery goes to every live socket of this user but
+   * `skipDevice`, once (a copy already in flight or acked is skipped), and stays in flight until
+   * that device acks it. A device past its window is told to resume. `devices`: how many were
+   * online (the skipped one included).
    */
-  async deliver(deliveries: Delivery[]): Promise<{ sockets: number }> {
+  async deliver(deliveries: Delivery[]): Promise<{ sockets: number; devices: number }> {
     let sockets = 0;
     const now = Date.now();
     const live = this.liveSockets();
+    const devices = live.size;
     for (const d of deliveries) {
       const text = JSON.stringify(d.msg);
       for (const [device, ws] of live) {
         if (device === d.skipDevice) continue;
         const verdict = this.delivery.track(device, d.msg, now);
-        if (verdict === 'acked') continue;
+        if (verdict === 'acked' || verdict === 'inflight') continue;
         if (verdict === 'lagging') {
           this.dropDevice(device, ws, 'lagging');
           live.delete(device);
@@ -133,7 +136,7 @@ export class SessionDO extends DurableObject<Env> {
       }
     }
     await this.armAlarm();
-    return { sockets };
+    return { sockets, devices };
   }
 
   /** Retransmits what is due, and keeps the region's routes fresh while any socket is open. */

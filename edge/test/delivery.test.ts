@@ -22,6 +22,14 @@ describe('DeliveryTracker', () => {
     assert.equal(t.track('phone', m('c', 2), 10), 'acked', 'an already acked seq is not pushed again');
   });
 
+  it('pushes a message once while it is in flight, however many paths deliver it', () => {
+    assert.equal(t.track('phone', m('c', 1), 0), 'sent');
+    assert.equal(t.track('phone', m('c', 1), 5), 'inflight', 'a second delivery waits for the retransmit timer');
+    assert.equal(t.inflightCount('phone'), 1);
+    t.ack('phone', 'c', 1);
+    assert.equal(t.track('phone', m('c', 1), 10), 'acked');
+  });
+
   it('retransmits due messages in seq order with doubling intervals, capped', () => {
     t.track('phone', m('c', 2), 0);
     t.track('phone', m('c', 1), 0);

@@ -191,6 +191,11 @@ export function e2eSuite(engines: Engines): void {
       const pete = sdk('pete', 'kill', (m) => got.push(m));
       pete.follow(conv);
       await pete.connect();
+      const group = await newConv('olga', ['pete', 'quentin']);
+      const inGroup: Msg[] = [];
+      const quentin = sdk('quentin', 'kill', (m) => inGroup.push(m));
+      quentin.follow(group);
+      await quentin.connect();
       await o.request({ t: 'send', conv, cmid: 'o-0', body: 'before' });
       await waitFor(() => got.length === 1);
       await sys.stopRegion({ hard: true });
@@ -199,11 +204,20 @@ export function e2eSuite(engines: Engines): void {
       assert.deepEqual(seqs, [2, 3, 4, 5, 6], 'senders still get `sent` while the region is down');
       const health = (await (await fetch(`${sys.edgeUrl}/healthz`)).json()) as { status: string };
       assert.equal(health.status, 'degraded');
+      // A direct conversation takes the edge's live path: the region is not needed to deliver.
+      await waitFor(() => got.length >= 6);
+      assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
+      // A group (past LIVE_PUSH_MAX_MEMBERS) waits for the region's fan-out.
+      await o.request({ t: 'send', conv: group, cmid: 'og-1', body: 'group while down' });
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(inGroup.length, 0, 'no region, no fan-out');
       await sys.startRegion();
       // Pushes resume; where the region lost its routes (embedded), devices are told to resync.
-      await waitFor(() => got.length >= 6, 90_000);
-      assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
+      await waitFor(() => inGroup.length >= 1, 90_000);
+      assert.deepEqual(inGroup.map((m) => [m.conv, m.seq]), [[group, 1]]);
+      assert.deepEqual(got.filter((m) => m.conv === conv).map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
       pete.close();
+      quentin.close();
       // And the region holds every one of them (read it directly, past the edge's window).
       const body = JSON.stringify({ conv, user: 'pete', after: 0, limit: 100 });
       const res = await fetch(`${sys.regionUrl}/internal/read`, {
@@ -214,6 +228,20 @@ export function e2eSuite(engines: Engines): void {
       assert.equal(res.status, 200);
       const stored = (await res.json()) as { msgs: Msg[] };
       assert.deepEqual(stored.msgs.map((m) => [m.seq, m.body]), [[1, 'before'], ...[1, 2, 3, 4, 5].map((i) => [i + 1, `during ${i}`])]);
+    });
+
+    it('delivers each message once to each device when the live path and the fan-out both carry it', async () => {
+      const conv = await newConv('vera', ['walt']);
+      const [v, v2, w] = [await open('vera', 'once'), await open('vera', 'once-2'), await open('walt', 'once')];
+      for (let i = 1; i <= 20; i++) await v.request({ t: 'send', conv, cmid: `once-${i}`, body: `m${i}` });
+      await w.waitSeqs(conv, 20);
+      await v2.waitSeqs(conv, 20);
+      // Let the region's fan-out handle every record (the drain follows the live push closely).
+      await new Promise((r) => setTimeout(r, 2000));
+      for (const [who, s] of [['walt', w], ['vera-2', v2]] as const) {
+        assert.deepEqual(s.msgs(conv).map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1), `${who}: each seq pushed once, in order`);
+      }
+      assert.deepEqual(v.msgs(conv), [], 'the sending device has its `sent` replies instead');
     });
 
     it('retransmits an unacked push until the device acks it', async () => {

@@ -64,7 +64,8 @@ export async function startSystem(engines: Engines): Promise<System> {
       internalSecret,
       devAuth: true,
       // A small window makes sync and history cross from the edge's window into region storage.
-      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000' },
+      // Live path for direct conversations only: groups of 3+ go through the region's fan-out.
+      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2' },
       sink,
     });
   let edge: Service = await launchEdge();

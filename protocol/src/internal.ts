@@ -18,7 +18,12 @@ export const ConversationCreated = z.object({
 });
 export type ConversationCreated = z.infer<typeof ConversationCreated>;
 
-export const MessageEvent = z.object({ kind: z.literal('msg'), msg: Msg });
+/**
+ * One sequenced message. `delivered`: members whose SessionDO already took it from the edge's live
+ * path with at least one device online (see edge/src/live-push.ts); the fan-out worker does not
+ * deliver to them again. Absent or partial is always safe: devices dedupe by (conv, seq).
+ */
+export const MessageEvent = z.object({ kind: z.literal('msg'), msg: Msg, delivered: z.array(UserId).max(LIMITS.maxMembers).optional() });
 export type MessageEvent = z.infer<typeof MessageEvent>;
 
 export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent]);

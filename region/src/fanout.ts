@@ -2,7 +2,7 @@ import { MessageEvent, type Delivery } from '@switchboard/protocol';
 import type { Logger } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
 import type { QueueRecord } from './queue.ts';
-import type { Routes } from './routes.ts';
+import type { Route, Routes } from './routes.ts';
 import type { Storage } from './storage.ts';
 
 export interface FanoutDeps {
@@ -32,7 +32,11 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
     metrics.age('fanout_consumed', msg.ts);
     const conv = await metrics.time('fanout_conversation', () => deps.storage.getConversation(msg.conv));
     if (!conv) throw new Error(`conversation ${msg.conv} not stored yet`);
-    const routes = await metrics.time('fanout_routes', () => deps.routes.lookup(conv.members));
+    // Members the edge's live path already reached are not delivered to again.
+    const skip = new Set(parsed.data.delivered ?? []);
+    const targets = skip.size > 0 ? conv.members.filter((u) => !skip.has(u)) : conv.members;
+    if (skip.size > 0) metrics.inc('fanout_live_skipped', conv.members.length - targets.length);
+    const routes = targets.length > 0 ? await metrics.time('fanout_routes', () => deps.routes.lookup(targets)) : new Map<string, Route[]>();
     metrics.age('fanout_resolved', msg.ts);
     const byEdge = new Map<string, Delivery[]>();
     for (const [user, list] of routes) {
