@@ -13,7 +13,7 @@ const DRAIN_BACKSTOP_MS = 5_000;
 /** Retry interval cap while the region is unreachable: a recovered region is drained within this. */
 const MAX_BACKOFF_MS = 15_000;
 /** A drain waits at most this long for the live path, so its events can say who has them already. */
-const LIVE_SETTLE_MS = 250;
+const LIVE_SETTLE_MS = 2000;
 
 /**
  * THE SEQUENCER of one conversation (state and rules in `Sequencer`). Durable before ack: the

@@ -233,11 +233,18 @@ export function e2eSuite(engines: Engines): void {
     it('delivers each message once to each device when the live path and the fan-out both carry it', async () => {
       const conv = await newConv('vera', ['walt']);
       const [v, v2, w] = [await open('vera', 'once'), await open('vera', 'once-2'), await open('walt', 'once')];
+      const skipped = async () => {
+        const text = await (await fetch(`${sys.regionUrl}/metrics`)).text();
+        return Number(/^sb_region_fanout_live_skipped_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+      };
+      const skippedBefore = await skipped();
       for (let i = 1; i <= 20; i++) await v.request({ t: 'send', conv, cmid: `once-${i}`, body: `m${i}` });
       await w.waitSeqs(conv, 20);
       await v2.waitSeqs(conv, 20);
-      // Let the region's fan-out handle every record (the drain follows the live push closely).
-      await new Promise((r) => setTimeout(r, 2000));
+      // The region's fan-out sees that the live path reached both users (vera on her other device).
+      const deadline = Date.now() + 30_000;
+      while ((await skipped()) - skippedBefore < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      assert.equal((await skipped()) - skippedBefore, 40, '20 messages × 2 users left to the live path');
       for (const [who, s] of [['walt', w], ['vera-2', v2]] as const) {
         assert.deepEqual(s.msgs(conv).map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1), `${who}: each seq pushed once, in order`);
       }

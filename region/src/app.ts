@@ -8,7 +8,7 @@ import {
   ReadRequest,
   RoutesRequest,
   parseJsonBody,
-  type Msg,
+  type MessageEvent,
 } from '@switchboard/protocol';
 import { internalAuth } from './internal-auth.ts';
 import { errorFields, type Logger } from './log.ts';
@@ -65,7 +65,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post('/internal/events', async (c) => {
     const t0 = performance.now();
     const req = parse(c.get('rawBody'), EventsRequest);
-    const msgs: Msg[] = [];
+    const msgs: MessageEvent[] = [];
     const now = Date.now();
     for (const e of req.events) if (e.kind === 'msg') metrics.age('region_received', e.msg.ts, now);
     for (const e of req.events) {
@@ -75,7 +75,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
       } else {
         if (e.msg.conv !== req.conv) throw new ProtocolError('invalid_frame', 'message for another conversation');
-        msgs.push(e.msg);
+        msgs.push(e);
       }
     }
     await flush();
@@ -85,12 +85,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
     async function flush(): Promise<void> {
       if (!msgs.length) return;
-      const batch = msgs.splice(0);
+      const events = msgs.splice(0);
+      const batch = events.map((e) => e.msg);
       metrics.inc('events_messages', batch.length);
       await metrics.time('store', () => storage.appendMessages(batch));
       let now = Date.now();
       for (const m of batch) metrics.age('stored', m.ts, now);
-      await metrics.time('publish', () => queue.publish(TOPICS.fanout, batch.map((msg) => ({ key: msg.conv, value: { kind: 'msg', msg } }))));
+      // The event goes on whole: `delivered` tells the fan-out whom the edge's live path reached.
+      await metrics.time('publish', () => queue.publish(TOPICS.fanout, events.map((e) => ({ key: e.msg.conv, value: e }))));
       now = Date.now();
       for (const m of batch) metrics.age('published', m.ts, now);
     }
