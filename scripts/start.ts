@@ -69,7 +69,7 @@ async function main(): Promise<void> {
   services.push(
     await startRegion({ port: regionPort, dataDir: path.join(dataDir, 'region'), internalSecret: secrets.internalSecret, env: engineEnv, sink: jsonLines }),
   );
-  log('starting edge (workerd via wrangler dev)', { port: edgePort });
+  log('starting edge (workerd via Miniflare)', { port: edgePort });
   services.push(
     await startEdge({
       port: edgePort,

@@ -2,7 +2,7 @@
  * Fault injection on the real engines and workerd (issue #4). Four users with two devices each,
  * in three direct conversations and three groups, send thousands of messages through the client
  * SDK while the harness kills -9 and restarts the region (twice), restarts Kafka, restarts the edge
- * runtime (kill -9 of wrangler/workerd), drops random WebSockets mid-stream, and has clients send
+ * runtime (kill -9 of the edge runner and its workerd), drops random WebSockets mid-stream, and has clients send
  * already-used cmids again (from the same device and from the user's other device).
  *
  * Then, for every device and conversation: every message released exactly once, in seq order,

@@ -20,7 +20,7 @@ export interface System {
   stopRegion(opts?: { hard?: boolean }): Promise<void>;
   startRegion(): Promise<void>;
   /**
-   * Stops the edge runtime (wrangler dev and its workerd; as kill -9 when `hard`) and starts it
+   * Stops the edge runtime (the edge runner and its workerd; as kill -9 when `hard`) and starts it
    * again on the same port, persist dir, secrets and vars. Every device socket drops.
    */
   restartEdge(opts?: { hard?: boolean; downMs?: number }): Promise<void>;

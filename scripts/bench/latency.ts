@@ -466,9 +466,9 @@ async function main(): Promise<void> {
     const cpuTargets = new Map<string, Target>([
       ['bench client', { self: true }],
       ['region', { pgrp: region.child.pid! }],
-      // wrangler dev: a Node process (wrangler) and workerd (a proxy in front of the Worker).
+      // The edge runner: a Node process (Miniflare, idle once started) and workerd running the Worker.
       ['edge workerd', { pgrp: edge.child.pid!, comm: 'workerd' }],
-      ['edge wrangler', { pgrp: edge.child.pid!, comm: 'node' }],
+      ['edge runner', { pgrp: edge.child.pid!, comm: 'node' }],
     ]);
     if (echoProc) cpuTargets.set('echo server', { pid: echoProc.pid! });
     // Engines may be restarted by others meanwhile: their pids are looked up again per phase.
@@ -577,7 +577,7 @@ async function main(): Promise<void> {
       loadAvg: { atStart: loadAtStart, atEnd: load() },
       idleCpuPercent: idleCpu,
       setup:
-        'one machine: bench client (ws), edge in workerd (wrangler dev), region (Node, all roles) on single-node Cassandra (RF 1), Kafka (1 broker, 8 partitions) and Redis; echo = ws echo server in its own Node process',
+        'one machine: bench client (ws), edge in workerd (Miniflare, scripts/edge-runner.ts), region (Node, all roles) on single-node Cassandra (RF 1), Kafka (1 broker, 8 partitions) and Redis; echo = ws echo server in its own Node process',
       definitions: {
         due: 'each message is due at start + i/rate (open loop); every latency counts from its due time',
         ack: 'due → `sent` at the sender (the edge sequenced and stored it)',

@@ -102,7 +102,7 @@ export interface EdgeOptions {
   sink?: LineSink;
 }
 
-/** The edge Worker in workerd, through `wrangler dev` with wrangler.toml. */
+/** The edge Worker in workerd, through Miniflare with wrangler.toml (scripts/edge-runner.ts). */
 export async function startEdge(o: EdgeOptions): Promise<Service> {
   const url = `http://127.0.0.1:${o.port}`;
   const vars: Record<string, string> = {
@@ -113,8 +113,8 @@ export async function startEdge(o: EdgeOptions): Promise<Service> {
     DEV_AUTH: String(o.devAuth),
     ...o.vars,
   };
-  const args = ['dev', '--ip', '127.0.0.1', '--port', String(o.port), '--inspector-port', '0', '--persist-to', o.persistDir, '--show-interactive-dev-session=false', '--log-level', 'info'];
+  const args = [path.join(ROOT, 'scripts/edge-runner.ts'), '--ip', '127.0.0.1', '--port', String(o.port), '--persist-to', o.persistDir];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', FORCE_COLOR: '0' };
-  return ready(launch('edge', bin('wrangler'), args, env, url, o.sink), '/healthz', 120_000);
+  return ready(launch('edge', bin('tsx'), args, env, url, o.sink), '/healthz', 120_000);
 }

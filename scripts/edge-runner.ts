@@ -1,0 +1,110 @@
+/**
+ * Runs the edge Worker locally in workerd through Miniflare, configured from wrangler.toml:
+ * the Worker is bundled exactly as `wrangler deploy` would ship it (`wrangler deploy --dry-run`),
+ * then served on one port with its Durable Objects persisted on disk.
+ *
+ * Why not `wrangler dev`: it puts a proxy Worker in front of the real one and attaches the V8
+ * inspector to stream logs, which together cost more CPU per message than the Worker itself and
+ * add milliseconds to every hop (see `npm run bench:latency`). This runner has neither; the
+ * Worker, its bindings and its storage are the same.
+ *
+ *   tsx scripts/edge-runner.ts --port 8787 --persist-to .data/edge [--var KEY:VALUE …]
+ *
+ * Logs are JSON lines on stdout (the Worker's own lines pass through as they are). SIGINT or
+ * SIGTERM disposes of workerd and exits 0.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Miniflare } from 'miniflare';
+import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+import { ROOT } from './lib/processes.ts';
+
+const log = (level: string, msg: string, fields: Record<string, unknown> = {}) =>
+  process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), level, svc: 'edge-runner', msg, ...fields }) + '\n');
+
+function fail(msg: string): never {
+  log('error', msg);
+  process.exit(2);
+}
+
+interface Args {
+  host: string;
+  port: number;
+  persistTo: string;
+  vars: Record<string, string>;
+}
+
+function parseArgs(argv: string[]): Args {
+  const out: Args = { host: '127.0.0.1', port: 8787, persistTo: path.join(ROOT, '.data', 'edge'), vars: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) fail(`${flag}: expected a value`);
+    i++;
+    if (flag === '--ip') out.host = value;
+    else if (flag === '--port') {
+      out.port = Number(value);
+      if (!Number.isInteger(out.port) || out.port < 1 || out.port > 65_535) fail(`--port: expected 1..65535, got ${JSON.stringify(value)}`);
+    } else if (flag === '--persist-to') out.persistTo = path.resolve(value);
+    else if (flag === '--var') {
+      const at = value.indexOf(':');
+      if (at < 1) fail(`--var: expected KEY:VALUE, got ${JSON.stringify(value)}`);
+      out.vars[value.slice(0, at)] = value.slice(at + 1);
+    } else fail(`unknown argument ${flag} (expected --ip, --port, --persist-to, --var)`);
+  }
+  return out;
+}
+
+/** The Worker as `wrangler deploy` bundles it, in a fresh folder. */
+function bundle(): string {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-edge-build-'));
+  const t0 = Date.now();
+  const r = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'wrangler'), ['deploy', '--dry-run', '--outdir', outdir], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
+  });
+  const main = path.join(outdir, 'index.js');
+  if (r.status !== 0 || !fs.existsSync(main)) fail(`bundling the Worker failed:\n${(r.stdout + r.stderr).slice(-3000)}`);
+  log('info', 'bundled the Worker', { ms: Date.now() - t0, bytes: fs.statSync(main).size });
+  return outdir;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const outdir = bundle();
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, 'wrangler.toml'));
+  const mf = new Miniflare({
+    host: args.host,
+    port: args.port,
+    // The same folder layout as `wrangler dev --persist-to`, so either can open the other's state.
+    durableObjectsPersist: path.join(args.persistTo, 'v3', 'do'),
+    workers: [
+      {
+        ...workerOptions,
+        name: 'switchboard-edge',
+        modules: true,
+        modulesRoot: outdir,
+        scriptPath: path.join(outdir, 'index.js'),
+        bindings: { ...workerOptions.bindings, ...args.vars },
+      },
+    ],
+  } as ConstructorParameters<typeof Miniflare>[0]);
+  const url = await mf.ready;
+  log('info', `Ready on ${url.origin}`, { url: url.origin, persist: args.persistTo });
+
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'stopping', { signal: sig });
+    await mf.dispose().catch((err) => log('warn', 'dispose failed', { err: String(err) }));
+    fs.rmSync(outdir, { recursive: true, force: true });
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((err) => fail(`edge failed to start: ${err instanceof Error ? err.message : String(err)}`));
