@@ -12,6 +12,8 @@ const DRAIN_BATCH = 200;
 const DRAIN_BACKSTOP_MS = 5_000;
 /** Retry interval cap while the region is unreachable: a recovered region is drained within this. */
 const MAX_BACKOFF_MS = 15_000;
+/** Outbox rows the region acknowledged are deleted with the next send, or after this long. */
+const ACK_WRITE_MS = 1000;
 /** A drain waits at most this long for the live path, so its events can say who has them already. */
 const LIVE_SETTLE_MS = 2000;
 
@@ -27,6 +29,13 @@ export class ConversationDO extends DurableObject<Env> {
   private draining: Promise<void> | null = null;
   private failures = 0;
   private readonly live: LivePush;
+  /** The region has every outbox event up to this oseq (in this instance's life). */
+  private acked = 0;
+  /** `acked` moved since the outbox was last trimmed to it. */
+  private ackPending = false;
+  private ackTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The alarm as last read or set (undefined: not known yet); saves a storage read per send. */
+  private alarmAt: number | null | undefined = undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -44,6 +53,7 @@ export class ConversationDO extends DurableObject<Env> {
   }
 
   async send(input: { from: string; dev: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>> {
+    this.writeAck();
     const r = this.seq.send(input, Date.now());
     if (r.ok && !r.duplicate) {
       // The runtime holds these calls until the message is on disk: nothing is delivered before it is durable.
@@ -94,6 +104,7 @@ export class ConversationDO extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.alarmAt = null;
     await this.drain();
   }
 
@@ -102,9 +113,31 @@ export class ConversationDO extends DurableObject<Env> {
     // attempts that pushes the next retry ever further out.
     if (this.failures === 0) void this.drain();
     // Backstop in case this instance dies before the drain finishes.
-    void this.ctx.storage.getAlarm().then((at) => {
-      if (at === null) return this.ctx.storage.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
-    });
+    if (this.alarmAt === null) void this.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
+    else if (this.alarmAt === undefined)
+      void this.ctx.storage.getAlarm().then((at) => {
+        this.alarmAt = at;
+        if (at === null) return this.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
+      });
+  }
+
+  /**
+   * Deletes what the region acknowledged and trims the window. Not urgent: it rides along with the
+   * next send's commit, or is written on its own within ACK_WRITE_MS. Until then (and after a
+   * crash before it) those events stay in the outbox and would only be sent again, which the
+   * region applies idempotently.
+   */
+  private writeAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    if (!this.ackPending) return;
+    this.ackPending = false;
+    this.seq.acknowledge(this.acked, config(this.env).conversationWindow);
+  }
+
+  private setAlarm(at: number): Promise<void> {
+    this.alarmAt = at;
+    return this.ctx.storage.setAlarm(at);
   }
 
   private drain(): Promise<void> {
@@ -115,7 +148,7 @@ export class ConversationDO extends DurableObject<Env> {
   /** The next outbox batch, each message saying which members the live path already reached. */
   private async drainBatch() {
     await this.live.settled(LIVE_SETTLE_MS);
-    return this.seq.outbox(DRAIN_BATCH, LIMITS.drainBatchBytes).map((row) => {
+    return this.seq.outbox(DRAIN_BATCH, LIMITS.drainBatchBytes, this.acked).map((row) => {
       if (row.event.kind !== 'msg') return row;
       const delivered = this.live.delivered(row.event.msg.seq);
       return delivered.length > 0 ? { ...row, event: { ...row.event, delivered } } : row;
@@ -131,11 +164,13 @@ export class ConversationDO extends DurableObject<Env> {
         this.failures++;
         const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.failures, 10)) * (0.5 + Math.random() / 2);
         log('warn', 'outbox drain failed; will retry', { conv: this.seq.conv, pending: rows.length, retryInMs: Math.round(delay), ...errorFields(err) });
-        await this.ctx.storage.setAlarm(Date.now() + delay);
+        await this.setAlarm(Date.now() + delay);
         return;
       }
       this.failures = 0;
-      this.seq.acknowledge(rows.at(-1)!.oseq, cfg.conversationWindow);
+      this.acked = rows.at(-1)!.oseq;
+      this.ackPending = true;
+      this.ackTimer ??= setTimeout(() => this.writeAck(), ACK_WRITE_MS);
       const seqs = rows.flatMap((r) => (r.event.kind === 'msg' ? [r.event.msg.seq] : []));
       if (seqs.length > 0) this.live.forget(Math.max(...seqs));
     }

@@ -22,27 +22,47 @@ export interface Inflight {
   attempts: number;
 }
 
+interface Entry {
+  msg: Msg;
+  due: number;
+  attempts: number;
+}
+
+const key = (a: string, b: string | number) => `${a}\u0000${b}`;
+
 /**
- * Per-device delivery state of one user, in the SessionDO's SQLite. Contract:
- * - every message pushed to a device stays `inflight` until that device acks a seq at or above
+ * Per-device delivery state of one user. Contract:
+ * - every message pushed to a device stays in flight until that device acks a seq at or above
  *   it in its conversation (acks are cumulative), and is due for retransmit meanwhile, with
- *   doubling intervals;
+ *   doubling intervals; a message already in flight or acked is not pushed again;
  * - a device's window of unacked messages is bounded: `track` refuses past it (`lagging`), and
  *   a device that does not ack after `maxAttempts` sends is `stalled`; the caller then closes
  *   that socket and the device resumes by sync, which is always complete;
- * - the delivered cursor per (device, conversation) only moves forward and is durable.
+ * - the delivered cursor per (device, conversation) only moves forward; `flush` makes it durable
+ *   (the caller flushes within a second of an ack, and before answering a resume).
+ *
+ * Where each part lives, and why: the in-flight window is memory only. It exists for live
+ * sockets, and a socket does not outlive its object's memory without the device reconnecting and
+ * resuming, so persisting it would buy nothing but a storage commit per push. Cursors are read
+ * from SQLite once and then served from memory; acks only mark them dirty, and one flush writes
+ * them together. A crash loses at most the last second of acks: the device is then re-sent a
+ * few messages it has, which it drops by (conv, seq).
  */
 export class DeliveryTracker {
+  /** device → `conv\0seq` → entry. */
+  private readonly inflight = new Map<string, Map<string, Entry>>();
+  /** `device\0conv` → acked seq (loaded or acked). */
+  private readonly cursorCache = new Map<string, number>();
+  private readonly dirty = new Set<string>();
+
   constructor(
     private readonly sql: SqlLike,
     private readonly opts: DeliveryOptions = DEFAULT_DELIVERY,
   ) {
     sql.exec(`CREATE TABLE IF NOT EXISTS cursors (
       device TEXT NOT NULL, conv TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (device, conv))`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS inflight (
-      device TEXT NOT NULL, conv TEXT NOT NULL, seq INTEGER NOT NULL, msg TEXT NOT NULL,
-      due INTEGER NOT NULL, attempts INTEGER NOT NULL, PRIMARY KEY (device, conv, seq))`);
-    sql.exec('CREATE INDEX IF NOT EXISTS inflight_due ON inflight (due)');
+    // Earlier versions kept the in-flight window here; it is memory only now.
+    sql.exec('DROP TABLE IF EXISTS inflight');
   }
 
   /**
@@ -53,34 +73,35 @@ export class DeliveryTracker {
    */
   track(device: string, msg: Msg, now: number): 'sent' | 'acked' | 'inflight' | 'lagging' {
     if (msg.seq <= this.cursor(device, msg.conv)) return 'acked';
-    if (this.one('SELECT 1 AS x FROM inflight WHERE device = ? AND conv = ? AND seq = ?', device, msg.conv, msg.seq)) return 'inflight';
-    const open = this.one<{ n: number }>('SELECT COUNT(*) AS n FROM inflight WHERE device = ?', device)?.n ?? 0;
-    if (open >= this.opts.window) return 'lagging';
-    this.sql.exec(
-      'INSERT OR IGNORE INTO inflight (device, conv, seq, msg, due, attempts) VALUES (?, ?, ?, ?, ?, 1)',
-      device,
-      msg.conv,
-      msg.seq,
-      JSON.stringify(msg),
-      now + this.opts.retransmitMs,
-    );
+    let window = this.inflight.get(device);
+    const k = key(msg.conv, msg.seq);
+    if (window?.has(k)) return 'inflight';
+    if ((window?.size ?? 0) >= this.opts.window) return 'lagging';
+    if (!window) this.inflight.set(device, (window = new Map()));
+    window.set(k, { msg, due: now + this.opts.retransmitMs, attempts: 1 });
     return 'sent';
   }
 
   /** A cumulative ack: the device has every message of `conv` up to `seq`. */
   ack(device: string, conv: string, seq: number): void {
-    this.sql.exec(
-      `INSERT INTO cursors (device, conv, seq) VALUES (?, ?, ?)
-       ON CONFLICT(device, conv) DO UPDATE SET seq = MAX(seq, excluded.seq)`,
-      device,
-      conv,
-      seq,
-    );
-    this.sql.exec('DELETE FROM inflight WHERE device = ? AND conv = ? AND seq <= ?', device, conv, seq);
+    const ck = key(device, conv);
+    if (seq > this.cursor(device, conv)) {
+      this.cursorCache.set(ck, seq);
+      this.dirty.add(ck);
+    }
+    const window = this.inflight.get(device);
+    if (!window) return;
+    for (const [k, e] of window) if (e.msg.conv === conv && e.msg.seq <= seq) window.delete(k);
+    if (window.size === 0) this.inflight.delete(device);
   }
 
   cursor(device: string, conv: string): number {
-    return this.one<{ seq: number }>('SELECT seq FROM cursors WHERE device = ? AND conv = ?', device, conv)?.seq ?? 0;
+    const ck = key(device, conv);
+    const hit = this.cursorCache.get(ck);
+    if (hit !== undefined) return hit;
+    const seq = this.one<{ seq: number }>('SELECT seq FROM cursors WHERE device = ? AND conv = ?', device, conv)?.seq ?? 0;
+    this.cursorCache.set(ck, seq);
+    return seq;
   }
 
   /** Cursors of `device` for the given conversations (absent = 0). */
@@ -95,46 +116,75 @@ export class DeliveryTracker {
       );
       for (const r of rows) out.set(r.conv, r.seq);
     }
+    // Acks not flushed yet are newer than what is stored.
+    for (const conv of convs) {
+      const cached = this.cursorCache.get(key(device, conv));
+      if (cached !== undefined && cached > (out.get(conv) ?? 0)) out.set(conv, cached);
+    }
     return out;
+  }
+
+  /** Whether acks wait to be written. */
+  get needsFlush(): boolean {
+    return this.dirty.size > 0;
+  }
+
+  /** Writes every cursor moved since the last flush (one statement each, one commit). */
+  flush(): number {
+    const n = this.dirty.size;
+    for (const ck of this.dirty) {
+      const [device, conv] = ck.split('\u0000') as [string, string];
+      this.sql.exec(
+        `INSERT INTO cursors (device, conv, seq) VALUES (?, ?, ?)
+         ON CONFLICT(device, conv) DO UPDATE SET seq = MAX(seq, excluded.seq)`,
+        device,
+        conv,
+        this.cursorCache.get(ck)!,
+      );
+    }
+    this.dirty.clear();
+    return n;
   }
 
   /**
    * Messages due for retransmit at `now`, oldest seq first per conversation, rescheduled with
-   * doubled intervals; and the devices that exhausted their attempts (their rows are dropped).
+   * doubled intervals; and the devices that exhausted their attempts (their windows are dropped).
    */
   due(now: number): { resend: Inflight[]; stalled: string[] } {
-    const rows = this.all<{ device: string; conv: string; seq: number; msg: string; attempts: number }>(
-      'SELECT device, conv, seq, msg, attempts FROM inflight WHERE due <= ? ORDER BY device, conv, seq',
-      now,
-    );
-    const stalled = new Set<string>();
+    const stalled: string[] = [];
     const resend: Inflight[] = [];
-    for (const r of rows) {
-      if (stalled.has(r.device)) continue;
-      if (r.attempts >= this.opts.maxAttempts) {
-        stalled.add(r.device);
-        this.forget(r.device);
+    for (const device of [...this.inflight.keys()].sort()) {
+      const window = this.inflight.get(device)!;
+      const ready = [...window.values()].filter((e) => e.due <= now);
+      if (ready.some((e) => e.attempts >= this.opts.maxAttempts)) {
+        stalled.push(device);
+        this.forget(device);
         continue;
       }
-      const interval = Math.min(this.opts.maxRetransmitMs, this.opts.retransmitMs * 2 ** r.attempts);
-      this.sql.exec('UPDATE inflight SET attempts = attempts + 1, due = ? WHERE device = ? AND conv = ? AND seq = ?', now + interval, r.device, r.conv, r.seq);
-      resend.push({ device: r.device, conv: r.conv, seq: r.seq, msg: JSON.parse(r.msg) as Msg, attempts: r.attempts + 1 });
+      ready.sort((a, b) => (a.msg.conv < b.msg.conv ? -1 : a.msg.conv > b.msg.conv ? 1 : a.msg.seq - b.msg.seq));
+      for (const e of ready) {
+        e.due = now + Math.min(this.opts.maxRetransmitMs, this.opts.retransmitMs * 2 ** e.attempts);
+        e.attempts++;
+        resend.push({ device, conv: e.msg.conv, seq: e.msg.seq, msg: e.msg, attempts: e.attempts });
+      }
     }
-    return { resend, stalled: [...stalled] };
+    return { resend, stalled };
   }
 
   /** When the next retransmit is due, or null when nothing is in flight. */
   nextDue(): number | null {
-    return this.one<{ d: number | null }>('SELECT MIN(due) AS d FROM inflight')?.d ?? null;
+    let next: number | null = null;
+    for (const window of this.inflight.values()) for (const e of window.values()) if (next === null || e.due < next) next = e.due;
+    return next;
   }
 
   /** Drops a device's in-flight messages (its socket closed: it resumes by sync). Cursors stay. */
   forget(device: string): void {
-    this.sql.exec('DELETE FROM inflight WHERE device = ?', device);
+    this.inflight.delete(device);
   }
 
   inflightCount(device: string): number {
-    return this.one<{ n: number }>('SELECT COUNT(*) AS n FROM inflight WHERE device = ?', device)?.n ?? 0;
+    return this.inflight.get(device)?.size ?? 0;
   }
 
   private all<T>(query: string, ...bindings: unknown[]): T[] {

@@ -123,11 +123,12 @@ export class Sequencer {
   }
 
   /**
-   * The oldest undelivered outbox events, in order: at most `limit`, and no more than `maxBytes`
-   * of event JSON beyond the first, so a drain request always fits what the region accepts.
+   * The oldest undelivered outbox events after `after` (an oseq the region already has), in
+   * order: at most `limit`, and no more than `maxBytes` of event JSON beyond the first, so a drain
+   * request always fits what the region accepts.
    */
-  outbox(limit: number, maxBytes = Infinity): OutboxRow[] {
-    const rows = this.all<{ oseq: number; event: string }>('SELECT oseq, event FROM outbox ORDER BY oseq LIMIT ?', limit);
+  outbox(limit: number, maxBytes = Infinity, after = 0): OutboxRow[] {
+    const rows = this.all<{ oseq: number; event: string }>('SELECT oseq, event FROM outbox WHERE oseq > ? ORDER BY oseq LIMIT ?', after, limit);
     const out: OutboxRow[] = [];
     let bytes = 0;
     for (const r of rows) {

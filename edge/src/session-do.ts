@@ -26,6 +26,8 @@ export const DEVICE_HEADER = 'x-sb-device';
 
 /** Conversations per `changes` page. */
 const RESUME_PAGE = 500;
+/** Acked cursors are written at most this long after the ack (a crash re-sends that much, deduped by the device). */
+const CURSOR_FLUSH_MS = 1000;
 
 /**
  * One per user: holds every device socket of that user through the hibernation API, answers
@@ -38,6 +40,10 @@ export class SessionDO extends DurableObject<Env> {
   private readonly delivery: DeliveryTracker;
   /** Per device, the tail of its chain of `send` frames: a device's messages are sequenced in the order it sent them. */
   private readonly sendChains = new Map<string, Promise<void>>();
+  /** The alarm as last read or set (undefined: not known yet); saves a storage read per push. */
+  private alarmAt: number | null | undefined = undefined;
+  /** Pending write of acked cursors (acks are flushed together, within CURSOR_FLUSH_MS). */
+  private cursorFlush: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -115,12 +121,14 @@ export class SessionDO extends DurableObject<Env> {
     const now = Date.now();
     const live = this.liveSockets();
     const devices = live.size;
+    let tracked = false;
     for (const d of deliveries) {
       const text = JSON.stringify(d.msg);
       for (const [device, ws] of live) {
         if (device === d.skipDevice) continue;
         const verdict = this.delivery.track(device, d.msg, now);
         if (verdict === 'acked' || verdict === 'inflight') continue;
+        tracked = true;
         if (verdict === 'lagging') {
           this.dropDevice(device, ws, 'lagging');
           live.delete(device);
@@ -135,14 +143,17 @@ export class SessionDO extends DurableObject<Env> {
         }
       }
     }
-    await this.armAlarm();
+    // What was just pushed is due at now + retransmitMs: an alarm at or before that covers it.
+    if (tracked && (this.alarmAt === undefined || this.alarmAt === null || this.alarmAt > now + config(this.env).retransmitMs)) await this.armAlarm();
     return { sockets, devices };
   }
 
   /** Retransmits what is due, and keeps the region's routes fresh while any socket is open. */
   override async alarm(): Promise<void> {
+    this.alarmAt = null;
     const cfg = config(this.env);
     const now = Date.now();
+    this.flushCursors();
     const live = this.liveSockets();
     const { resend, stalled } = this.delivery.due(now);
     for (const device of stalled) {
@@ -198,8 +209,9 @@ export class SessionDO extends DurableObject<Env> {
         return;
       }
       case 'ack':
-        // Cumulative, and a cursor only moves forward.
+        // Cumulative, and a cursor only moves forward; written with the other acks of the next second.
         this.delivery.ack(who.device, frame.conv, frame.seq);
+        if (this.delivery.needsFlush && !this.cursorFlush) this.cursorFlush = setTimeout(() => this.flushCursors(), CURSOR_FLUSH_MS);
         return;
       case 'resume': {
         let page: ConversationsResponse;
@@ -250,6 +262,7 @@ export class SessionDO extends DurableObject<Env> {
     const stillLive = this.ctx.getWebSockets(who.device).some((s) => s !== ws && s.readyState === WebSocket.OPEN);
     log('info', 'socket closed', { user: who.user, device: who.device, code, stillLive });
     if (stillLive) return;
+    this.flushCursors();
     this.delivery.forget(who.device);
     await this.updateRoutes([{ op: 'down', user: who.user, device: who.device, edge: config(this.env).edgeUrl }]);
   }
@@ -282,8 +295,18 @@ export class SessionDO extends DurableObject<Env> {
     const refresh = this.ctx.getWebSockets().length > 0 ? Number(this.kv('route_refresh_at') ?? '0') : null;
     const next = Math.min(due ?? Infinity, refresh ?? Infinity);
     if (next === Infinity) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > next) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt === null || this.alarmAt > next) {
+      this.alarmAt = Math.max(next, Date.now());
+      await this.ctx.storage.setAlarm(this.alarmAt);
+    }
+  }
+
+  /** Writes the acked cursors that moved (one commit for all of them). */
+  private flushCursors(): void {
+    if (this.cursorFlush) clearTimeout(this.cursorFlush);
+    this.cursorFlush = null;
+    if (this.delivery.needsFlush) this.delivery.flush();
   }
 
   private kv(key: string): string | null {

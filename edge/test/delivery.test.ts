@@ -59,6 +59,22 @@ describe('DeliveryTracker', () => {
     assert.equal(t.track('laptop', m('c', 6), 0), 'sent', 'windows are per device');
   });
 
+  it('writes acked cursors on flush, together, and serves unflushed ones from memory', () => {
+    const { sql } = memorySql();
+    const a = new DeliveryTracker(sql, opts);
+    a.ack('phone', 'c', 4);
+    a.ack('phone', 'd', 2);
+    assert.equal(a.needsFlush, true);
+    assert.deepEqual([...a.cursors('phone', ['c', 'd'])].sort(), [['c', 4], ['d', 2]], 'unflushed acks count');
+    assert.equal(new DeliveryTracker(sql, opts).cursor('phone', 'c'), 0, 'not written before the flush');
+    assert.equal(a.flush(), 2);
+    assert.equal(a.needsFlush, false);
+    const b = new DeliveryTracker(sql, opts);
+    assert.equal(b.cursor('phone', 'c'), 4, 'durable after it');
+    assert.equal(b.track('phone', m('c', 4), 0), 'acked', 'a restarted object does not push what was acked');
+    assert.equal(b.inflightCount('phone'), 0, 'the in-flight window is not persisted');
+  });
+
   it('cursors only move forward, per device and conversation, and survive forget', () => {
     t.ack('phone', 'a', 5);
     t.ack('phone', 'a', 3);
@@ -66,6 +82,10 @@ describe('DeliveryTracker', () => {
     t.ack('laptop', 'a', 9);
     t.forget('phone');
     assert.deepEqual([...t.cursors('phone', ['a', 'b', 'zz'])].sort(), [['a', 5], ['b', 1]]);
+    t.flush();
+    t.ack('phone', 'a', 4);
+    assert.equal(t.needsFlush, false, 'an older ack changes nothing');
+    assert.deepEqual([...t.cursors('phone', ['a'])], [['a', 5]]);
     assert.equal(t.cursor('laptop', 'a'), 9);
   });
 });

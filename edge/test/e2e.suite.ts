@@ -218,16 +218,21 @@ export function e2eSuite(engines: Engines): void {
       assert.deepEqual(got.filter((m) => m.conv === conv).map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
       pete.close();
       quentin.close();
-      // And the region holds every one of them (read it directly, past the edge's window).
-      const body = JSON.stringify({ conv, user: 'pete', after: 0, limit: 100 });
-      const res = await fetch(`${sys.regionUrl}/internal/read`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(await signRequest(sys.internalSecret, 'POST', '/internal/read', body)) },
-        body,
-      });
-      assert.equal(res.status, 200);
-      const stored = (await res.json()) as { msgs: Msg[] };
-      assert.deepEqual(stored.msgs.map((m) => [m.seq, m.body]), [[1, 'before'], ...[1, 2, 3, 4, 5].map((i) => [i + 1, `during ${i}`])]);
+      // And the outbox drains every one of them to the region once it is back (its retry backoff
+      // is at most 15 s); read the region directly, past the edge's window.
+      const stored = async () => {
+        const body = JSON.stringify({ conv, user: 'pete', after: 0, limit: 100 });
+        const res = await fetch(`${sys.regionUrl}/internal/read`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(await signRequest(sys.internalSecret, 'POST', '/internal/read', body)) },
+          body,
+        });
+        assert.equal(res.status, 200);
+        return ((await res.json()) as { msgs: Msg[] }).msgs.map((m) => [m.seq, m.body]);
+      };
+      const deadline = Date.now() + 60_000;
+      while ((await stored()).length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(await stored(), [[1, 'before'], ...[1, 2, 3, 4, 5].map((i) => [i + 1, `during ${i}`])]);
     });
 
     it('delivers each message once to each device when the live path and the fan-out both carry it', async () => {

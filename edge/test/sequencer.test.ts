@@ -56,6 +56,8 @@ describe('Sequencer', () => {
     const out = s.outbox(10);
     assert.deepEqual(out.map((r) => r.event.kind), ['created', 'msg', 'msg']);
     assert.deepEqual(out.slice(1).map((r) => (r.event.kind === 'msg' ? r.event.msg.seq : 0)), [1, 2]);
+    const rest = s.outbox(10, Infinity, out[1]!.oseq);
+    assert.deepEqual(rest.map((r) => r.oseq), [out[2]!.oseq], 'after an oseq the region already has, only what follows it');
   });
 
   it('caps an outbox batch by bytes so a drain request always fits, but always takes one event', () => {
