@@ -1,8 +1,8 @@
-import type { Delivery, Msg } from '@switchboard/protocol';
+import { LIMITS, type Delivery, type LiveDelivered, type Msg } from '@switchboard/protocol';
 
-/** What a member's SessionDO answers to a delivery: `devices` is how many were online. */
+/** What a member's SessionDO answers to a delivery: `devices`, those online (each has it now). */
 export interface LiveTarget {
-  deliver(deliveries: Delivery[]): Promise<{ sockets: number; devices: number }>;
+  deliver(deliveries: Delivery[]): Promise<{ sockets: number; devices: string[] }>;
 }
 
 export interface LivePushOptions {
@@ -33,8 +33,8 @@ interface Queued {
 export class LivePush {
   private queue: Queued[] = [];
   private running: Promise<void> | null = null;
-  /** seq → members whose SessionDO took the message with a device online. */
-  private readonly done = new Map<number, string[]>();
+  /** seq → the members' devices that have the message from this path. */
+  private readonly done = new Map<number, LiveDelivered[]>();
   private readonly maxQueued: number;
 
   constructor(private readonly opts: LivePushOptions) {
@@ -57,8 +57,8 @@ export class LivePush {
     if (timer !== null) clearTimeout(timer);
   }
 
-  /** Members that already have `seq` live (empty when unknown). */
-  delivered(seq: number): string[] {
+  /** The devices that already have `seq` from this path (empty when unknown). */
+  delivered(seq: number): LiveDelivered[] {
     return this.done.get(seq) ?? [];
   }
 
@@ -88,11 +88,12 @@ export class LivePush {
         [...perUser].map(async ([user, deliveries]) => {
           try {
             const r = await this.opts.target(user).deliver(deliveries);
-            if (r.devices === 0) return;
+            if (r.devices.length === 0) return;
+            const entry = { user, devices: r.devices.slice(0, LIMITS.maxDevicesPerUser) };
             for (const d of deliveries) {
               const list = this.done.get(d.msg.seq);
-              if (list) list.push(user);
-              else this.done.set(d.msg.seq, [user]);
+              if (list) list.push(entry);
+              else this.done.set(d.msg.seq, [entry]);
             }
           } catch (err) {
             this.opts.onError(user, err);

@@ -113,14 +113,14 @@ export class SessionDO extends DurableObject<Env> {
   /**
    * Region or live path → devices: each delivery goes to every live socket of this user but
    * `skipDevice`, once (a copy already in flight or acked is skipped), and stays in flight until
-   * that device acks it. A device past its window is told to resume. `devices`: how many were
-   * online (the skipped one included).
+   * that device acks it. A device past its window is told to resume. `devices`: those online
+   * (the skipped one included), each of which has every message of this call now.
    */
-  async deliver(deliveries: Delivery[]): Promise<{ sockets: number; devices: number }> {
+  async deliver(deliveries: Delivery[]): Promise<{ sockets: number; devices: string[] }> {
     let sockets = 0;
     const now = Date.now();
     const live = this.liveSockets();
-    const devices = live.size;
+    const devices = [...live.keys()];
     let tracked = false;
     for (const d of deliveries) {
       const text = JSON.stringify(d.msg);

@@ -6,7 +6,7 @@ import { LivePush, type LiveTarget } from '../src/live-push.ts';
 const m = (seq: number, from = 'ann'): Msg => ({ t: 'msg', conv: 'c', seq, cmid: `c${seq}`, from, dev: 'phone', ts: seq, body: `b${seq}` });
 
 /** SessionDOs that record what they were handed; `gate` holds their answers until released. */
-function sessions(opts: { devices?: Record<string, number>; failing?: Set<string> } = {}) {
+function sessions(opts: { devices?: Record<string, string[]>; failing?: Set<string> } = {}) {
   const got = new Map<string, Delivery[][]>();
   let release: () => void = () => {};
   let gate: Promise<void> | null = null;
@@ -15,7 +15,7 @@ function sessions(opts: { devices?: Record<string, number>; failing?: Set<string
       got.set(user, [...(got.get(user) ?? []), deliveries]);
       if (gate) await gate;
       if (opts.failing?.has(user)) throw new Error('session unreachable');
-      return { sockets: 1, devices: opts.devices?.[user] ?? 1 };
+      return { sockets: 1, devices: opts.devices?.[user] ?? ['phone'] };
     },
   });
   return {
@@ -39,7 +39,8 @@ describe('LivePush', () => {
     await live.settled(1000);
     assert.deepEqual(s.got.get('bob'), [[{ user: 'bob', msg: m(1) }]]);
     assert.deepEqual(s.got.get('ann'), [[{ user: 'ann', msg: m(1), skipDevice: 'phone' }]]);
-    assert.deepEqual(live.delivered(1).sort(), ['ann', 'bob']);
+    assert.deepEqual(live.delivered(1).map((d) => d.user).sort(), ['ann', 'bob']);
+    assert.deepEqual(live.delivered(1).find((d) => d.user === 'bob')?.devices, ['phone']);
   });
 
   it('sends a batch only after the previous one was answered, in seq order', async () => {
@@ -58,11 +59,11 @@ describe('LivePush', () => {
 
   it('leaves to the region the members it could not reach or who had no device online', async () => {
     const errors: string[] = [];
-    const s = sessions({ devices: { cal: 0 }, failing: new Set(['dan']) });
+    const s = sessions({ devices: { bob: ['phone', 'laptop'], cal: [] }, failing: new Set(['dan']) });
     const live = new LivePush({ target: s.target, onError: (user) => errors.push(user) });
     live.push(m(1), ['bob', 'cal', 'dan']);
     await live.settled(1000);
-    assert.deepEqual(live.delivered(1), ['bob']);
+    assert.deepEqual(live.delivered(1), [{ user: 'bob', devices: ['phone', 'laptop'] }], 'the devices each member had online');
     assert.deepEqual(errors, ['dan']);
     live.forget(1);
     assert.deepEqual(live.delivered(1), [], 'forgotten once the region has it');
@@ -83,6 +84,6 @@ describe('LivePush', () => {
     s.release();
     await live.settled(1000);
     assert.deepEqual(live.delivered(4), []);
-    assert.deepEqual(live.delivered(3), ['bob']);
+    assert.deepEqual(live.delivered(3), [{ user: 'bob', devices: ['phone'] }]);
   });
 });

@@ -18,12 +18,17 @@ export const ConversationCreated = z.object({
 });
 export type ConversationCreated = z.infer<typeof ConversationCreated>;
 
+/** Devices of one member that had the message pushed by the edge's live path. */
+export const LiveDelivered = z.object({ user: UserId, devices: z.array(DeviceId).min(1).max(LIMITS.maxDevicesPerUser) });
+export type LiveDelivered = z.infer<typeof LiveDelivered>;
+
 /**
- * One sequenced message. `delivered`: members whose SessionDO already took it from the edge's live
- * path with at least one device online (see edge/src/live-push.ts); the fan-out worker does not
- * deliver to them again. Absent or partial is always safe: devices dedupe by (conv, seq).
+ * One sequenced message. `delivered`: the members' devices the edge's live path already pushed it
+ * to (see edge/src/live-push.ts); the fan-out worker does not deliver to those devices again, but
+ * does to any other device with a route (one that connected meanwhile). Absent or partial is
+ * always safe: a SessionDO pushes a (conv, seq) to a device once, and devices dedupe too.
  */
-export const MessageEvent = z.object({ kind: z.literal('msg'), msg: Msg, delivered: z.array(UserId).max(LIMITS.maxMembers).optional() });
+export const MessageEvent = z.object({ kind: z.literal('msg'), msg: Msg, delivered: z.array(LiveDelivered).max(LIMITS.maxMembers).optional() });
 export type MessageEvent = z.infer<typeof MessageEvent>;
 
 export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent]);

@@ -15,6 +15,8 @@ export const LIMITS = {
   defaultSyncLimit: 100,
   /** `history` pages default to this many messages. */
   defaultHistoryLimit: 50,
+  /** Devices one user may have connected at once (bounds internal bodies that list them). */
+  maxDevicesPerUser: 100,
   /** Members in one conversation created through the API. */
   maxMembers: 5000,
   /** Client ids (cmid, rid) are opaque strings up to this length. */

@@ -32,11 +32,17 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
     metrics.age('fanout_consumed', msg.ts);
     const conv = await metrics.time('fanout_conversation', () => deps.storage.getConversation(msg.conv));
     if (!conv) throw new Error(`conversation ${msg.conv} not stored yet`);
-    // Members the edge's live path already reached are not delivered to again.
-    const skip = new Set(parsed.data.delivered ?? []);
-    const targets = skip.size > 0 ? conv.members.filter((u) => !skip.has(u)) : conv.members;
-    if (skip.size > 0) metrics.inc('fanout_live_skipped', conv.members.length - targets.length);
-    const routes = targets.length > 0 ? await metrics.time('fanout_routes', () => deps.routes.lookup(targets)) : new Map<string, Route[]>();
+    const found = await metrics.time('fanout_routes', () => deps.routes.lookup(conv.members));
+    // Devices the edge's live path already pushed it to are not delivered to again; a member's
+    // other device (one that connected since) still is.
+    const live = new Map((parsed.data.delivered ?? []).map((d) => [d.user, new Set(d.devices)]));
+    const routes = new Map<string, Route[]>();
+    for (const [user, list] of found) {
+      const had = live.get(user);
+      const rest = had ? list.filter((r) => !had.has(r.device)) : list;
+      if (rest.length > 0) routes.set(user, rest);
+      else metrics.inc('fanout_live_skipped');
+    }
     metrics.age('fanout_resolved', msg.ts);
     const byEdge = new Map<string, Delivery[]>();
     for (const [user, list] of routes) {

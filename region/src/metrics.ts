@@ -52,7 +52,7 @@ export const COUNTERS = {
   fanout_failures: 'fan-out handler attempts that threw',
   deliver_calls: 'deliver calls to edges (one per record and edge)',
   deliver_requests: 'HTTP requests to edges carrying those calls (fewer when coalesced)',
-  fanout_live_skipped: "members not delivered to because the edge's live path already reached them",
+  fanout_live_skipped: "online members not delivered to because the edge's live path already reached all their devices",
 } as const;
 export type CounterName = keyof typeof COUNTERS;
 

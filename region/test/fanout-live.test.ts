@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Delivery, MessageEvent, Msg } from '@switchboard/protocol';
+import { fanoutHandler } from '../src/fanout.ts';
+import { createLogger } from '../src/log.ts';
+import { MemoryRoutes } from '../src/routes-memory.ts';
+import { SqliteStorage } from '../src/storage-sqlite.ts';
+
+const EDGE = 'http://127.0.0.1:9';
+const msg: Msg = { t: 'msg', conv: 'c1', seq: 1, cmid: 'm1', from: 'ann', dev: 'phone', ts: 1, body: 'hi' };
+
+async function setup() {
+  const storage = new SqliteStorage(':memory:');
+  await storage.init();
+  await storage.saveConversation({ id: 'c1', title: null, creator: 'ann', createdAt: 0, members: ['ann', 'bob', 'cat'] });
+  const routes = new MemoryRoutes();
+  const calls: Delivery[] = [];
+  const handle = fanoutHandler({ storage, routes, log: createLogger({ svc: 'test' }), deliver: async (_edge, ds) => void calls.push(...ds) });
+  const run = (event: MessageEvent) => handle({ key: 'c1', value: event });
+  return { routes, calls, run };
+}
+
+describe('fan-out after the edge live path', () => {
+  it('delivers only to devices the live path did not reach', async () => {
+    const { routes, calls, run } = await setup();
+    for (const [user, device] of [['ann', 'phone'], ['bob', 'phone'], ['bob', 'laptop'], ['cat', 'phone']] as const) await routes.up({ user, device, edge: EDGE }, 60_000);
+    // bob's laptop connected after the live push; cat's SessionDO was not reached at all.
+    await run({ kind: 'msg', msg, delivered: [{ user: 'ann', devices: ['phone'] }, { user: 'bob', devices: ['phone'] }] });
+    assert.deepEqual(calls.map((d) => d.user).sort(), ['bob', 'cat']);
+  });
+
+  it('delivers to every member with a route when the event says nothing', async () => {
+    const { routes, calls, run } = await setup();
+    for (const user of ['ann', 'bob', 'cat']) await routes.up({ user, device: 'phone', edge: EDGE }, 60_000);
+    await run({ kind: 'msg', msg });
+    assert.deepEqual(calls.map((d) => [d.user, d.skipDevice]).sort(), [['ann', 'phone'], ['bob', undefined], ['cat', undefined]]);
+  });
+
+  it('makes no delivery when the live path reached every device', async () => {
+    const { routes, calls, run } = await setup();
+    for (const user of ['ann', 'bob', 'cat']) await routes.up({ user, device: 'phone', edge: EDGE }, 60_000);
+    await run({ kind: 'msg', msg, delivered: ['ann', 'bob', 'cat'].map((user) => ({ user, devices: ['phone'] })) });
+    assert.deepEqual(calls, []);
+  });
+});
