@@ -36,6 +36,8 @@ export class LivePush {
   /** seq → the members' devices that have the message from this path. */
   private readonly done = new Map<number, LiveDelivered[]>();
   private readonly maxQueued: number;
+  /** user → the devices their SessionDO last reported online. */
+  private readonly known = new Map<string, string[]>();
 
   constructor(private readonly opts: LivePushOptions) {
     this.maxQueued = opts.maxQueued ?? 1000;
@@ -86,15 +88,23 @@ export class LivePush {
       }
       await Promise.all(
         [...perUser].map(async ([user, deliveries]) => {
-          try {
-            const r = await this.opts.target(user).deliver(deliveries);
-            if (r.devices.length === 0) return;
-            const entry = { user, devices: r.devices.slice(0, LIMITS.maxDevicesPerUser) };
+          const record = (devices: string[]) => {
+            const entry = { user, devices: devices.slice(0, LIMITS.maxDevicesPerUser) };
             for (const d of deliveries) {
               const list = this.done.get(d.msg.seq);
               if (list) list.push(entry);
               else this.done.set(d.msg.seq, [entry]);
             }
+          };
+          // A sender whose only device online is the sending one needs no call: that device has
+          // its `sent`. Should another have connected since, it is not listed, so the region's
+          // fan-out delivers to it.
+          const only = this.known.get(user);
+          if (only?.length === 1 && deliveries.every((d) => d.skipDevice === only[0])) return record(only);
+          try {
+            const r = await this.opts.target(user).deliver(deliveries);
+            this.known.set(user, r.devices);
+            if (r.devices.length > 0) record(r.devices);
           } catch (err) {
             this.opts.onError(user, err);
           }

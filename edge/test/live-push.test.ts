@@ -69,6 +69,21 @@ describe('LivePush', () => {
     assert.deepEqual(live.delivered(1), [], 'forgotten once the region has it');
   });
 
+  it("skips the call to a sender whose only device online is the sending one", async () => {
+    const s = sessions({ devices: { ann: ['phone'] } });
+    const live = new LivePush({ target: s.target, onError: assert.fail });
+    live.push(m(1), ['ann', 'bob']);
+    await live.settled(1000);
+    live.push(m(2), ['ann', 'bob']);
+    await live.settled(1000);
+    assert.equal(s.got.get('ann')!.length, 1, 'asked once, then known');
+    assert.equal(s.got.get('bob')!.length, 2);
+    assert.deepEqual(live.delivered(2).find((d) => d.user === 'ann'), { user: 'ann', devices: ['phone'] });
+    live.push(m(3, 'bob'), ['ann', 'bob']);
+    await live.settled(1000);
+    assert.equal(s.got.get('ann')!.length, 2, 'as a recipient she is always called');
+  });
+
   it('refuses past its queue bound instead of growing', async () => {
     const s = sessions();
     const live = new LivePush({ target: s.target, onError: assert.fail, maxQueued: 2 });

@@ -39,7 +39,8 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
     const routes = new Map<string, Route[]>();
     for (const [user, list] of found) {
       const had = live.get(user);
-      const rest = had ? list.filter((r) => !had.has(r.device)) : list;
+      // The sending device has its `sent`; it is skipped at the edge, so no call for it alone.
+      const rest = list.filter((r) => !had?.has(r.device) && !(user === msg.from && r.device === msg.dev));
       if (rest.length > 0) routes.set(user, rest);
       else metrics.inc('fanout_live_skipped');
     }

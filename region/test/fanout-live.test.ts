@@ -32,8 +32,16 @@ describe('fan-out after the edge live path', () => {
   it('delivers to every member with a route when the event says nothing', async () => {
     const { routes, calls, run } = await setup();
     for (const user of ['ann', 'bob', 'cat']) await routes.up({ user, device: 'phone', edge: EDGE }, 60_000);
+    await routes.up({ user: 'ann', device: 'laptop', edge: EDGE }, 60_000);
     await run({ kind: 'msg', msg });
-    assert.deepEqual(calls.map((d) => [d.user, d.skipDevice]).sort(), [['ann', 'phone'], ['bob', undefined], ['cat', undefined]]);
+    assert.deepEqual(calls.map((d) => [d.user, d.skipDevice]).sort(), [['ann', 'phone'], ['bob', undefined], ['cat', undefined]], "the sender's other device gets it");
+  });
+
+  it('makes no call for the sending device alone', async () => {
+    const { routes, calls, run } = await setup();
+    await routes.up({ user: 'ann', device: 'phone', edge: EDGE }, 60_000);
+    await run({ kind: 'msg', msg });
+    assert.deepEqual(calls, []);
   });
 
   it('makes no delivery when the live path reached every device', async () => {
