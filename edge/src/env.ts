@@ -18,6 +18,7 @@ export interface Env {
   CONVERSATION_WINDOW?: string;
   RETRANSMIT_MS?: string;
   DELIVERY_WINDOW?: string;
+  MAX_GROUP_MEMBERS?: string;
 }
 
 export interface EdgeConfig {
@@ -41,6 +42,8 @@ export interface EdgeConfig {
   retransmitMs: number;
   /** Unacked pushes one device may have outstanding before it is told to resume. Default 1000. */
   deliveryWindow: number;
+  /** Members one group may have; adding past it is `group_full`. Default 5000 (LIMITS.maxMembers). */
+  maxGroupMembers: number;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +67,7 @@ export function config(env: Env): EdgeConfig {
     conversationWindow: int(env, 'CONVERSATION_WINDOW', 1000, 10, 100_000),
     retransmitMs: int(env, 'RETRANSMIT_MS', 3000, 100, 60_000),
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
+    maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
   };
   cache.set(env, cfg);
   return cfg;

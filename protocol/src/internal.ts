@@ -18,7 +18,12 @@ export const ConversationCreated = z.object({
 });
 export type ConversationCreated = z.infer<typeof ConversationCreated>;
 
-export const MessageEvent = z.object({ kind: z.literal('msg'), msg: Msg });
+/**
+ * One sequenced entry: a message, or a membership change (`msg.sys`). `ver` is the conversation's
+ * membership version as of this seq (the seq of the latest membership change at or before it, 0
+ * for the members it was created with): fan-out caches members by it.
+ */
+export const MessageEvent = z.object({ kind: z.literal('msg'), msg: Msg, ver: Seq.optional() });
 export type MessageEvent = z.infer<typeof MessageEvent>;
 
 export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent]);

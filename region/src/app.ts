@@ -66,6 +66,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const t0 = performance.now();
     const req = parse(c.get('rawBody'), EventsRequest);
     const msgs: Msg[] = [];
+    /** Membership version per seq, carried on to fan-out. */
+    const vers = new Map<number, number>();
     const now = Date.now();
     for (const e of req.events) if (e.kind === 'msg') metrics.age('region_received', e.msg.ts, now);
     for (const e of req.events) {
@@ -75,7 +77,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
       } else {
         if (e.msg.conv !== req.conv) throw new ProtocolError('invalid_frame', 'message for another conversation');
+        if (e.msg.sys) {
+          // Membership as of this seq is stored before the change (and anything after it) is
+          // published, so fan-out of a later seq always finds it.
+          if (msgs.length) await flush();
+          await storage.applyMembership(req.conv, e.msg.seq, e.msg.sys);
+        }
         msgs.push(e.msg);
+        if (e.ver !== undefined) vers.set(e.msg.seq, e.ver);
       }
     }
     await flush();
@@ -90,7 +99,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       await metrics.time('store', () => storage.appendMessages(batch));
       let now = Date.now();
       for (const m of batch) metrics.age('stored', m.ts, now);
-      await metrics.time('publish', () => queue.publish(TOPICS.fanout, batch.map((msg) => ({ key: msg.conv, value: { kind: 'msg', msg } }))));
+      await metrics.time('publish', () => queue.publish(TOPICS.fanout, batch.map((msg) => ({ key: msg.conv, value: { kind: 'msg', msg, ...(vers.has(msg.seq) ? { ver: vers.get(msg.seq) } : {}) } }))));
       now = Date.now();
       for (const m of batch) metrics.age('published', m.ts, now);
     }
@@ -101,7 +110,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const req = parse(c.get('rawBody'), ReadRequest);
     const conv = await storage.getConversation(req.conv);
     if (!conv) throw new ProtocolError('not_found', 'no such conversation');
-    if (!conv.members.includes(req.user)) throw new ProtocolError('not_member');
+    // Former members too: the ConversationDO has already bounded the range they may read.
+    if (!(conv.roster?.some((m) => m.user === req.user) ?? conv.members.includes(req.user))) throw new ProtocolError('not_member');
     const msgs =
       req.before !== undefined ? await storage.readBefore(req.conv, req.before, req.limit + 1) : await storage.readAfter(req.conv, req.after!, req.limit + 1);
     return c.json({ msgs: msgs.slice(0, req.limit), more: msgs.length > req.limit });
