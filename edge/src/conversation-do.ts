@@ -77,7 +77,8 @@ export class ConversationDO extends DurableObject<Env> {
     const local = this.seq.readWindowBefore(before, input.limit);
     const floor = (msgs: Msg[]) => msgs.filter((m) => m.seq >= range.from);
     const more = (msgs: Msg[]) => (msgs.at(-1)?.seq ?? range.from) > range.from;
-    if (local.complete || (local.msgs.at(-1)?.seq ?? 0) <= range.from) return { ok: true, msgs: floor(local.msgs), more: more(floor(local.msgs)) };
+    const oldestLocal = local.msgs.at(-1)?.seq;
+    if (local.complete || (oldestLocal !== undefined && oldestLocal <= range.from)) return { ok: true, msgs: floor(local.msgs), more: more(floor(local.msgs)) };
     try {
       const rest = { conv, user: input.user, before: local.msgs.at(-1)?.seq ?? before, limit: input.limit - local.msgs.length };
       const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', rest);
