@@ -15,6 +15,7 @@ import { errorBody, readJson } from './http.ts';
 import { verifyInternal } from './internal-auth.ts';
 import { errorFields, log } from './log.ts';
 import { DEVICE_HEADER, USER_HEADER } from './session-do.ts';
+import { conversationsApi } from './conversations-api.ts';
 
 type App = { Bindings: Env };
 
@@ -56,9 +57,10 @@ app.post('/v1/conversations', async (c) => {
   const req = await readJson(c, CreateConversationRequest);
   const members = [...new Set([me.user, ...req.members])];
   if (req.direct && members.length !== 2) throw new ProtocolError('invalid_frame', 'members: a direct conversation has exactly one other member');
+  if (members.length > cfg.maxGroupMembers) throw new ProtocolError('group_full', `a group is limited to ${cfg.maxGroupMembers} members`);
   const conv = req.direct ? await directConvId(members[0]!, members[1]!) : newConvId();
   const stub = c.env.CONVERSATIONS.get(c.env.CONVERSATIONS.idFromName(conv));
-  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user, direct: req.direct === true });
+  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user, direct: req.direct === true, ...(req.history && !req.direct ? { history: req.history } : {}) });
   if (!r.ok) throw new ProtocolError(r.code, r.message);
   return c.json({ id: conv, members: r.members, direct: req.direct === true }, r.existed ? 200 : 201);
 });
@@ -93,3 +95,6 @@ app.post('/internal/deliver', async (c) => {
   );
   return c.json({ users: byUser.size, sockets: results.reduce((n, r) => n + r.sockets, 0) });
 });
+
+/** Membership changes and conversation details (conversations-api.ts). */
+app.route('/', conversationsApi);

@@ -1,10 +1,10 @@
 import { DurableObject } from 'cloudflare:workers';
-import { LIMITS, type Msg, type ReadResponse } from '@switchboard/protocol';
+import { LIMITS, type HistoryVisibility, type Msg, type ReadResponse } from '@switchboard/protocol';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
 import { LivePush } from './live-push.ts';
 import { callRegion } from './region-client.ts';
-import { Sequencer, type Result } from './sequencer.ts';
+import { Sequencer, type MemberRow, type MembershipChange, type Result } from './sequencer.ts';
 
 /** Outbox events sent to the region per request. */
 const DRAIN_BATCH = 200;
@@ -46,7 +46,7 @@ export class ConversationDO extends DurableObject<Env> {
     });
   }
 
-  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean }): Promise<Result<{ members: string[]; existed: boolean }>> {
+  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility }): Promise<Result<{ members: string[]; existed: boolean }>> {
     const r = this.seq.create(input, Date.now());
     if (r.ok && !r.existed) this.scheduleDrain();
     return r;
@@ -57,10 +57,10 @@ export class ConversationDO extends DurableObject<Env> {
     const r = this.seq.send(input, Date.now());
     if (r.ok && !r.duplicate) {
       // The runtime holds these calls until the message is on disk: nothing is delivered before it is durable.
-      const members = this.seq.members();
-      if (members.length <= config(this.env).livePushMaxMembers) {
+      // Membership is sequenced here too, so the members now are the members as of this seq.
+      if (this.seq.memberCount() <= config(this.env).livePushMaxMembers) {
         const msg: Msg = { t: 'msg', conv: this.seq.conv!, seq: r.seq, cmid: input.cmid, from: input.from, dev: input.dev, ts: r.ts, body: input.body };
-        this.live.push(msg, members);
+        this.live.push(msg, this.seq.members());
       }
       this.scheduleDrain();
     }
@@ -71,12 +71,20 @@ export class ConversationDO extends DurableObject<Env> {
   async sync(input: { user: string; after: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>> {
     const conv = this.seq.conv;
     if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
-    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
-    const local = this.seq.readWindow(input.after, input.limit);
-    if (local) return { ok: true, ...local };
+    const range = this.seq.readable(input.user);
+    if (!range) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const after = Math.max(input.after, range.from - 1);
+    const last = Math.min(this.seq.lastSeq, range.to);
+    if (after >= last) return { ok: true, msgs: [], more: false };
+    const clamp = (msgs: Msg[]) => {
+      const kept = msgs.filter((m) => m.seq <= last);
+      return { msgs: kept, more: (kept.at(-1)?.seq ?? last) < last };
+    };
+    const local = this.seq.readWindow(after, input.limit);
+    if (local) return { ok: true, ...clamp(local.msgs) };
     try {
-      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', { conv, user: input.user, after: input.after, limit: input.limit });
-      return { ok: true, msgs: page.msgs, more: (page.msgs.at(-1)?.seq ?? this.seq.lastSeq) < this.seq.lastSeq };
+      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', { conv, user: input.user, after, limit: input.limit });
+      return { ok: true, ...clamp(page.msgs) };
     } catch (err) {
       log('warn', 'sync from region failed', { conv, ...errorFields(err) });
       return { ok: false, code: 'unavailable', message: 'history beyond the recent window is unavailable; retry later' };
@@ -87,20 +95,57 @@ export class ConversationDO extends DurableObject<Env> {
   async history(input: { user: string; before?: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>> {
     const conv = this.seq.conv;
     if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
-    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
-    const before = Math.min(input.before ?? Number.MAX_SAFE_INTEGER, this.seq.lastSeq + 1);
+    const range = this.seq.readable(input.user);
+    if (!range) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    // A removed member reads nothing past their removal; an added one nothing before their join.
+    const before = Math.min(input.before ?? Number.MAX_SAFE_INTEGER, this.seq.lastSeq + 1, range.to + 1);
+    if (before <= range.from) return { ok: true, msgs: [], more: false };
     const local = this.seq.readWindowBefore(before, input.limit);
-    const more = (msgs: Msg[]) => (msgs.at(-1)?.seq ?? 1) > 1;
-    if (local.complete) return { ok: true, msgs: local.msgs, more: more(local.msgs) };
+    const floor = (msgs: Msg[]) => msgs.filter((m) => m.seq >= range.from);
+    const more = (msgs: Msg[]) => (msgs.at(-1)?.seq ?? range.from) > range.from;
+    const oldestLocal = local.msgs.at(-1)?.seq;
+    if (local.complete || (oldestLocal !== undefined && oldestLocal <= range.from)) return { ok: true, msgs: floor(local.msgs), more: more(floor(local.msgs)) };
     try {
       const rest = { conv, user: input.user, before: local.msgs.at(-1)?.seq ?? before, limit: input.limit - local.msgs.length };
       const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', rest);
-      const msgs = [...local.msgs, ...page.msgs];
+      const msgs = floor([...local.msgs, ...page.msgs]);
       return { ok: true, msgs, more: more(msgs) };
     } catch (err) {
       log('warn', 'history from region failed', { conv, ...errorFields(err) });
       return { ok: false, code: 'unavailable', message: 'history beyond the recent window is unavailable; retry later' };
     }
+  }
+
+  // ---- membership (sequenced like messages; rules in Sequencer.changeMembers) ----------------
+
+  async changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>> {
+    const r = this.seq.changeMembers(input, Date.now(), config(this.env).maxGroupMembers);
+    if (r.ok && r.seq !== null) this.scheduleDrain();
+    return r;
+  }
+
+  /** The conversation as `user` may see it, with a page of current members (by id, after `after`). */
+  async details(input: { user: string; after: string; limit: number }): Promise<
+    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: MemberRow[]; next?: string }>
+  > {
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const rows = this.seq.membersPage(input.after, input.limit + 1);
+    const members = rows.slice(0, input.limit);
+    const next = rows.length > input.limit ? members.at(-1)?.user : undefined;
+    return {
+      ok: true,
+      conv,
+      title: this.seq.title,
+      direct: this.seq.direct,
+      history: this.seq.historyVisibility,
+      last: this.seq.lastSeq,
+      ver: this.seq.memberVersion,
+      count: this.seq.memberCount(),
+      members,
+      ...(next ? { next } : {}),
+    };
   }
 
   override async alarm(): Promise<void> {

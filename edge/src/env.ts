@@ -19,6 +19,7 @@ export interface Env {
   RETRANSMIT_MS?: string;
   DELIVERY_WINDOW?: string;
   LIVE_PUSH_MAX_MEMBERS?: string;
+  MAX_GROUP_MEMBERS?: string;
 }
 
 export interface EdgeConfig {
@@ -48,6 +49,8 @@ export interface EdgeConfig {
    * alone. 0 turns the live path off. Default 64.
    */
   livePushMaxMembers: number;
+  /** Members one group may have; adding past it is `group_full`. Default 5000 (LIMITS.maxMembers). */
+  maxGroupMembers: number;
 }
 
 export class ConfigError extends Error {
@@ -72,6 +75,7 @@ export function config(env: Env): EdgeConfig {
     retransmitMs: int(env, 'RETRANSMIT_MS', 3000, 100, 60_000),
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
     livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 64, 0, 5000),
+    maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
   };
   cache.set(env, cfg);
   return cfg;

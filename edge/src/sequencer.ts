@@ -1,4 +1,4 @@
-import type { ConvEvent, ErrorCode, Msg } from '@switchboard/protocol';
+import type { ConvEvent, ErrorCode, HistoryVisibility, Msg, Role, SysEvent } from '@switchboard/protocol';
 
 /** The part of a Durable Object's `SqlStorage` the sequencer uses (SQLite semantics). */
 export interface SqlLike {
@@ -22,6 +22,24 @@ interface MessageRow extends Record<string, unknown> {
   dev: string;
   ts: number;
   body: string;
+  sys: string | null;
+}
+
+/** A member as the sequencer keeps it: `leftSeq` is set once removed (the row stays for reads). */
+export interface MemberRow {
+  user: string;
+  role: Role;
+  joinedSeq: number;
+  leftSeq: number | null;
+}
+
+/** A membership change request (see `changeMembers`). */
+export interface MembershipChange {
+  by: string;
+  dev: string;
+  op: SysEvent['op'];
+  users: string[];
+  role?: Role;
 }
 
 /**
@@ -39,6 +57,14 @@ export class Sequencer {
     private readonly transaction: (fn: () => void) => void,
   ) {
     for (const ddl of SCHEMA) sql.exec(ddl);
+    // Databases created before membership was sequenced: add the columns they lack.
+    for (const ddl of UPGRADES) {
+      try {
+        sql.exec(ddl);
+      } catch {
+        // The column exists already.
+      }
+    }
   }
 
   get conv(): string | null {
@@ -49,7 +75,7 @@ export class Sequencer {
     return Number(this.meta('last_seq') ?? '0');
   }
 
-  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean }, now: number): Result<{ members: string[]; existed: boolean }> {
+  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility }, now: number): Result<{ members: string[]; existed: boolean }> {
     if (this.conv !== null) {
       if (input.direct && this.meta('direct') === '1') return { ok: true, members: this.members(), existed: true };
       return fail('conflict', 'conversation already exists');
@@ -61,7 +87,12 @@ export class Sequencer {
       this.setMeta('direct', input.direct ? '1' : '0');
       this.setMeta('created_at', String(now));
       this.setMeta('last_seq', '0');
-      for (const m of input.members) this.sql.exec('INSERT OR IGNORE INTO members (user, joined_seq) VALUES (?, 0)', m);
+      this.setMeta('history', input.history ?? 'join');
+      this.setMeta('member_ver', '0');
+      for (const m of input.members) {
+        const role: Role = !input.direct && m === input.creator ? 'owner' : 'member';
+        this.sql.exec('INSERT OR IGNORE INTO members (user, joined_seq, role) VALUES (?, 0, ?)', m, role);
+      }
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (NULL, ?)', JSON.stringify(event));
     });
     return { ok: true, members: input.members, existed: false };
@@ -78,7 +109,7 @@ export class Sequencer {
     this.transaction(() => {
       this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body) VALUES (?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, msg.body);
       this.sql.exec('INSERT INTO dedupe (sender, cmid, seq, ts) VALUES (?, ?, ?, ?)', msg.from, msg.cmid, seq, now);
-      this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg } satisfies ConvEvent));
+      this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
       this.setMeta('last_seq', String(seq));
     });
     return { ok: true, seq, ts: now, duplicate: false };
@@ -94,7 +125,7 @@ export class Sequencer {
     if (after >= last) return { msgs: [], more: false };
     const oldest = this.all<{ s: number | null }>('SELECT MIN(seq) AS s FROM messages')[0]?.s ?? null;
     if (oldest === null || after + 1 < oldest) return null;
-    const rows = this.all<MessageRow>('SELECT seq, cmid, sender, dev, ts, body FROM messages WHERE seq > ? ORDER BY seq LIMIT ?', after, limit);
+    const rows = this.all<MessageRow>('SELECT seq, cmid, sender, dev, ts, body, sys FROM messages WHERE seq > ? ORDER BY seq LIMIT ?', after, limit);
     const msgs = rows.map((r) => toMsg(conv, r));
     return { msgs, more: (msgs.at(-1)?.seq ?? last) < last };
   }
@@ -108,18 +139,142 @@ export class Sequencer {
     const conv = this.conv!;
     const top = Math.min(before, this.lastSeq + 1);
     if (top <= 1) return { msgs: [], complete: true };
-    const rows = this.all<MessageRow>('SELECT seq, cmid, sender, dev, ts, body FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?', top, limit);
+    const rows = this.all<MessageRow>('SELECT seq, cmid, sender, dev, ts, body, sys FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?', top, limit);
     const msgs = rows.map((r) => toMsg(conv, r));
     const reached = msgs.at(-1)?.seq ?? top;
     return { msgs, complete: msgs.length === limit || reached === 1 };
   }
 
+  /** A current member (added and not removed since). */
   isMember(user: string): boolean {
-    return this.all('SELECT 1 FROM members WHERE user = ?', user).length > 0;
+    return this.all('SELECT 1 FROM members WHERE user = ? AND left_seq IS NULL', user).length > 0;
   }
 
+  /** Current members, by id. */
   members(): string[] {
-    return this.all<{ user: string }>('SELECT user FROM members ORDER BY user').map((r) => r.user);
+    return this.all<{ user: string }>('SELECT user FROM members WHERE left_seq IS NULL ORDER BY user').map((r) => r.user);
+  }
+
+  /** The seq of the latest membership change (0: the members the conversation was created with). */
+  get memberVersion(): number {
+    return Number(this.meta('member_ver') ?? '0');
+  }
+
+  get historyVisibility(): HistoryVisibility {
+    return this.meta('history') === 'full' ? 'full' : 'join';
+  }
+
+  get title(): string | null {
+    return this.meta('title') || null;
+  }
+
+  get direct(): boolean {
+    return this.meta('direct') === '1';
+  }
+
+  member(user: string): MemberRow | null {
+    const r = this.all<{ user: string; role: string; joined_seq: number; left_seq: number | null }>(
+      'SELECT user, role, joined_seq, left_seq FROM members WHERE user = ?',
+      user,
+    )[0];
+    return r ? { user: r.user, role: r.role as Role, joinedSeq: r.joined_seq, leftSeq: r.left_seq } : null;
+  }
+
+  /** A page of current members by id, after `after` (exclusive), at most `limit`. */
+  membersPage(after: string, limit: number): MemberRow[] {
+    return this.all<{ user: string; role: string; joined_seq: number }>(
+      'SELECT user, role, joined_seq FROM members WHERE left_seq IS NULL AND user > ? ORDER BY user LIMIT ?',
+      after,
+      limit,
+    ).map((r) => ({ user: r.user, role: r.role as Role, joinedSeq: r.joined_seq, leftSeq: null }));
+  }
+
+  memberCount(): number {
+    return this.all<{ n: number }>('SELECT COUNT(*) AS n FROM members WHERE left_seq IS NULL')[0]?.n ?? 0;
+  }
+
+  /**
+   * The seqs `user` may read, inclusive, or null if they never were a member. A current member
+   * reads from their join (from 1 if they were a founding member or the group shows full history);
+   * a removed one up to and including the seq that removed them.
+   */
+  readable(user: string): { from: number; to: number } | null {
+    const m = this.member(user);
+    if (!m) return null;
+    const from = m.joinedSeq === 0 || this.historyVisibility === 'full' ? 1 : m.joinedSeq;
+    return { from, to: m.leftSeq ?? Number.MAX_SAFE_INTEGER };
+  }
+
+  /**
+   * A membership change, sequenced like a message: it takes the next seq, is stored in the window
+   * as a system event (`msg.sys`) and goes to the outbox with it, in one transaction, and becomes
+   * the membership version. Rules: direct conversations have fixed members; only an owner or admin
+   * adds or removes others; anyone may remove themselves (leave); an admin cannot remove an owner
+   * or another admin; only an owner changes roles, and nobody becomes owner that way. A change
+   * that changes nothing is not sequenced (`seq` null).
+   */
+  changeMembers(input: MembershipChange, now: number, maxMembers: number): Result<{ seq: number | null; ver: number; users: string[] }> {
+    const conv = this.conv;
+    if (conv === null) return fail('not_found', 'no such conversation');
+    if (this.direct) return fail('forbidden', 'a direct conversation has fixed members');
+    const actor = this.member(input.by);
+    if (!actor || actor.leftSeq !== null) return fail('not_member', 'not a member of this conversation');
+    const users = [...new Set(input.users)];
+    const current = (u: string) => {
+      const m = this.member(u);
+      return m && m.leftSeq === null ? m : null;
+    };
+    const isAdmin = actor.role === 'owner' || actor.role === 'admin';
+    let changed: string[];
+    if (input.op === 'add') {
+      if (!isAdmin) return fail('not_admin', 'only an owner or admin may add members');
+      if (input.role === 'owner') return fail('forbidden', 'nobody is added as owner');
+      if (input.role === 'admin' && actor.role !== 'owner') return fail('not_admin', 'only an owner may add admins');
+      changed = users.filter((u) => !current(u));
+      if (this.memberCount() + changed.length > maxMembers) return fail('group_full', `the group is limited to ${maxMembers} members`);
+    } else if (input.op === 'remove') {
+      const leaving = users.length === 1 && users[0] === input.by;
+      if (!leaving) {
+        if (!isAdmin) return fail('not_admin', 'only an owner or admin may remove members');
+        for (const u of users) {
+          const m = current(u);
+          if (m && u !== input.by && m.role !== 'member' && actor.role !== 'owner') return fail('not_admin', `only an owner may remove ${m.role} ${u}`);
+        }
+      }
+      changed = users.filter((u) => current(u));
+    } else {
+      if (actor.role !== 'owner') return fail('not_admin', 'only an owner may change roles');
+      if (input.role !== 'admin' && input.role !== 'member') return fail('invalid_frame', 'role: expected admin or member');
+      for (const u of users) {
+        const m = current(u);
+        if (!m) return fail('not_found', `${u} is not a member`);
+        if (m.role === 'owner') return fail('forbidden', 'an owner keeps their role');
+      }
+      changed = users.filter((u) => current(u)!.role !== input.role);
+    }
+    if (changed.length === 0) return { ok: true, seq: null, ver: this.memberVersion, users: [] };
+    const seq = this.lastSeq + 1;
+    const sys: SysEvent = { op: input.op, by: input.by, users: changed, ...(input.op === 'remove' ? {} : { role: input.role ?? 'member' }) };
+    const msg: Msg = { t: 'msg', conv, seq, cmid: `sys-${seq}`, from: input.by, dev: input.dev, ts: now, body: '', sys };
+    this.transaction(() => {
+      for (const u of changed) {
+        if (input.op === 'add') {
+          this.sql.exec(
+            `INSERT INTO members (user, joined_seq, role, left_seq) VALUES (?, ?, ?, NULL)
+             ON CONFLICT(user) DO UPDATE SET joined_seq = excluded.joined_seq, role = excluded.role, left_seq = NULL`,
+            u,
+            seq,
+            sys.role,
+          );
+        } else if (input.op === 'remove') this.sql.exec('UPDATE members SET left_seq = ? WHERE user = ?', seq, u);
+        else this.sql.exec('UPDATE members SET role = ? WHERE user = ?', sys.role, u);
+      }
+      this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body, sys) VALUES (?, ?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, '', JSON.stringify(sys));
+      this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: seq } satisfies ConvEvent));
+      this.setMeta('last_seq', String(seq));
+      this.setMeta('member_ver', String(seq));
+    });
+    return { ok: true, seq, ver: seq, users: changed };
   }
 
   /**
@@ -161,15 +316,24 @@ export class Sequencer {
 }
 
 function toMsg(conv: string, r: MessageRow): Msg {
-  return { t: 'msg', conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body };
+  const msg: Msg = { t: 'msg', conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body };
+  if (r.sys) msg.sys = JSON.parse(r.sys) as SysEvent;
+  return msg;
 }
 
 const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)',
-  'CREATE TABLE IF NOT EXISTS members (user TEXT PRIMARY KEY, joined_seq INTEGER NOT NULL)',
+  `CREATE TABLE IF NOT EXISTS members (user TEXT PRIMARY KEY, joined_seq INTEGER NOT NULL,
+     role TEXT NOT NULL DEFAULT 'member', left_seq INTEGER)`,
   `CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, cmid TEXT NOT NULL, sender TEXT NOT NULL,
-     dev TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL)`,
+     dev TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, sys TEXT)`,
   `CREATE TABLE IF NOT EXISTS dedupe (sender TEXT NOT NULL, cmid TEXT NOT NULL, seq INTEGER NOT NULL,
      ts INTEGER NOT NULL, PRIMARY KEY (sender, cmid))`,
   'CREATE TABLE IF NOT EXISTS outbox (oseq INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER, event TEXT NOT NULL)',
+];
+
+const UPGRADES = [
+  "ALTER TABLE members ADD COLUMN role TEXT NOT NULL DEFAULT 'member'",
+  'ALTER TABLE members ADD COLUMN left_seq INTEGER',
+  'ALTER TABLE messages ADD COLUMN sys TEXT',
 ];

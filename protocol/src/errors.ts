@@ -12,6 +12,8 @@ export const ERRORS = {
   not_member: { status: 403, retry: false, message: 'not a member of this conversation' },
   not_found: { status: 404, retry: false, message: 'no such resource' },
   conflict: { status: 409, retry: false, message: 'conflicts with the current state' },
+  not_admin: { status: 403, retry: false, message: 'only an owner or admin may change membership' },
+  group_full: { status: 409, retry: false, message: 'the group is at its member limit' },
   rate_limited: { status: 429, retry: true, message: 'too many requests' },
   unavailable: { status: 503, retry: true, message: 'a dependency is unavailable; retry later' },
   internal: { status: 500, retry: true, message: 'internal error' },

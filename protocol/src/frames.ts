@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Cmid, ConvId, DeviceId, Rid, Seq, UserId } from './ids.ts';
 import { LIMITS, utf8Length } from './limits.ts';
+import { HistoryVisibility, SysEvent } from './membership.ts';
 
 const Body = z
   .string()
@@ -53,6 +54,8 @@ export const Msg = z.object({
   dev: DeviceId,
   ts: z.number().int(),
   body: z.string(),
+  /** Present on system events only: a membership change sequenced at this seq (membership.ts). */
+  sys: SysEvent.optional(),
 });
 export type Msg = z.infer<typeof Msg>;
 
@@ -97,6 +100,8 @@ export const CreateConversationRequest = z
     members: z.array(UserId).max(LIMITS.maxMembers),
     title: z.string().max(200).optional(),
     direct: z.boolean().optional(),
+    /** Groups only: may members added later read the history before their join (default `join`). */
+    history: HistoryVisibility.optional(),
   })
   .strict();
 export type CreateConversationRequest = z.infer<typeof CreateConversationRequest>;

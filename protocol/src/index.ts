@@ -3,6 +3,7 @@ export * from './errors.ts';
 export * from './close-codes.ts';
 export * from './ids.ts';
 export * from './frames.ts';
+export * from './membership.ts';
 export * from './decode.ts';
 export * from './ordering.ts';
 export * from './signing.ts';

@@ -23,12 +23,20 @@ export const LiveDelivered = z.object({ user: UserId, devices: z.array(DeviceId)
 export type LiveDelivered = z.infer<typeof LiveDelivered>;
 
 /**
- * One sequenced message. `delivered`: the members' devices the edge's live path already pushed it
- * to (see edge/src/live-push.ts); the fan-out worker does not deliver to those devices again, but
- * does to any other device with a route (one that connected meanwhile). Absent or partial is
- * always safe: a SessionDO pushes a (conv, seq) to a device once, and devices dedupe too.
+ * One sequenced entry: a message, or a membership change (`msg.sys`). `ver` is the conversation's
+ * membership version as of this seq (the seq of the latest membership change at or before it, 0
+ * for the members it was created with): fan-out caches members by it. `delivered`: the members'
+ * devices the edge's live path already pushed it to (see edge/src/live-push.ts); the fan-out
+ * worker does not deliver to those devices again, but does to any other device with a route (one
+ * that connected meanwhile). Absent or partial is always safe: a SessionDO pushes a (conv, seq)
+ * to a device once, and devices dedupe too.
  */
-export const MessageEvent = z.object({ kind: z.literal('msg'), msg: Msg, delivered: z.array(LiveDelivered).max(LIMITS.maxMembers).optional() });
+export const MessageEvent = z.object({
+  kind: z.literal('msg'),
+  msg: Msg,
+  ver: Seq.optional(),
+  delivered: z.array(LiveDelivered).max(LIMITS.maxMembers).optional(),
+});
 export type MessageEvent = z.infer<typeof MessageEvent>;
 
 export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent]);

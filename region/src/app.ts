@@ -75,6 +75,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
       } else {
         if (e.msg.conv !== req.conv) throw new ProtocolError('invalid_frame', 'message for another conversation');
+        if (e.msg.sys) {
+          // Membership as of this seq is stored before the change (and anything after it) is
+          // published, so fan-out of a later seq always finds it.
+          if (msgs.length) await flush();
+          await storage.applyMembership(req.conv, e.msg.seq, e.msg.sys);
+        }
         msgs.push(e);
       }
     }
@@ -91,7 +97,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       await metrics.time('store', () => storage.appendMessages(batch));
       let now = Date.now();
       for (const m of batch) metrics.age('stored', m.ts, now);
-      // The event goes on whole: `delivered` tells the fan-out whom the edge's live path reached.
+      // The event goes on whole: `ver` and `delivered` are for the fan-out.
       await metrics.time('publish', () => queue.publish(TOPICS.fanout, events.map((e) => ({ key: e.msg.conv, value: e }))));
       now = Date.now();
       for (const m of batch) metrics.age('published', m.ts, now);
@@ -103,7 +109,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const req = parse(c.get('rawBody'), ReadRequest);
     const conv = await storage.getConversation(req.conv);
     if (!conv) throw new ProtocolError('not_found', 'no such conversation');
-    if (!conv.members.includes(req.user)) throw new ProtocolError('not_member');
+    // Former members too: the ConversationDO has already bounded the range they may read.
+    if (!(conv.roster?.some((m) => m.user === req.user) ?? conv.members.includes(req.user))) throw new ProtocolError('not_member');
     const msgs =
       req.before !== undefined ? await storage.readBefore(req.conv, req.before, req.limit + 1) : await storage.readAfter(req.conv, req.after!, req.limit + 1);
     return c.json({ msgs: msgs.slice(0, req.limit), more: msgs.length > req.limit });

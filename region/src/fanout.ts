@@ -1,9 +1,11 @@
 import { MessageEvent, type Delivery } from '@switchboard/protocol';
 import type { Logger } from './log.ts';
+import { MembersCache } from './members-cache.ts';
+import { pushJobId, type PushJob } from './push-jobs.ts';
 import { RegionMetrics } from './metrics.ts';
 import type { QueueRecord } from './queue.ts';
 import type { Route, Routes } from './routes.ts';
-import type { Storage } from './storage.ts';
+import { membersAt, type Storage } from './storage.ts';
 
 export interface FanoutDeps {
   storage: Storage;
@@ -12,6 +14,11 @@ export interface FanoutDeps {
   deliver: (edge: string, deliveries: Delivery[]) => Promise<unknown>;
   /** Stage timing of the message path (default: a private, unread instance). */
   metrics?: RegionMetrics;
+  /**
+   * Enqueues push jobs (the `push` topic) for members with no live device; called after the
+   * record's deliveries were accepted. Absent: no push jobs.
+   */
+  enqueuePush?: (jobs: PushJob[]) => Promise<void>;
 }
 
 /**
@@ -22,16 +29,19 @@ export interface FanoutDeps {
  */
 export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promise<void> {
   const metrics = deps.metrics ?? new RegionMetrics();
+  const members = new MembersCache(deps.storage);
   const handle = async (record: QueueRecord) => {
     const parsed = MessageEvent.safeParse(record.value);
     if (!parsed.success) {
       deps.log.error('fanout record is not a message event; dropped to the log', { key: record.key });
       return;
     }
-    const { msg } = parsed.data;
+    const { msg, ver } = parsed.data;
     metrics.age('fanout_consumed', msg.ts);
-    const conv = await metrics.time('fanout_conversation', () => deps.storage.getConversation(msg.conv));
-    if (!conv) throw new Error(`conversation ${msg.conv} not stored yet`);
+    // The members as of this seq (membership is sequenced: see MembersCache and membersAt).
+    const roster = await metrics.time('fanout_conversation', () => members.roster(msg.conv, ver, () => metrics.inc('members_cache_misses')));
+    if (!roster) throw new Error(`conversation ${msg.conv} not stored yet`);
+    const conv = { members: membersAt(roster, msg.seq) };
     const found = await metrics.time('fanout_routes', () => deps.routes.lookup(conv.members));
     // Devices the edge's live path already pushed it to are not delivered to again; a member's
     // other device (one that connected since) still is.
@@ -39,8 +49,9 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
     const routes = new Map<string, Route[]>();
     for (const [user, list] of found) {
       const had = live.get(user);
-      // The sending device has its `sent`; it is skipped at the edge, so no call for it alone.
-      const rest = list.filter((r) => !had?.has(r.device) && !(user === msg.from && r.device === msg.dev));
+      // The sending device has its `sent` (it is skipped at the edge): no call for it alone. A
+      // system event goes to it too.
+      const rest = list.filter((r) => !had?.has(r.device) && (msg.sys || !(user === msg.from && r.device === msg.dev)));
       if (rest.length > 0) routes.set(user, rest);
       else metrics.inc('fanout_live_skipped');
     }
@@ -48,7 +59,8 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
     const byEdge = new Map<string, Delivery[]>();
     for (const [user, list] of routes) {
       for (const edge of new Set(list.map((r) => r.edge))) {
-        const d: Delivery = user === msg.from ? { user, msg, skipDevice: msg.dev } : { user, msg };
+        // A system event (membership change) also reaches the device that made it.
+        const d: Delivery = user === msg.from && !msg.sys ? { user, msg, skipDevice: msg.dev } : { user, msg };
         const batch = byEdge.get(edge);
         if (batch) batch.push(d);
         else byEdge.set(edge, [d]);
@@ -57,6 +69,16 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
     metrics.inc('deliver_calls', byEdge.size);
     await Promise.all([...byEdge].map(([edge, batch]) => metrics.time('deliver', () => deps.deliver(edge, batch))));
     metrics.age('delivered', msg.ts);
+    // ---- push jobs: one per member with no live device (not the sender, not for system events)
+    if (deps.enqueuePush && !msg.sys) {
+      const jobs: PushJob[] = conv.members
+        .filter((user) => user !== msg.from && !found.has(user))
+        .map((user) => ({ kind: 'push', id: pushJobId(msg.conv, msg.seq, user), user, conv: msg.conv, seq: msg.seq, from: msg.from, ts: msg.ts }));
+      if (jobs.length) {
+        await deps.enqueuePush(jobs);
+        metrics.inc('push_jobs', jobs.length);
+      }
+    }
     deps.log.debug('fanned out', { conv: msg.conv, seq: msg.seq, edges: byEdge.size, online: routes.size, members: conv.members.length });
   };
   return async (record) => {

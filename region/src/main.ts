@@ -6,6 +6,7 @@ import { deliverToEdge } from './edge-client.ts';
 import { coalescingDeliver, fanoutHandler } from './fanout.ts';
 import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
+import type { PushJob } from './push-jobs.ts';
 import { TOPICS, dlqOf, type Subscription } from './queue.ts';
 
 const log = createLogger({ svc: 'region' });
@@ -30,7 +31,8 @@ async function main(): Promise<void> {
   const subs: Subscription[] = [];
   if (cfg.role !== 'api') {
     const deliver = coalescingDeliver((edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch), { metrics });
-    const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics });
+    const enqueuePush = (jobs: PushJob[]) => queue.publish(TOPICS.push, jobs.map((j) => ({ key: j.user, value: j })));
+    const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics, enqueuePush });
     subs.push(await queue.subscribe(TOPICS.fanout, 'fanout', handler));
   }
 

@@ -51,6 +51,8 @@ export const COUNTERS = {
   fanout_records: 'fan-out records handled (incl. retries)',
   fanout_failures: 'fan-out handler attempts that threw',
   deliver_calls: 'deliver calls to edges (one per record and edge)',
+  push_jobs: 'push jobs enqueued for members with no live device',
+  members_cache_misses: 'fan-out member lookups that reloaded a conversation (new membership version)',
   deliver_requests: 'HTTP requests to edges carrying those calls (fewer when coalesced)',
   fanout_live_skipped: "online members not delivered to because the edge's live path already reached all their devices",
 } as const;

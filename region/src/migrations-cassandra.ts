@@ -103,6 +103,19 @@ export const MIGRATIONS: readonly Migration[] = [
         last_seq bigint)`,
     ],
   },
+  {
+    version: 4,
+    name: 'sequenced membership: member roles and seq ranges, system events on messages',
+    statements: (ks) => [
+      // A member's seq range: joined_seq (0 for founding members) .. left_seq (null while a
+      // member). Fan-out delivers a message at seq s to the members whose range holds s.
+      `ALTER TABLE ${ks}.conversation_members ADD IF NOT EXISTS role text`,
+      `ALTER TABLE ${ks}.conversation_members ADD IF NOT EXISTS joined_seq bigint`,
+      `ALTER TABLE ${ks}.conversation_members ADD IF NOT EXISTS left_seq bigint`,
+      // JSON of msg.sys for membership changes; null for messages.
+      `ALTER TABLE ${ks}.messages ADD IF NOT EXISTS sys text`,
+    ],
+  },
 ];
 
 /**

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import type { Msg } from '@switchboard/protocol';
+import type { Msg, Role, SysEvent } from '@switchboard/protocol';
 import type { RegionConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { MESSAGES_PER_BUCKET, applyMigrations } from './migrations-cassandra.ts';
-import type { Storage, StoredConversation } from './storage.ts';
+import type { Storage, StoredConversation, StoredMember } from './storage.ts';
 
 const { Client, concurrent, policies, types } = cassandra;
 type Row = cassandra.types.Row;
@@ -35,21 +35,27 @@ export function messageId(conv: string, seq: number, ts: number): cassandra.type
   return types.TimeUuid.fromDate(new Date(ts), h.readUInt16BE(0) % 10_000, h.subarray(2, 8), h.subarray(8, 10));
 }
 
-const toMsg = (conv: string, r: Row): Msg => ({
-  t: 'msg',
-  conv,
-  seq: (r.get('seq') as cassandra.types.Long).toNumber(),
-  cmid: r.get('cmid') as string,
-  from: r.get('sender') as string,
-  dev: r.get('device') as string,
-  ts: (r.get('sent_at') as Date).getTime(),
-  body: (r.get('content') as string | null) ?? '',
-});
+const toMsg = (conv: string, r: Row): Msg => {
+  const m: Msg = {
+    t: 'msg',
+    conv,
+    seq: (r.get('seq') as cassandra.types.Long).toNumber(),
+    cmid: r.get('cmid') as string,
+    from: r.get('sender') as string,
+    dev: r.get('device') as string,
+    ts: (r.get('sent_at') as Date).getTime(),
+    body: (r.get('content') as string | null) ?? '',
+  };
+  const sys = r.get('sys') as string | null;
+  if (sys) m.sys = JSON.parse(sys) as SysEvent;
+  return m;
+};
+const num = (v: unknown): number | null => (v == null ? null : (v as cassandra.types.Long).toNumber());
 
 function statements(ks: string) {
-  const cols = 'seq, cmid, sender, device, sent_at, content';
+  const cols = 'seq, cmid, sender, device, sent_at, content, sys';
   return {
-    insertMessage: `INSERT INTO ${ks}.messages (conversation_id, bucket, seq, message_id, sender, device, cmid, content, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertMessage: `INSERT INTO ${ks}.messages (conversation_id, bucket, seq, message_id, sender, device, cmid, content, sent_at, sys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     insertBucket: `INSERT INTO ${ks}.message_buckets (conversation_id, bucket) VALUES (?, ?)`,
     readAsc: `SELECT ${cols} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq > ? ORDER BY seq ASC LIMIT ?`,
     readDesc: `SELECT ${cols} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
@@ -59,7 +65,11 @@ function statements(ks: string) {
     insertConversation: `INSERT INTO ${ks}.conversations (conversation_id, title, creator, created_at) VALUES (?, ?, ?, ?)`,
     insertMember: `INSERT INTO ${ks}.conversation_members (conversation_id, user_id) VALUES (?, ?)`,
     selectConversation: `SELECT title, creator, created_at FROM ${ks}.conversations WHERE conversation_id = ?`,
-    selectMembers: `SELECT user_id FROM ${ks}.conversation_members WHERE conversation_id = ?`,
+    selectMembers: `SELECT user_id, role, joined_seq, left_seq FROM ${ks}.conversation_members WHERE conversation_id = ?`,
+    selectMemberLeft: `SELECT left_seq FROM ${ks}.conversation_members WHERE conversation_id = ? AND user_id = ?`,
+    addMember: `INSERT INTO ${ks}.conversation_members (conversation_id, user_id, role, joined_seq, left_seq) VALUES (?, ?, ?, ?, null)`,
+    removeMember: `UPDATE ${ks}.conversation_members SET left_seq = ? WHERE conversation_id = ? AND user_id = ?`,
+    setMemberRole: `UPDATE ${ks}.conversation_members SET role = ? WHERE conversation_id = ? AND user_id = ?`,
     insertUserConversation: `INSERT INTO ${ks}.conversations_by_user (user_id, conversation_id) VALUES (?, ?)`,
     selectUserConversations: `SELECT conversation_id FROM ${ks}.conversations_by_user WHERE user_id = ? AND conversation_id > ? LIMIT ?`,
     setLastSeq: `UPDATE ${ks}.conversation_last_seq USING TIMESTAMP ? SET last_seq = ? WHERE conversation_id = ?`,
@@ -127,15 +137,32 @@ export class CassandraStorage implements Storage {
     ]);
     const row = conv.first();
     if (!row) return null;
-    const members: string[] = [];
-    for await (const m of memberRows) members.push(m.get('user_id') as string);
+    const creator = row.get('creator') as string;
+    const roster: StoredMember[] = [];
+    for await (const m of memberRows) {
+      const user = m.get('user_id') as string;
+      const role = ((m.get('role') as string | null) ?? (user === creator ? 'owner' : 'member')) as Role;
+      roster.push({ user, role, joinedSeq: num(m.get('joined_seq')) ?? 0, leftSeq: num(m.get('left_seq')) });
+    }
     return {
       id,
       title: (row.get('title') as string | null) ?? null,
-      creator: row.get('creator') as string,
+      creator,
       createdAt: (row.get('created_at') as Date).getTime(),
-      members,
+      members: roster.filter((m) => m.leftSeq === null).map((m) => m.user),
+      roster,
     };
+  }
+
+  async applyMembership(conv: string, seq: number, sys: SysEvent): Promise<void> {
+    const s = Long.fromNumber(seq);
+    const role = sys.role ?? 'member';
+    const params = sys.users.map((u) => (sys.op === 'add' ? [conv, u, role, s] : sys.op === 'remove' ? [s, conv, u] : [role, conv, u]));
+    const query = sys.op === 'add' ? this.cql.addMember : sys.op === 'remove' ? this.cql.removeMember : this.cql.setMemberRole;
+    await concurrent.executeConcurrent(this.client, query, params, { concurrencyLevel: 64, raiseOnFirstError: true });
+    if (sys.op === 'add') {
+      await concurrent.executeConcurrent(this.client, this.cql.insertUserConversation, sys.users.map((u) => [u, conv]), { concurrencyLevel: 64, raiseOnFirstError: true });
+    }
   }
 
   /**
@@ -166,6 +193,7 @@ export class CassandraStorage implements Storage {
       m.cmid,
       m.body,
       new Date(m.ts),
+      m.sys ? JSON.stringify(m.sys) : null,
     ]);
     if (params.length === 1) await this.client.execute(this.cql.insertMessage, params[0]);
     else await concurrent.executeConcurrent(this.client, this.cql.insertMessage, params, { concurrencyLevel: 64, raiseOnFirstError: true });
@@ -180,9 +208,11 @@ export class CassandraStorage implements Storage {
     const convs = rs.rows.map((r) => r.get('conversation_id') as string);
     return Promise.all(
       convs.map(async (conv) => {
-        const row = (await this.client.execute(this.cql.selectLastSeq, [conv])).first();
-        const v = row?.get('last_seq') as cassandra.types.Long | null | undefined;
-        return { conv, lastSeq: v ? v.toNumber() : 0 };
+        const [last, member] = await Promise.all([this.client.execute(this.cql.selectLastSeq, [conv]), this.client.execute(this.cql.selectMemberLeft, [conv, user])]);
+        const lastSeq = num(last.first()?.get('last_seq')) ?? 0;
+        // A removed member's conversation ends, for them, at the seq that removed them.
+        const left = num(member.first()?.get('left_seq'));
+        return { conv, lastSeq: left === null ? lastSeq : Math.min(lastSeq, left) };
       }),
     );
   }

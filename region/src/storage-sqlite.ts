@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Msg } from '@switchboard/protocol';
-import type { Storage, StoredConversation } from './storage.ts';
+import type { Msg, Role, SysEvent } from '@switchboard/protocol';
+import type { Storage, StoredConversation, StoredMember } from './storage.ts';
 
 interface MessageRow {
   conv: string;
@@ -12,9 +12,14 @@ interface MessageRow {
   dev: string;
   ts: number;
   body: string;
+  sys: string | null;
 }
 
-const toMsg = (r: MessageRow): Msg => ({ t: 'msg', conv: r.conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body });
+const toMsg = (r: MessageRow): Msg => {
+  const m: Msg = { t: 'msg', conv: r.conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body };
+  if (r.sys) m.sys = JSON.parse(r.sys) as SysEvent;
+  return m;
+};
 
 /** Embedded storage: one SQLite file (WAL, synchronous=FULL so a resolved write survives a crash). */
 export class SqliteStorage implements Storage {
@@ -31,12 +36,21 @@ export class SqliteStorage implements Storage {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS conversations (
         id TEXT PRIMARY KEY, title TEXT, creator TEXT NOT NULL, created_at INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS members (conv TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (conv, user));
+      CREATE TABLE IF NOT EXISTS members (conv TEXT NOT NULL, user TEXT NOT NULL, role TEXT, joined_seq INTEGER NOT NULL DEFAULT 0,
+        left_seq INTEGER, PRIMARY KEY (conv, user));
       CREATE INDEX IF NOT EXISTS members_by_user ON members (user, conv);
       CREATE TABLE IF NOT EXISTS messages (
         conv TEXT NOT NULL, seq INTEGER NOT NULL, cmid TEXT NOT NULL, sender TEXT NOT NULL,
-        dev TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (conv, seq)) WITHOUT ROWID;
+        dev TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, sys TEXT, PRIMARY KEY (conv, seq)) WITHOUT ROWID;
     `);
+    // Files created before membership was sequenced: add the columns they lack.
+    for (const ddl of ['ALTER TABLE members ADD COLUMN role TEXT', 'ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0', 'ALTER TABLE members ADD COLUMN left_seq INTEGER', 'ALTER TABLE messages ADD COLUMN sys TEXT']) {
+      try {
+        this.db.exec(ddl);
+      } catch {
+        // Present already.
+      }
+    }
   }
 
   async saveConversation(c: StoredConversation): Promise<void> {
@@ -55,14 +69,32 @@ export class SqliteStorage implements Storage {
       | { id: string; title: string | null; creator: string; created_at: number }
       | undefined;
     if (!row) return null;
-    const members = (this.db.prepare('SELECT user FROM members WHERE conv = ? ORDER BY user').all(id) as { user: string }[]).map((r) => r.user);
-    return { id: row.id, title: row.title, creator: row.creator, createdAt: row.created_at, members };
+    const rows = this.db.prepare('SELECT user, role, joined_seq, left_seq FROM members WHERE conv = ? ORDER BY user').all(id) as
+      { user: string; role: string | null; joined_seq: number; left_seq: number | null }[];
+    const roster: StoredMember[] = rows.map((r) => ({ user: r.user, role: (r.role ?? (r.user === row.creator ? 'owner' : 'member')) as Role, joinedSeq: r.joined_seq, leftSeq: r.left_seq }));
+    const members = roster.filter((m) => m.leftSeq === null).map((m) => m.user);
+    return { id: row.id, title: row.title, creator: row.creator, createdAt: row.created_at, members, roster };
   }
 
   async appendMessages(msgs: Msg[]): Promise<void> {
-    const insert = this.db.prepare('INSERT OR IGNORE INTO messages (conv, seq, cmid, sender, dev, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const insert = this.db.prepare('INSERT OR IGNORE INTO messages (conv, seq, cmid, sender, dev, ts, body, sys) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.db.transaction(() => {
-      for (const m of msgs) insert.run(m.conv, m.seq, m.cmid, m.from, m.dev, m.ts, m.body);
+      for (const m of msgs) insert.run(m.conv, m.seq, m.cmid, m.from, m.dev, m.ts, m.body, m.sys ? JSON.stringify(m.sys) : null);
+    })();
+  }
+
+  async applyMembership(conv: string, seq: number, sys: SysEvent): Promise<void> {
+    const add = this.db.prepare(
+      'INSERT INTO members (conv, user, role, joined_seq, left_seq) VALUES (?, ?, ?, ?, NULL) ON CONFLICT(conv, user) DO UPDATE SET role = excluded.role, joined_seq = excluded.joined_seq, left_seq = NULL',
+    );
+    const remove = this.db.prepare('UPDATE members SET left_seq = ? WHERE conv = ? AND user = ?');
+    const role = this.db.prepare('UPDATE members SET role = ? WHERE conv = ? AND user = ?');
+    this.db.transaction(() => {
+      for (const u of sys.users) {
+        if (sys.op === 'add') add.run(conv, u, sys.role ?? 'member', seq);
+        else if (sys.op === 'remove') remove.run(seq, conv, u);
+        else role.run(sys.role ?? 'member', conv, u);
+      }
     })();
   }
 
@@ -79,7 +111,7 @@ export class SqliteStorage implements Storage {
   async userConversations(user: string, afterConv: string, limit: number): Promise<{ conv: string; lastSeq: number }[]> {
     const rows = this.db
       .prepare(
-        `SELECT m.conv AS conv, COALESCE((SELECT MAX(seq) FROM messages WHERE conv = m.conv), 0) AS lastSeq
+        `SELECT m.conv AS conv, MIN(COALESCE((SELECT MAX(seq) FROM messages WHERE conv = m.conv), 0), COALESCE(m.left_seq, ${Number.MAX_SAFE_INTEGER})) AS lastSeq
          FROM members m WHERE m.user = ? AND m.conv > ? ORDER BY m.conv LIMIT ?`,
       )
       .all(user, afterConv, limit) as { conv: string; lastSeq: number }[];

@@ -1,11 +1,31 @@
-import type { Msg } from '@switchboard/protocol';
+import type { Msg, Role, SysEvent } from '@switchboard/protocol';
 
 export interface StoredConversation {
   id: string;
   title: string | null;
   creator: string;
   createdAt: number;
+  /** Current members. */
   members: string[];
+  /**
+   * Every member, current and removed, with the seq range of their membership: a message at seq
+   * s is for the users with joinedSeq <= s and (leftSeq null or s <= leftSeq). Filled by
+   * getConversation; ignored by saveConversation (the founding members join at 0, the creator as
+   * owner).
+   */
+  roster?: StoredMember[];
+}
+
+export interface StoredMember {
+  user: string;
+  role: Role;
+  joinedSeq: number;
+  leftSeq: number | null;
+}
+
+/** The users a message at `seq` is for: the members as of that seq. */
+export function membersAt(roster: StoredMember[], seq: number): string[] {
+  return roster.filter((m) => m.joinedSeq <= seq && (m.leftSeq === null || seq <= m.leftSeq)).map((m) => m.user);
 }
 
 /**
@@ -18,8 +38,12 @@ export interface StoredConversation {
  * - `readAfter` is ascending by seq and exclusive of `after`; `readBefore` is descending and
  *   exclusive of `before`; both stop at `limit` and work across any internal partitioning;
  * - `saveConversation` is an idempotent upsert of the conversation and its member set;
- * - `userConversations` lists every conversation the user is a member of, each once, with a
- *   `lastSeq` that never goes down, whatever order messages were appended in.
+ * - `userConversations` lists every conversation the user is or was a member of, each once, with
+ *   a `lastSeq` that never goes down, whatever order messages were appended in (for a removed
+ *   member, capped at the seq that removed them);
+ * - `applyMembership` applies one sequenced membership change (msg.sys at `seq`); the caller
+ *   applies a conversation's changes in seq order, and applying one again is harmless;
+ * - a message's `sys` is stored and read back with it.
  */
 export interface Storage {
   readonly name: string;
@@ -27,6 +51,7 @@ export interface Storage {
   saveConversation(c: StoredConversation): Promise<void>;
   getConversation(id: string): Promise<StoredConversation | null>;
   appendMessages(msgs: Msg[]): Promise<void>;
+  applyMembership(conv: string, seq: number, sys: SysEvent): Promise<void>;
   readAfter(conv: string, after: number, limit: number): Promise<Msg[]>;
   readBefore(conv: string, before: number, limit: number): Promise<Msg[]>;
   /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Msg } from '@switchboard/protocol';
-import type { Storage, StoredConversation } from '../src/storage.ts';
+import { membersAt, type Storage, type StoredConversation } from '../src/storage.ts';
 import { runId } from './engines.ts';
 
 const T0 = 1_764_000_000_000;
@@ -176,7 +176,7 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       await storage.saveConversation(c);
       const got = await storage.getConversation(c.id);
       assert.ok(got);
-      assert.deepEqual({ ...got, members: [...got.members].sort() }, c);
+      assert.deepEqual({ ...got, members: [...got.members].sort(), roster: undefined }, { ...c, roster: undefined });
     });
 
     it('saveConversation is an idempotent upsert', async () => {
@@ -186,7 +186,7 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       await storage.saveConversation({ ...c, members: [...c.members] });
       const got = await storage.getConversation(c.id);
       assert.ok(got);
-      assert.deepEqual({ ...got, members: [...got.members].sort() }, c);
+      assert.deepEqual({ ...got, members: [...got.members].sort(), roster: undefined }, { ...c, roster: undefined });
     });
 
     it("userConversations pages through a user's conversations by id with each one's last seq", async () => {
@@ -214,6 +214,47 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       await storage.saveConversation(c);
       const got = await storage.getConversation(c.id);
       assert.deepEqual([...(got?.members ?? [])].sort(), members);
+    });
+
+    it('applyMembership keeps each member\'s seq range; getConversation gives current members and the roster', async () => {
+      const id = conv();
+      await storage.saveConversation({ id, title: 'G', creator: 'alice', createdAt: T0, members: ['alice', 'bob'] });
+      await storage.applyMembership(id, 3, { op: 'add', by: 'alice', users: ['carol', 'dave'], role: 'member' });
+      await storage.applyMembership(id, 5, { op: 'remove', by: 'alice', users: ['bob'] });
+      await storage.applyMembership(id, 6, { op: 'role', by: 'alice', users: ['carol'], role: 'admin' });
+      await storage.applyMembership(id, 6, { op: 'role', by: 'alice', users: ['carol'], role: 'admin' }); // again: harmless
+      const got = await storage.getConversation(id);
+      assert.ok(got?.roster);
+      assert.deepEqual([...got.members].sort(), ['alice', 'carol', 'dave']);
+      const roster = [...got.roster].sort((a, b) => a.user.localeCompare(b.user));
+      assert.deepEqual(roster, [
+        { user: 'alice', role: 'owner', joinedSeq: 0, leftSeq: null },
+        { user: 'bob', role: 'member', joinedSeq: 0, leftSeq: 5 },
+        { user: 'carol', role: 'admin', joinedSeq: 3, leftSeq: null },
+        { user: 'dave', role: 'member', joinedSeq: 3, leftSeq: null },
+      ]);
+      assert.deepEqual(membersAt(roster, 2), ['alice', 'bob']);
+      assert.deepEqual(membersAt(roster, 3), ['alice', 'bob', 'carol', 'dave']);
+      assert.deepEqual(membersAt(roster, 5), ['alice', 'bob', 'carol', 'dave'], 'the removed member gets their removal');
+      assert.deepEqual(membersAt(roster, 6), ['alice', 'carol', 'dave']);
+      // Re-added: a new range from the re-add.
+      await storage.applyMembership(id, 9, { op: 'add', by: 'alice', users: ['bob'], role: 'member' });
+      const again = await storage.getConversation(id);
+      assert.deepEqual(again?.roster?.find((m) => m.user === 'bob'), { user: 'bob', role: 'member', joinedSeq: 9, leftSeq: null });
+    });
+
+    it('a system event round-trips with its sys field, and a removed member\'s last seq stops at the removal', async () => {
+      const id = conv();
+      await storage.saveConversation({ id, title: null, creator: 'alice', createdAt: T0, members: ['alice', 'bob'] });
+      const sys: Msg = { ...msg(id, 2), from: 'alice', body: '', cmid: 'sys-2', sys: { op: 'remove', by: 'alice', users: ['bob'] } };
+      await storage.appendMessages([msg(id, 1), sys, msg(id, 3)]);
+      await storage.applyMembership(id, 2, sys.sys!);
+      assert.deepEqual(await storage.readAfter(id, 0, 10), [msg(id, 1), sys, msg(id, 3)]);
+      assert.deepEqual(await storage.userConversations('bob', '', 10000).then((l) => l.filter((c) => c.conv === id)), [{ conv: id, lastSeq: 2 }]);
+      assert.deepEqual(await storage.userConversations('alice', '', 10000).then((l) => l.filter((c) => c.conv === id)), [{ conv: id, lastSeq: 3 }]);
+      // A member added later is listed too.
+      await storage.applyMembership(id, 4, { op: 'add', by: 'alice', users: [`n${run}`], role: 'member' });
+      assert.deepEqual(await storage.userConversations(`n${run}`, '', 10), [{ conv: id, lastSeq: 3 }]);
     });
 
     it('a second instance over the same store initializes cleanly and sees the same data', async () => {

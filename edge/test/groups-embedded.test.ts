@@ -1,0 +1,3 @@
+import { groupsSuite } from './groups.suite.ts';
+
+groupsSuite('embedded');

@@ -1,0 +1,232 @@
+/**
+ * `npm run bench:fanout`: one group of FANOUT_MEMBERS (default 1,000) members, every member
+ * connected (one socket each), one extra device of the first member sending at fixed rates
+ * (open loop, FANOUT_RATES msg/s, FANOUT_SECONDS each). For every (message, recipient) it
+ * measures due time → arrival, and deliveries per second over all recipients. Beside it, in
+ * the same run, the baseline: one Node process (scripts/bench/broadcast-server.ts) broadcasting
+ * to the same number of sockets. Writes .bench/fanout.json.
+ *
+ * Recipients ack cumulatively at most every FANOUT_ACK_MS (default 250 ms), as a client
+ * batching its acks would. `--real` runs the region on the real engines of `npm run stack:up`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { freePort } from '../lib/ports.ts';
+import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
+import { dist, type Dist } from './load.ts';
+
+const MEMBERS = Number(process.env.FANOUT_MEMBERS || 1000);
+const RATES = (process.env.FANOUT_RATES || '5,10,30').split(',').map(Number);
+const SECONDS = Number(process.env.FANOUT_SECONDS || 5);
+const ACK_MS = Number(process.env.FANOUT_ACK_MS || 250);
+const REAL = process.argv.includes('--real');
+const OUT = path.resolve(ROOT, process.env.BENCH_OUT || '.bench/fanout.json');
+
+interface Phase {
+  rate: number;
+  seconds: number;
+  messages: number;
+  recipients: number;
+  expected: number;
+  delivered: number;
+  duplicates: number;
+  lost: number;
+  deliveriesPerSec: number;
+  e2e: Dist | null;
+}
+
+const log = (msg: string, extra: Record<string, unknown> = {}) => process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), msg, ...extra }) + '\n');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Arrivals of one phase: key → recipient index → arrival count, and latency samples. */
+class Tally {
+  due = new Map<string, number>();
+  seen = new Map<string, Set<number>>();
+  latencies: number[] = [];
+  duplicates = 0;
+  lastRecv = 0;
+  record(key: string, who: number, at: number): void {
+    const due = this.due.get(key);
+    if (due === undefined) return;
+    let s = this.seen.get(key);
+    if (!s) this.seen.set(key, (s = new Set()));
+    if (s.has(who)) return void this.duplicates++;
+    s.add(who);
+    this.latencies.push(at - due);
+    this.lastRecv = Math.max(this.lastRecv, at);
+  }
+  delivered(): number {
+    let n = 0;
+    for (const s of this.seen.values()) n += s.size;
+    return n;
+  }
+}
+
+async function runPhase(rate: number, recipients: number, send: (key: string) => void, tally: () => Tally, reset: () => void): Promise<Phase> {
+  reset();
+  const t = tally();
+  const total = Math.max(1, Math.round(rate * SECONDS));
+  const start = performance.now() + 50;
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const key = `${rate}-${i}-${crypto.randomBytes(3).toString('hex')}`;
+    t.due.set(key, due);
+    send(key);
+  }
+  const expected = total * recipients;
+  const deadline = performance.now() + 20_000;
+  while (t.delivered() < expected && performance.now() < deadline) await sleep(50);
+  await sleep(300);
+  const delivered = t.delivered();
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  return {
+    rate,
+    seconds: SECONDS,
+    messages: total,
+    recipients,
+    expected,
+    delivered,
+    duplicates: t.duplicates,
+    lost: expected - delivered,
+    deliveriesPerSec: r1(delivered > 0 ? (delivered * 1000) / (t.lastRecv - start) : 0),
+    e2e: dist(t.latencies),
+  };
+}
+
+async function openMany<T>(n: number, batch: number, open: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < n; i += batch) out.push(...(await Promise.all(Array.from({ length: Math.min(batch, n - i) }, (_, j) => open(i + j)))));
+  return out;
+}
+
+function wsOpen(url: string, onText: (text: string, ws: WebSocket) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    ws.once('error', reject);
+    ws.on('message', (data) => onText(String(data), ws));
+    ws.once('open', () => resolve(ws));
+  });
+}
+
+async function switchboard(): Promise<Phase[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-fanout-'));
+  const internalSecret = crypto.randomBytes(24).toString('base64url');
+  const authSecret = crypto.randomBytes(24).toString('base64url');
+  const [regionPort, edgePort] = [await freePort(), await freePort()];
+  const env: Record<string, string> = { NAMESPACE: `bf_${crypto.randomBytes(3).toString('hex')}`, LOG_LEVEL: 'warn' };
+  if (REAL) Object.assign(env, { CASSANDRA_CONTACT_POINTS: '127.0.0.1:9042', KAFKA_BROKERS: '127.0.0.1:9092', REDIS_URL: 'redis://127.0.0.1:6379', CASSANDRA_CONSISTENCY: 'LOCAL_ONE' });
+  const services: Service[] = [];
+  const sockets: WebSocket[] = [];
+  try {
+    const region = await startRegion({ port: regionPort, dataDir: path.join(dir, 'region'), internalSecret, env, sink: () => {} });
+    services.push(region);
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: path.join(dir, 'edge'), authSecret, internalSecret, devAuth: true, sink: () => {} });
+    services.push(edge);
+    const token = async (user: string, device: string) => {
+      const res = await fetch(`${edge.url}/v1/dev/token`, { method: 'POST', body: JSON.stringify({ user, device }) });
+      return ((await res.json()) as { token: string }).token;
+    };
+    const users = Array.from({ length: MEMBERS }, (_, i) => `fan${String(i).padStart(5, '0')}`);
+    const res = await fetch(`${edge.url}/v1/conversations`, { method: 'POST', headers: { authorization: `Bearer ${await token(users[0]!, 'setup')}` }, body: JSON.stringify({ members: users.slice(1), title: 'bench' }) });
+    const conv = ((await res.json()) as { id: string }).id;
+    let tally = new Tally();
+    const wsUrl = (tok: string) => `${edge.url.replace(/^http/, 'ws')}/v1/connect?token=${encodeURIComponent(tok)}`;
+    log('connecting members', { members: MEMBERS });
+    const t0 = performance.now();
+    const recipients = await openMany(MEMBERS, 20, async (i) => {
+      let acked = 0;
+      let top = 0;
+      let timer: NodeJS.Timeout | null = null;
+      const ws = await wsOpen(wsUrl(await token(users[i]!, 'd1')), (text, sock) => {
+        const at = performance.now();
+        const f = JSON.parse(text) as { t: string; conv?: string; seq?: number; body?: string };
+        if (f.t !== 'msg' || f.conv !== conv) return;
+        tally.record(f.body!, i, at);
+        top = Math.max(top, f.seq!);
+        timer ??= setTimeout(() => {
+          timer = null;
+          if (top > acked && sock.readyState === sock.OPEN) sock.send(JSON.stringify({ t: 'ack', conv, seq: (acked = top) }));
+        }, ACK_MS);
+      });
+      sockets.push(ws);
+      return ws;
+    });
+    log('members connected', { sockets: recipients.length, ms: Math.round(performance.now() - t0) });
+    const sender = await wsOpen(wsUrl(await token(users[0]!, 'bench-sender')), () => {});
+    sockets.push(sender);
+    await sleep(2000);
+    const phases: Phase[] = [];
+    for (const rate of RATES) {
+      const p = await runPhase(rate, MEMBERS, (key) => sender.send(JSON.stringify({ t: 'send', conv, cmid: key, body: key })), () => tally, () => (tally = new Tally()));
+      log('switchboard phase', p as unknown as Record<string, unknown>);
+      phases.push(p);
+      await sleep(2000);
+    }
+    return phases;
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    for (const s of services.reverse()) await s.stop().catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function baseline(): Promise<Phase[]> {
+  const child: ChildProcess = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'scripts/bench/broadcast-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const sockets: WebSocket[] = [];
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (d) => resolve((JSON.parse(String(d)) as { port: number }).port));
+      child.once('exit', () => reject(new Error('broadcast server exited')));
+    });
+    let tally = new Tally();
+    await openMany(MEMBERS, 50, async (i) => {
+      const ws = await wsOpen(`ws://127.0.0.1:${port}`, (text) => tally.record(text, i, performance.now()));
+      sockets.push(ws);
+    });
+    const sender = await wsOpen(`ws://127.0.0.1:${port}`, () => {});
+    sockets.push(sender);
+    const phases: Phase[] = [];
+    for (const rate of RATES) {
+      const p = await runPhase(rate, MEMBERS, (key) => sender.send(key), () => tally, () => (tally = new Tally()));
+      log('baseline phase', p as unknown as Record<string, unknown>);
+      phases.push(p);
+    }
+    return phases;
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    child.kill('SIGTERM');
+  }
+}
+
+function table(name: string, phases: Phase[]): string {
+  const rows = phases.map((p) =>
+    [name, p.rate, p.messages, p.delivered + '/' + p.expected, p.duplicates, p.deliveriesPerSec, p.e2e?.p50Ms ?? '-', p.e2e?.p99Ms ?? '-', p.e2e?.maxMs ?? '-'].join('\t'),
+  );
+  return rows.join('\n');
+}
+
+async function main(): Promise<void> {
+  log('bench:fanout', { members: MEMBERS, rates: RATES, seconds: SECONDS, engines: REAL ? 'real' : 'embedded', cpus: os.cpus().length });
+  const base = await baseline();
+  const sb = await switchboard();
+  const result = { when: new Date().toISOString(), members: MEMBERS, rates: RATES, seconds: SECONDS, ackMs: ACK_MS, engines: REAL ? 'real' : 'embedded', cpus: os.cpus().length, switchboard: sb, baseline: base };
+  fs.mkdirSync(path.dirname(OUT), { recursive: true });
+  fs.writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(['system\trate\tmsgs\tdelivered\tdup\tdeliv/s\tp50ms\tp99ms\tmaxms', table('switchboard', sb), table('baseline', base)].join('\n') + `\nwrote ${path.relative(ROOT, OUT)}\n`);
+  const at10 = sb.find((p) => p.rate === 10);
+  if (at10?.e2e) process.stdout.write(`target p99 < 200 ms at 10 msg/s: ${at10.e2e.p99Ms} ms (${at10.e2e.p99Ms < 200 ? 'met' : 'NOT met'})\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    log('bench failed', { err: String(err?.stack ?? err) });
+    process.exit(1);
+  },
+);
