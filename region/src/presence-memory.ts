@@ -46,15 +46,17 @@ export class MemoryPresence implements Presence {
     return this.settle(user, e, this.clock());
   }
 
-  async sweep(limit: number): Promise<PresenceState[]> {
+  async sweep(limit: number): Promise<{ changes: PresenceState[]; ended: { user: string; device: string }[] }> {
     const now = this.clock();
     const changes: PresenceState[] = [];
+    const ended: { user: string; device: string }[] = [];
     let n = 0;
     for (const [user, e] of this.users) {
       let last = -1;
       for (const [device, d] of e.devices) {
         if (d.deadline > now) continue;
         e.devices.delete(device);
+        ended.push({ user, device });
         last = Math.max(last, d.beatAt);
         n++;
       }
@@ -64,7 +66,7 @@ export class MemoryPresence implements Presence {
       }
       if (n >= limit) break;
     }
-    return changes;
+    return { changes, ended };
   }
 
   /** After a device went: offline (once) when none is left. */

@@ -50,16 +50,16 @@ if redis.call('HGET', KEYS[1], 'on') ~= '1' then
 end
 return 0`;
 
-/** Shared tail: with devices ended, offline (once) if no device is left live. seenAt is a Lua number. */
+/** Shared tail: with devices ended, offline (once) if no device is left live; else returns `unchanged`. */
 const SETTLE = `
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if string.sub(all[i], 1, 2) == 'd:' then
     local dl = tonumber(string.match(all[i + 1], '^(%d+):'))
-    if dl and dl > now then return 0 end
+    if dl and dl > now then return unchanged end
   end
 end
-if redis.call('HGET', KEYS[1], 'on') ~= '1' then return 0 end
+if redis.call('HGET', KEYS[1], 'on') ~= '1' then return unchanged end
 local prev = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0') or 0
 if prev > seenAt then seenAt = prev end
 redis.call('HSET', KEYS[1], 'on', '0', 'seen', seenAt)
@@ -69,9 +69,13 @@ return seenAt`;
 const DOWN = `${NOW}
 if redis.call('HDEL', KEYS[1], 'd:' .. ARGV[1]) == 0 then return 0 end
 local seenAt = now
+local unchanged = 0
 ${SETTLE}`;
 
-/** KEYS[1] user hash; ARGV device, now. Ends the device if its deadline passed; returns last seen when the user went offline, else 0. */
+/**
+ * KEYS[1] user hash; ARGV device, now. Ends the device if its deadline passed: returns last seen
+ * when the user went offline, -1 when the device ended without a change, 0 when it was not ended.
+ */
 const EXPIRE = `
 local now = tonumber(ARGV[2])
 local f = 'd:' .. ARGV[1]
@@ -81,6 +85,7 @@ local dl, beat = string.match(cur, '^(%d+):(%d+)$')
 if tonumber(dl) > now then return 0 end
 redis.call('HDEL', KEYS[1], f)
 local seenAt = tonumber(beat)
+local unchanged = -1
 ${SETTLE}`;
 
 /** KEYS[1] due zset; ARGV limit. Returns now, then member, score pairs that are due. */
@@ -184,22 +189,26 @@ export class RedisPresence implements Presence {
     return seen > 0 ? { user, status: 'offline', lastSeen: seen } : null;
   }
 
-  async sweep(limit: number): Promise<PresenceState[]> {
+  async sweep(limit: number): Promise<{ changes: PresenceState[]; ended: { user: string; device: string }[] }> {
     const [nowRaw, ...flat] = await this.redis.presenceDueScan(this.dueKey, limit);
     const now = Number(nowRaw);
     const members: string[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) members.push(String(flat[i]));
-    if (!members.length) return [];
+    if (!members.length) return { changes: [], ended: [] };
     const changes: PresenceState[] = [];
+    const ended: { user: string; device: string }[] = [];
     const results = await Promise.all(
       members.map((m) => {
-        const [user, device] = m.split('\n') as [string, string];
-        return this.redis.presenceExpire(this.userKey(user), device ?? '', now).then((seen) => ({ user, seen: Number(seen) }));
+        const [user, device = ''] = m.split('\n') as [string, string?];
+        return this.redis.presenceExpire(this.userKey(user), device, now).then((r) => ({ user, device, r: Number(r) }));
       }),
     );
-    for (const r of results) if (r.seen > 0) changes.push({ user: r.user, status: 'offline', lastSeen: r.seen });
+    for (const { user, device, r } of results) {
+      if (r !== 0) ended.push({ user, device });
+      if (r > 0) changes.push({ user, status: 'offline', lastSeen: r });
+    }
     await this.redis.presenceDueDone(this.dueKey, now, ...members);
-    return changes;
+    return { changes, ended };
   }
 
   async state(users: string[]): Promise<PresenceState[]> {

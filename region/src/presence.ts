@@ -43,8 +43,8 @@ export interface Presence {
   readonly name: string;
   beat(beats: Beat[], ttlMs: number): Promise<PresenceState[]>;
   down(user: string, device: string): Promise<PresenceState | null>;
-  /** Ends devices past their deadline, at most `limit` per call; returns the status changes. */
-  sweep(limit: number): Promise<PresenceState[]>;
+  /** Ends devices past their deadline, at most `limit` per call: the status changes, and the devices ended. */
+  sweep(limit: number): Promise<{ changes: PresenceState[]; ended: { user: string; device: string }[] }>;
   state(users: string[]): Promise<PresenceState[]>;
   watch(watcher: Watcher, users: string[], max: number): Promise<boolean>;
   unwatch(watcher: { user: string; device: string }, users: string[]): Promise<void>;

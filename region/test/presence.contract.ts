@@ -23,7 +23,7 @@ export function presenceContract(name: string, make: () => Promise<Presence>): v
       const end = Date.now() + timeoutMs;
       while (!pred(seen)) {
         if (Date.now() > end) throw new Error(`sweep never produced the expected changes; got ${JSON.stringify(seen)}`);
-        seen.push(...(await p.sweep(10_000)));
+        seen.push(...(await p.sweep(10_000)).changes);
         await sleep(50);
       }
       return seen;
@@ -72,7 +72,7 @@ export function presenceContract(name: string, make: () => Promise<Presence>): v
       const other = await make(); // a second region process sweeping the same store
       try {
         const seen = await sweepUntil((s) => s.some((c) => c.user === u));
-        const more = await other.sweep(10_000);
+        const more = (await other.sweep(10_000)).changes;
         const mine = [...seen, ...more].filter((c) => c.user === u);
         assert.equal(mine.length, 1, 'one offline change across sweepers');
         assert.equal(mine[0]!.status, 'offline');
@@ -81,6 +81,22 @@ export function presenceContract(name: string, make: () => Promise<Presence>): v
         await other.close();
       }
       assert.equal((await p.state([u]))[0]!.status, 'offline');
+    });
+
+    it('a sweep names each device it ended, also when the user stays online', async () => {
+      const u = user();
+      await p.beat([{ user: u, device: 'keep' }], HOUR);
+      await p.beat([{ user: u, device: 'gone' }], 200);
+      const ended: { user: string; device: string }[] = [];
+      const end = Date.now() + 10_000;
+      while (!ended.some((e) => e.user === u) && Date.now() < end) {
+        const r = await p.sweep(10_000);
+        ended.push(...r.ended);
+        assert.ok(!r.changes.some((c) => c.user === u), 'still online through the other device');
+        await sleep(50);
+      }
+      assert.deepEqual(ended.filter((e) => e.user === u), [{ user: u, device: 'gone' }]);
+      assert.equal((await p.state([u]))[0]!.status, 'online');
     });
 
     it('reads a device past its deadline as offline before any sweep', async () => {
@@ -99,8 +115,9 @@ export function presenceContract(name: string, make: () => Promise<Presence>): v
       for (let i = 0; i < 6; i++) {
         await sleep(150);
         await p.beat([{ user: u, device: 'a' }], 600);
-        const changes = await p.sweep(10_000);
+        const { changes, ended } = await p.sweep(10_000);
         assert.ok(!changes.some((c) => c.user === u), 'a beating device is never swept');
+        assert.ok(!ended.some((e) => e.user === u));
       }
       assert.equal((await p.state([u]))[0]!.status, 'online');
     });
