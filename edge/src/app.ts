@@ -14,6 +14,7 @@ import { ConfigError, config, type Env } from './env.ts';
 import { errorBody, readJson } from './http.ts';
 import { verifyInternal } from './internal-auth.ts';
 import { errorFields, log } from './log.ts';
+import { registerPresenceRoute } from './presence-route.ts';
 import { DEVICE_HEADER, USER_HEADER } from './session-do.ts';
 
 type App = { Bindings: Env };
@@ -93,3 +94,5 @@ app.post('/internal/deliver', async (c) => {
   );
   return c.json({ users: byUser.size, sockets: results.reduce((n, r) => n + r.sockets, 0) });
 });
+
+registerPresenceRoute(app);

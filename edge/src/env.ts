@@ -18,6 +18,7 @@ export interface Env {
   CONVERSATION_WINDOW?: string;
   RETRANSMIT_MS?: string;
   DELIVERY_WINDOW?: string;
+  PRESENCE_FLUSH_SECONDS?: string;
 }
 
 export interface EdgeConfig {
@@ -41,6 +42,8 @@ export interface EdgeConfig {
   retransmitMs: number;
   /** Unacked pushes one device may have outstanding before it is told to resume. Default 1000. */
   deliveryWindow: number;
+  /** How often a SessionDO sends its devices' heartbeats to the region, in one call. Default 30 s. */
+  presenceFlushSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +67,7 @@ export function config(env: Env): EdgeConfig {
     conversationWindow: int(env, 'CONVERSATION_WINDOW', 1000, 10, 100_000),
     retransmitMs: int(env, 'RETRANSMIT_MS', 3000, 100, 60_000),
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
+    presenceFlushSeconds: int(env, 'PRESENCE_FLUSH_SECONDS', 30, 1, 300),
   };
   cache.set(env, cfg);
   return cfg;

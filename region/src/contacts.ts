@@ -3,7 +3,7 @@ import type { Storage } from './storage.ts';
 export interface ContactsOptions {
   /** A user's contact set is reused this long. Default 60 s. */
   ttlMs?: number;
-  /** A name missing from a cached set is looked up again if the set is older than this (a conversation may be new). Default 5 s. */
+  /** A name missing from a cached set is looked up again if the set is older than this (a conversation may be new). Default 1 s. */
   recheckMs?: number;
   /** Users whose sets are cached (least recently used go first). Default 10 000. */
   maxUsers?: number;
@@ -24,7 +24,7 @@ export class Contacts {
     opts: ContactsOptions = {},
   ) {
     this.ttlMs = opts.ttlMs ?? 60_000;
-    this.recheckMs = opts.recheckMs ?? 5_000;
+    this.recheckMs = opts.recheckMs ?? 1_000;
     this.maxUsers = opts.maxUsers ?? 10_000;
   }
 
