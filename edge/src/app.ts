@@ -14,6 +14,7 @@ import { ConfigError, config, type Env } from './env.ts';
 import { errorBody, readJson } from './http.ts';
 import { verifyInternal } from './internal-auth.ts';
 import { errorFields, log } from './log.ts';
+import { registerPresenceRoute } from './presence-route.ts';
 import { DEVICE_HEADER, USER_HEADER } from './session-do.ts';
 import { conversationsApi } from './conversations-api.ts';
 
@@ -98,3 +99,4 @@ app.post('/internal/deliver', async (c) => {
 
 /** Membership changes and conversation details (conversations-api.ts). */
 app.route('/', conversationsApi);
+registerPresenceRoute(app);

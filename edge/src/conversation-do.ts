@@ -1,5 +1,5 @@
 import { DurableObject } from 'cloudflare:workers';
-import { LIMITS, type HistoryVisibility, type Msg, type ReadResponse } from '@switchboard/protocol';
+import { LIMITS, PRESENCE, type HistoryVisibility, type Msg, type ReadResponse } from '@switchboard/protocol';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
 import { LivePush } from './live-push.ts';
@@ -151,6 +151,19 @@ export class ConversationDO extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     await this.drain();
+  }
+
+  // ---- typing (never stored) ----------------------------------------------------------------
+
+  /** `user` is typing: tell the other members' SessionDOs, which pass it to their live sockets. */
+  async typing(input: { user: string }): Promise<Result<{ relayed: number }>> {
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const others = this.seq.members().filter((m) => m !== input.user);
+    if (others.length + 1 > PRESENCE.typingMaxMembers) return { ok: true, relayed: 0 };
+    const results = await Promise.allSettled(others.map((m) => this.env.SESSIONS.get(this.env.SESSIONS.idFromName(m)).typing({ conv, user: input.user })));
+    return { ok: true, relayed: results.filter((r) => r.status === 'fulfilled').length };
   }
 
   private scheduleDrain(): void {

@@ -20,6 +20,7 @@ export interface Env {
   DELIVERY_WINDOW?: string;
   LIVE_PUSH_MAX_MEMBERS?: string;
   MAX_GROUP_MEMBERS?: string;
+  PRESENCE_FLUSH_SECONDS?: string;
 }
 
 export interface EdgeConfig {
@@ -51,6 +52,8 @@ export interface EdgeConfig {
   livePushMaxMembers: number;
   /** Members one group may have; adding past it is `group_full`. Default 5000 (LIMITS.maxMembers). */
   maxGroupMembers: number;
+  /** How often a SessionDO sends its devices' heartbeats to the region, in one call. Default 30 s. */
+  presenceFlushSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -76,6 +79,7 @@ export function config(env: Env): EdgeConfig {
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
     livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 64, 0, 5000),
     maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
+    presenceFlushSeconds: int(env, 'PRESENCE_FLUSH_SECONDS', 30, 1, 300),
   };
   cache.set(env, cfg);
   return cfg;

@@ -6,6 +6,7 @@ import {
   type ClientFrame,
   type ConversationsResponse,
   type Delivery,
+  type PresenceEvent,
   type RouteOp,
   type ServerFrame,
 } from '@switchboard/protocol';
@@ -13,6 +14,8 @@ import { DeliveryTracker } from './delivery.ts';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
 import { callRegion } from './region-client.ts';
+import { PresenceRelay } from './presence-relay.ts';
+import { TypingLimiter } from './typing.ts';
 
 /** What each hibernatable socket remembers across wake-ups. */
 interface Attachment {
@@ -44,6 +47,9 @@ export class SessionDO extends DurableObject<Env> {
   private alarmAt: number | null | undefined = undefined;
   /** Pending write of acked cursors (acks are flushed together, within CURSOR_FLUSH_MS). */
   private cursorFlush: ReturnType<typeof setTimeout> | null = null;
+  /** Heartbeats batched to the region, connects/disconnects, watches (presence-relay.ts). */
+  private readonly presenceRelay: PresenceRelay;
+  private readonly typingLimiter = new TypingLimiter();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -51,6 +57,7 @@ export class SessionDO extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.sql.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     this.delivery = new DeliveryTracker(this.sql, { window: cfg.deliveryWindow, retransmitMs: cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
+    this.presenceRelay = new PresenceRelay(this.sql, () => config(env));
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -67,6 +74,7 @@ export class SessionDO extends DurableObject<Env> {
     send(server, { t: 'hello', user, dev: device, v: 1 });
     await this.updateRoutes([{ op: 'up', user, device, edge: config(this.env).edgeUrl }]);
     this.setKv('route_refresh_at', String(Date.now() + config(this.env).routeRefreshSeconds * 1000));
+    await this.presenceRelay.connected(user, device);
     await this.armAlarm();
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -74,6 +82,8 @@ export class SessionDO extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const who = ws.deserializeAttachment() as Attachment | null;
     if (!who) return ws.close(CLOSE_CODES.internal.code, 'lost session state');
+    // Any frame, even a bad one, shows the device is alive: a heartbeat.
+    this.presenceRelay.beat(who.device);
     const decoded = decodeClientFrame(message);
     if (!decoded.ok) return sendError(ws, decoded.rid, decoded.error);
     const frame = decoded.frame;
@@ -180,7 +190,56 @@ export class SessionDO extends DurableObject<Env> {
       await this.updateRoutes(ops);
       this.setKv('route_refresh_at', String(now + cfg.routeRefreshSeconds * 1000));
     }
+    await this.presenceRelay.flush(
+      [...live.values()].flatMap((ws) => {
+        const who = ws.deserializeAttachment() as Attachment | null;
+        return who ? [{ user: who.user, device: who.device }] : [];
+      }),
+      now,
+    );
     await this.armAlarm();
+  }
+
+  // ---- presence and typing (presence-relay.ts, typing.ts) ----------------------------------
+
+  /** Region → watching devices of this user: each event to the devices it names, if live. */
+  async presence(events: PresenceEvent[]): Promise<{ sockets: number }> {
+    const live = this.liveSockets();
+    let sockets = 0;
+    for (const e of events) {
+      const text = JSON.stringify({ t: 'presence', user: e.user, status: e.status, last_seen: e.last_seen });
+      for (const device of e.devices) {
+        const ws = live.get(device);
+        if (!ws) continue;
+        try {
+          ws.send(text);
+          sockets++;
+        } catch {
+          // Closing: its watches end with it.
+        }
+      }
+    }
+    return { sockets };
+  }
+
+  /** ConversationDO → this user's live devices: `user` is typing in `conv`. */
+  async typing(input: { conv: string; user: string }): Promise<{ sockets: number }> {
+    let sockets = 0;
+    for (const ws of this.liveSockets().values()) if (send(ws, { t: 'typing', conv: input.conv, user: input.user })) sockets++;
+    return { sockets };
+  }
+
+  private async handlePresenceFrame(ws: WebSocket, who: Attachment, frame: Extract<ClientFrame, { t: 'watch' | 'unwatch' | 'typing' }>): Promise<void> {
+    if (frame.t === 'typing') {
+      if (!this.typingLimiter.allow(who.device, frame.conv)) return;
+      const r = await this.conversation(frame.conv).typing({ user: who.user });
+      if (!r.ok) throw new ProtocolError(r.code, r.message);
+      return;
+    }
+    const users = await this.presenceRelay.watch(
+      frame.t === 'watch' ? { user: who.user, device: who.device, watch: frame.users } : { user: who.user, device: who.device, unwatch: frame.users },
+    );
+    send(ws, { t: 'watching', rid: frame.rid, users });
   }
 
   // ---- frames -------------------------------------------------------------------------------
@@ -228,6 +287,10 @@ export class SessionDO extends DurableObject<Env> {
         send(ws, { t: 'changes', rid: frame.rid, convs, ...(page.next ? { next: page.next } : {}) });
         return;
       }
+      case 'watch':
+      case 'unwatch':
+      case 'typing':
+        return this.handlePresenceFrame(ws, who, frame);
     }
   }
 
@@ -265,6 +328,7 @@ export class SessionDO extends DurableObject<Env> {
     this.flushCursors();
     this.delivery.forget(who.device);
     await this.updateRoutes([{ op: 'down', user: who.user, device: who.device, edge: config(this.env).edgeUrl }]);
+    await this.presenceRelay.disconnected(who.user, who.device);
   }
 
   /**
@@ -293,7 +357,8 @@ export class SessionDO extends DurableObject<Env> {
   private async armAlarm(): Promise<void> {
     const due = this.delivery.nextDue();
     const refresh = this.ctx.getWebSockets().length > 0 ? Number(this.kv('route_refresh_at') ?? '0') : null;
-    const next = Math.min(due ?? Infinity, refresh ?? Infinity);
+    const presenceDue = this.ctx.getWebSockets().length > 0 ? this.presenceRelay.due() : null;
+    const next = Math.min(due ?? Infinity, refresh ?? Infinity, presenceDue ?? Infinity);
     if (next === Infinity) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === null || this.alarmAt > next) {

@@ -41,7 +41,7 @@ export function groupsSuite(engines: Engines): void {
       // Region fan-out only: these tests pin what it delivers at each seq. (With the live path on, a
       // group that shrinks to its threshold mid-stream switches paths, and a later seq may arrive
       // first; the SDK fills that gap by sync, but these raw sockets ack whatever arrives.)
-      sys = await startSystem(engines, { MAX_GROUP_MEMBERS: String(MAX_GROUP), LIVE_PUSH_MAX_MEMBERS: '0' });
+      sys = await startSystem(engines, { edgeVars: { MAX_GROUP_MEMBERS: String(MAX_GROUP), LIVE_PUSH_MAX_MEMBERS: '0' } });
     });
     after(async () => {
       await Promise.all(sockets.map((s) => s.close()));

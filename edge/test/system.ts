@@ -39,10 +39,10 @@ const quiet = process.env.E2E_VERBOSE ? undefined : () => {};
 const verbose = (svc: string, line: string) => process.stderr.write(`[${svc}] ${line}\n`);
 
 /** A whole system for one test file: region (embedded or real engines) and the edge in workerd. */
-export async function startSystem(engines: Engines, edgeVars: Record<string, string> = {}): Promise<System> {
+export async function startSystem(engines: Engines, opts: { edgeVars?: Record<string, string>; regionEnv?: Record<string, string> } = {}): Promise<System> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-e2e-'));
   const namespace = `e2e_${crypto.randomBytes(4).toString('hex')}`;
-  let regionEnv: Record<string, string> = { NAMESPACE: namespace, LOG_LEVEL: 'warn' };
+  let regionEnv: Record<string, string> = { NAMESPACE: namespace, LOG_LEVEL: 'warn', ...opts.regionEnv };
   if (engines === 'real') {
     const env = realEngineEnv(namespace);
     if (!env) throw new Error('real engines requested but TEST_CASSANDRA_CONTACT_POINTS / TEST_KAFKA_BROKERS / TEST_REDIS_URL are not set');
@@ -65,7 +65,7 @@ export async function startSystem(engines: Engines, edgeVars: Record<string, str
       devAuth: true,
       // A small window makes sync and history cross from the edge's window into region storage.
       // Live path for direct conversations only: groups of 3+ go through the region's fan-out.
-      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', ...edgeVars },
+      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', ...opts.edgeVars },
       sink,
     });
   let edge: Service = await launchEdge();

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Cmid, ConvId, DeviceId, Rid, Seq, UserId } from './ids.ts';
 import { LIMITS, utf8Length } from './limits.ts';
 import { HistoryVisibility, SysEvent } from './membership.ts';
+import { PresenceFrame, TypingEventFrame, TypingFrame, UnwatchFrame, WatchFrame, WatchingFrame } from './presence.ts';
 
 const Body = z
   .string()
@@ -33,14 +34,18 @@ export const HistoryFrame = z.object({
 export const ResumeFrame = z.object({ t: z.literal('resume'), rid: Rid.optional(), after: z.union([ConvId, z.literal('')]).default('') });
 export const PingFrame = z.object({ t: z.literal('ping'), rid: Rid.optional() });
 
-export const ClientFrame = z.discriminatedUnion('t', [SendFrame, AckFrame, SyncFrame, HistoryFrame, ResumeFrame, PingFrame]);
+export const ClientFrame = z.discriminatedUnion('t', [
+  SendFrame, AckFrame, SyncFrame, HistoryFrame, ResumeFrame, PingFrame,
+  // presence and typing (presence.ts)
+  WatchFrame, UnwatchFrame, TypingFrame,
+]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type SendFrame = z.infer<typeof SendFrame>;
 export type AckFrame = z.infer<typeof AckFrame>;
 export type SyncFrame = z.infer<typeof SyncFrame>;
 export type HistoryFrame = z.infer<typeof HistoryFrame>;
 export type ResumeFrame = z.infer<typeof ResumeFrame>;
-export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'resume', 'ping'] as const;
+export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'resume', 'ping', 'watch', 'unwatch', 'typing'] as const;
 
 // ---- server → client -------------------------------------------------------------------------
 
@@ -80,7 +85,11 @@ export const ChangesFrame = z.object({
 /** Pushes may have been missed (the region's routes were lost): resume now. */
 export const ResyncFrame = z.object({ t: z.literal('resync') });
 
-export const ServerFrame = z.discriminatedUnion('t', [Msg, SentFrame, MsgsFrame, ErrorFrame, PongFrame, HelloFrame, ChangesFrame, ResyncFrame]);
+export const ServerFrame = z.discriminatedUnion('t', [
+  Msg, SentFrame, MsgsFrame, ErrorFrame, PongFrame, HelloFrame, ChangesFrame, ResyncFrame,
+  // presence and typing (presence.ts)
+  PresenceFrame, WatchingFrame, TypingEventFrame,
+]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type SentFrame = z.infer<typeof SentFrame>;
 export type MsgsFrame = z.infer<typeof MsgsFrame>;

@@ -8,3 +8,4 @@ export * from './decode.ts';
 export * from './ordering.ts';
 export * from './signing.ts';
 export * from './internal.ts';
+export * from './presence.ts';

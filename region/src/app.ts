@@ -13,6 +13,8 @@ import {
 import { internalAuth } from './internal-auth.ts';
 import { errorFields, type Logger } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
+import { registerPresenceApi } from './presence-api.ts';
+import type { PresenceService } from './presence-service.ts';
 import { TOPICS, type Queue } from './queue.ts';
 import type { Routes } from './routes.ts';
 import type { Storage } from './storage.ts';
@@ -26,6 +28,8 @@ export interface AppDeps {
   routeTtlMs: number;
   /** Stage timing of the message path (default: a private, unread instance). */
   metrics?: RegionMetrics;
+  /** Presence and watches (`/internal/presence`, `/internal/watch`); absent → those routes 404. */
+  presence?: PresenceService;
 }
 
 type Env = { Variables: { rawBody: string } };
@@ -49,7 +53,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 
   app.get('/healthz', async (c) => {
-    const checks = await Promise.allSettled([storage.ping(), routes.ping()]);
+    const checks = await Promise.allSettled([storage.ping(), routes.ping(), ...(deps.presence ? [deps.presence.ping()] : [])]);
     const ok = checks.every((r) => r.status === 'fulfilled');
     return c.json({ status: ok ? 'ok' : 'degraded', storage: storage.name, queue: queue.name, routes: routes.name }, ok ? 200 : 503);
   });
@@ -132,6 +136,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     return c.json({ applied: req.ops.length, epoch: await routes.epoch() });
   });
+
+  if (deps.presence) registerPresenceApi(app, deps.presence);
 
   return app;
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { RegionConfig } from './config.ts';
 import type { Logger } from './log.ts';
+import type { Presence } from './presence.ts';
 import type { Queue } from './queue.ts';
 import type { Routes } from './routes.ts';
 import type { Storage } from './storage.ts';
@@ -9,6 +10,7 @@ export interface Backends {
   storage: Storage;
   queue: Queue;
   routes: Routes;
+  presence: Presence;
 }
 
 /**
@@ -40,5 +42,13 @@ export async function createBackends(cfg: RegionConfig, log: Logger): Promise<Ba
     const { MemoryRoutes } = await import('./routes-memory.ts');
     routes = new MemoryRoutes();
   }
-  return { storage, queue, routes };
+  let presence: Presence;
+  if (cfg.redis) {
+    const { RedisPresence } = await import('./presence-redis.ts');
+    presence = new RedisPresence(cfg.redis, log.child({ component: 'redis-presence' }));
+  } else {
+    const { MemoryPresence } = await import('./presence-memory.ts');
+    presence = new MemoryPresence();
+  }
+  return { storage, queue, routes, presence };
 }

@@ -13,6 +13,13 @@ export interface RegionConfig {
   dataDir: string;
   /** Route entries expire unless refreshed (ROUTE_TTL_SECONDS, default 180). */
   routeTtlSeconds: number;
+  /**
+   * Presence: a device is online until PRESENCE_TTL_SECONDS (default 90) after its last heartbeat;
+   * the expiry sweep runs every PRESENCE_SWEEP_MS (default 1000). A device whose heartbeats stop is
+   * offline within TTL + sweep interval (+ the push to watchers). The TTL must exceed the client
+   * heartbeat interval plus the edge's batching interval (30 + 30 s by default).
+   */
+  presence: { ttlSeconds: number; sweepMs: number };
   /** Real engines; each absent → its embedded implementation. */
   cassandra: null | {
     contactPoints: string[];
@@ -55,6 +62,7 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
     role: oneOf(env, 'REGION_ROLE', 'all', ['all', 'api', 'fanout'] as const),
     dataDir: path.resolve(env.DATA_DIR || '.data/region'),
     routeTtlSeconds: int(env, 'ROUTE_TTL_SECONDS', 180, 10, 86_400),
+    presence: { ttlSeconds: int(env, 'PRESENCE_TTL_SECONDS', 90, 2, 86_400), sweepMs: int(env, 'PRESENCE_SWEEP_MS', 1000, 50, 60_000) },
     namespace,
     cassandra: cassandraPoints
       ? {

@@ -7,6 +7,9 @@ import { coalescingDeliver, fanoutHandler } from './fanout.ts';
 import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
 import type { PushJob } from './push-jobs.ts';
+import { Contacts } from './contacts.ts';
+import { pushPresence } from './presence-push.ts';
+import { PresenceService } from './presence-service.ts';
 import { TOPICS, dlqOf, type Subscription } from './queue.ts';
 
 const log = createLogger({ svc: 'region' });
@@ -22,12 +25,21 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const { storage, queue, routes } = await createBackends(cfg, log);
-  log.info('starting', { role: cfg.role, storage: storage.name, queue: queue.name, routes: routes.name });
+  const { storage, queue, routes, presence } = await createBackends(cfg, log);
+  log.info('starting', { role: cfg.role, storage: storage.name, queue: queue.name, routes: routes.name, presence: presence.name });
   await storage.init();
   await queue.init([TOPICS.fanout, TOPICS.push, dlqOf(TOPICS.fanout), dlqOf(TOPICS.push)]);
 
   const metrics = new RegionMetrics();
+  const presenceService = new PresenceService({
+    presence,
+    contacts: new Contacts(storage),
+    log: log.child({ component: 'presence' }),
+    ttlMs: cfg.presence.ttlSeconds * 1000,
+    push: (edge, events) => pushPresence(cfg.internalSecret, edge, events),
+  });
+  // Presence expiry is a worker, like fan-out: processes that run workers sweep.
+  if (cfg.role !== 'api') presenceService.start(cfg.presence.sweepMs);
   const subs: Subscription[] = [];
   if (cfg.role !== 'api') {
     const deliver = coalescingDeliver((edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch), { metrics });
@@ -38,7 +50,7 @@ async function main(): Promise<void> {
 
   let server: ReturnType<typeof serve> | undefined;
   if (cfg.role !== 'fanout') {
-    const app = createApp({ storage, queue, routes, log, internalSecret: cfg.internalSecret, routeTtlMs: cfg.routeTtlSeconds * 1000, metrics });
+    const app = createApp({ storage, queue, routes, log, internalSecret: cfg.internalSecret, routeTtlMs: cfg.routeTtlSeconds * 1000, metrics, presence: presenceService });
     await new Promise<void>((resolve) => {
       server = serve({ fetch: app.fetch, hostname: cfg.host, port: cfg.port }, (info) => {
         log.info('listening', { url: `http://${cfg.host}:${info.port}` });
@@ -59,6 +71,8 @@ async function main(): Promise<void> {
     force.unref();
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     for (const s of subs) await s.stop().catch((err) => log.warn('stopping consumer failed', errorFields(err)));
+    await presenceService.stop().catch((err) => log.warn('stopping presence sweep failed', errorFields(err)));
+    await presence.close().catch((err) => log.warn('closing presence failed', errorFields(err)));
     await queue.close().catch((err) => log.warn('closing queue failed', errorFields(err)));
     await routes.close().catch((err) => log.warn('closing routes failed', errorFields(err)));
     await storage.close().catch((err) => log.warn('closing storage failed', errorFields(err)));

@@ -1,6 +1,7 @@
 import { shouldReconnect } from '../close-codes.ts';
 import type { ChangesFrame, ClientFrame, Msg, MsgsFrame, SentFrame, ServerFrame } from '../frames.ts';
 import { ConversationCursor } from '../ordering.ts';
+import { PRESENCE, type PresenceState, type WatchingFrame } from '../presence.ts';
 import { MemoryStore, type ClientStore } from './store.ts';
 
 /** The subset of the WebSocket API the client needs: the browser's, or `ws` in Node. */
@@ -42,8 +43,17 @@ export interface ClientOptions {
   onStoreError?: (err: Error) => void;
   /** A connection not `online` this long after opening is abandoned and retried. Default 15 000 ms. */
   handshakeTimeoutMs?: number;
-  /** Ping interval while online; a connection silent for 2.5 intervals is dropped and retried. Default 25 000 ms. */
+  /**
+   * Ping interval while online; a connection silent for 2.5 intervals is dropped and retried. The
+   * ping is also the presence heartbeat. Default 30 000 ms (PRESENCE.heartbeatMs).
+   */
   heartbeatMs?: number;
+  /** A watched user's presence: at `watch()` and on every change. */
+  onPresence?: (state: PresenceState) => void;
+  /** `user` started (true) or stopped (false) typing in `conv`. */
+  onTyping?: (conv: string, user: string, typing: boolean) => void;
+  /** How long a `typing` event shows unless renewed. Default 6 000 ms (PRESENCE.typingShowMs). */
+  typingShowMs?: number;
 }
 
 /** What the client did to keep display exactly-once and in order; for tests, logs and support. */
@@ -108,6 +118,10 @@ export class SwitchboardClient {
   private attempt = 0;
   private closed = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Users this device watches: watched again after every reconnect (watches end with a connection). */
+  private readonly watched = new Set<string>();
+  /** conv + user → the timer that ends their typing indicator. */
+  private readonly typers = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(private readonly opts: ClientOptions) {
     this.store = opts.store ?? new MemoryStore();
@@ -199,6 +213,54 @@ export class SwitchboardClient {
     }
   }
 
+  // ---- presence and typing ------------------------------------------------------------------
+
+  /**
+   * Watches users' presence (each must share a conversation with this user; at most
+   * PRESENCE.maxWatch per device). Resolves with their current state, also given to
+   * `onPresence`; changes follow there. Kept across reconnects until `unwatch`.
+   */
+  async watch(users: string[]): Promise<PresenceState[]> {
+    const out: PresenceState[] = [];
+    for (let i = 0; i < users.length; i += PRESENCE.maxWatch) {
+      const chunk = users.slice(i, i + PRESENCE.maxWatch);
+      const f = (await this.request({ t: 'watch', users: chunk })) as WatchingFrame;
+      for (const u of chunk) this.watched.add(u);
+      for (const st of f.users) this.opts.onPresence?.(st);
+      out.push(...f.users);
+    }
+    return out;
+  }
+
+  async unwatch(users: string[]): Promise<void> {
+    for (const u of users) this.watched.delete(u);
+    for (let i = 0; i < users.length; i += PRESENCE.maxWatch) await this.request({ t: 'unwatch', users: users.slice(i, i + PRESENCE.maxWatch) });
+  }
+
+  /** Says this user is typing in `conv`; call again every PRESENCE.typingRenewMs while they type. */
+  typing(conv: string): void {
+    if (this.ws && this.status === 'online') this.ws.send(JSON.stringify({ t: 'typing', conv }));
+  }
+
+  private onTypingEvent(conv: string, user: string): void {
+    const key = `${conv}\n${user}`;
+    const prev = this.typers.get(key);
+    if (prev) clearTimeout(prev);
+    else this.opts.onTyping?.(conv, user, true);
+    const timer = setTimeout(() => this.stopTyping(conv, user), this.opts.typingShowMs ?? PRESENCE.typingShowMs);
+    (timer as { unref?: () => void }).unref?.();
+    this.typers.set(key, timer);
+  }
+
+  private stopTyping(conv: string, user: string): void {
+    const key = `${conv}\n${user}`;
+    const timer = this.typers.get(key);
+    if (!timer) return;
+    clearTimeout(timer);
+    this.typers.delete(key);
+    this.opts.onTyping?.(conv, user, false);
+  }
+
   /** One page of messages after `after` (exclusive), ascending. */
   async sync(conv: string, after: number, limit = 100): Promise<MsgsFrame> {
     return (await this.request({ t: 'sync', conv, after, limit })) as MsgsFrame;
@@ -276,7 +338,7 @@ export class SwitchboardClient {
   /** While online: ping every interval; a connection silent for 2.5 intervals is half-open, so drop it. */
   private startHeartbeat(): void {
     this.stopHeartbeat();
-    const every = this.opts.heartbeatMs ?? 25_000;
+    const every = this.opts.heartbeatMs ?? PRESENCE.heartbeatMs;
     this.heartbeat = setInterval(() => {
       const ws = this.ws;
       if (!ws || this.status !== 'online') return;
@@ -302,6 +364,7 @@ export class SwitchboardClient {
       this.flushOne(entry);
     }
     this.resumeOrCatchUp();
+    if (this.watched.size) this.watch([...this.watched]).catch(() => {});
   }
 
   /** Resume; if the server cannot list conversations now, at least catch up the followed ones. */
@@ -330,7 +393,13 @@ export class SwitchboardClient {
       this.me = { user: f.user, dev: f.dev };
       return this.onOnline();
     }
-    if (f.t === 'msg') return this.onMsg(f);
+    if (f.t === 'msg') {
+      // A message ends its sender's typing indicator.
+      this.stopTyping(f.conv, f.from);
+      return this.onMsg(f);
+    }
+    if (f.t === 'presence') return this.opts.onPresence?.({ user: f.user, status: f.status, last_seen: f.last_seen });
+    if (f.t === 'typing') return this.onTypingEvent(f.conv, f.user);
     if (f.t === 'resync') return this.resumeOrCatchUp();
     const rid = 'rid' in f ? f.rid : undefined;
     const p = rid !== undefined ? this.pending.get(rid) : undefined;

@@ -1,0 +1,262 @@
+/*
+ * Key layout (per-user keys carry the user in a hash tag, as routes-redis.ts does, so every script
+ * touches one slot):
+ *
+ *   {prefix}presence:{<user>}                 hash  d:<device> = "<deadline>:<lastBeat>" (ms),
+ *                                                   on = "1" while watchers were told online,
+ *                                                   seen = last seen (ms), kept when offline
+ *   {prefix}presence:due                      zset  "<user>\n<device>" scored by its deadline:
+ *                                                   the sweep's index of what may expire
+ *   {prefix}presence:watchers:{<user>}        hash  "<watcher>\n<device>" = watcher's edge URL
+ *   {prefix}presence:watching:{<user>}:<dev>  set   users that device watches (bounded)
+ *
+ * Every timestamp comes from the Redis server's clock (TIME inside the scripts), so region
+ * processes with skewed clocks agree. Expiry is a sweep, never keyspace notifications: `sweep`
+ * reads due entries from the zset, ends each device in its user's hash only if its deadline there
+ * is still past (a script, so a concurrent heartbeat wins), and only then removes the zset entry
+ * if it was not raised meanwhile. A sweeper that dies half-way leaves its entries for the next
+ * one, and two sweepers report each change once (the hash's `on` flag flips once). The zset is
+ * written before the hash on every heartbeat, so a device in a hash always has a due entry.
+ * On Redis Cluster the due zset is one key on one node; shard it by user hash if that ever binds.
+ */
+import { Redis } from 'ioredis';
+import type { RegionConfig } from './config.ts';
+import { errorFields, type Logger } from './log.ts';
+import type { Beat, Presence, PresenceState, Watcher } from './presence.ts';
+
+const NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/** KEYS[1] due zset; ARGV ttl, then member, age pairs. Raises each due score; returns now and the deadlines (0 = already stale). */
+const DUE_ADD = `${NOW}
+local ttl = tonumber(ARGV[1])
+local out = { now }
+for i = 2, #ARGV, 2 do
+  local d = now - tonumber(ARGV[i + 1]) + ttl
+  if d > now then redis.call('ZADD', KEYS[1], 'GT', d, ARGV[i]) else d = 0 end
+  out[#out + 1] = d
+end
+return out`;
+
+/** KEYS[1] user hash; ARGV device, deadline, lastBeat. Returns 1 when the user just came online. */
+const BEAT = `
+local f = 'd:' .. ARGV[1]
+local cur = redis.call('HGET', KEYS[1], f)
+local c = cur and tonumber(string.match(cur, '^(%d+):')) or 0
+if c < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], f, ARGV[2] .. ':' .. ARGV[3]) end
+if redis.call('HGET', KEYS[1], 'on') ~= '1' then
+  redis.call('HSET', KEYS[1], 'on', '1')
+  return 1
+end
+return 0`;
+
+/** Shared tail: with devices ended, offline (once) if no device is left live; else returns `unchanged`. */
+const SETTLE = `
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'd:' then
+    local dl = tonumber(string.match(all[i + 1], '^(%d+):'))
+    if dl and dl > now then return unchanged end
+  end
+end
+if redis.call('HGET', KEYS[1], 'on') ~= '1' then return unchanged end
+local prev = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0') or 0
+if prev > seenAt then seenAt = prev end
+redis.call('HSET', KEYS[1], 'on', '0', 'seen', seenAt)
+return seenAt`;
+
+/** KEYS[1] user hash; ARGV device. A clean disconnect: returns last seen when the user went offline, else 0. */
+const DOWN = `${NOW}
+if redis.call('HDEL', KEYS[1], 'd:' .. ARGV[1]) == 0 then return 0 end
+local seenAt = now
+local unchanged = 0
+${SETTLE}`;
+
+/**
+ * KEYS[1] user hash; ARGV device, now. Ends the device if its deadline passed: returns last seen
+ * when the user went offline, -1 when the device ended without a change, 0 when it was not ended.
+ */
+const EXPIRE = `
+local now = tonumber(ARGV[2])
+local f = 'd:' .. ARGV[1]
+local cur = redis.call('HGET', KEYS[1], f)
+if not cur then return 0 end
+local dl, beat = string.match(cur, '^(%d+):(%d+)$')
+if tonumber(dl) > now then return 0 end
+redis.call('HDEL', KEYS[1], f)
+local seenAt = tonumber(beat)
+local unchanged = -1
+${SETTLE}`;
+
+/** KEYS[1] due zset; ARGV limit. Returns now, then member, score pairs that are due. */
+const DUE_SCAN = `${NOW}
+local out = { now }
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))
+for i = 1, #due do out[#out + 1] = due[i] end
+return out`;
+
+/** KEYS[1] due zset; ARGV now, members. Removes each member still due at now (not raised meanwhile). */
+const DUE_DONE = `
+local now = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= now then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return 1`;
+
+/** KEYS[1] user hash. Returns {live 0|1, lastSeen or -1} from deadlines at the server's now. */
+const STATE = `${NOW}
+local all = redis.call('HGETALL', KEYS[1])
+local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '-1') or -1
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'd:' then
+    local dl, beat = string.match(all[i + 1], '^(%d+):(%d+)$')
+    if tonumber(dl) > now then return { 1, -1 } end
+    if tonumber(beat) > seen then seen = tonumber(beat) end
+  end
+end
+return { 0, seen }`;
+
+/** KEYS[1] watching set; ARGV max, users. Adds all, or none (returns 0) if the set would exceed max. */
+const WATCH = `
+local new = 0
+for i = 2, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then new = new + 1 end
+end
+if redis.call('SCARD', KEYS[1]) + new > tonumber(ARGV[1]) then return 0 end
+for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+return 1`;
+
+interface PresenceCommands {
+  presenceDueAdd(key: string, ...args: (string | number)[]): Promise<number[]>;
+  presenceBeat(key: string, device: string, deadline: number, beatAt: number): Promise<number>;
+  presenceDown(key: string, device: string): Promise<number>;
+  presenceExpire(key: string, device: string, now: number): Promise<number>;
+  presenceDueScan(key: string, limit: number): Promise<(string | number)[]>;
+  presenceDueDone(key: string, now: number, ...members: string[]): Promise<number>;
+  presenceState(key: string): Promise<[number, number]>;
+  presenceWatch(key: string, max: number, ...users: string[]): Promise<number>;
+}
+
+/** Presence in Redis: per-device deadlines in one hash per user, a due index swept periodically. */
+export class RedisPresence implements Presence {
+  readonly name = 'redis';
+  private readonly redis: Redis & PresenceCommands;
+
+  constructor(
+    private readonly cfg: NonNullable<RegionConfig['redis']>,
+    private readonly log: Logger,
+  ) {
+    const redis = new Redis(cfg.url, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
+    redis.defineCommand('presenceDueAdd', { numberOfKeys: 1, lua: DUE_ADD });
+    redis.defineCommand('presenceBeat', { numberOfKeys: 1, lua: BEAT });
+    redis.defineCommand('presenceDown', { numberOfKeys: 1, lua: DOWN });
+    redis.defineCommand('presenceExpire', { numberOfKeys: 1, lua: EXPIRE });
+    redis.defineCommand('presenceDueScan', { numberOfKeys: 1, lua: DUE_SCAN });
+    redis.defineCommand('presenceDueDone', { numberOfKeys: 1, lua: DUE_DONE });
+    redis.defineCommand('presenceState', { numberOfKeys: 1, lua: STATE });
+    redis.defineCommand('presenceWatch', { numberOfKeys: 1, lua: WATCH });
+    redis.on('error', (err) => this.log.warn('redis connection error', errorFields(err)));
+    this.redis = redis as Redis & PresenceCommands;
+  }
+
+  private userKey = (user: string) => `${this.cfg.prefix}presence:{${user}}`;
+  private get dueKey() {
+    return `${this.cfg.prefix}presence:due`;
+  }
+  private watchersKey = (user: string) => `${this.cfg.prefix}presence:watchers:{${user}}`;
+  private watchingKey = (w: { user: string; device: string }) => `${this.cfg.prefix}presence:watching:{${w.user}}:${w.device}`;
+
+  async beat(beats: Beat[], ttlMs: number): Promise<PresenceState[]> {
+    if (!beats.length) return [];
+    const args: (string | number)[] = [Math.max(1, Math.ceil(ttlMs))];
+    for (const b of beats) args.push(`${b.user}\n${b.device}`, Math.max(0, Math.floor(b.ageMs ?? 0)));
+    // The due index first: a device present in a hash always has an entry the sweep will find.
+    const [, ...deadlines] = await this.redis.presenceDueAdd(this.dueKey, ...args);
+    const flips = await Promise.all(
+      beats.map((b, i) => {
+        const deadline = Number(deadlines[i]);
+        if (!deadline) return 0;
+        return this.redis.presenceBeat(this.userKey(b.user), b.device, deadline, deadline - Math.ceil(ttlMs));
+      }),
+    );
+    return beats.flatMap((b, i) => (flips[i] === 1 ? [{ user: b.user, status: 'online' as const, lastSeen: null }] : []));
+  }
+
+  async down(user: string, device: string): Promise<PresenceState | null> {
+    const seen = Number(await this.redis.presenceDown(this.userKey(user), device));
+    // Its due entry, if any, is now harmless: the sweep finds no device to end.
+    return seen > 0 ? { user, status: 'offline', lastSeen: seen } : null;
+  }
+
+  async sweep(limit: number): Promise<{ changes: PresenceState[]; ended: { user: string; device: string }[] }> {
+    const [nowRaw, ...flat] = await this.redis.presenceDueScan(this.dueKey, limit);
+    const now = Number(nowRaw);
+    const members: string[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) members.push(String(flat[i]));
+    if (!members.length) return { changes: [], ended: [] };
+    const changes: PresenceState[] = [];
+    const ended: { user: string; device: string }[] = [];
+    const results = await Promise.all(
+      members.map((m) => {
+        const [user, device = ''] = m.split('\n') as [string, string?];
+        return this.redis.presenceExpire(this.userKey(user), device, now).then((r) => ({ user, device, r: Number(r) }));
+      }),
+    );
+    for (const { user, device, r } of results) {
+      if (r !== 0) ended.push({ user, device });
+      if (r > 0) changes.push({ user, status: 'offline', lastSeen: r });
+    }
+    await this.redis.presenceDueDone(this.dueKey, now, ...members);
+    return { changes, ended };
+  }
+
+  async state(users: string[]): Promise<PresenceState[]> {
+    const replies = await Promise.all(users.map((u) => this.redis.presenceState(this.userKey(u))));
+    return users.map((user, i) => {
+      const [live, seen] = replies[i]!.map(Number) as [number, number];
+      return live ? { user, status: 'online', lastSeen: null } : { user, status: 'offline', lastSeen: seen > 0 ? seen : null };
+    });
+  }
+
+  async watch(w: Watcher, users: string[], max: number): Promise<boolean> {
+    const unique = [...new Set(users)];
+    if (!unique.length) return true;
+    // The device's own set first: it is what `endWatches` walks to remove the forward entries.
+    if ((await this.redis.presenceWatch(this.watchingKey(w), max, ...unique)) !== 1) return false;
+    await Promise.all(unique.map((u) => this.redis.hset(this.watchersKey(u), `${w.user}\n${w.device}`, w.edge)));
+    return true;
+  }
+
+  async unwatch(w: { user: string; device: string }, users: string[]): Promise<void> {
+    const unique = [...new Set(users)];
+    if (!unique.length) return;
+    await Promise.all(unique.map((u) => this.redis.hdel(this.watchersKey(u), `${w.user}\n${w.device}`)));
+    await this.redis.srem(this.watchingKey(w), ...unique);
+  }
+
+  async endWatches(w: { user: string; device: string }): Promise<void> {
+    const users = await this.redis.smembers(this.watchingKey(w));
+    await this.unwatch(w, users);
+  }
+
+  async watchers(user: string): Promise<Watcher[]> {
+    const all = await this.redis.hgetall(this.watchersKey(user));
+    return Object.entries(all).map(([k, edge]) => {
+      const [u, d] = k.split('\n') as [string, string];
+      return { user: u, device: d ?? '', edge };
+    });
+  }
+
+  async watching(w: { user: string; device: string }): Promise<number> {
+    return this.redis.scard(this.watchingKey(w));
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

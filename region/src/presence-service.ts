@@ -1,0 +1,148 @@
+import { PRESENCE, type PresenceEvent, type PresenceOp, type PresenceState as WireState, type WatchRequest, type WatchResponse } from '@switchboard/protocol';
+import type { Contacts } from './contacts.ts';
+import { errorFields, type Logger } from './log.ts';
+import type { Presence, PresenceState } from './presence.ts';
+
+export interface PresenceServiceDeps {
+  presence: Presence;
+  contacts: Contacts;
+  log: Logger;
+  /** A device is live this long after its last heartbeat (PRESENCE_TTL_SECONDS). */
+  ttlMs: number;
+  /** Hands presence events to an edge (signed HTTP in production). */
+  push: (edge: string, events: PresenceEvent[]) => Promise<void>;
+}
+
+/** Operations per sweep call; a sweep repeats at once while it finds this many. */
+const SWEEP_BATCH = 1000;
+
+const wire = (s: PresenceState): WireState => ({ user: s.user, status: s.status, last_seen: s.lastSeen });
+
+/**
+ * The region's presence logic over a `Presence` store: applies the edge's batched heartbeats,
+ * checks and registers watches, sweeps expired devices, and pushes every status change to the
+ * edges of the devices watching that user — and to nobody else.
+ */
+export class PresenceService {
+  private sweeper: ReturnType<typeof setTimeout> | null = null;
+  private sweeping: Promise<void> | null = null;
+  /** Counters for the bench and logs. */
+  readonly stats = { beats: 0, changes: 0, pushes: 0, pushFailures: 0 };
+
+  constructor(private readonly deps: PresenceServiceDeps) {}
+
+  /** Applies one batch from an edge, in order per device. */
+  async apply(ops: PresenceOp[]): Promise<void> {
+    const { presence, ttlMs } = this.deps;
+    const changes: PresenceState[] = [];
+    let beats: { user: string; device: string; ageMs?: number }[] = [];
+    const flush = async () => {
+      if (!beats.length) return;
+      this.stats.beats += beats.length;
+      changes.push(...(await presence.beat(beats, ttlMs)));
+      beats = [];
+    };
+    for (const op of ops) {
+      if (op.op === 'down') {
+        await flush();
+        const c = await presence.down(op.user, op.device);
+        if (c) changes.push(c);
+        await presence.endWatches(op);
+        continue;
+      }
+      // A new connection starts without watches: the previous connection's end with it.
+      if (op.op === 'connect') await presence.endWatches(op);
+      beats.push({ user: op.user, device: op.device, ageMs: op.age });
+    }
+    await flush();
+    await this.publish(changes);
+  }
+
+  /** Watch (only users sharing a conversation, within the bound) and unwatch for one device. */
+  async watch(req: WatchRequest): Promise<WatchResponse> {
+    const { presence, contacts } = this.deps;
+    const who = { user: req.user, device: req.device };
+    if (req.unwatch.length) await presence.unwatch(who, req.unwatch);
+    const users = [...new Set(req.watch)];
+    if (!users.length) return { ok: true, users: [] };
+    const strangers = await contacts.strangers(req.user, users);
+    if (strangers.length) {
+      const names = strangers.slice(0, 5).join(', ') + (strangers.length > 5 ? ` and ${strangers.length - 5} more` : '');
+      return { ok: false, code: 'forbidden', message: `you share no conversation with ${names}` };
+    }
+    if (!(await presence.watch({ ...who, edge: req.edge }, users, PRESENCE.maxWatch))) {
+      return { ok: false, code: 'conflict', message: `a device watches at most ${PRESENCE.maxWatch} users; unwatch some first` };
+    }
+    return { ok: true, users: (await presence.state(users)).map(wire) };
+  }
+
+  /** Sweeps every `intervalMs` until `stop()`; the bound on a silent device is TTL + this interval. */
+  start(intervalMs: number): void {
+    const tick = () => {
+      this.sweeping = this.sweepAll()
+        .then(() => {})
+        .catch((err) => this.deps.log.warn('presence sweep failed', errorFields(err)))
+        .finally(() => {
+          this.sweeping = null;
+          if (this.sweeper) this.sweeper = setTimeout(tick, intervalMs);
+        });
+    };
+    this.sweeper = setTimeout(tick, intervalMs);
+  }
+
+  ping(): Promise<void> {
+    return this.deps.presence.ping();
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweeper) clearTimeout(this.sweeper);
+    this.sweeper = null;
+    await this.sweeping;
+  }
+
+  /** One sweep: ends every device past its deadline, its watches with it, and publishes the changes. */
+  async sweepAll(): Promise<number> {
+    let ended = 0;
+    for (;;) {
+      const r = await this.deps.presence.sweep(SWEEP_BATCH);
+      ended += r.ended.length;
+      await Promise.all(r.ended.map((d) => this.deps.presence.endWatches(d)));
+      await this.publish(r.changes);
+      if (r.ended.length < SWEEP_BATCH) return ended;
+    }
+  }
+
+  /** Each change goes to the devices watching that user, grouped per edge, one request per edge. */
+  private async publish(changes: PresenceState[]): Promise<void> {
+    if (!changes.length) return;
+    this.stats.changes += changes.length;
+    const byEdge = new Map<string, Map<string, PresenceEvent>>();
+    await Promise.all(
+      changes.map(async (c) => {
+        for (const w of await this.deps.presence.watchers(c.user)) {
+          let events = byEdge.get(w.edge);
+          if (!events) byEdge.set(w.edge, (events = new Map()));
+          const key = `${w.user}\n${c.user}`;
+          const e = events.get(key);
+          if (e) e.devices.push(w.device);
+          else events.set(key, { to: w.user, devices: [w.device], ...wire(c) });
+        }
+      }),
+    );
+    await Promise.all(
+      [...byEdge].map(async ([edge, events]) => {
+        const list = [...events.values()];
+        for (let i = 0; i < list.length; i += 5000) {
+          try {
+            await this.deps.push(edge, list.slice(i, i + 5000));
+            this.stats.pushes++;
+          } catch (err) {
+            // Soft state: a watcher that missed a change reads the truth on its next watch.
+            this.stats.pushFailures++;
+            this.deps.log.warn('presence push failed', { edge, events: list.length, ...errorFields(err) });
+          }
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,37 @@
+import { after } from 'node:test';
+import { Redis } from 'ioredis';
+import { createLogger } from '../src/log.ts';
+import { MemoryPresence } from '../src/presence-memory.ts';
+import type { Presence } from '../src/presence.ts';
+import { RedisPresence } from '../src/presence-redis.ts';
+import { engineSuite, runId } from './engines.ts';
+import { presenceContract } from './presence.contract.ts';
+
+// Instances share one store, as region processes share one Redis.
+// Closing one must not clear the others' view, so `close` of a shared view does nothing.
+const shared = new MemoryPresence();
+const view = (): Presence =>
+  new Proxy(shared, {
+    get: (target, key) => (key === 'close' ? async () => {} : typeof target[key as keyof Presence] === 'function' ? (target as any)[key].bind(target) : (target as any)[key]),
+  });
+presenceContract('memory', async () => view());
+
+engineSuite('presence', 'redis', (url) => {
+  const prefix = `sbtest_${runId()}:`;
+  presenceContract('redis', async () => new RedisPresence({ url, prefix }, createLogger({ test: 'presence-redis' })));
+
+  after(async () => {
+    // Every key this run wrote starts with its unique prefix.
+    const redis = new Redis(url);
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        if (keys.length) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    } finally {
+      await redis.quit();
+    }
+  });
+});
