@@ -10,6 +10,7 @@ import {
   type Delivery,
 } from '@switchboard/protocol';
 import { mintToken, tokenFrom, verifyToken } from './auth.ts';
+import { listConversations } from './conversation-list.ts';
 import { ConfigError, config, type Env } from './env.ts';
 import { errorBody, readJson } from './http.ts';
 import { verifyInternal } from './internal-auth.ts';
@@ -65,6 +66,8 @@ app.post('/v1/conversations', async (c) => {
   if (!r.ok) throw new ProtocolError(r.code, r.message);
   return c.json({ id: conv, members: r.members, direct: req.direct === true }, r.existed ? 200 : 201);
 });
+
+app.get('/v1/conversations', listConversations);
 
 /** WebSocket upgrade: the token is checked here, before any Durable Object is touched. */
 app.get('/v1/connect', async (c) => {

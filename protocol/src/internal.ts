@@ -91,3 +91,26 @@ export const ConversationsResponse = z.object({
   next: ConvId.optional(),
 });
 export type ConversationsResponse = z.infer<typeof ConversationsResponse>;
+
+/**
+ * Edge → region, for `GET /v1/conversations`: what a conversation list shows of some of the
+ * user's conversations. Conversations the user is not a member of (or the region has not stored
+ * yet) are left out of the answer, never reported as errors.
+ */
+/** A conversation list names at most this many members of each conversation. */
+export const LIST_MEMBERS = 20;
+export const ConversationDetailsRequest = z.object({ user: UserId, convs: z.array(ConvId).min(1).max(200) });
+export type ConversationDetailsRequest = z.infer<typeof ConversationDetailsRequest>;
+export const ConversationDetails = z.object({
+  conv: ConvId,
+  title: z.string().nullable(),
+  /** At most `LIST_MEMBERS` of them (sorted); `memberCount` is the whole count. */
+  members: z.array(UserId),
+  memberCount: z.number().int().min(0),
+  createdAt: z.number().int(),
+  /** The newest stored message, for a preview; null when none is stored yet. */
+  lastMsg: Msg.nullable(),
+});
+export type ConversationDetails = z.infer<typeof ConversationDetails>;
+export const ConversationDetailsResponse = z.object({ convs: z.array(ConversationDetails) });
+export type ConversationDetailsResponse = z.infer<typeof ConversationDetailsResponse>;

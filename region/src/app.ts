@@ -1,7 +1,9 @@
 import { Hono } from 'hono';
 import type { ZodType, ZodTypeDef } from 'zod';
 import {
+  ConversationDetailsRequest,
   ConversationsRequest,
+  LIST_MEMBERS,
   EventsRequest,
   LIMITS,
   ProtocolError,
@@ -126,6 +128,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const page = rows.slice(0, req.limit);
     const next = rows.length > req.limit ? page.at(-1)?.conv : undefined;
     return c.json({ convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq })), ...(next ? { next } : {}) });
+  });
+
+  /** For a conversation list: title, members and newest stored message of each of the user's conversations asked for. */
+  app.post('/internal/conversation-details', async (c) => {
+    const req = parse(c.get('rawBody'), ConversationDetailsRequest);
+    const found = await Promise.all(
+      [...new Set(req.convs)].map(async (id) => {
+        const conv = await storage.getConversation(id);
+        if (!conv || !conv.members.includes(req.user)) return null;
+        const [lastMsg] = await storage.readBefore(id, Number.MAX_SAFE_INTEGER, 1);
+        const members = [...conv.members].sort();
+        return { conv: id, title: conv.title, members: members.slice(0, LIST_MEMBERS), memberCount: members.length, createdAt: conv.createdAt, lastMsg: lastMsg ?? null };
+      }),
+    );
+    return c.json({ convs: found.filter((x) => x !== null) });
   });
 
   app.post('/internal/routes', async (c) => {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { buildWeb } from '../../edge/web/build.ts';
 import { waitForHttp } from './ports.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -102,8 +103,9 @@ export interface EdgeOptions {
   sink?: LineSink;
 }
 
-/** The edge Worker in workerd, through Miniflare with wrangler.toml (scripts/edge-runner.ts). */
+/** The edge Worker in workerd, through Miniflare with wrangler.toml (scripts/edge-runner.ts); the web client is built first (its assets dir is not in git). */
 export async function startEdge(o: EdgeOptions): Promise<Service> {
+  await buildWeb();
   const url = `http://127.0.0.1:${o.port}`;
   const vars: Record<string, string> = {
     AUTH_SECRET: o.authSecret,

@@ -1,0 +1,210 @@
+/**
+ * The web client in a real browser (Debian's Chromium through playwright-core) against the whole
+ * system (region + edge in workerd as real processes). Screenshots go to .artifacts/web/.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import WebSocket from 'ws';
+import { SwitchboardClient, createConversation, devToken, type SocketLike } from '@switchboard/protocol/client';
+import { ROOT } from '../../scripts/lib/processes.ts';
+import { startSystem, type System } from './system.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = path.join(ROOT, '.artifacts', 'web');
+/** Generous: a loaded 2-core machine runs workerd, the region and two browsers at once. */
+const WAIT = 60_000;
+
+// Skipped without a browser, except in CI (.ci/run installs it), where its absence is a failure.
+const skip = fs.existsSync(CHROMIUM) || process.env.CI === 'true' ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+
+describe('web client in Chromium', { timeout: 600_000, skip }, () => {
+  let sys: System;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    sys = await startSystem('embedded');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  });
+  after(async () => {
+    await browser?.close();
+    await sys?.stop();
+  });
+
+  async function signIn(user: string, viewport = { width: 1000, height: 700 }): Promise<{ ctx: BrowserContext; page: Page }> {
+    const ctx = await browser.newContext({ viewport });
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(WAIT);
+    await page.goto(sys.edgeUrl + '/');
+    await page.getByLabel('Your name').fill(user);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#me', { hasText: user }).waitFor();
+    await page.locator('#banner[data-status="online"]').waitFor({ state: 'attached' });
+    return { ctx, page };
+  }
+
+  async function startDirect(page: Page, other: string): Promise<void> {
+    await page.getByLabel('New conversation with').fill(other);
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.locator('#chat-title', { hasText: other }).waitFor();
+  }
+
+  async function send(page: Page, text: string): Promise<void> {
+    await page.getByLabel('Message', { exact: true }).fill(text);
+    await page.keyboard.press('Enter');
+  }
+
+  /** Texts of the open conversation's messages, top to bottom. */
+  const texts = (page: Page) => page.locator('#messages li.msg .text').allTextContents();
+  /** Seqs shown, top to bottom (pending messages have none). */
+  const seqs = async (page: Page) => (await page.locator('#messages li.msg[data-seq]').evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.seq))));
+
+  /** Waits until the open conversation shows exactly `expected`, every one sent. */
+  async function shows(page: Page, expected: string[]): Promise<void> {
+    await page.waitForFunction(
+      (want) => {
+        const items = [...document.querySelectorAll<HTMLElement>('#messages li.msg')];
+        return items.length === want.length && items.every((li, i) => li.dataset.state === 'sent' && li.querySelector('.text')?.textContent === want[i]);
+      },
+      expected,
+      { timeout: WAIT },
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\nshown: ${JSON.stringify(await texts(page))}\nwanted: ${JSON.stringify(expected)}`);
+    });
+    const s = await seqs(page);
+    assert.deepEqual(s, [...s].sort((a, b) => a - b), 'in seq order');
+    assert.equal(new Set(s).size, s.length, 'each seq once');
+  }
+
+  it('two users chat; one goes offline, misses a burst, comes back and sees it exactly once and in order', async () => {
+    const a = await signIn('alice');
+    const b = await signIn('bob', { width: 390, height: 760 });
+    await startDirect(a.page, 'bob');
+    await send(a.page, 'hello bob');
+    await shows(a.page, ['hello bob']);
+
+    // Bob's list learns the conversation from the live message, with an unread count.
+    const conv = b.page.locator('#convs .conv', { hasText: 'alice' });
+    await conv.locator('.unread', { hasText: '1' }).waitFor();
+    await conv.locator('.preview', { hasText: 'hello bob' }).waitFor();
+    await b.page.screenshot({ path: path.join(SHOTS, 'phone-list-unread.png') });
+    await conv.click();
+    await shows(b.page, ['hello bob']);
+    await send(b.page, 'hi alice');
+    await shows(a.page, ['hello bob', 'hi alice']);
+    await shows(b.page, ['hello bob', 'hi alice']);
+    await a.page.screenshot({ path: path.join(SHOTS, 'desktop-chat.png') });
+
+    await b.ctx.setOffline(true);
+    await b.page.locator('#banner[data-status="offline"]').waitFor();
+    const burst = Array.from({ length: 6 }, (_, i) => `burst ${i + 1}`);
+    for (const text of burst) await send(a.page, text);
+    await shows(a.page, ['hello bob', 'hi alice', ...burst]);
+    // Everything is sequenced and stored; Bob, offline, has none of it.
+    assert.deepEqual(await texts(b.page), ['hello bob', 'hi alice']);
+    await b.page.screenshot({ path: path.join(SHOTS, 'phone-offline-banner.png') });
+
+    await b.ctx.setOffline(false);
+    await shows(b.page, ['hello bob', 'hi alice', ...burst]);
+    await b.page.locator('#banner[data-status="online"]').waitFor({ state: 'attached' });
+    await b.page.screenshot({ path: path.join(SHOTS, 'phone-back-online.png') });
+  });
+
+  it('a reload in the middle of sending loses nothing and duplicates nothing', async () => {
+    const c = await signIn('carol');
+    const d = await signIn('dave');
+    // Until told otherwise, Carol's socket is proxied: `sent` replies never reach the page and,
+    // once `dropSends` is set, her `send` frames never reach the edge either.
+    let intercept = true;
+    let dropSends = false;
+    await c.page.routeWebSocket(/\/v1\/connect/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        if (intercept && dropSends && JSON.parse(String(m)).t === 'send') return;
+        server.send(m);
+      });
+      server.onMessage((m) => {
+        if (intercept && JSON.parse(String(m)).t === 'sent') return;
+        ws.send(m);
+      });
+    });
+    await c.page.reload();
+    await c.page.locator('#banner[data-status="online"]').waitFor({ state: 'attached' });
+    await startDirect(c.page, 'dave');
+
+    const reached = ['reached 1', 'reached 2', 'reached 3'];
+    const unsent = ['unsent 4', 'unsent 5'];
+    for (const text of reached) await send(c.page, text);
+    // Sequenced at the edge (Dave gets them) while Carol never heard back.
+    await d.page.locator('#convs .conv', { hasText: 'carol' }).click();
+    await shows(d.page, reached);
+    dropSends = true;
+    for (const text of unsent) await send(c.page, text);
+    await c.page.waitForFunction(() => document.querySelectorAll('#messages li.msg[data-state="pending"]').length === 5);
+    await c.page.screenshot({ path: path.join(SHOTS, 'desktop-pending-before-reload.png') });
+
+    intercept = false;
+    await c.page.reload();
+    const all = [...reached, ...unsent];
+    await shows(c.page, all);
+    await shows(d.page, all);
+    await c.page.screenshot({ path: path.join(SHOTS, 'desktop-after-reload.png') });
+  });
+
+  it('lists a group by title with its unread count (GET /v1/conversations) and scrolls back through its history', async () => {
+    const url = sys.edgeUrl;
+    const erin = new SwitchboardClient({ url, token: () => devToken(url, 'erin', 'cli'), socket: (u) => new WebSocket(u) as unknown as SocketLike });
+    await erin.connect();
+    const group = await createConversation(url, await devToken(url, 'erin', 'cli'), { members: ['frank', 'gina'], title: 'Team' });
+    const bodies = Array.from({ length: 70 }, (_, i) => `note ${i + 1}`);
+    for (const b of bodies) await erin.send(group.id, b);
+    erin.close();
+
+    const frank = await devToken(url, 'frank', 'cli');
+    const list = async (q = '', tok: string | null = frank) => {
+      const res = await fetch(`${url}/v1/conversations${q}`, { headers: tok ? { authorization: `Bearer ${tok}` } : {} });
+      return { status: res.status, body: (await res.json()) as { convs?: { id: string; title: string | null; members: string[]; last: number; lastMsg: { body: string } | null }[]; error?: { code: string } } };
+    };
+    // The region has the group once the ConversationDO has drained to it.
+    for (let i = 0; ; i++) {
+      const r = await list();
+      const g = r.body.convs?.find((c) => c.id === group.id);
+      if (g && g.last === 70) {
+        assert.equal(g.title, 'Team');
+        assert.deepEqual(g.members, ['erin', 'frank', 'gina']);
+        assert.equal(g.lastMsg?.body, 'note 70');
+        break;
+      }
+      assert.ok(i < 600, 'the group reaches the region');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await list('', null)).status, 401);
+    assert.equal((await list('?limit=0')).body.error?.code, 'invalid_frame');
+    assert.equal((await list('?after=%2F..')).body.error?.code, 'invalid_frame');
+    assert.deepEqual((await list('', await devToken(url, 'stranger', 'cli'))).body.convs, []);
+
+    const f = await signIn('frank');
+    const item = f.page.locator('#convs .conv', { hasText: 'Team' });
+    await item.locator('.unread', { hasText: '70' }).waitFor();
+    await item.focus();
+    await f.page.keyboard.press('Enter');
+    // A new device catches up on everything it has not acked (resume + sync) ...
+    await shows(f.page, bodies);
+    // ... and after a reload, which keeps its cursors but not the messages, it shows the newest
+    // page of history and fetches older pages on demand.
+    await f.page.reload();
+    await shows(f.page, bodies.slice(-50));
+    assert.equal(await f.page.locator('#convs .conv', { hasText: 'Team' }).locator('.unread').count(), 0, 'read before the reload');
+    await f.page.getByRole('button', { name: 'Load older messages' }).focus();
+    await f.page.keyboard.press('Enter');
+    await shows(f.page, bodies);
+    assert.equal(await f.page.getByRole('button', { name: 'Load older messages' }).isHidden(), true);
+    await f.page.locator('#scroller').evaluate((e) => (e.scrollTop = 0));
+    await f.page.screenshot({ path: path.join(SHOTS, 'desktop-group-history.png') });
+  });
+});

@@ -1,0 +1,206 @@
+import {
+  HttpError,
+  IndexedDBStore,
+  MemoryStore,
+  SwitchboardClient,
+  createConversation,
+  devToken,
+  type ClientStore,
+  type Status,
+} from '@switchboard/protocol/client';
+import type { Msg, MsgsFrame, SentFrame } from '@switchboard/protocol';
+import { listConversations } from './api.ts';
+import { ChatModel } from './model.ts';
+import { clearSession, loadReadMarks, loadSession, randomId, saveReadMarks, saveSession, type Session } from './session.ts';
+import { ChatView } from './view.ts';
+
+const base = location.origin;
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+function explain(err: unknown): string {
+  if (err instanceof HttpError) {
+    if (err.status === 404 && err.code === 'not_found') return 'Dev sign-in is off on this server.';
+    return err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function showSignin(): void {
+  $('signin').hidden = false;
+  const form = $<HTMLFormElement>('signin-form');
+  const input = $<HTMLInputElement>('signin-user');
+  input.focus();
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const user = input.value.trim();
+    $('signin-error').textContent = '';
+    const s = saveSession(user);
+    try {
+      await devToken(base, s.user, s.device);
+    } catch (err) {
+      clearSession();
+      $('signin-error').textContent = explain(err);
+      return;
+    }
+    $('signin').hidden = true;
+    void startChat(s);
+  };
+}
+
+async function openStore(s: Session): Promise<ClientStore> {
+  try {
+    return await IndexedDBStore.open(`switchboard:${s.user}:${s.device}`);
+  } catch {
+    return new MemoryStore();
+  }
+}
+
+async function startChat(s: Session): Promise<void> {
+  $('app').hidden = false;
+  $('me').textContent = s.user;
+  const store = await openStore(s);
+  const stored = await store.load();
+  const model = new ChatModel(s.user, loadReadMarks(s.user));
+  for (const p of stored.outbox) {
+    model.pending.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: p.body, state: 'pending' });
+    model.upsertConv({ id: p.conv });
+  }
+
+  let token: string | null = null;
+  const freshToken = async () => (token = await devToken(base, s.user, s.device));
+  const httpToken = async () => token ?? (await freshToken());
+
+  const view = new ChatView(model, {
+    open: (conv) => openConv(conv),
+    older: (conv) => void loadOlder(conv),
+    send: (conv, body) => send(conv, body),
+    create: (members, title) => create(members, title),
+    signOut: () => {
+      client.close();
+      clearSession();
+      location.reload();
+    },
+  });
+
+  const confirmed = (p: { conv: string; cmid: string; body: string }, sent: SentFrame) => {
+    if (!model.pending.has(p.cmid)) return;
+    model.addMsg({ t: 'msg', conv: p.conv, seq: sent.seq, cmid: p.cmid, from: s.user, dev: s.device, ts: sent.ts, body: p.body });
+    if (view.openConv === p.conv) markRead(p.conv);
+    view.render();
+  };
+
+  const client = new SwitchboardClient({
+    url: base,
+    token: freshToken,
+    store,
+    onMessage: (m: Msg) => {
+      const added = model.addMsg(m);
+      if (!added) return;
+      if (!model.convs.get(m.conv)?.title && !listed.has(m.conv)) refreshListSoon();
+      if (view.openConv === m.conv) markRead(m.conv);
+      view.render();
+    },
+    onSent: (sent) => {
+      const p = model.pending.get(sent.cmid);
+      if (p) confirmed(p, sent);
+    },
+    onStatus: (st: Status, detail?: string) => {
+      view.status(st, detail);
+      if (st === 'online') {
+        void refreshList();
+        if (view.openConv && !model.history.has(view.openConv)) void loadOlder(view.openConv);
+      }
+    },
+  });
+
+  const markRead = (conv: string) => {
+    if (document.visibilityState !== 'visible') return;
+    if (model.markRead(conv, model.convs.get(conv)?.last ?? 0)) saveReadMarks(s.user, model.readMarks());
+  };
+  document.addEventListener('visibilitychange', () => {
+    if (view.openConv) markRead(view.openConv);
+    view.render();
+  });
+
+  const listed = new Set<string>();
+  let refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  const refreshListSoon = () => {
+    refreshTimer ??= setTimeout(() => ((refreshTimer = null), void refreshList()), 1000);
+  };
+  async function refreshList(): Promise<void> {
+    try {
+      const convs = await listConversations(base, await httpToken());
+      for (const c of convs) {
+        listed.add(c.id);
+        model.upsertConv({ id: c.id, title: c.title, members: c.members, direct: c.direct, last: c.last, lastMsg: c.lastMsg });
+      }
+      view.render();
+    } catch {
+      // Shown again at the next connect; the live stream keeps the list current meanwhile.
+    }
+  }
+
+  function openConv(conv: string): void {
+    markRead(conv);
+    if (!model.history.has(conv)) void loadOlder(conv);
+  }
+
+  /** One page of history, older than what is loaded (newest first from the server). */
+  async function loadOlder(conv: string): Promise<void> {
+    if (client.status !== 'online') return;
+    const h = model.history.get(conv);
+    if (h && !h.more) return;
+    try {
+      const page = (await client.request({ t: 'history', conv, limit: 50, ...(h ? { before: h.oldest } : {}) })) as MsgsFrame;
+      for (const m of page.msgs) model.addMsg(m);
+      const oldest = page.msgs.at(-1)?.seq ?? h?.oldest ?? 1;
+      model.history.set(conv, { oldest, more: page.more });
+      if (view.openConv === conv) markRead(conv);
+      view.render({ keepBottom: !h });
+    } catch (err) {
+      view.flash(`Could not load messages: ${explain(err)}`);
+    }
+  }
+
+  function send(conv: string, body: string): void {
+    const cmid = randomId();
+    const p = { conv, cmid, body, state: 'pending' as const };
+    model.pending.set(cmid, p);
+    view.render({ keepBottom: true });
+    client.send(conv, body, cmid).then(
+      (sent) => confirmed(p, sent),
+      (err: unknown) => {
+        const cur = model.pending.get(cmid);
+        if (cur) cur.state = 'failed';
+        view.render();
+        view.flash(`Not sent: ${explain(err)}`);
+      },
+    );
+  }
+
+  async function create(members: string[], title: string): Promise<void> {
+    const direct = members.length === 1 && !title;
+    const c = await createConversation(base, await httpToken(), { members, direct, ...(title ? { title } : {}) });
+    model.upsertConv({ id: c.id, members: c.members, direct: c.direct === true, title: title || null });
+    client.follow(c.id);
+    view.select(c.id);
+  }
+
+  // The browser knows before the socket does: drop it at once when the network goes, and
+  // reconnect when it comes back, instead of waiting out a half-open socket.
+  window.addEventListener('offline', () => client.close());
+  window.addEventListener('online', () => void client.connect().catch(() => {}));
+  view.render();
+  // A reload comes back to the conversation that was open.
+  const wasOpen = sessionStorage.getItem('switchboard.open');
+  if (wasOpen) {
+    model.upsertConv({ id: wasOpen });
+    view.select(wasOpen);
+  }
+  if (navigator.onLine) void client.connect().catch(() => {});
+  else view.status('offline', 'no network');
+}
+
+const session = loadSession();
+if (session) void startChat(session);
+else showSignin();

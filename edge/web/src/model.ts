@@ -1,0 +1,117 @@
+import type { Msg } from '@switchboard/protocol';
+
+/** What the list shows of one conversation. */
+export interface ConvInfo {
+  id: string;
+  title: string | null;
+  members: string[];
+  direct: boolean;
+  /** Highest seq known (from the list API or the live stream). */
+  last: number;
+  lastMsg: { from: string; body: string; ts: number; seq: number } | null;
+}
+
+export type SendState = 'pending' | 'failed';
+export interface PendingMsg {
+  conv: string;
+  cmid: string;
+  body: string;
+  state: SendState;
+}
+
+/**
+ * The web client's view state, without DOM: conversations, messages by (conv, seq) so every
+ * message shows once however often it arrives (live push, sync, history, own send), the sends
+ * still waiting for their seq, and the highest seq the user has seen per conversation (unread).
+ */
+export class ChatModel {
+  readonly convs = new Map<string, ConvInfo>();
+  private readonly msgs = new Map<string, Map<number, Msg>>();
+  readonly pending = new Map<string, PendingMsg>();
+  /** Per conversation: oldest seq loaded and whether older messages exist. */
+  readonly history = new Map<string, { oldest: number; more: boolean }>();
+
+  constructor(readonly me: string, private readonly readSeqs: Record<string, number> = {}) {}
+
+  upsertConv(c: Partial<ConvInfo> & { id: string }): ConvInfo {
+    const old = this.convs.get(c.id);
+    const merged: ConvInfo = {
+      id: c.id,
+      title: c.title ?? old?.title ?? null,
+      members: c.members?.length ? c.members : (old?.members ?? []),
+      direct: c.direct ?? old?.direct ?? c.id.startsWith('d'),
+      last: Math.max(c.last ?? 0, old?.last ?? 0),
+      lastMsg: newest(old?.lastMsg ?? null, c.lastMsg ?? null),
+    };
+    this.convs.set(c.id, merged);
+    return merged;
+  }
+
+  /** Adds a message; false when that (conv, seq) is already here. Its pending send, if any, is done. */
+  addMsg(m: Msg): boolean {
+    this.pending.delete(m.cmid);
+    let byConv = this.msgs.get(m.conv);
+    if (!byConv) this.msgs.set(m.conv, (byConv = new Map()));
+    if (byConv.has(m.seq)) return false;
+    byConv.set(m.seq, m);
+    const conv = this.upsertConv({ id: m.conv, last: m.seq, lastMsg: { from: m.from, body: m.body, ts: m.ts, seq: m.seq } });
+    if (conv.members.length === 0 || !conv.members.includes(m.from)) conv.members = [...new Set([...conv.members, m.from])].sort();
+    return true;
+  }
+
+  /** Messages of a conversation in seq order. */
+  messages(conv: string): Msg[] {
+    return [...(this.msgs.get(conv)?.values() ?? [])].sort((a, b) => a.seq - b.seq);
+  }
+
+  pendingIn(conv: string): PendingMsg[] {
+    return [...this.pending.values()].filter((p) => p.conv === conv);
+  }
+
+  readSeq(conv: string): number {
+    return this.readSeqs[conv] ?? 0;
+  }
+
+  /** Marks everything up to `seq` seen; true when that moved the mark. */
+  markRead(conv: string, seq: number): boolean {
+    if (seq <= this.readSeq(conv)) return false;
+    this.readSeqs[conv] = seq;
+    return true;
+  }
+
+  readMarks(): Record<string, number> {
+    return { ...this.readSeqs };
+  }
+
+  /**
+   * Unread messages: seqs above the read mark, not counting the user's own messages among those
+   * loaded. Until the server keeps read positions (read receipts), the mark is this browser's.
+   */
+  unread(conv: string): number {
+    const c = this.convs.get(conv);
+    if (!c) return 0;
+    const read = this.readSeq(conv);
+    let own = 0;
+    for (const m of this.msgs.get(conv)?.values() ?? []) if (m.seq > read && m.from === this.me) own++;
+    return Math.max(0, c.last - read - own);
+  }
+
+  /** Conversations, newest activity first. */
+  ordered(): ConvInfo[] {
+    return [...this.convs.values()].sort((a, b) => (b.lastMsg?.ts ?? 0) - (a.lastMsg?.ts ?? 0) || a.id.localeCompare(b.id));
+  }
+
+  /** How the list and the header name a conversation. */
+  name(c: ConvInfo): string {
+    if (c.title) return c.title;
+    const others = c.members.filter((m) => m !== this.me);
+    if (others.length) return others.join(', ');
+    return c.direct ? 'Direct conversation' : 'Group';
+  }
+}
+
+function newest<T extends { seq: number }>(a: T | null, b: T | null): T | null {
+  if (!a) return b;
+  if (!b) return a;
+  return b.seq > a.seq ? b : a;
+}

@@ -1,0 +1,57 @@
+/**
+ * Who this tab is signed in as. Per tab (sessionStorage): two windows can be two users, and a
+ * reload keeps the user, the device id and so the device's IndexedDB outbox and cursors.
+ */
+export interface Session {
+  user: string;
+  device: string;
+}
+
+const KEY = 'switchboard.session';
+
+export function loadSession(): Session | null {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(KEY) ?? 'null') as Session | null;
+    return s && typeof s.user === 'string' && typeof s.device === 'string' ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(user: string): Session {
+  const s: Session = { user, device: `web-${randomId().slice(0, 12)}` };
+  sessionStorage.setItem(KEY, JSON.stringify(s));
+  return s;
+}
+
+export function clearSession(): void {
+  sessionStorage.removeItem(KEY);
+}
+
+/** Read marks per conversation, kept per user in this browser until the server keeps them. */
+export function loadReadMarks(user: string): Record<string, number> {
+  try {
+    const v = JSON.parse(localStorage.getItem(`switchboard.read.${user}`) ?? '{}') as unknown;
+    return v && typeof v === 'object' ? (v as Record<string, number>) : {};
+  } catch {
+    return {};
+  }
+}
+
+export function saveReadMarks(user: string, marks: Record<string, number>): void {
+  try {
+    localStorage.setItem(`switchboard.read.${user}`, JSON.stringify(marks));
+  } catch {
+    // Storage full or denied: unread counts then start over at the next load.
+  }
+}
+
+/** A UUID, also where crypto.randomUUID is missing (pages not served from a secure origin). */
+export function randomId(): string {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
