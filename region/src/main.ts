@@ -8,7 +8,7 @@ import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
 import type { PushJob } from './push-jobs.ts';
 import { Contacts } from './contacts.ts';
-import { pushPresence } from './presence-push.ts';
+import { pushPresence } from './edge-client.ts';
 import { PresenceService } from './presence-service.ts';
 import { TOPICS, dlqOf, type Subscription } from './queue.ts';
 
