@@ -2,13 +2,12 @@ import { serve } from '@hono/node-server';
 import { createApp } from './app.ts';
 import { createBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { deliverToEdge } from './edge-client.ts';
+import { deliverToEdge, pushPresence } from './edge-client.ts';
 import { coalescingDeliver, fanoutHandler } from './fanout.ts';
 import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
 import type { PushJob } from './push-jobs.ts';
 import { Contacts } from './contacts.ts';
-import { pushPresence } from './edge-client.ts';
 import { PresenceService } from './presence-service.ts';
 import { TOPICS, dlqOf, type Subscription } from './queue.ts';
 
