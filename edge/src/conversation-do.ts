@@ -1,9 +1,10 @@
 import { DurableObject } from 'cloudflare:workers';
-import { LIMITS, PRESENCE, type HistoryVisibility, type Msg, type ReadResponse } from '@switchboard/protocol';
+import { LIMITS, PRESENCE, RECEIPTS, type HistoryVisibility, type Msg, type Positions, type ReadResponse } from '@switchboard/protocol';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
 import { LivePush } from './live-push.ts';
 import { callRegion } from './region-client.ts';
+import { Receipts } from './receipts.ts';
 import { Sequencer, type MemberRow, type MembershipChange, type Result } from './sequencer.ts';
 
 /** Outbox events sent to the region per request. */
@@ -16,6 +17,10 @@ const MAX_BACKOFF_MS = 15_000;
 const ACK_WRITE_MS = 1000;
 /** A drain waits at most this long for the live path, so its events can say who has them already. */
 const LIVE_SETTLE_MS = 2000;
+/** Moved delivered/read positions are written with the next send, or after this long. */
+const RECEIPTS_WRITE_MS = 1000;
+/** Positions per `receipts` outbox event. */
+const RECEIPTS_PER_EVENT = 500;
 
 /**
  * THE SEQUENCER of one conversation (state and rules in `Sequencer`). Durable before ack: the
@@ -36,10 +41,14 @@ export class ConversationDO extends DurableObject<Env> {
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
   /** The alarm as last read or set (undefined: not known yet); saves a storage read per send. */
   private alarmAt: number | null | undefined = undefined;
+  /** Members' delivered/read positions (receipts.ts). */
+  private readonly receipts: Receipts;
+  private receiptsTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.seq = new Sequencer(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn));
+    this.receipts = new Receipts(ctx.storage.sql);
     this.live = new LivePush({
       target: (user) => env.SESSIONS.get(env.SESSIONS.idFromName(user)),
       onError: (user, err) => log('warn', 'live push failed; the region delivers it', { conv: this.seq.conv, user, ...errorFields(err) }),
@@ -54,8 +63,12 @@ export class ConversationDO extends DurableObject<Env> {
 
   async send(input: { from: string; dev: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>> {
     this.writeAck();
+    this.writeReceipts();
     const r = this.seq.send(input, Date.now());
     if (r.ok && !r.duplicate) {
+      // Sending is reading: everything up to one's own message is read. Written with the next
+      // send or within RECEIPTS_WRITE_MS; the sender's devices infer it from the message itself.
+      if (this.receipts.advance(input.from, { read: r.seq })) this.scheduleReceipts();
       // The runtime holds these calls until the message is on disk: nothing is delivered before it is durable.
       // Membership is sequenced here too, so the members now are the members as of this seq.
       if (this.seq.memberCount() <= config(this.env).livePushMaxMembers) {
@@ -120,20 +133,73 @@ export class ConversationDO extends DurableObject<Env> {
 
   async changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>> {
     const r = this.seq.changeMembers(input, Date.now(), config(this.env).maxGroupMembers);
-    if (r.ok && r.seq !== null) this.scheduleDrain();
+    if (r.ok && r.seq !== null) {
+      if (this.receipts.advance(input.by, { read: r.seq })) this.scheduleReceipts();
+      this.scheduleDrain();
+    }
     return r;
+  }
+
+  // ---- receipts (positions in receipts.ts) -------------------------------------------------
+
+  /**
+   * `user` has read up to `read` and/or has `delivered` on some device: capped at what they may
+   * read, moved forward only. What moved goes at once to the user's own devices and, in
+   * conversations of at most RECEIPTS.relayMaxMembers, to every member; it is written within
+   * RECEIPTS_WRITE_MS and reaches the region with the outbox.
+   */
+  async receipt(input: { user: string; device?: string; delivered?: number; read?: number }): Promise<Result<{ positions: Positions }>> {
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    const range = this.seq.readable(input.user);
+    if (!range) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const cap = Math.min(this.seq.lastSeq, range.to);
+    const clamp = (n: number | undefined) => (n === undefined ? undefined : Math.min(n, cap));
+    const moved = this.receipts.advance(input.user, { delivered: clamp(input.delivered), read: clamp(input.read) });
+    if (moved) {
+      this.scheduleReceipts();
+      const everyone = this.seq.memberCount() <= RECEIPTS.relayMaxMembers;
+      const to = everyone ? this.seq.members() : [input.user];
+      if (!to.includes(input.user)) to.push(input.user);
+      const event = { conv, user: input.user, ...moved };
+      for (const member of to) {
+        // Others hear of reads and deliveries; the user's own devices only of reads.
+        const own = member === input.user;
+        if (own && moved.read === undefined) continue;
+        const e = own ? { conv, user: input.user, read: moved.read } : event;
+        this.env.SESSIONS.get(this.env.SESSIONS.idFromName(member))
+          .receipts([e], own ? input.device : undefined)
+          .catch((err: unknown) => log('warn', 'receipt relay failed', { conv, member, ...errorFields(err) }));
+      }
+    }
+    return { ok: true, positions: this.receipts.get(input.user) };
+  }
+
+  /** Writes moved positions (and their outbox event) now: called before a send, so they share its commit. */
+  private writeReceipts(): void {
+    if (this.receiptsTimer) clearTimeout(this.receiptsTimer);
+    this.receiptsTimer = null;
+    if (!this.receipts.pending) return;
+    const changes = this.receipts.flush();
+    for (let i = 0; i < changes.length; i += RECEIPTS_PER_EVENT) this.seq.enqueue({ kind: 'receipts', positions: changes.slice(i, i + RECEIPTS_PER_EVENT) });
+    if (changes.length > 0) this.scheduleDrain();
+  }
+
+  private scheduleReceipts(): void {
+    this.receiptsTimer ??= setTimeout(() => this.writeReceipts(), RECEIPTS_WRITE_MS);
   }
 
   /** The conversation as `user` may see it, with a page of current members (by id, after `after`). */
   async details(input: { user: string; after: string; limit: number }): Promise<
-    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: MemberRow[]; next?: string }>
+    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string }>
   > {
     const conv = this.seq.conv;
     if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
     if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
     const rows = this.seq.membersPage(input.after, input.limit + 1);
-    const members = rows.slice(0, input.limit);
-    const next = rows.length > input.limit ? members.at(-1)?.user : undefined;
+    const page = rows.slice(0, input.limit);
+    const next = rows.length > input.limit ? page.at(-1)?.user : undefined;
+    const members = page.map((m) => ({ ...m, ...this.receipts.get(m.user) }));
     return {
       ok: true,
       conv,

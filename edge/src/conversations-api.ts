@@ -64,7 +64,8 @@ conversationsApi.patch('/v1/conversations/:id/members/:user', async (c) => {
 
 /**
  * `GET /v1/conversations/:id?after=<user>&limit=<n>` → the conversation with a page of its
- * current members by id (`next` is the `after` of the next page). Members only.
+ * current members by id (`next` is the `after` of the next page), each with their delivered and
+ * read positions (receipts for large groups, where they are not relayed). Members only.
  */
 conversationsApi.get('/v1/conversations/:id', async (c) => {
   const me = await caller(c);
@@ -84,7 +85,7 @@ conversationsApi.get('/v1/conversations/:id', async (c) => {
     last: d.last,
     ver: d.ver,
     count: d.count,
-    members: d.members.map((m) => ({ user: m.user, role: m.role, joined: m.joinedSeq })),
+    members: d.members.map((m) => ({ user: m.user, role: m.role, joined: m.joinedSeq, delivered: m.delivered, read: m.read })),
     ...(d.next ? { next: d.next } : {}),
   });
 });

@@ -277,6 +277,11 @@ export class Sequencer {
     return { ok: true, seq, ver: seq, users: changed };
   }
 
+  /** Queues an event for the region that takes no seq (e.g. receipts), after everything queued so far. */
+  enqueue(event: ConvEvent): void {
+    this.sql.exec('INSERT INTO outbox (seq, event) VALUES (NULL, ?)', JSON.stringify(event));
+  }
+
   /**
    * The oldest undelivered outbox events after `after` (an oseq the region already has), in
    * order: at most `limit`, and no more than `maxBytes` of event JSON beyond the first, so a drain

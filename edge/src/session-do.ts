@@ -10,6 +10,7 @@ import {
   type RouteOp,
   type ServerFrame,
 } from '@switchboard/protocol';
+import { DeliveredReports } from './delivered-reports.ts';
 import { DeliveryTracker } from './delivery.ts';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
@@ -50,6 +51,10 @@ export class SessionDO extends DurableObject<Env> {
   /** Heartbeats batched to the region, connects/disconnects, watches (presence-relay.ts). */
   private readonly presenceRelay: PresenceRelay;
   private readonly typingLimiter = new TypingLimiter();
+  /** Delivered positions for ConversationDOs, sent with each cursor flush (delivered-reports.ts). */
+  private readonly deliveredReports = new DeliveredReports();
+  /** This object's user, once a socket told it (one SessionDO per user). */
+  private user: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -82,6 +87,7 @@ export class SessionDO extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const who = ws.deserializeAttachment() as Attachment | null;
     if (!who) return ws.close(CLOSE_CODES.internal.code, 'lost session state');
+    this.user = who.user;
     // Any frame, even a bad one, shows the device is alive: a heartbeat.
     this.presenceRelay.beat(who.device);
     const decoded = decodeClientFrame(message);
@@ -229,6 +235,19 @@ export class SessionDO extends DurableObject<Env> {
     return { sockets };
   }
 
+  /** ConversationDO → this user's live devices (but `skipDevice`): positions that moved (receipts.ts). */
+  async receipts(events: { conv: string; user: string; delivered?: number; read?: number }[], skipDevice?: string): Promise<{ sockets: number }> {
+    let sockets = 0;
+    for (const [device, ws] of this.liveSockets()) {
+      if (device === skipDevice) continue;
+      for (const e of events) {
+        if (e.delivered !== undefined && send(ws, { t: 'delivered', conv: e.conv, user: e.user, seq: e.delivered })) sockets++;
+        if (e.read !== undefined && send(ws, { t: 'read', conv: e.conv, user: e.user, seq: e.read })) sockets++;
+      }
+    }
+    return { sockets };
+  }
+
   private async handlePresenceFrame(ws: WebSocket, who: Attachment, frame: Extract<ClientFrame, { t: 'watch' | 'unwatch' | 'typing' }>): Promise<void> {
     if (frame.t === 'typing') {
       if (!this.typingLimiter.allow(who.device, frame.conv)) return;
@@ -270,6 +289,7 @@ export class SessionDO extends DurableObject<Env> {
       case 'ack':
         // Cumulative, and a cursor only moves forward; written with the other acks of the next second.
         this.delivery.ack(who.device, frame.conv, frame.seq);
+        this.deliveredReports.note(frame.conv, frame.seq);
         if (this.delivery.needsFlush && !this.cursorFlush) this.cursorFlush = setTimeout(() => this.flushCursors(), CURSOR_FLUSH_MS);
         return;
       case 'resume': {
@@ -285,6 +305,11 @@ export class SessionDO extends DurableObject<Env> {
           .map((c) => ({ conv: c.conv, last: c.last, acked: acked.get(c.conv) ?? 0 }))
           .filter((c) => c.last > c.acked);
         send(ws, { t: 'changes', rid: frame.rid, convs, ...(page.next ? { next: page.next } : {}) });
+        return;
+      }
+      case 'read': {
+        const r = await this.conversation(frame.conv).receipt({ user: who.user, device: who.device, read: frame.seq });
+        if (!r.ok) throw new ProtocolError(r.code, r.message);
         return;
       }
       case 'watch':
@@ -367,11 +392,28 @@ export class SessionDO extends DurableObject<Env> {
     }
   }
 
-  /** Writes the acked cursors that moved (one commit for all of them). */
+  /** Writes the acked cursors that moved (one commit for all of them), and reports them as delivered. */
   private flushCursors(): void {
     if (this.cursorFlush) clearTimeout(this.cursorFlush);
     this.cursorFlush = null;
     if (this.delivery.needsFlush) this.delivery.flush();
+    this.reportDelivered();
+  }
+
+  private reportDelivered(): void {
+    const user = this.user;
+    if (!user) return;
+    for (const [conv, seq] of this.deliveredReports.take()) {
+      this.conversation(conv)
+        .receipt({ user, delivered: seq })
+        .then((r) => {
+          if (!r.ok) log('warn', 'delivered report refused', { conv, code: r.code });
+        })
+        .catch((err: unknown) => {
+          this.deliveredReports.failed(conv, seq);
+          log('warn', 'delivered report failed', { conv, ...errorFields(err) });
+        });
+    }
   }
 
   private kv(key: string): string | null {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startSystem, type Engines, type System } from './system.ts';
+import { receiptsCases } from './receipts.cases.ts';
 import { TestSocket, createConversation, token } from './socket.ts';
 
 const MAX_GROUP = 1_200;
@@ -67,7 +68,7 @@ export function groupsSuite(engines: Engines): void {
       assert.equal(page1.body.title, 'Team');
       assert.equal(page1.body.count, 4);
       assert.equal(page1.body.ver, 2);
-      assert.deepEqual(page1.body.members, [{ user: 'gbob', role: 'admin', joined: 0 }, { user: 'gcarol', role: 'member', joined: 1 }]);
+      assert.deepEqual(page1.body.members, [{ user: 'gbob', role: 'admin', joined: 0, delivered: 0, read: 0 }, { user: 'gcarol', role: 'member', joined: 1, delivered: 0, read: 0 }]);
       const page2 = await http('gbob', 'GET', `/v1/conversations/${id}?limit=2&after=${page1.body.next}`);
       assert.deepEqual(page2.body.members.map((m: { user: string }) => m.user), ['gdave', 'gowner']);
       assert.equal(page2.body.next, undefined);
@@ -115,6 +116,8 @@ export function groupsSuite(engines: Engines): void {
       const c = await open('hcy');
       assert.deepEqual((await c.request({ t: 'sync', conv, after: 0 })).msgs.map((m: { seq: number }) => m.seq), [1, 2, 3]);
     });
+
+    receiptsCases({ sys: () => sys, open, http });
 
     it(`a 1,000-member group with 300 connected devices: one message reaches all 300 exactly once, 700 push jobs`, async () => {
       const members = Array.from({ length: 1000 }, (_, i) => `big${String(i).padStart(4, '0')}`);

@@ -3,6 +3,7 @@ import { Cmid, ConvId, DeviceId, Rid, Seq, UserId } from './ids.ts';
 import { LIMITS, utf8Length } from './limits.ts';
 import { HistoryVisibility, SysEvent } from './membership.ts';
 import { PresenceFrame, TypingEventFrame, TypingFrame, UnwatchFrame, WatchFrame, WatchingFrame } from './presence.ts';
+import { DeliveredEventFrame, ReadEventFrame, ReadFrame } from './receipts.ts';
 
 const Body = z
   .string()
@@ -38,6 +39,8 @@ export const ClientFrame = z.discriminatedUnion('t', [
   SendFrame, AckFrame, SyncFrame, HistoryFrame, ResumeFrame, PingFrame,
   // presence and typing (presence.ts)
   WatchFrame, UnwatchFrame, TypingFrame,
+  // read receipts (receipts.ts)
+  ReadFrame,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type SendFrame = z.infer<typeof SendFrame>;
@@ -45,7 +48,7 @@ export type AckFrame = z.infer<typeof AckFrame>;
 export type SyncFrame = z.infer<typeof SyncFrame>;
 export type HistoryFrame = z.infer<typeof HistoryFrame>;
 export type ResumeFrame = z.infer<typeof ResumeFrame>;
-export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'resume', 'ping', 'watch', 'unwatch', 'typing'] as const;
+export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'resume', 'ping', 'watch', 'unwatch', 'typing', 'read'] as const;
 
 // ---- server → client -------------------------------------------------------------------------
 
@@ -89,6 +92,8 @@ export const ServerFrame = z.discriminatedUnion('t', [
   Msg, SentFrame, MsgsFrame, ErrorFrame, PongFrame, HelloFrame, ChangesFrame, ResyncFrame,
   // presence and typing (presence.ts)
   PresenceFrame, WatchingFrame, TypingEventFrame,
+  // read receipts (receipts.ts)
+  ReadEventFrame, DeliveredEventFrame,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type SentFrame = z.infer<typeof SentFrame>;

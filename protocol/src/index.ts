@@ -9,3 +9,4 @@ export * from './ordering.ts';
 export * from './signing.ts';
 export * from './internal.ts';
 export * from './presence.ts';
+export * from './receipts.ts';

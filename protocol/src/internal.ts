@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ConvId, DeviceId, Seq, UserId } from './ids.ts';
 import { LIMITS } from './limits.ts';
 import { Msg } from './frames.ts';
+import { PositionChange } from './receipts.ts';
 
 /**
  * Bodies of the signed internal API between edge and region. Both sides validate them: a signed
@@ -39,7 +40,15 @@ export const MessageEvent = z.object({
 });
 export type MessageEvent = z.infer<typeof MessageEvent>;
 
-export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent]);
+/**
+ * Members' delivered/read positions moved (edge/src/receipts.ts). Positions only move forward,
+ * so applying an older event again, or these out of order with messages, is harmless. A
+ * message's sender has read up to it: that position is implied by the `msg` event, not sent.
+ */
+export const ReceiptsEvent = z.object({ kind: z.literal('receipts'), positions: z.array(PositionChange).min(1).max(LIMITS.maxMembers) });
+export type ReceiptsEvent = z.infer<typeof ReceiptsEvent>;
+
+export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent, ReceiptsEvent]);
 export type ConvEvent = z.infer<typeof ConvEvent>;
 
 /** ConversationDO → region: one conversation's outbox, oldest first. Applying it twice is harmless. */
@@ -92,25 +101,39 @@ export const ConversationsResponse = z.object({
 });
 export type ConversationsResponse = z.infer<typeof ConversationsResponse>;
 
-/**
- * Edge → region, for `GET /v1/conversations`: what a conversation list shows of some of the
- * user's conversations. Conversations the user is not a member of (or the region has not stored
- * yet) are left out of the answer, never reported as errors.
- */
 /** A conversation list names at most this many members of each conversation. */
 export const LIST_MEMBERS = 20;
-export const ConversationDetailsRequest = z.object({ user: UserId, convs: z.array(ConvId).min(1).max(200) });
-export type ConversationDetailsRequest = z.infer<typeof ConversationDetailsRequest>;
-export const ConversationDetails = z.object({
-  conv: ConvId,
+
+/**
+ * Edge → region, for `GET /v1/conversations`: a page of the user's conversations, newest
+ * activity first. `after` is the previous page's `next` (an opaque cursor), '' for the first.
+ */
+export const InboxRequest = z.object({
+  user: UserId,
+  after: z.string().max(300).default(''),
+  limit: z.number().int().min(1).max(200),
+});
+export type InboxRequest = z.infer<typeof InboxRequest>;
+export const InboxEntry = z.object({
+  id: ConvId,
   title: z.string().nullable(),
+  direct: z.boolean(),
   /** At most `LIST_MEMBERS` of them (sorted); `memberCount` is the whole count. */
   members: z.array(UserId),
   memberCount: z.number().int().min(0),
   createdAt: z.number().int(),
-  /** The newest stored message, for a preview; null when none is stored yet. */
+  /** When the newest message the user may read was sent (createdAt when there is none): the order of the list. */
+  activity: z.number().int(),
+  /** The newest seq the user may read (a removed member's ends at their removal). */
+  last: Seq,
+  /** The newest stored message the user may read, for a preview; null when none. */
   lastMsg: Msg.nullable(),
+  /** The user's positions: delivered to any of their devices, and read. */
+  delivered: Seq,
+  read: Seq,
+  /** Entries after `read` the user may read (receipts.ts `unreadCount`). */
+  unread: z.number().int().min(0),
 });
-export type ConversationDetails = z.infer<typeof ConversationDetails>;
-export const ConversationDetailsResponse = z.object({ convs: z.array(ConversationDetails) });
-export type ConversationDetailsResponse = z.infer<typeof ConversationDetailsResponse>;
+export type InboxEntry = z.infer<typeof InboxEntry>;
+export const InboxResponse = z.object({ convs: z.array(InboxEntry), next: z.string().optional() });
+export type InboxResponse = z.infer<typeof InboxResponse>;

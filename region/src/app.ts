@@ -1,10 +1,9 @@
 import { Hono } from 'hono';
 import type { ZodType, ZodTypeDef } from 'zod';
 import {
-  ConversationDetailsRequest,
   ConversationsRequest,
-  LIST_MEMBERS,
   EventsRequest,
+  InboxRequest,
   LIMITS,
   ProtocolError,
   ReadRequest,
@@ -12,6 +11,7 @@ import {
   parseJsonBody,
   type MessageEvent,
 } from '@switchboard/protocol';
+import { inboxPage } from './inbox.ts';
 import { internalAuth } from './internal-auth.ts';
 import { errorFields, type Logger } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
@@ -79,6 +79,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
         if (e.conv !== req.conv) throw new ProtocolError('invalid_frame', 'event for another conversation');
         if (msgs.length) await flush();
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
+      } else if (e.kind === 'receipts') {
+        // Positions only move forward: no ordering with the messages around them is needed.
+        await metrics.time('positions', () => storage.setPositions(req.conv, e.positions));
       } else {
         if (e.msg.conv !== req.conv) throw new ProtocolError('invalid_frame', 'message for another conversation');
         if (e.msg.sys) {
@@ -130,19 +133,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq })), ...(next ? { next } : {}) });
   });
 
-  /** For a conversation list: title, members and newest stored message of each of the user's conversations asked for. */
-  app.post('/internal/conversation-details', async (c) => {
-    const req = parse(c.get('rawBody'), ConversationDetailsRequest);
-    const found = await Promise.all(
-      [...new Set(req.convs)].map(async (id) => {
-        const conv = await storage.getConversation(id);
-        if (!conv || !conv.members.includes(req.user)) return null;
-        const [lastMsg] = await storage.readBefore(id, Number.MAX_SAFE_INTEGER, 1);
-        const members = [...conv.members].sort();
-        return { conv: id, title: conv.title, members: members.slice(0, LIST_MEMBERS), memberCount: members.length, createdAt: conv.createdAt, lastMsg: lastMsg ?? null };
-      }),
-    );
-    return c.json({ convs: found.filter((x) => x !== null) });
+  /** The user's conversation list, newest activity first (inbox.ts). */
+  app.post('/internal/inbox', async (c) => {
+    const req = parse(c.get('rawBody'), InboxRequest);
+    return c.json(await inboxPage(storage, req));
   });
 
   app.post('/internal/routes', async (c) => {

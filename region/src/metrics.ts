@@ -36,6 +36,7 @@ export type AgePoint = (typeof AGE_POINTS)[number];
 export const OPS = [
   'events_request', // whole /internal/events handler
   'store', // storage.appendMessages, per call
+  'positions', // storage.setPositions (read receipts), per call
   'publish', // queue.publish, per call
   'fanout_conversation', // storage.getConversation in the fan-out handler
   'fanout_routes', // routes.lookup in the fan-out handler

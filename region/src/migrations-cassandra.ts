@@ -116,6 +116,22 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE ${ks}.messages ADD IF NOT EXISTS sys text`,
     ],
   },
+  {
+    version: 5,
+    name: 'read receipts: members\' delivered and read positions; when each conversation was last active',
+    statements: (ks) => [
+      // One partition per user, like conversations_by_user: the conversation list reads a page of
+      // them at once. Each position is written USING TIMESTAMP <its seq>, so it only moves forward.
+      `CREATE TABLE IF NOT EXISTS ${ks}.member_positions (
+        user_id text,
+        conversation_id text,
+        delivered_seq bigint,
+        read_seq bigint,
+        PRIMARY KEY (user_id, conversation_id))`,
+      // Written with last_seq (same timestamp): when the newest message was sent, the list's order.
+      `ALTER TABLE ${ks}.conversation_last_seq ADD IF NOT EXISTS last_ts timestamp`,
+    ],
+  },
 ];
 
 /**

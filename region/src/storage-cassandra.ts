@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import type { Msg, Role, SysEvent } from '@switchboard/protocol';
+import type { Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
 import type { RegionConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { MESSAGES_PER_BUCKET, applyMigrations } from './migrations-cassandra.ts';
-import type { Storage, StoredConversation, StoredMember } from './storage.ts';
+import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
 
 const { Client, concurrent, policies, types } = cassandra;
 type Row = cassandra.types.Row;
@@ -72,8 +72,12 @@ function statements(ks: string) {
     setMemberRole: `UPDATE ${ks}.conversation_members SET role = ? WHERE conversation_id = ? AND user_id = ?`,
     insertUserConversation: `INSERT INTO ${ks}.conversations_by_user (user_id, conversation_id) VALUES (?, ?)`,
     selectUserConversations: `SELECT conversation_id FROM ${ks}.conversations_by_user WHERE user_id = ? AND conversation_id > ? LIMIT ?`,
-    setLastSeq: `UPDATE ${ks}.conversation_last_seq USING TIMESTAMP ? SET last_seq = ? WHERE conversation_id = ?`,
-    selectLastSeq: `SELECT last_seq FROM ${ks}.conversation_last_seq WHERE conversation_id = ?`,
+    setLastSeq: `UPDATE ${ks}.conversation_last_seq USING TIMESTAMP ? SET last_seq = ?, last_ts = ? WHERE conversation_id = ?`,
+    selectLastSeq: `SELECT last_seq, last_ts FROM ${ks}.conversation_last_seq WHERE conversation_id = ?`,
+    selectSentAt: `SELECT sent_at FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+    setDelivered: `UPDATE ${ks}.member_positions USING TIMESTAMP ? SET delivered_seq = ? WHERE user_id = ? AND conversation_id = ?`,
+    setRead: `UPDATE ${ks}.member_positions USING TIMESTAMP ? SET read_seq = ? WHERE user_id = ? AND conversation_id = ?`,
+    selectPositions: `SELECT conversation_id, delivered_seq, read_seq FROM ${ks}.member_positions WHERE user_id = ? AND conversation_id IN ?`,
     ping: 'SELECT release_version FROM system.local',
   } as const;
 }
@@ -126,6 +130,8 @@ export class CassandraStorage implements Storage {
     // One partition per user here, so no batch: concurrent single-partition writes.
     const byUser = members.map((m) => [m, c.id]);
     batches.push(concurrent.executeConcurrent(this.client, this.cql.insertUserConversation, byUser, { concurrencyLevel: 64, raiseOnFirstError: true }));
+    // Activity starts at creation; written at timestamp 0, so any message's row (timestamp = its seq) wins.
+    batches.push(this.client.execute(this.cql.setLastSeq, [Long.ZERO, Long.ZERO, new Date(c.createdAt), c.id]));
     await Promise.all(batches);
     await this.client.execute(this.cql.insertConversation, [c.id, c.title, c.creator, new Date(c.createdAt)]);
   }
@@ -198,23 +204,45 @@ export class CassandraStorage implements Storage {
     if (params.length === 1) await this.client.execute(this.cql.insertMessage, params[0]);
     else await concurrent.executeConcurrent(this.client, this.cql.insertMessage, params, { concurrencyLevel: 64, raiseOnFirstError: true });
     // After the messages: a last_seq that is visible has its messages stored.
-    const last = new Map<string, number>();
-    for (const m of msgs) last.set(m.conv, Math.max(last.get(m.conv) ?? 0, m.seq));
-    await Promise.all([...last].map(([conv, seq]) => this.client.execute(this.cql.setLastSeq, [Long.fromNumber(seq), Long.fromNumber(seq), conv])));
+    const last = new Map<string, Msg>();
+    for (const m of msgs) if (m.seq > (last.get(m.conv)?.seq ?? 0)) last.set(m.conv, m);
+    await Promise.all([...last].map(([conv, m]) => this.client.execute(this.cql.setLastSeq, [Long.fromNumber(m.seq), Long.fromNumber(m.seq), new Date(m.ts), conv])));
   }
 
-  async userConversations(user: string, afterConv: string, limit: number): Promise<{ conv: string; lastSeq: number }[]> {
+  async userConversations(user: string, afterConv: string, limit: number): Promise<UserConversation[]> {
     const rs = await this.client.execute(this.cql.selectUserConversations, [user, afterConv, limit]);
     const convs = rs.rows.map((r) => r.get('conversation_id') as string);
     return Promise.all(
       convs.map(async (conv) => {
         const [last, member] = await Promise.all([this.client.execute(this.cql.selectLastSeq, [conv]), this.client.execute(this.cql.selectMemberLeft, [conv, user])]);
         const lastSeq = num(last.first()?.get('last_seq')) ?? 0;
+        const lastTs = (last.first()?.get('last_ts') as Date | null | undefined)?.getTime() ?? null;
         // A removed member's conversation ends, for them, at the seq that removed them.
         const left = num(member.first()?.get('left_seq'));
-        return { conv, lastSeq: left === null ? lastSeq : Math.min(lastSeq, left) };
+        if (left === null || left >= lastSeq) return { conv, lastSeq, lastTs };
+        const at = await this.client.execute(this.cql.selectSentAt, [conv, Long.fromNumber(bucketOf(left)), Long.fromNumber(left)]);
+        return { conv, lastSeq: left, lastTs: (at.first()?.get('sent_at') as Date | undefined)?.getTime() ?? null };
       }),
     );
+  }
+
+  /** Each position a cell written at timestamp = its value: the highest always wins. */
+  async setPositions(conv: string, changes: PositionChange[]): Promise<void> {
+    const writes: [string, unknown[]][] = [];
+    for (const c of changes) {
+      if (c.delivered) writes.push([this.cql.setDelivered, [Long.fromNumber(c.delivered), Long.fromNumber(c.delivered), c.user, conv]]);
+      if (c.read) writes.push([this.cql.setRead, [Long.fromNumber(c.read), Long.fromNumber(c.read), c.user, conv]]);
+    }
+    await Promise.all(writes.map(([q, params]) => this.client.execute(q, params)));
+  }
+
+  async positions(user: string, convs: string[]): Promise<Map<string, Positions>> {
+    const out = new Map<string, Positions>();
+    for (let i = 0; i < convs.length; i += 100) {
+      const rs = await this.client.execute(this.cql.selectPositions, [user, convs.slice(i, i + 100)], { fetchSize: 100 });
+      for (const r of rs.rows) out.set(r.get('conversation_id') as string, { delivered: num(r.get('delivered_seq')) ?? 0, read: num(r.get('read_seq')) ?? 0 });
+    }
+    return out;
   }
 
   /**

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Msg, Role, SysEvent } from '@switchboard/protocol';
-import type { Storage, StoredConversation, StoredMember } from './storage.ts';
+import type { Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
 
 interface MessageRow {
   conv: string;
@@ -42,6 +42,8 @@ export class SqliteStorage implements Storage {
       CREATE TABLE IF NOT EXISTS messages (
         conv TEXT NOT NULL, seq INTEGER NOT NULL, cmid TEXT NOT NULL, sender TEXT NOT NULL,
         dev TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, sys TEXT, PRIMARY KEY (conv, seq)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS positions (user TEXT NOT NULL, conv TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
+        read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user, conv)) WITHOUT ROWID;
     `);
     // Files created before membership was sequenced: add the columns they lack.
     for (const ddl of ['ALTER TABLE members ADD COLUMN role TEXT', 'ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0', 'ALTER TABLE members ADD COLUMN left_seq INTEGER', 'ALTER TABLE messages ADD COLUMN sys TEXT']) {
@@ -108,14 +110,37 @@ export class SqliteStorage implements Storage {
     return rows.map(toMsg);
   }
 
-  async userConversations(user: string, afterConv: string, limit: number): Promise<{ conv: string; lastSeq: number }[]> {
+  async userConversations(user: string, afterConv: string, limit: number): Promise<UserConversation[]> {
     const rows = this.db
       .prepare(
         `SELECT m.conv AS conv, MIN(COALESCE((SELECT MAX(seq) FROM messages WHERE conv = m.conv), 0), COALESCE(m.left_seq, ${Number.MAX_SAFE_INTEGER})) AS lastSeq
          FROM members m WHERE m.user = ? AND m.conv > ? ORDER BY m.conv LIMIT ?`,
       )
       .all(user, afterConv, limit) as { conv: string; lastSeq: number }[];
-    return rows;
+    const ts = this.db.prepare('SELECT ts FROM messages WHERE conv = ? AND seq = ?');
+    const created = this.db.prepare('SELECT created_at AS ts FROM conversations WHERE id = ?');
+    const at = (r: { conv: string; lastSeq: number }) => ((r.lastSeq > 0 ? ts.get(r.conv, r.lastSeq) : created.get(r.conv)) as { ts: number } | undefined)?.ts ?? null;
+    return rows.map((r) => ({ ...r, lastTs: at(r) }));
+  }
+
+  async setPositions(conv: string, changes: PositionChange[]): Promise<void> {
+    const upsert = this.db.prepare(
+      `INSERT INTO positions (user, conv, delivered, read) VALUES (?, ?, ?, ?)
+       ON CONFLICT(user, conv) DO UPDATE SET delivered = MAX(delivered, excluded.delivered), read = MAX(read, excluded.read)`,
+    );
+    this.db.transaction(() => {
+      for (const c of changes) upsert.run(c.user, conv, c.delivered ?? 0, c.read ?? 0);
+    })();
+  }
+
+  async positions(user: string, convs: string[]): Promise<Map<string, Positions>> {
+    const one = this.db.prepare('SELECT delivered, read FROM positions WHERE user = ? AND conv = ?');
+    const out = new Map<string, Positions>();
+    for (const conv of convs) {
+      const row = one.get(user, conv) as Positions | undefined;
+      if (row) out.set(conv, row);
+    }
+    return out;
   }
 
   async ping(): Promise<void> {

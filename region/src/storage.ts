@@ -1,4 +1,4 @@
-import type { Msg, Role, SysEvent } from '@switchboard/protocol';
+import type { Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
 
 export interface StoredConversation {
   id: string;
@@ -23,6 +23,12 @@ export interface StoredMember {
   leftSeq: number | null;
 }
 
+export interface UserConversation {
+  conv: string;
+  lastSeq: number;
+  lastTs: number | null;
+}
+
 /** The users a message at `seq` is for: the members as of that seq. */
 export function membersAt(roster: StoredMember[], seq: number): string[] {
   return roster.filter((m) => m.joinedSeq <= seq && (m.leftSeq === null || seq <= m.leftSeq)).map((m) => m.user);
@@ -43,7 +49,9 @@ export function membersAt(roster: StoredMember[], seq: number): string[] {
  *   member, capped at the seq that removed them);
  * - `applyMembership` applies one sequenced membership change (msg.sys at `seq`); the caller
  *   applies a conversation's changes in seq order, and applying one again is harmless;
- * - a message's `sys` is stored and read back with it.
+ * - a message's `sys` is stored and read back with it;
+ * - `setPositions` only ever moves a member's delivered/read position forward, whatever order
+ *   changes arrive in; `positions` reads them back (zeros when none).
  */
 export interface Storage {
   readonly name: string;
@@ -58,8 +66,13 @@ export interface Storage {
    * The user's conversations with an id after `afterConv` (exclusive; '' for the first page),
    * ordered by id, at most `limit`, each with the highest seq stored for it (0 if none). Resume
    * pages through this to find every conversation with messages a device has not seen.
+   * `lastTs` is when that newest message was sent (for a removed member: the one that removed
+   * them), the creation time when there is none yet; null when unknown.
    */
-  userConversations(user: string, afterConv: string, limit: number): Promise<{ conv: string; lastSeq: number }[]>;
+  userConversations(user: string, afterConv: string, limit: number): Promise<UserConversation[]>;
+  setPositions(conv: string, changes: PositionChange[]): Promise<void>;
+  /** The user's positions in the given conversations (absent: zeros). */
+  positions(user: string, convs: string[]): Promise<Map<string, Positions>>;
   /** Cheap liveness probe for /healthz. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -205,7 +205,29 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       assert.equal(last.get(ids[1]!), 3);
       assert.equal(last.get(ids[3]!), 7, 'an older seq appended later does not lower lastSeq');
       assert.equal(last.get(ids[0]!), 0);
+      const when = new Map([...page1, ...page2].map((r) => [r.conv, r.lastTs]));
+      assert.equal(when.get(ids[3]!), msg(ids[3]!, 7).ts, 'lastTs is when the newest message was sent');
+      assert.equal(when.get(ids[0]!), T0, 'without messages, lastTs is the creation time');
       assert.deepEqual(await storage.userConversations(`u${run}_nobody`, '', 10), []);
+    });
+
+    it('positions only move forward, per member and conversation, whatever order changes arrive in', async () => {
+      const [a, b] = [conv(), conv()];
+      const user = `u${run}_reader`;
+      assert.deepEqual(await storage.positions(user, [a, b]), new Map());
+      await storage.setPositions(a, [{ user, delivered: 5 }, { user: 'other', read: 9, delivered: 9 }]);
+      await storage.setPositions(a, [{ user, read: 3 }]);
+      await storage.setPositions(a, [{ user, delivered: 4, read: 2 }]);
+      await storage.setPositions(b, [{ user, read: 1, delivered: 1 }]);
+      assert.deepEqual(await storage.positions(user, [a, b, conv()]), new Map([[a, { delivered: 5, read: 3 }], [b, { delivered: 1, read: 1 }]]));
+      await storage.setPositions(a, [{ user, delivered: 8, read: 8 }]);
+      assert.deepEqual((await storage.positions(user, [a])).get(a), { delivered: 8, read: 8 });
+      assert.deepEqual((await storage.positions('other', [a])).get(a), { delivered: 9, read: 9 });
+      const many = Array.from({ length: 150 }, () => conv());
+      await Promise.all(many.map((c, i) => storage.setPositions(c, [{ user, read: i + 1 }])));
+      const got = await storage.positions(user, many);
+      assert.equal(got.size, 150, 'more conversations than one query asks for');
+      assert.deepEqual(got.get(many[149]!), { delivered: 0, read: 150 });
     });
 
     it('a conversation with many members round-trips', async () => {
@@ -250,11 +272,11 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       await storage.appendMessages([msg(id, 1), sys, msg(id, 3)]);
       await storage.applyMembership(id, 2, sys.sys!);
       assert.deepEqual(await storage.readAfter(id, 0, 10), [msg(id, 1), sys, msg(id, 3)]);
-      assert.deepEqual(await storage.userConversations('bob', '', 10000).then((l) => l.filter((c) => c.conv === id)), [{ conv: id, lastSeq: 2 }]);
-      assert.deepEqual(await storage.userConversations('alice', '', 10000).then((l) => l.filter((c) => c.conv === id)), [{ conv: id, lastSeq: 3 }]);
+      assert.deepEqual(await storage.userConversations('bob', '', 10000).then((l) => l.filter((c) => c.conv === id)), [{ conv: id, lastSeq: 2, lastTs: sys.ts }]);
+      assert.deepEqual(await storage.userConversations('alice', '', 10000).then((l) => l.filter((c) => c.conv === id)), [{ conv: id, lastSeq: 3, lastTs: msg(id, 3).ts }]);
       // A member added later is listed too.
       await storage.applyMembership(id, 4, { op: 'add', by: 'alice', users: [`n${run}`], role: 'member' });
-      assert.deepEqual(await storage.userConversations(`n${run}`, '', 10), [{ conv: id, lastSeq: 3 }]);
+      assert.deepEqual(await storage.userConversations(`n${run}`, '', 10), [{ conv: id, lastSeq: 3, lastTs: msg(id, 3).ts }]);
     });
 
     it('a second instance over the same store initializes cleanly and sees the same data', async () => {

@@ -54,6 +54,11 @@ export interface ClientOptions {
   onTyping?: (conv: string, user: string, typing: boolean) => void;
   /** How long a `typing` event shows unless renewed. Default 6 000 ms (PRESENCE.typingShowMs). */
   typingShowMs?: number;
+  /**
+   * `user` has read (or has had delivered) `conv` up to `seq`: the user's own reads from their
+   * other devices, and other members' in conversations of at most RECEIPTS.relayMaxMembers.
+   */
+  onReceipt?: (receipt: { conv: string; user: string; kind: 'read' | 'delivered'; seq: number }) => void;
 }
 
 /** What the client did to keep display exactly-once and in order; for tests, logs and support. */
@@ -122,6 +127,9 @@ export class SwitchboardClient {
   private readonly watched = new Set<string>();
   /** conv + user → the timer that ends their typing indicator. */
   private readonly typers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Read positions asked for and not yet sent, and the highest sent, per conversation. */
+  private readonly readWanted = new Map<string, number>();
+  private readonly readSent = new Map<string, number>();
 
   constructor(private readonly opts: ClientOptions) {
     this.store = opts.store ?? new MemoryStore();
@@ -235,6 +243,25 @@ export class SwitchboardClient {
   async unwatch(users: string[]): Promise<void> {
     for (const u of users) this.watched.delete(u);
     for (let i = 0; i < users.length; i += PRESENCE.maxWatch) await this.request({ t: 'unwatch', users: users.slice(i, i + PRESENCE.maxWatch) });
+  }
+
+  /**
+   * Marks `conv` read up to `seq` (cumulative; lower values than one already sent are ignored).
+   * Sent at once when online, else when the connection returns.
+   */
+  read(conv: string, seq: number): void {
+    if (seq <= (this.readSent.get(conv) ?? 0)) return;
+    this.readWanted.set(conv, seq);
+    this.flushReads();
+  }
+
+  private flushReads(): void {
+    if (!this.ws || this.status !== 'online') return;
+    for (const [conv, seq] of this.readWanted) {
+      this.ws.send(JSON.stringify({ t: 'read', conv, seq }));
+      this.readSent.set(conv, seq);
+    }
+    this.readWanted.clear();
   }
 
   /** Says this user is typing in `conv`; call again every PRESENCE.typingRenewMs while they type. */
@@ -364,6 +391,7 @@ export class SwitchboardClient {
       this.flushOne(entry);
     }
     this.resumeOrCatchUp();
+    this.flushReads();
     if (this.watched.size) this.watch([...this.watched]).catch(() => {});
   }
 
@@ -400,6 +428,7 @@ export class SwitchboardClient {
     }
     if (f.t === 'presence') return this.opts.onPresence?.({ user: f.user, status: f.status, last_seen: f.last_seen });
     if (f.t === 'typing') return this.onTypingEvent(f.conv, f.user);
+    if (f.t === 'read' || f.t === 'delivered') return this.opts.onReceipt?.({ conv: f.conv, user: f.user, kind: f.t, seq: f.seq });
     if (f.t === 'resync') return this.resumeOrCatchUp();
     const rid = 'rid' in f ? f.rid : undefined;
     const p = rid !== undefined ? this.pending.get(rid) : undefined;
