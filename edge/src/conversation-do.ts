@@ -19,6 +19,8 @@ const ACK_WRITE_MS = 1000;
 const LIVE_SETTLE_MS = 2000;
 /** Moved delivered/read positions are written with the next send, or after this long. */
 const RECEIPTS_WRITE_MS = 1000;
+/** How often SessionDOs report deliveries in groups too large to relay them to (receipts). */
+const QUIET_DELIVERED_REPORTS_MS = 30_000;
 /** Positions per `receipts` outbox event. */
 const RECEIPTS_PER_EVENT = 500;
 
@@ -148,7 +150,7 @@ export class ConversationDO extends DurableObject<Env> {
    * conversations of at most RECEIPTS.relayMaxMembers, to every member; it is written within
    * RECEIPTS_WRITE_MS and reaches the region with the outbox.
    */
-  async receipt(input: { user: string; device?: string; delivered?: number; read?: number }): Promise<Result<{ positions: Positions }>> {
+  async receipt(input: { user: string; device?: string; delivered?: number; read?: number }): Promise<Result<{ positions: Positions; reportEveryMs: number }>> {
     const conv = this.seq.conv;
     if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
     const range = this.seq.readable(input.user);
@@ -172,7 +174,9 @@ export class ConversationDO extends DurableObject<Env> {
           .catch((err: unknown) => log('warn', 'receipt relay failed', { conv, member, ...errorFields(err) }));
       }
     }
-    return { ok: true, positions: this.receipts.get(input.user) };
+    // Where nobody is told of deliveries, SessionDOs report them only now and then.
+    const reportEveryMs = this.seq.memberCount() <= RECEIPTS.relayMaxMembers ? 0 : QUIET_DELIVERED_REPORTS_MS;
+    return { ok: true, positions: this.receipts.get(input.user), reportEveryMs };
   }
 
   /** Writes moved positions (and their outbox event) now: called before a send, so they share its commit. */

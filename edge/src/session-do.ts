@@ -407,7 +407,8 @@ export class SessionDO extends DurableObject<Env> {
       this.conversation(conv)
         .receipt({ user, delivered: seq })
         .then((r) => {
-          if (!r.ok) log('warn', 'delivered report refused', { conv, code: r.code });
+          if (r.ok) this.deliveredReports.answered(conv, r.reportEveryMs);
+          else log('warn', 'delivered report refused', { conv, code: r.code });
         })
         .catch((err: unknown) => {
           this.deliveredReports.failed(conv, seq);

@@ -69,3 +69,20 @@ describe('DeliveredReports (a SessionDO\'s delivered positions for ConversationD
     assert.deepEqual(d.take(), [['c1', 3]]);
   });
 });
+
+describe('DeliveredReports in a conversation that asked for fewer reports', () => {
+  it('holds the newest value until the quiet time passes, then reports it', () => {
+    const d = new DeliveredReports();
+    d.note('big', 1);
+    assert.deepEqual(d.take(1000), [['big', 1]]);
+    d.answered('big', 30_000, 1000);
+    d.note('big', 2);
+    d.note('big', 5);
+    d.note('small', 3);
+    assert.deepEqual(d.take(2000), [['small', 3]]);
+    assert.deepEqual(d.take(31_001), [['big', 5]]);
+    d.answered('big', 0, 31_001);
+    d.note('big', 6);
+    assert.deepEqual(d.take(31_002), [['big', 6]]);
+  });
+});
