@@ -30,8 +30,15 @@ export const DEVICE_HEADER = 'x-sb-device';
 
 /** Conversations per `changes` page. */
 const RESUME_PAGE = 500;
-/** Acked cursors are written at most this long after the ack (a crash re-sends that much, deduped by the device). */
-const CURSOR_FLUSH_MS = 1000;
+/**
+ * Acked cursors are written at most this long after the ack, and whenever a socket closes. A crash
+ * or eviction re-sends at most that much, which devices drop by (conv, seq). Every write is a
+ * storage commit: with a thousand users' objects acking on one edge machine, one per object per
+ * second would be a thousand commits a second.
+ */
+const CURSOR_FLUSH_MS = 10_000;
+/** Acks are reported to ConversationDOs as delivered positions this long after they arrive. */
+const DELIVERED_REPORT_MS = 1000;
 
 /**
  * One per user: holds every device socket of that user through the hibernation API, answers
@@ -48,6 +55,14 @@ export class SessionDO extends DurableObject<Env> {
   private alarmAt: number | null | undefined = undefined;
   /** Pending write of acked cursors (acks are flushed together, within CURSOR_FLUSH_MS). */
   private cursorFlush: ReturnType<typeof setTimeout> | null = null;
+  private reportTimer: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * Retransmits run on a memory timer: the in-flight window they serve is memory only (a timer
+   * keeps the object from hibernating while anything is in flight), and a storage alarm per push
+   * would cost a commit.
+   */
+  private retransmitTimer: ReturnType<typeof setTimeout> | null = null;
+  private retransmitAt = Infinity;
   /** Heartbeats batched to the region, connects/disconnects, watches (presence-relay.ts). */
   private readonly presenceRelay: PresenceRelay;
   private readonly typingLimiter = new TypingLimiter();
@@ -159,19 +174,24 @@ export class SessionDO extends DurableObject<Env> {
         }
       }
     }
-    // What was just pushed is due at now + retransmitMs: an alarm at or before that covers it.
-    if (tracked && (this.alarmAt === undefined || this.alarmAt === null || this.alarmAt > now + config(this.env).retransmitMs)) await this.armAlarm();
+    if (tracked) this.scheduleRetransmit();
     return { sockets, devices };
   }
 
-  /** Retransmits what is due, and keeps the region's routes fresh while any socket is open. */
-  override async alarm(): Promise<void> {
-    this.alarmAt = null;
-    const cfg = config(this.env);
-    const now = Date.now();
-    this.flushCursors();
+  private scheduleRetransmit(): void {
+    const due = this.delivery.nextDue();
+    if (due === null || due >= this.retransmitAt) return;
+    if (this.retransmitTimer) clearTimeout(this.retransmitTimer);
+    this.retransmitAt = due;
+    this.retransmitTimer = setTimeout(() => this.retransmit(), Math.max(0, due - Date.now()));
+  }
+
+  /** Sends again what is due, closes devices that stopped acking, and waits for the next due. */
+  private retransmit(): void {
+    this.retransmitTimer = null;
+    this.retransmitAt = Infinity;
     const live = this.liveSockets();
-    const { resend, stalled } = this.delivery.due(now);
+    const { resend, stalled } = this.delivery.due(Date.now());
     for (const device of stalled) {
       const ws = live.get(device);
       if (ws) this.dropDevice(device, ws, 'stalled');
@@ -188,6 +208,16 @@ export class SessionDO extends DurableObject<Env> {
         this.delivery.forget(r.device);
       }
     }
+    this.scheduleRetransmit();
+  }
+
+  /** Keeps the region's routes and presence fresh while any socket is open; writes cursors. */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const cfg = config(this.env);
+    const now = Date.now();
+    this.flushCursors();
+    const live = this.liveSockets();
     if (now >= Number(this.kv('route_refresh_at') ?? '0') && live.size > 0) {
       const ops: RouteOp[] = [...live.values()].flatMap((ws) => {
         const who = ws.deserializeAttachment() as Attachment | null;
@@ -290,6 +320,7 @@ export class SessionDO extends DurableObject<Env> {
         // Cumulative, and a cursor only moves forward; written with the other acks of the next second.
         this.delivery.ack(who.device, frame.conv, frame.seq);
         this.deliveredReports.note(frame.conv, frame.seq);
+        this.reportTimer ??= setTimeout(() => this.reportDelivered(), DELIVERED_REPORT_MS);
         if (this.delivery.needsFlush && !this.cursorFlush) this.cursorFlush = setTimeout(() => this.flushCursors(), CURSOR_FLUSH_MS);
         return;
       case 'resume': {
@@ -378,12 +409,11 @@ export class SessionDO extends DurableObject<Env> {
     for (const ws of live.values()) send(ws, { t: 'resync' });
   }
 
-  /** One alarm serves both duties: the next retransmit and the next route refresh. */
+  /** One alarm serves the route refresh and the presence flush (retransmits have their own timer). */
   private async armAlarm(): Promise<void> {
-    const due = this.delivery.nextDue();
     const refresh = this.ctx.getWebSockets().length > 0 ? Number(this.kv('route_refresh_at') ?? '0') : null;
     const presenceDue = this.ctx.getWebSockets().length > 0 ? this.presenceRelay.due() : null;
-    const next = Math.min(due ?? Infinity, refresh ?? Infinity, presenceDue ?? Infinity);
+    const next = Math.min(refresh ?? Infinity, presenceDue ?? Infinity);
     if (next === Infinity) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === null || this.alarmAt > next) {
@@ -401,6 +431,8 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   private reportDelivered(): void {
+    if (this.reportTimer) clearTimeout(this.reportTimer);
+    this.reportTimer = null;
     const user = this.user;
     if (!user) return;
     for (const [conv, seq] of this.deliveredReports.take()) {
