@@ -2,12 +2,12 @@ import { Hono } from 'hono';
 import {
   CreateConversationRequest,
   DeliverRequest,
+  unpackDeliveries,
   DevTokenRequest,
   ProtocolError,
   directConvId,
   newConvId,
   parseJsonBody,
-  type Delivery,
 } from '@switchboard/protocol';
 import { mintToken, tokenFrom, verifyToken } from './auth.ts';
 import { listConversations } from './conversation-list.ts';
@@ -88,12 +88,7 @@ app.post('/internal/deliver', async (c) => {
   const cfg = config(c.env);
   const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
   const req = parseJsonBody(body, DeliverRequest);
-  const byUser = new Map<string, Delivery[]>();
-  for (const d of req.deliveries) {
-    const list = byUser.get(d.user);
-    if (list) list.push(d);
-    else byUser.set(d.user, [d]);
-  }
+  const byUser = unpackDeliveries(req);
   const results = await Promise.all(
     [...byUser].map(([user, list]) => c.env.SESSIONS.get(c.env.SESSIONS.idFromName(user)).deliver(list)),
   );

@@ -348,7 +348,7 @@ export function e2eSuite(engines: Engines): void {
 
     it('refuses unsigned and replayed internal calls, on the edge and on the region', async () => {
       for (const [base, p, body] of [
-        [sys.edgeUrl, '/internal/deliver', JSON.stringify({ deliveries: [{ user: 'alice', msg: { t: 'msg', conv: 'c', seq: 1, cmid: 'x', from: 'eve', dev: 'd', ts: 1, body: 'forged' } }] })],
+        [sys.edgeUrl, '/internal/deliver', JSON.stringify({ msgs: [{ t: 'msg', conv: 'c', seq: 1, cmid: 'x', from: 'eve', dev: 'd', ts: 1, body: 'forged' }], to: [{ user: 'alice', m: 0 }] })],
         [sys.regionUrl, '/internal/routes', JSON.stringify({ ops: [{ op: 'down', user: 'nobody', device: 'd', edge: 'http://127.0.0.1:1' }] })],
       ] as const) {
         const unsigned = await fetch(base + p, { method: 'POST', body });

@@ -85,8 +85,45 @@ export const RoutesRequest = z.object({ ops: z.array(RouteOp).min(1).max(1000) }
 /** Region → edge: deliver each message to the live devices of `user`, except `skipDevice`. */
 export const Delivery = z.object({ user: UserId, msg: Msg, skipDevice: DeviceId.optional() });
 export type Delivery = z.infer<typeof Delivery>;
-export const DeliverRequest = z.object({ deliveries: z.array(Delivery).min(1).max(5000) });
+/**
+ * The wire form of a batch of deliveries: each message once, and per recipient the index of its
+ * message (a 1,000-member group's message would otherwise carry its body 1,000 times).
+ */
+export const DeliverRequest = z
+  .object({
+    msgs: z.array(Msg).min(1).max(1000),
+    to: z.array(z.object({ user: UserId, m: z.number().int().min(0), skip: DeviceId.optional() })).min(1).max(10_000),
+  })
+  .refine((r) => r.to.every((t) => t.m < r.msgs.length), { message: 'to[].m: no such message' });
 export type DeliverRequest = z.infer<typeof DeliverRequest>;
+
+/** Deliveries → their wire form (messages shared by identity or by (conv, seq) are sent once). */
+export function packDeliveries(deliveries: Delivery[]): DeliverRequest {
+  const index = new Map<string, number>();
+  const msgs: Msg[] = [];
+  const to = deliveries.map((d) => {
+    const k = `${d.msg.conv}\u0000${d.msg.seq}`;
+    let m = index.get(k);
+    if (m === undefined) {
+      index.set(k, (m = msgs.length));
+      msgs.push(d.msg);
+    }
+    return { user: d.user, m, ...(d.skipDevice !== undefined ? { skip: d.skipDevice } : {}) };
+  });
+  return { msgs, to };
+}
+
+/** The wire form → deliveries grouped per user, each user's in the order sent. */
+export function unpackDeliveries(req: DeliverRequest): Map<string, Delivery[]> {
+  const byUser = new Map<string, Delivery[]>();
+  for (const t of req.to) {
+    const d: Delivery = { user: t.user, msg: req.msgs[t.m]!, ...(t.skip !== undefined ? { skipDevice: t.skip } : {}) };
+    const list = byUser.get(t.user);
+    if (list) list.push(d);
+    else byUser.set(t.user, [d]);
+  }
+  return byUser;
+}
 
 /** SessionDO → region: a page of the user's conversations (by id, after `after`) with their last seqs. */
 export const ConversationsRequest = z.object({

@@ -1,4 +1,4 @@
-import { signRequest, type Delivery, type PresenceEvent } from '@switchboard/protocol';
+import { packDeliveries, signRequest, type Delivery, type PresenceEvent } from '@switchboard/protocol';
 
 /** Signed POST of a JSON body to an edge's internal endpoint; throws on any failure. */
 async function postToEdge(secret: string, edge: string, path: string, payload: unknown, timeoutMs: number): Promise<Response> {
@@ -15,7 +15,7 @@ async function postToEdge(secret: string, edge: string, path: string, payload: u
 
 /** Deliveries to an edge; throws on any failure so the queue retries. */
 export async function deliverToEdge(secret: string, edge: string, deliveries: Delivery[], timeoutMs = 10_000): Promise<{ users: number; sockets: number }> {
-  return (await (await postToEdge(secret, edge, '/internal/deliver', { deliveries }, timeoutMs)).json()) as { users: number; sockets: number };
+  return (await (await postToEdge(secret, edge, '/internal/deliver', packDeliveries(deliveries), timeoutMs)).json()) as { users: number; sockets: number };
 }
 
 /** Presence changes to an edge, which hands each to the watching devices' sockets. */

@@ -109,7 +109,7 @@ export function coalescingDeliver(
   opts: { maxInFlight?: number; maxDeliveries?: number; maxBytes?: number; metrics?: RegionMetrics } = {},
 ): (edge: string, deliveries: Delivery[]) => Promise<void> {
   const maxInFlight = opts.maxInFlight ?? 4;
-  const maxDeliveries = opts.maxDeliveries ?? 500;
+  const maxDeliveries = opts.maxDeliveries ?? 5000;
   const maxBytes = opts.maxBytes ?? 1024 * 1024;
   interface Waiter {
     deliveries: Delivery[];
@@ -151,8 +151,10 @@ export function coalescingDeliver(
     new Promise<void>((resolve, reject) => {
       let e = edges.get(edge);
       if (!e) edges.set(edge, (e = { queue: [], inFlight: 0 }));
-      // Body plus the envelope's fields, roughly: enough to keep requests within the edge's limits.
-      const bytes = deliveries.reduce((a, d) => a + d.msg.body.length + 256, 0);
+      // Each message travels once per request (packDeliveries), each recipient as a short entry:
+      // roughly, enough to keep requests within the edge's limits.
+      const bodies = new Map(deliveries.map((d) => [`${d.msg.conv}\u0000${d.msg.seq}`, d.msg.body.length + 256]));
+      const bytes = [...bodies.values()].reduce((a, n) => a + n, 0) + deliveries.length * 64;
       e.queue.push({ deliveries, bytes, resolve, reject });
       pump(edge);
     });
