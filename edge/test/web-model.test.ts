@@ -45,4 +45,18 @@ describe('web client model', () => {
     assert.equal(m.name(m.convs.get('d2')!), 'carol');
     assert.deepEqual(m.ordered().map((x) => x.id), ['c1', 'd2'], 'newest activity first');
   });
+
+  it('knows a direct conversation’s peer and a group’s members (its fetched roster over the list’s first 20)', () => {
+    const m = new ChatModel('alice');
+    const d = m.upsertConv({ id: 'd1', members: ['alice', 'bob'], direct: true });
+    assert.equal(m.peer(d), 'bob');
+    const g = m.upsertConv({ id: 'g1', members: ['alice', 'bob', 'carol'], count: 40, direct: false });
+    assert.equal(m.peer(g), undefined);
+    assert.equal(g.count, 40);
+    assert.deepEqual(m.members('g1'), ['alice', 'bob', 'carol']);
+    m.rosters.set('g1', ['alice', 'bob', 'carol', 'dan']);
+    m.upsertConv({ id: 'g1', members: ['alice', 'bob'] });
+    assert.deepEqual(m.members('g1'), ['alice', 'bob', 'carol', 'dan'], 'a list refresh does not shrink the roster');
+    assert.equal(m.convs.get('g1')!.count, 40);
+  });
 });

@@ -204,7 +204,78 @@ describe('web client in Chromium', { timeout: 600_000, skip }, () => {
     await f.page.keyboard.press('Enter');
     await shows(f.page, bodies);
     assert.equal(await f.page.getByRole('button', { name: 'Load older messages' }).isHidden(), true);
+    // The group's other members are watched: Erin has left (her socket closed), Gina was never online.
+    await f.page.locator('#chat-sub', { hasText: '3 members' }).waitFor();
+    await f.page.locator('#people li[data-user="erin"] .dot[data-presence="offline"][aria-label="last seen just now"]').waitFor();
+    await f.page.locator('#people li[data-user="gina"] .dot[data-presence="offline"][aria-label="offline"]').waitFor();
+    assert.deepEqual(await f.page.locator('#people li').allTextContents(), ['erin', 'gina']);
     await f.page.locator('#scroller').evaluate((e) => (e.scrollTop = 0));
     await f.page.screenshot({ path: path.join(SHOTS, 'desktop-group-history.png') });
+  });
+
+  it('presence dots go online and offline (re-watched after a reconnect); the typing indicator shows, expires, and ends with the message', async () => {
+    const a = await signIn('hana', { width: 390, height: 760 });
+    const b = await signIn('ivan');
+    await startDirect(a.page, 'ivan');
+    await send(a.page, 'hi ivan');
+    const row = b.page.locator('#convs .conv', { hasText: 'hana' });
+    await row.click();
+    await shows(b.page, ['hi ivan']);
+
+    // Ivan sees Hana online: the header of the direct chat, and the dot in her list row.
+    const sub = b.page.locator('#chat-sub');
+    await b.page.locator('#chat-sub[data-presence="online"]', { hasText: 'online' }).waitFor();
+    await row.locator('.dot[data-presence="online"][aria-label="online"]').waitFor();
+    assert.equal(await row.locator('.dot').getAttribute('title'), 'online');
+    // And Hana, on a phone, sees Ivan online.
+    await a.page.locator('#chat-sub[data-presence="online"]', { hasText: 'online' }).waitFor();
+    await a.page.screenshot({ path: path.join(SHOTS, 'phone-presence-online.png') });
+
+    // Hana types: Ivan sees it in the open chat and in the list row.
+    const composer = a.page.getByLabel('Message', { exact: true });
+    const typingLine = b.page.locator('#typing');
+    const typingShown = () => b.page.locator('#typing', { hasText: 'hana is typing…' }).waitFor();
+    await composer.pressSequentially('typing', { delay: 30 });
+    await typingShown();
+    const seenAt = Date.now();
+    await row.locator('.preview.typing', { hasText: 'hana is typing…' }).waitFor();
+    await b.page.screenshot({ path: path.join(SHOTS, 'desktop-presence-typing.png') });
+
+    // She stops: it expires PRESENCE.typingShowMs (6 s) after her one `typing` frame.
+    await b.page.waitForFunction(() => document.getElementById('typing')?.textContent === '', null, { timeout: 20_000 });
+    const shownMs = Date.now() - seenAt;
+    assert.ok(shownMs > 4_000 && shownMs < 9_000, `shown for ${shownMs} ms, expected about 6 s`);
+    await row.locator('.preview:not(.typing)', { hasText: 'hi ivan' }).waitFor();
+
+    // She types again and sends: the message ends the indicator in the same render it appears.
+    await composer.fill('');
+    await composer.pressSequentially('see you', { delay: 30 });
+    await typingShown();
+    const typedAt = Date.now();
+    await a.page.keyboard.press('Enter');
+    const atArrival = await b.page.waitForFunction(
+      () => ([...document.querySelectorAll('#messages li.msg .text')].some((e) => e.textContent === 'see you') ? { typing: document.getElementById('typing')?.textContent ?? null } : null),
+      null,
+      { timeout: WAIT },
+    );
+    assert.deepEqual(await atArrival.jsonValue(), { typing: '' });
+    assert.ok(Date.now() - typedAt < 6_000, 'ended by the message, not by expiry');
+    assert.equal(await typingLine.textContent(), '');
+    assert.equal(await row.locator('.preview.typing').count(), 0);
+
+    // Ivan's connection drops: presence is unknown meanwhile; after the reconnect it is watched again.
+    await b.ctx.setOffline(true);
+    await b.page.locator('#banner[data-status="offline"]').waitFor();
+    assert.equal(await row.locator('.dot').count(), 0, 'no stale dot while disconnected');
+    assert.equal(await sub.textContent(), '');
+    await b.ctx.setOffline(false);
+    await row.locator('.dot[data-presence="online"]').waitFor();
+    await b.page.locator('#chat-sub[data-presence="online"]').waitFor();
+
+    // Hana closes her page (a clean close: offline at once) and Ivan's dot turns offline.
+    await a.page.close();
+    await row.locator('.dot[data-presence="offline"][aria-label="last seen just now"]').waitFor({ timeout: 20_000 });
+    await b.page.locator('#chat-sub[data-presence="offline"]', { hasText: 'last seen just now' }).waitFor();
+    await b.page.screenshot({ path: path.join(SHOTS, 'desktop-presence-offline.png') });
   });
 });

@@ -25,3 +25,12 @@ export async function listConversations(base: string, token: string, maxPages = 
   }
   return out;
 }
+
+/** The first page of a conversation's members, by id (`GET /v1/conversations/:id`), and their count. */
+export async function conversationMembers(base: string, token: string, conv: string, limit = 200): Promise<{ members: string[]; count: number }> {
+  const res = await fetch(`${base}/v1/conversations/${encodeURIComponent(conv)}?limit=${limit}`, { headers: { authorization: `Bearer ${token}` } });
+  const body = (await res.json().catch(() => ({}))) as { members?: { user: string }[]; count?: number; error?: { code: string; message: string } };
+  if (!res.ok) throw new HttpError(res.status, body.error?.code ?? 'http_error', body.error?.message ?? `HTTP ${res.status}`);
+  const members = (body.members ?? []).map((m) => m.user);
+  return { members, count: body.count ?? members.length };
+}

@@ -9,9 +9,11 @@ import {
   type Status,
 } from '@switchboard/protocol/client';
 import type { Msg, MsgsFrame, SentFrame } from '@switchboard/protocol';
-import { listConversations } from './api.ts';
+import { conversationMembers, listConversations } from './api.ts';
 import { ChatModel } from './model.ts';
+import { PresenceWatch, chooseWatched } from './presence.ts';
 import { clearSession, loadReadMarks, loadSession, randomId, saveReadMarks, saveSession, type Session } from './session.ts';
+import { TypingBook, TypingThrottle } from './typing.ts';
 import { ChatView } from './view.ts';
 
 const base = location.origin;
@@ -70,7 +72,12 @@ async function startChat(s: Session): Promise<void> {
   const freshToken = async () => (token = await devToken(base, s.user, s.device));
   const httpToken = async () => token ?? (await freshToken());
 
-  const view = new ChatView(model, {
+  const typingBook = new TypingBook(s.user);
+  const throttle = new TypingThrottle();
+  const presence = new PresenceWatch({ watch: (users) => client.watch(users), unwatch: (users) => client.unwatch(users) }, () => view.renderLive());
+  const live = { presence: (u: string) => presence.state(u), typing: (conv: string) => typingBook.users(conv) };
+
+  const view = new ChatView(model, live, {
     open: (conv) => openConv(conv),
     older: (conv) => void loadOlder(conv),
     send: (conv, body) => send(conv, body),
@@ -80,7 +87,36 @@ async function startChat(s: Session): Promise<void> {
       clearSession();
       location.reload();
     },
+    typing: (conv) => typing(conv),
+    viewChanged: () => watchSoon(),
   });
+
+  // `typing` while the user types (TypingThrottle says when); a deferred one goes only if a draft is still there.
+  const typingLater = new Map<string, ReturnType<typeof setTimeout>>();
+  function typing(conv: string): void {
+    if (client.status !== 'online' || typingLater.has(conv)) return;
+    const wait = throttle.keystroke(conv);
+    if (wait === 0) client.typing(conv);
+    else if (wait !== null) typingLater.set(conv, setTimeout(() => (typingLater.delete(conv), view.hasDraft(conv) && typing(conv)), wait));
+  }
+
+  // Watch the people in view: the open conversation's members, then the peers of the visible
+  // direct conversations (debounced: scrolling and re-renders settle first).
+  let watchTimer: ReturnType<typeof setTimeout> | null = null;
+  function watchSoon(): void {
+    watchTimer ??= setTimeout(() => {
+      watchTimer = null;
+      const { open, convs } = view.inView();
+      const peers = convs.flatMap((id) => {
+        const c = model.convs.get(id);
+        const p = c && model.peer(c);
+        return p ? [p] : [];
+      });
+      presence.want(chooseWatched(s.user, open ? model.members(open) : [], peers));
+    }, 200);
+  }
+  // "last seen 5 min ago" ages.
+  setInterval(() => view.renderLive(), 30_000);
 
   const confirmed = (p: { conv: string; cmid: string; body: string }, sent: SentFrame) => {
     if (!model.pending.has(p.cmid)) return;
@@ -104,8 +140,13 @@ async function startChat(s: Session): Promise<void> {
       const p = model.pending.get(sent.cmid);
       if (p) confirmed(p, sent);
     },
+    onPresence: (st) => presence.update(st),
+    onTyping: (conv, user, on) => {
+      if (typingBook.set(conv, user, on)) view.renderLive();
+    },
     onStatus: (st: Status, detail?: string) => {
       view.status(st, detail);
+      presence.connection(st === 'online');
       if (st === 'online') {
         void refreshList();
         if (view.openConv && !model.history.has(view.openConv)) void loadOlder(view.openConv);
@@ -132,7 +173,7 @@ async function startChat(s: Session): Promise<void> {
       const convs = await listConversations(base, await httpToken());
       for (const c of convs) {
         listed.add(c.id);
-        model.upsertConv({ id: c.id, title: c.title, members: c.members, direct: c.direct, last: c.last, lastMsg: c.lastMsg });
+        model.upsertConv({ id: c.id, title: c.title, members: c.members, count: c.memberCount, direct: c.direct, last: c.last, lastMsg: c.lastMsg });
       }
       view.render();
     } catch {
@@ -143,6 +184,20 @@ async function startChat(s: Session): Promise<void> {
   function openConv(conv: string): void {
     markRead(conv);
     if (!model.history.has(conv)) void loadOlder(conv);
+    if (!model.convs.get(conv)?.direct) void loadRoster(conv);
+  }
+
+  /** A group's members (the first page: as many as one device may watch), for their presence dots. */
+  async function loadRoster(conv: string): Promise<void> {
+    try {
+      const r = await conversationMembers(base, await httpToken(), conv, 200);
+      model.rosters.set(conv, r.members);
+      model.upsertConv({ id: conv, count: r.count });
+      if (view.openConv === conv) view.renderLive();
+      watchSoon();
+    } catch {
+      // The members the list and the messages name are watched meanwhile.
+    }
   }
 
   /** One page of history, older than what is loaded (newest first from the server). */
@@ -163,6 +218,7 @@ async function startChat(s: Session): Promise<void> {
   }
 
   function send(conv: string, body: string): void {
+    throttle.sent(conv);
     const cmid = randomId();
     const p = { conv, cmid, body, state: 'pending' as const };
     model.pending.set(cmid, p);

@@ -5,6 +5,8 @@ export interface ConvInfo {
   id: string;
   title: string | null;
   members: string[];
+  /** How many members the conversation has (the list API's count; else as many as named). */
+  count: number;
   direct: boolean;
   /** Highest seq known (from the list API or the live stream). */
   last: number;
@@ -30,6 +32,8 @@ export class ChatModel {
   readonly pending = new Map<string, PendingMsg>();
   /** Per conversation: oldest seq loaded and whether older messages exist. */
   readonly history = new Map<string, { oldest: number; more: boolean }>();
+  /** Per group whose list entry names only some members: the first page of its roster. */
+  readonly rosters = new Map<string, string[]>();
 
   constructor(readonly me: string, private readonly readSeqs: Record<string, number> = {}) {}
 
@@ -39,10 +43,12 @@ export class ChatModel {
       id: c.id,
       title: c.title ?? old?.title ?? null,
       members: c.members?.length ? c.members : (old?.members ?? []),
+      count: 0,
       direct: c.direct ?? old?.direct ?? c.id.startsWith('d'),
       last: Math.max(c.last ?? 0, old?.last ?? 0),
       lastMsg: newest(old?.lastMsg ?? null, c.lastMsg ?? null),
     };
+    merged.count = Math.max(c.count ?? old?.count ?? 0, merged.members.length);
     this.convs.set(c.id, merged);
     return merged;
   }
@@ -57,6 +63,16 @@ export class ChatModel {
     const conv = this.upsertConv({ id: m.conv, last: m.seq, lastMsg: { from: m.from, body: m.body, ts: m.ts, seq: m.seq } });
     if (conv.members.length === 0 || !conv.members.includes(m.from)) conv.members = [...new Set([...conv.members, m.from])].sort();
     return true;
+  }
+
+  /** Everyone known in a conversation: its fetched roster, else the members the list and messages named. */
+  members(conv: string): string[] {
+    return this.rosters.get(conv) ?? this.convs.get(conv)?.members ?? [];
+  }
+
+  /** A direct conversation's other member (undefined for groups, or before the members are known). */
+  peer(c: ConvInfo): string | undefined {
+    return c.direct ? c.members.find((m) => m !== this.me) : undefined;
   }
 
   /** Messages of a conversation in seq order. */

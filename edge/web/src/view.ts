@@ -1,5 +1,8 @@
 import type { Status } from '@switchboard/protocol/client';
-import type { ChatModel } from './model.ts';
+import type { ChatModel, ConvInfo } from './model.ts';
+import { presenceText } from './presence.ts';
+import { dot, peopleItems, type LiveState } from './presence-view.ts';
+import { typingText } from './typing.ts';
 
 export interface Actions {
   open(conv: string): void;
@@ -7,6 +10,10 @@ export interface Actions {
   send(conv: string, body: string): void;
   create(members: string[], title: string): Promise<void>;
   signOut(): void;
+  /** The user typed in the composer of `conv`. */
+  typing(conv: string): void;
+  /** Who is in view may have changed (render, scroll, resize, navigation). */
+  viewChanged(): void;
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -28,13 +35,16 @@ export class ChatView {
   private readonly banner = $<HTMLDivElement>('banner');
   private flashTimer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(private readonly model: ChatModel, private readonly actions: Actions) {
+  constructor(private readonly model: ChatModel, private readonly live: LiveState, private readonly actions: Actions) {
     $('signout').onclick = () => actions.signOut();
     $('back').onclick = () => {
       $('app').classList.remove('show-chat');
       sessionStorage.removeItem('switchboard.open');
       this.list.querySelector<HTMLButtonElement>(`[data-conv="${this.openConv}"]`)?.focus();
+      actions.viewChanged();
     };
+    this.list.addEventListener('scroll', () => actions.viewChanged(), { passive: true });
+    window.addEventListener('resize', () => actions.viewChanged());
     $('older').onclick = () => this.openConv && actions.older(this.openConv);
     this.scroller.addEventListener('scroll', () => {
       if (this.scroller.scrollTop < 40 && this.openConv && this.model.history.get(this.openConv)?.more) actions.older(this.openConv);
@@ -47,6 +57,9 @@ export class ChatView {
       body.value = '';
       actions.send(this.openConv, text);
     };
+    body.addEventListener('input', () => {
+      if (this.openConv && body.value.trim()) actions.typing(this.openConv);
+    });
     body.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
@@ -77,6 +90,11 @@ export class ChatView {
     $<HTMLTextAreaElement>('body').focus();
   }
 
+  /** The composer of `conv` holds text the user has not sent. */
+  hasDraft(conv: string): boolean {
+    return this.openConv === conv && $<HTMLTextAreaElement>('body').value.trim() !== '';
+  }
+
   status(s: Status, detail?: string): void {
     this.banner.dataset.status = s;
     this.banner.hidden = s === 'online';
@@ -99,10 +117,37 @@ export class ChatView {
   render(opts: { keepBottom?: boolean } = {}): void {
     this.renderList();
     this.renderChat(opts.keepBottom ?? false);
+    this.actions.viewChanged();
+  }
+
+  /** Presence and typing changed (or time passed for "last seen"): everything but the messages. */
+  renderLive(): void {
+    this.renderList();
+    const conv = this.openConv ? this.model.convs.get(this.openConv) : undefined;
+    if (conv) this.renderHeader(conv);
+  }
+
+  /**
+   * What is on screen: the open conversation (null when the chat pane is hidden, as on a phone
+   * showing the list) and the conversations whose rows are visible in the list.
+   */
+  inView(): { open: string | null; convs: string[] } {
+    const open = this.openConv && $('chat').getClientRects().length > 0 ? this.openConv : null;
+    const box = this.list.getBoundingClientRect();
+    const bottom = Math.min(box.bottom, window.innerHeight);
+    const convs: string[] = [];
+    if (box.height > 0) {
+      for (const row of this.list.querySelectorAll<HTMLElement>('.conv')) {
+        const r = row.getBoundingClientRect();
+        if (r.bottom > box.top && r.top < bottom && row.dataset.conv) convs.push(row.dataset.conv);
+      }
+    }
+    return { open, convs };
   }
 
   private renderList(): void {
     const focused = (document.activeElement as HTMLElement | null)?.dataset?.conv;
+    const now = Date.now();
     const items = this.model.ordered().map((c) => {
       const unread = this.openConv === c.id && document.visibilityState === 'visible' ? 0 : this.model.unread(c.id);
       const queued = this.model.pendingIn(c.id).at(-1);
@@ -111,7 +156,14 @@ export class ChatView {
         : c.lastMsg
           ? `${c.lastMsg.from === this.model.me ? 'You' : c.lastMsg.from}: ${c.lastMsg.body}`
           : 'No messages yet';
-      const button = el('button', { type: 'button', className: 'conv' }, el('span', { className: 'name', textContent: this.model.name(c) }), el('span', { className: 'preview', textContent: preview }));
+      const typing = typingText(this.live.typing(c.id));
+      const name = el('span', { className: 'name' });
+      const peer = this.model.peer(c);
+      const d = peer ? dot(this.live.presence(peer), now) : null;
+      if (d) name.append(d);
+      name.append(this.model.name(c));
+      const line = el('span', { className: typing ? 'preview typing' : 'preview', textContent: typing || preview });
+      const button = el('button', { type: 'button', className: 'conv' }, name, line);
       button.dataset.conv = c.id;
       if (this.openConv === c.id) button.setAttribute('aria-current', 'true');
       if (unread > 0) {
@@ -130,7 +182,7 @@ export class ChatView {
     const conv = this.openConv ? this.model.convs.get(this.openConv) : undefined;
     $<HTMLFormElement>('composer').hidden = !conv;
     if (!conv) return;
-    $('chat-title').textContent = this.model.name(conv);
+    this.renderHeader(conv);
     const h = this.model.history.get(conv.id);
     $('older').hidden = !h?.more;
     const s = this.scroller;
@@ -156,5 +208,30 @@ export class ChatView {
     // Stay at the bottom when there already; keep the reader's place when older messages arrive above.
     if (keepBottom || fromBottom < 60) s.scrollTop = s.scrollHeight;
     else s.scrollTop = s.scrollHeight - s.clientHeight - fromBottom;
+  }
+
+  /** Title; "online" / "last seen …" for a direct chat, members with their dots for a group; who is typing. */
+  private renderHeader(conv: ConvInfo): void {
+    const now = Date.now();
+    $('chat-title').textContent = this.model.name(conv);
+    const sub = $('chat-sub');
+    const people = $<HTMLUListElement>('people');
+    const peer = this.model.peer(conv);
+    if (peer) {
+      const st = this.live.presence(peer);
+      sub.dataset.presence = st?.status ?? 'unknown';
+      sub.textContent = presenceText(st, now);
+      people.hidden = true;
+    } else {
+      const others = this.model.members(conv.id).filter((m) => m !== this.model.me);
+      const online = others.filter((u) => this.live.presence(u)?.status === 'online').length;
+      delete sub.dataset.presence;
+      sub.textContent = conv.direct ? '' : `${conv.count || others.length + 1} members${online ? `, ${online} online` : ''}`;
+      people.hidden = others.length === 0;
+      people.replaceChildren(...peopleItems(others, this.live, now));
+    }
+    const typing = $('typing');
+    const text = typingText(this.live.typing(conv.id));
+    if (typing.textContent !== text) typing.textContent = text;
   }
 }
