@@ -64,12 +64,18 @@ describe('web client in Chromium', { timeout: 600_000, skip }, () => {
   /** Seqs shown, top to bottom (pending messages have none). */
   const seqs = async (page: Page) => (await page.locator('#messages li.msg[data-seq]').evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.seq))));
 
-  /** Waits until the open conversation shows exactly `expected`, every one sent. */
+  /** Waits until my message `text` in the open conversation shows `state`. */
+  async function stateOf(page: Page, text: string, state: 'sent' | 'delivered' | 'read'): Promise<void> {
+    await page.locator(`#messages li.msg.mine[data-state="${state}"]`, { hasText: text }).waitFor();
+  }
+
+  /** Waits until the open conversation shows exactly `expected`, every one sequenced. */
   async function shows(page: Page, expected: string[]): Promise<void> {
     await page.waitForFunction(
       (want) => {
         const items = [...document.querySelectorAll<HTMLElement>('#messages li.msg')];
-        return items.length === want.length && items.every((li, i) => li.dataset.state === 'sent' && li.querySelector('.text')?.textContent === want[i]);
+        const sequenced = ['sent', 'delivered', 'read'];
+        return items.length === want.length && items.every((li, i) => sequenced.includes(li.dataset.state ?? '') && li.querySelector('.text')?.textContent === want[i]);
       },
       expected,
       { timeout: WAIT },
@@ -98,19 +104,37 @@ describe('web client in Chromium', { timeout: 600_000, skip }, () => {
     await send(b.page, 'hi alice');
     await shows(a.page, ['hello bob', 'hi alice']);
     await shows(b.page, ['hello bob', 'hi alice']);
+    // Bob had the conversation open when it arrived: Alice sees it read.
+    await stateOf(a.page, 'hello bob', 'read');
     await a.page.screenshot({ path: path.join(SHOTS, 'desktop-chat.png') });
+
+    // Bob goes back to his list: a new message reaches his phone (delivered) but is not read.
+    await b.page.getByRole('button', { name: 'Back' }).click();
+    await send(a.page, 'are you there?');
+    await stateOf(a.page, 'are you there?', 'delivered');
+    await b.page.locator('#convs .conv', { hasText: 'alice' }).locator('.unread', { hasText: '1' }).waitFor();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await a.page.locator('#messages li.msg.mine', { hasText: 'are you there?' }).getAttribute('data-state'), 'delivered', 'not read while Bob looks at his list');
+    await a.page.screenshot({ path: path.join(SHOTS, 'desktop-receipt-delivered.png') });
+    await b.page.locator('#convs .conv', { hasText: 'alice' }).click();
+    await stateOf(a.page, 'are you there?', 'read');
+    await a.page.screenshot({ path: path.join(SHOTS, 'desktop-receipt-read.png') });
 
     await b.ctx.setOffline(true);
     await b.page.locator('#banner[data-status="offline"]').waitFor();
     const burst = Array.from({ length: 6 }, (_, i) => `burst ${i + 1}`);
     for (const text of burst) await send(a.page, text);
-    await shows(a.page, ['hello bob', 'hi alice', ...burst]);
+    await shows(a.page, ['hello bob', 'hi alice', 'are you there?', ...burst]);
+    // Bob is offline: sequenced and stored, but on none of his devices.
+    for (const text of burst) assert.equal(await a.page.locator('#messages li.msg.mine', { hasText: text }).getAttribute('data-state'), 'sent');
     // Everything is sequenced and stored; Bob, offline, has none of it.
-    assert.deepEqual(await texts(b.page), ['hello bob', 'hi alice']);
+    assert.deepEqual(await texts(b.page), ['hello bob', 'hi alice', 'are you there?']);
     await b.page.screenshot({ path: path.join(SHOTS, 'phone-offline-banner.png') });
 
     await b.ctx.setOffline(false);
-    await shows(b.page, ['hello bob', 'hi alice', ...burst]);
+    await shows(b.page, ['hello bob', 'hi alice', 'are you there?', ...burst]);
+    // Back online with the conversation open: he has read the burst, and Alice sees it.
+    await stateOf(a.page, 'burst 6', 'read');
     await b.page.locator('#banner[data-status="online"]').waitFor({ state: 'attached' });
     await b.page.screenshot({ path: path.join(SHOTS, 'phone-back-online.png') });
   });

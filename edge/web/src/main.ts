@@ -8,9 +8,10 @@ import {
   type ClientStore,
   type Status,
 } from '@switchboard/protocol/client';
-import type { Msg, MsgsFrame, SentFrame } from '@switchboard/protocol';
+import { RECEIPTS, type Msg, type MsgsFrame, type SentFrame } from '@switchboard/protocol';
 import { conversationMembers, listConversations } from './api.ts';
 import { ChatModel } from './model.ts';
+import { ReceiptsState } from './receipts.ts';
 import { PresenceWatch, chooseWatched } from './presence.ts';
 import { clearSession, loadReadMarks, loadSession, randomId, saveReadMarks, saveSession, type Session } from './session.ts';
 import { TypingBook, TypingThrottle } from './typing.ts';
@@ -75,7 +76,12 @@ async function startChat(s: Session): Promise<void> {
   const typingBook = new TypingBook(s.user);
   const throttle = new TypingThrottle();
   const presence = new PresenceWatch({ watch: (users) => client.watch(users), unwatch: (users) => client.unwatch(users) }, () => view.renderLive());
-  const live = { presence: (u: string) => presence.state(u), typing: (conv: string) => typingBook.users(conv) };
+  const receipts = new ReceiptsState(s.user);
+  const live = {
+    presence: (u: string) => presence.state(u),
+    typing: (conv: string) => typingBook.users(conv),
+    msgState: (conv: string, seq: number) => receipts.state(conv, seq, model.members(conv)),
+  };
 
   const view = new ChatView(model, live, {
     open: (conv) => openConv(conv),
@@ -141,6 +147,15 @@ async function startChat(s: Session): Promise<void> {
       if (p) confirmed(p, sent);
     },
     onPresence: (st) => presence.update(st),
+    onReceipt: (r) => {
+      if (r.user === s.user) {
+        // Read on another of my devices: unread counts follow.
+        if (r.kind === 'read' && model.markRead(r.conv, r.seq)) {
+          saveReadMarks(s.user, model.readMarks());
+          view.render();
+        }
+      } else if (receipts.apply(r.conv, r.user, r.kind, r.seq) && view.openConv === r.conv) view.render();
+    },
     onTyping: (conv, user, on) => {
       if (typingBook.set(conv, user, on)) view.renderLive();
     },
@@ -150,13 +165,28 @@ async function startChat(s: Session): Promise<void> {
       if (st === 'online') {
         void refreshList();
         if (view.openConv && !model.history.has(view.openConv)) void loadOlder(view.openConv);
+        // Receipts sent while this device was away are in the positions.
+        if (view.openConv) void loadRoster(view.openConv);
       }
     },
   });
 
+  // The conversation is read when its messages are on screen: open, chat pane showing, page visible.
+  // The server hears of it at most every RECEIPTS.clientMinIntervalMs per conversation.
+  const readTimers = new Map<string, ReturnType<typeof setTimeout>>();
   const markRead = (conv: string) => {
-    if (document.visibilityState !== 'visible') return;
-    if (model.markRead(conv, model.convs.get(conv)?.last ?? 0)) saveReadMarks(s.user, model.readMarks());
+    if (document.visibilityState !== 'visible' || view.inView().open !== conv) return;
+    if (!model.markRead(conv, model.convs.get(conv)?.last ?? 0)) return;
+    saveReadMarks(s.user, model.readMarks());
+    if (readTimers.has(conv)) return;
+    client.read(conv, model.readSeq(conv));
+    readTimers.set(
+      conv,
+      setTimeout(() => {
+        readTimers.delete(conv);
+        client.read(conv, model.readSeq(conv));
+      }, RECEIPTS.clientMinIntervalMs),
+    );
   };
   document.addEventListener('visibilitychange', () => {
     if (view.openConv) markRead(view.openConv);
@@ -174,6 +204,8 @@ async function startChat(s: Session): Promise<void> {
       for (const c of convs) {
         listed.add(c.id);
         model.upsertConv({ id: c.id, title: c.title, members: c.members, count: c.memberCount, direct: c.direct, last: c.last, lastMsg: c.lastMsg });
+        // The server's read position (this user's, from any device); the local mark never goes back.
+        if (model.markRead(c.id, c.read)) saveReadMarks(s.user, model.readMarks());
       }
       view.render();
     } catch {
@@ -184,13 +216,21 @@ async function startChat(s: Session): Promise<void> {
   function openConv(conv: string): void {
     markRead(conv);
     if (!model.history.has(conv)) void loadOlder(conv);
-    if (!model.convs.get(conv)?.direct) void loadRoster(conv);
+    void loadRoster(conv);
   }
 
-  /** A group's members (the first page: as many as one device may watch), for their presence dots. */
+  /**
+   * A conversation's members (the first page: as many as one device may watch), for a group's
+   * presence dots, and their delivered/read positions for my messages' states.
+   */
   async function loadRoster(conv: string): Promise<void> {
     try {
       const r = await conversationMembers(base, await httpToken(), conv, 200);
+      receipts.load(conv, r.positions);
+      if (model.convs.get(conv)?.direct) {
+        if (view.openConv === conv) view.render();
+        return;
+      }
       model.rosters.set(conv, r.members);
       model.upsertConv({ id: conv, count: r.count });
       if (view.openConv === conv) view.renderLive();

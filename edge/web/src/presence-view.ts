@@ -1,10 +1,12 @@
 import type { PresenceState } from '@switchboard/protocol';
 import { presenceText } from './presence.ts';
 
-/** What the view reads of the live state: presence of watched users, who is typing where. */
+/** What the view reads of the live state: presence of watched users, who is typing where, receipts. */
 export interface LiveState {
   presence(user: string): PresenceState | undefined;
   typing(conv: string): string[];
+  /** The state of my message at `seq` in `conv` (receipts.ts). */
+  msgState(conv: string, seq: number): 'sent' | 'delivered' | 'read';
 }
 
 /** A presence dot labelled "online" / "last seen …"; null while the state is unknown. */

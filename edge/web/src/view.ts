@@ -148,8 +148,9 @@ export class ChatView {
   private renderList(): void {
     const focused = (document.activeElement as HTMLElement | null)?.dataset?.conv;
     const now = Date.now();
+    const showing = this.inView().open;
     const items = this.model.ordered().map((c) => {
-      const unread = this.openConv === c.id && document.visibilityState === 'visible' ? 0 : this.model.unread(c.id);
+      const unread = showing === c.id && document.visibilityState === 'visible' ? 0 : this.model.unread(c.id);
       const queued = this.model.pendingIn(c.id).at(-1);
       const preview = queued
         ? `You: ${queued.body} (${queued.state === 'pending' ? 'sending…' : 'not sent'})`
@@ -192,10 +193,18 @@ export class ChatView {
       const mine = m.from === this.model.me;
       const li = el('li', { className: mine ? 'msg mine' : 'msg' });
       if (!mine && group) li.append(el('div', { className: 'from', textContent: m.from }));
-      li.append(el('div', { className: 'text', textContent: m.body }), el('div', { className: 'meta', textContent: `${time(m.ts)}${mine ? ' · sent' : ''}` }));
+      // Mine: sent → delivered (every other member has it) → read (every other member read it).
+      const state = mine ? this.live.msgState(conv.id, m.seq) : 'sent';
+      const meta = el('div', { className: 'meta', textContent: `${time(m.ts)}${mine ? ` · ${state}` : ''}` });
+      if (mine) {
+        const ticks = el('span', { className: `ticks ${state}`, textContent: state === 'sent' ? '✓' : '✓✓' });
+        ticks.setAttribute('aria-hidden', 'true');
+        meta.append(ticks);
+      }
+      li.append(el('div', { className: 'text', textContent: m.body }), meta);
       li.dataset.seq = String(m.seq);
       li.dataset.cmid = m.cmid;
-      li.dataset.state = 'sent';
+      li.dataset.state = state;
       return li;
     });
     for (const p of this.model.pendingIn(conv.id)) {
