@@ -92,7 +92,7 @@ export type Delivery = z.infer<typeof Delivery>;
 export const DeliverRequest = z
   .object({
     msgs: z.array(Msg).min(1).max(1000),
-    to: z.array(z.object({ user: UserId, m: z.number().int().min(0), skip: DeviceId.optional() })).min(1).max(10_000),
+    to: z.array(z.object({ user: UserId, m: z.number().int().min(0), skip: DeviceId.optional() })).min(1).max(20_000),
   })
   .refine((r) => r.to.every((t) => t.m < r.msgs.length), { message: 'to[].m: no such message' });
 export type DeliverRequest = z.infer<typeof DeliverRequest>;

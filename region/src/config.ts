@@ -13,6 +13,8 @@ export interface RegionConfig {
   dataDir: string;
   /** Route entries expire unless refreshed (ROUTE_TTL_SECONDS, default 180). */
   routeTtlSeconds: number;
+  /** Fan-out records of one conversation handled together at most (the queue's batch); 1: one by one. */
+  fanoutBatch: number;
   /**
    * Presence: a device is online until PRESENCE_TTL_SECONDS (default 90) after its last heartbeat;
    * the expiry sweep runs every PRESENCE_SWEEP_MS (default 1000). A device whose heartbeats stop is
@@ -62,6 +64,7 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
     role: oneOf(env, 'REGION_ROLE', 'all', ['all', 'api', 'fanout'] as const),
     dataDir: path.resolve(env.DATA_DIR || '.data/region'),
     routeTtlSeconds: int(env, 'ROUTE_TTL_SECONDS', 180, 10, 86_400),
+    fanoutBatch: int(env, 'FANOUT_BATCH', 50, 1, 1000),
     presence: { ttlSeconds: int(env, 'PRESENCE_TTL_SECONDS', 90, 2, 86_400), sweepMs: int(env, 'PRESENCE_SWEEP_MS', 1000, 50, 60_000) },
     namespace,
     cassandra: cassandraPoints

@@ -3,7 +3,7 @@ import type { Logger } from './log.ts';
 import { MembersCache } from './members-cache.ts';
 import { pushJobId, type PushJob } from './push-jobs.ts';
 import { RegionMetrics } from './metrics.ts';
-import type { QueueRecord } from './queue.ts';
+import type { QueueBatchHandler, QueueHandler, QueueRecord } from './queue.ts';
 import type { Route, Routes } from './routes.ts';
 import { membersAt, type Storage } from './storage.ts';
 
@@ -21,20 +21,33 @@ export interface FanoutDeps {
   enqueuePush?: (jobs: PushJob[]) => Promise<void>;
 }
 
+/** Deliveries to one edge per request at most; a run of records is delivered in sub-runs within it. */
+export const DELIVERIES_PER_REQUEST = 10_000;
+
+interface Plan {
+  msg: MessageEvent['msg'];
+  byEdge: Map<string, Delivery[]>;
+  jobs: PushJob[];
+}
+
 /**
- * The fan-out worker's handler for one `fanout` record: resolve the conversation's members,
- * look up where their devices are, and deliver once per (user, edge). The sender's own device is
- * skipped (it has its `sent`); the sender's other devices receive the message like anyone else.
- * Throwing makes the queue retry the record; devices dedupe by (conv, seq).
+ * The fan-out worker's handlers for `fanout` records: resolve the conversation's members, look up
+ * where their devices are, and deliver once per (user, edge). The sender's own device is skipped
+ * (it has its `sent`); the sender's other devices receive the message like anyone else. `one`
+ * handles a record; `many` a run of one conversation's consecutive records (the queue's batch),
+ * delivering them together: per edge one request, and per user one call carrying their messages
+ * in seq order, so a busy group costs a SessionDO call per run, not per message. Throwing makes
+ * the queue retry; devices dedupe by (conv, seq).
  */
-export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promise<void> {
+export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: QueueBatchHandler } {
   const metrics = deps.metrics ?? new RegionMetrics();
   const members = new MembersCache(deps.storage);
-  const handle = async (record: QueueRecord) => {
+
+  const plan = async (record: QueueRecord): Promise<Plan | null> => {
     const parsed = MessageEvent.safeParse(record.value);
     if (!parsed.success) {
       deps.log.error('fanout record is not a message event; dropped to the log', { key: record.key });
-      return;
+      return null;
     }
     const { msg, ver } = parsed.data;
     metrics.age('fanout_consumed', msg.ts);
@@ -66,26 +79,36 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
         else byEdge.set(edge, [d]);
       }
     }
+    // Push jobs: one per member with no live device (not the sender, not for system events).
+    const jobs: PushJob[] =
+      deps.enqueuePush && !msg.sys
+        ? conv.members
+            .filter((user) => user !== msg.from && !found.has(user))
+            .map((user) => ({ kind: 'push', id: pushJobId(msg.conv, msg.seq, user), user, conv: msg.conv, seq: msg.seq, from: msg.from, ts: msg.ts }))
+        : [];
+    return { msg, byEdge, jobs };
+  };
+
+  /** Delivers plans (one conversation, seq order) together, then queues their push jobs. */
+  const send = async (plans: Plan[]): Promise<void> => {
+    const byEdge = new Map<string, Delivery[]>();
+    for (const p of plans) for (const [edge, list] of p.byEdge) byEdge.set(edge, [...(byEdge.get(edge) ?? []), ...list]);
     metrics.inc('deliver_calls', byEdge.size);
     await Promise.all([...byEdge].map(([edge, batch]) => metrics.time('deliver', () => deps.deliver(edge, batch))));
-    metrics.age('delivered', msg.ts);
-    // ---- push jobs: one per member with no live device (not the sender, not for system events)
-    if (deps.enqueuePush && !msg.sys) {
-      const jobs: PushJob[] = conv.members
-        .filter((user) => user !== msg.from && !found.has(user))
-        .map((user) => ({ kind: 'push', id: pushJobId(msg.conv, msg.seq, user), user, conv: msg.conv, seq: msg.seq, from: msg.from, ts: msg.ts }));
-      if (jobs.length) {
-        await deps.enqueuePush(jobs);
-        metrics.inc('push_jobs', jobs.length);
-      }
+    for (const p of plans) metrics.age('delivered', p.msg.ts);
+    const jobs = plans.flatMap((p) => p.jobs);
+    if (jobs.length && deps.enqueuePush) {
+      await deps.enqueuePush(jobs);
+      metrics.inc('push_jobs', jobs.length);
     }
-    deps.log.debug('fanned out', { conv: msg.conv, seq: msg.seq, edges: byEdge.size, online: routes.size, members: conv.members.length });
+    for (const p of plans) deps.log.debug('fanned out', { conv: p.msg.conv, seq: p.msg.seq, edges: p.byEdge.size });
   };
-  return async (record) => {
+
+  const timed = async (records: number, fn: () => Promise<void>) => {
     const t0 = performance.now();
-    metrics.inc('fanout_records');
+    metrics.inc('fanout_records', records);
     try {
-      await handle(record);
+      await fn();
     } catch (err) {
       metrics.inc('fanout_failures');
       throw err;
@@ -93,6 +116,39 @@ export function fanoutHandler(deps: FanoutDeps): (record: QueueRecord) => Promis
       metrics.op('fanout_handler', t0);
     }
   };
+
+  return {
+    one: (record) =>
+      timed(1, async () => {
+        const p = await plan(record);
+        if (p) await send([p]);
+      }),
+    // Sub-runs keep each request within DELIVERIES_PER_REQUEST per edge; they go one after the
+    // other, so every user still gets the conversation's messages in seq order.
+    many: (records) =>
+      timed(records.length, async () => {
+        let run: Plan[] = [];
+        const size = new Map<string, number>();
+        for (const record of records) {
+          const p = await plan(record);
+          if (!p) continue;
+          const over = [...p.byEdge].some(([edge, list]) => (size.get(edge) ?? 0) + list.length > DELIVERIES_PER_REQUEST);
+          if (over && run.length > 0) {
+            await send(run);
+            run = [];
+            size.clear();
+          }
+          run.push(p);
+          for (const [edge, list] of p.byEdge) size.set(edge, (size.get(edge) ?? 0) + list.length);
+        }
+        if (run.length > 0) await send(run);
+      }),
+  };
+}
+
+/** The single-record handler (tests, tools). */
+export function fanoutHandler(deps: FanoutDeps): QueueHandler {
+  return fanoutHandlers(deps).one;
 }
 
 /**
@@ -109,7 +165,7 @@ export function coalescingDeliver(
   opts: { maxInFlight?: number; maxDeliveries?: number; maxBytes?: number; metrics?: RegionMetrics } = {},
 ): (edge: string, deliveries: Delivery[]) => Promise<void> {
   const maxInFlight = opts.maxInFlight ?? 4;
-  const maxDeliveries = opts.maxDeliveries ?? 5000;
+  const maxDeliveries = opts.maxDeliveries ?? DELIVERIES_PER_REQUEST;
   const maxBytes = opts.maxBytes ?? 1024 * 1024;
   interface Waiter {
     deliveries: Delivery[];

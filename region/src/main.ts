@@ -3,7 +3,7 @@ import { createApp } from './app.ts';
 import { createBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { deliverToEdge, pushPresence } from './edge-client.ts';
-import { coalescingDeliver, fanoutHandler } from './fanout.ts';
+import { coalescingDeliver, fanoutHandlers } from './fanout.ts';
 import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
 import type { PushJob } from './push-jobs.ts';
@@ -43,8 +43,9 @@ async function main(): Promise<void> {
   if (cfg.role !== 'api') {
     const deliver = coalescingDeliver((edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch), { metrics });
     const enqueuePush = (jobs: PushJob[]) => queue.publish(TOPICS.push, jobs.map((j) => ({ key: j.user, value: j })));
-    const handler = fanoutHandler({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics, enqueuePush });
-    subs.push(await queue.subscribe(TOPICS.fanout, 'fanout', handler));
+    const fanout = fanoutHandlers({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics, enqueuePush });
+    // A conversation's waiting records go out together (FANOUT_BATCH; 1 turns it off).
+    subs.push(await queue.subscribe(TOPICS.fanout, 'fanout', fanout.one, cfg.fanoutBatch > 1 ? { batch: { handler: fanout.many, max: cfg.fanoutBatch } } : {}));
   }
 
   let server: ReturnType<typeof serve> | undefined;

@@ -1,7 +1,7 @@
 import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import type { RegionConfig } from './config.ts';
 import { errorFields, type Logger } from './log.ts';
-import { backoffMs, dlqOf, type Queue, type QueueHandler, type Subscription } from './queue.ts';
+import { backoffMs, dlqOf, type Queue, type QueueHandler, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
 
 type KafkaConfig = NonNullable<RegionConfig['kafka']>;
 
@@ -166,7 +166,7 @@ export class KafkaQueue implements Queue {
    * A new group starts from the earliest offset. Retries use `backoffMs`; after `maxAttempts`
    * the record goes to `<topic>.dlq` and its offset is committed.
    */
-  async subscribe(topic: string, group: string, handler: QueueHandler, opts: { maxAttempts?: number } = {}): Promise<Subscription> {
+  async subscribe(topic: string, group: string, handler: QueueHandler, opts: SubscribeOptions = {}): Promise<Subscription> {
     await this.init([topic, dlqOf(topic)]);
     const maxAttempts = opts.maxAttempts ?? 8;
     const name = this.topicName(topic);
@@ -222,6 +222,31 @@ export class KafkaQueue implements Queue {
       }
     };
 
+    /**
+     * A run of one key's consecutive records: the batch handler once, and if it throws (or a value
+     * does not parse), each record on its own through `handle`. 'done' when all may be committed.
+     */
+    const handleRun = async (messages: KafkaMessage[], partition: number, heartbeat: () => Promise<void>): Promise<'done' | 'stopped'> => {
+      if (messages.length === 1 || !opts.batch) return handle(messages[0]!, partition, heartbeat);
+      let records: QueueRecord[] | null = null;
+      try {
+        records = messages.map((m) => ({ key: m.key?.toString() ?? '', value: JSON.parse(m.value?.toString() ?? 'null') as unknown }));
+      } catch {
+        // One of them does not parse: `handle` dead-letters it, the others are handled.
+      }
+      if (records) {
+        try {
+          const outcome = await unlessStopped(opts.batch.handler(records).then(() => 'handled' as const));
+          return outcome === 'stopped' ? 'stopped' : 'done';
+        } catch (err) {
+          if (stopped) return 'stopped';
+          log.warn('batch failed; handling its records one by one', { key: records[0]!.key, partition, records: records.length, ...errorFields(err) });
+        }
+      }
+      for (const m of messages) if ((await handle(m, partition, heartbeat)) === 'stopped') return 'stopped';
+      return 'done';
+    };
+
     let joinTimer: NodeJS.Timeout | undefined;
     const joined = new Promise<void>((resolve, reject) => {
       joinTimer = setTimeout(() => reject(new Error(`kafka: ${groupId} did not join within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
@@ -271,13 +296,37 @@ export class KafkaQueue implements Queue {
           const slots = limiter(KEYS_IN_FLIGHT_PER_PARTITION);
           const outcome: ('done' | 'stopped' | undefined)[] = [];
           const tails = new Map<string, Promise<'done' | 'stopped'>>();
+          // A key's records in this batch, in runs of consecutive ones (of that key) up to the
+          // batch size; without `batch`, runs of one.
+          const maxRun = opts.batch ? Math.max(1, opts.batch.max) : 1;
+          const runOf = new Map<string, number[]>();
+          const runFor: number[][] = [];
+          const memberOf: number[][] = [];
+          batch.messages.forEach((message, i) => {
+            const key = message.key?.toString() ?? '';
+            let open = runOf.get(key);
+            if (!open || open.length >= maxRun) {
+              runOf.set(key, (open = []));
+              runFor[i] = open;
+            }
+            open.push(i);
+            memberOf[i] = open;
+          });
+          const started = new Map<number[], Promise<'done' | 'stopped'>>();
           const runs = batch.messages.map((message, i) => {
             const key = message.key?.toString() ?? '';
-            const run = (tails.get(key) ?? Promise.resolve('done' as const)).then((prev) =>
-              prev === 'stopped' || halted() ? ('stopped' as const) : slots(() => (halted() ? Promise.resolve('stopped' as const) : handle(message, batch.partition, beat))),
-            );
-            tails.set(key, run);
-            return run.then((r) => (outcome[i] = r));
+            const own = runFor[i];
+            if (own) {
+              const run = (tails.get(key) ?? Promise.resolve('done' as const)).then((prev) =>
+                prev === 'stopped' || halted()
+                  ? ('stopped' as const)
+                  : slots(() => (halted() ? Promise.resolve('stopped' as const) : handleRun(own.map((j) => batch.messages[j]!), batch.partition, beat))),
+              );
+              tails.set(key, run);
+              started.set(own, run);
+            }
+            // A record later in a run settles with the run that carries it (started above, at its first index).
+            return started.get(memberOf[i]!)!.then((r) => (outcome[i] = r));
           });
           for (const r of runs) r.catch(() => {}); // awaited below, in order; never unhandled meanwhile
           // Commit the prefix of handled records, in order, one commit at a time. Leaving the

@@ -1,11 +1,14 @@
 import type { Logger } from './log.ts';
 import { errorFields } from './log.ts';
-import { backoffMs, dlqOf, type Queue, type QueueHandler, type QueueRecord, type Subscription } from './queue.ts';
+import { backoffMs, dlqOf, type Queue, type QueueHandler, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
 
 interface Group {
   handler: QueueHandler;
+  batch: SubscribeOptions['batch'];
   maxAttempts: number;
-  /** Tail of each key's chain: the key's next record starts after it settles. */
+  /** Each key's records not yet taken by its running loop. */
+  waiting: Map<string, QueueRecord[]>;
+  /** Each busy key's loop: it takes the key's waiting records (a run at a time) until none are left. */
   chains: Map<string, Promise<void>>;
   stopped: boolean;
 }
@@ -36,11 +39,11 @@ export class MemoryQueue implements Queue {
     for (const g of groups.values()) for (const r of records) this.enqueue(topic, g, structuredClone(r));
   }
 
-  async subscribe(topic: string, group: string, handler: QueueHandler, opts: { maxAttempts?: number } = {}): Promise<Subscription> {
+  async subscribe(topic: string, group: string, handler: QueueHandler, opts: SubscribeOptions = {}): Promise<Subscription> {
     let groups = this.groups.get(topic);
     if (!groups) this.groups.set(topic, (groups = new Map()));
     if (groups.has(group)) throw new Error(`memory queue: group ${group} already consumes ${topic} in this process`);
-    const g: Group = { handler, maxAttempts: opts.maxAttempts ?? 8, chains: new Map(), stopped: false };
+    const g: Group = { handler, batch: opts.batch, maxAttempts: opts.maxAttempts ?? 8, waiting: new Map(), chains: new Map(), stopped: false };
     groups.set(group, g);
     const pending = this.backlog.get(topic);
     if (pending) {
@@ -67,12 +70,44 @@ export class MemoryQueue implements Queue {
   }
 
   private enqueue(topic: string, g: Group, record: QueueRecord): void {
-    const prev = g.chains.get(record.key) ?? Promise.resolve();
-    const next = prev.then(() => this.handle(topic, g, record));
-    g.chains.set(record.key, next);
-    void next.finally(() => {
-      if (g.chains.get(record.key) === next) g.chains.delete(record.key);
+    const list = g.waiting.get(record.key);
+    if (list) list.push(record);
+    else g.waiting.set(record.key, [record]);
+    if (g.chains.has(record.key)) return;
+    const loop = (async () => {
+      // Let the publisher finish its call first: records published together may run together.
+      await Promise.resolve();
+      for (let run = this.take(g, record.key); run.length > 0 && !g.stopped; run = this.take(g, record.key)) {
+        if (run.length === 1) await this.handle(topic, g, run[0]!);
+        else {
+          try {
+            await g.batch!.handler(run);
+          } catch (err) {
+            this.log.warn('batch failed; handling its records one by one', { topic, key: record.key, records: run.length, ...errorFields(err) });
+            for (const r of run) await this.handle(topic, g, r);
+          }
+        }
+      }
+    })();
+    g.chains.set(record.key, loop);
+    void loop.finally(() => {
+      if (g.chains.get(record.key) === loop) g.chains.delete(record.key);
+      // A record that arrived as the loop ended starts a new one.
+      const left = g.waiting.get(record.key);
+      if (left?.length && !g.stopped) {
+        g.waiting.delete(record.key);
+        for (const r of left) this.enqueue(topic, g, r);
+      }
     });
+  }
+
+  /** The key's next run: up to `batch.max` waiting records (one without batching). */
+  private take(g: Group, key: string): QueueRecord[] {
+    const list = g.waiting.get(key);
+    if (!list?.length) return [];
+    const run = list.splice(0, g.batch ? Math.max(1, g.batch.max) : 1);
+    if (list.length === 0) g.waiting.delete(key);
+    return run;
   }
 
   private async handle(topic: string, g: Group, record: QueueRecord): Promise<void> {

@@ -7,6 +7,23 @@ export interface QueueRecord {
 /** Handles one record; resolving commits it, throwing retries it with backoff. */
 export type QueueHandler = (record: QueueRecord) => Promise<void>;
 
+/**
+ * Handles several consecutive records of one key at once (publish order); resolving commits them
+ * all. If it throws, each of them is handled again on its own by the QueueHandler (with its
+ * retries and dead-lettering), so one bad record never takes its neighbours down with it.
+ */
+export type QueueBatchHandler = (records: QueueRecord[]) => Promise<void>;
+
+export interface SubscribeOptions {
+  maxAttempts?: number;
+  /**
+   * Records of a key that are waiting together (a consumer behind its topic) go to `handler` in
+   * runs of at most `max`: a busy key costs one call per run instead of one per record. A run of
+   * one goes to the plain handler.
+   */
+  batch?: { handler: QueueBatchHandler; max: number };
+}
+
 export interface Subscription {
   stop(): Promise<void>;
 }
@@ -19,13 +36,15 @@ export interface Subscription {
  * - a record is committed only after its handler resolves; a throwing handler sees the record
  *   again (with backoff) up to `maxAttempts`, then it goes to the topic's dead-letter topic
  *   (`<topic>.dlq`) with a log line, and the key moves on;
- * - consumers in the same group share the records; each record is handled by one of them.
+ * - consumers in the same group share the records; each record is handled by one of them;
+ * - with `batch`, a key's waiting records may be handled together, in publish order, and the
+ *   key's next records wait for that whole run.
  */
 export interface Queue {
   readonly name: string;
   init(topics: string[]): Promise<void>;
   publish(topic: string, records: QueueRecord[]): Promise<void>;
-  subscribe(topic: string, group: string, handler: QueueHandler, opts?: { maxAttempts?: number }): Promise<Subscription>;
+  subscribe(topic: string, group: string, handler: QueueHandler, opts?: SubscribeOptions): Promise<Subscription>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Delivery, MessageEvent, Msg } from '@switchboard/protocol';
-import { fanoutHandler } from '../src/fanout.ts';
+import { fanoutHandler, fanoutHandlers } from '../src/fanout.ts';
 import { createLogger } from '../src/log.ts';
 import { MemoryRoutes } from '../src/routes-memory.ts';
 import { SqliteStorage } from '../src/storage-sqlite.ts';
@@ -49,5 +49,34 @@ describe('fan-out after the edge live path', () => {
     for (const user of ['ann', 'bob', 'cat']) await routes.up({ user, device: 'phone', edge: EDGE }, 60_000);
     await run({ kind: 'msg', msg, delivered: ['ann', 'bob', 'cat'].map((user) => ({ user, devices: ['phone'] })) });
     assert.deepEqual(calls, []);
+  });
+});
+
+describe('fan-out of a run of records (the queue batch)', () => {
+  it('one deliver call per edge for the whole run, each user getting the messages in seq order; push jobs for each', async () => {
+    const storage = new SqliteStorage(':memory:');
+    await storage.init();
+    await storage.saveConversation({ id: 'c1', title: null, creator: 'ann', createdAt: 0, members: ['ann', 'bob', 'cat', 'dan'] });
+    const routes = new MemoryRoutes();
+    for (const user of ['ann', 'bob', 'cat']) await routes.up({ user, device: 'phone', edge: EDGE }, 60_000);
+    await routes.up({ user: 'cat', device: 'tablet', edge: 'http://127.0.0.1:10' }, 60_000);
+    const calls: { edge: string; ds: Delivery[] }[] = [];
+    const jobs: { user: string; seq: number }[] = [];
+    const { many } = fanoutHandlers({
+      storage,
+      routes,
+      log: createLogger({ svc: 'test' }),
+      deliver: async (edge, ds) => void calls.push({ edge, ds }),
+      enqueuePush: async (js) => void jobs.push(...js.map((j) => ({ user: j.user, seq: j.seq }))),
+    });
+    const at = (seq: number): MessageEvent => ({ kind: 'msg', msg: { ...msg, seq, cmid: `m${seq}`, from: seq % 2 ? 'ann' : 'bob' } });
+    await many([1, 2, 3].map((seq) => ({ key: 'c1', value: at(seq) })));
+    assert.deepEqual(calls.map((c) => c.edge).sort(), ['http://127.0.0.1:10', EDGE]);
+    const main = calls.find((c) => c.edge === EDGE)!.ds;
+    const seqsOf = (user: string) => main.filter((d) => d.user === user).map((d) => d.msg.seq);
+    assert.deepEqual(seqsOf('cat'), [1, 2, 3]);
+    assert.deepEqual(seqsOf('bob'), [1, 3], 'not his own seq 2: its sending device is his only one');
+    assert.deepEqual(seqsOf('ann'), [2]);
+    assert.deepEqual(jobs, [1, 2, 3].map((seq) => ({ user: 'dan', seq })), 'dan has no device: one push job per message');
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { dlqOf, type Queue, type QueueRecord, type Subscription } from '../src/queue.ts';
+import { dlqOf, type Queue, type QueueRecord, type SubscribeOptions, type Subscription } from '../src/queue.ts';
 import { runId } from './engines.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,7 +39,7 @@ export function queueContract(name: string, make: () => Promise<Queue>, caps: Qu
       await queue.init([topic, dlqOf(topic)]);
       return { topic, group: `g${id}` };
     }
-    async function subscribe(topic: string, group: string, handler: (r: QueueRecord) => Promise<void>, opts?: { maxAttempts?: number }) {
+    async function subscribe(topic: string, group: string, handler: (r: QueueRecord) => Promise<void>, opts?: SubscribeOptions) {
       const sub = await queue.subscribe(topic, group, handler, opts);
       subs.push(sub);
       return sub;
@@ -98,6 +98,56 @@ export function queueContract(name: string, make: () => Promise<Queue>, caps: Qu
       await subscribe(topic, group, async (r) => void got.push((r.value as { i: number }).i));
       await waitFor('the early records', () => got.length >= 3);
       assert.deepEqual(got, [1, 2, 3]);
+    });
+
+    it('with batch, waiting records of a key are handled in runs, in order, each once; a failed run is handled one by one', async () => {
+      const { topic, group } = await fresh();
+      // Published before the group exists, so they wait together for it.
+      await queue.publish(topic, [
+        ...Array.from({ length: 20 }, (_, i) => ({ key: 'k', value: { i: i + 1 } })),
+        ...Array.from({ length: 5 }, (_, i) => ({ key: 'j', value: { i: 101 + i } })),
+      ]);
+      const handled = new Map<string, number[]>();
+      const runs: number[] = [];
+      let failed = false;
+      const note = (r: QueueRecord) => handled.set(r.key, [...(handled.get(r.key) ?? []), (r.value as { i: number }).i]);
+      const busy = new Set<string>();
+      let overlaps = 0;
+      await subscribe(
+        topic,
+        group,
+        async (r) => {
+          if (busy.has(r.key)) overlaps++;
+          note(r);
+        },
+        {
+          batch: {
+            max: 8,
+            handler: async (records) => {
+              const key = records[0]!.key;
+              assert.ok(records.every((r) => r.key === key), 'one key per run');
+              if (busy.has(key)) overlaps++;
+              busy.add(key);
+              await sleep(5);
+              busy.delete(key);
+              if (!failed && records.some((r) => (r.value as { i: number }).i === 13)) {
+                failed = true;
+                throw new Error('this run fails once');
+              }
+              runs.push(records.length);
+              for (const r of records) note(r);
+            },
+          },
+        },
+      );
+      await waitFor('25 records', () => (handled.get('k')?.length ?? 0) + (handled.get('j')?.length ?? 0) >= 25);
+      await sleep(300);
+      assert.deepEqual(handled.get('k'), Array.from({ length: 20 }, (_, i) => i + 1));
+      assert.deepEqual(handled.get('j'), [101, 102, 103, 104, 105]);
+      assert.ok(failed, 'the run holding 13 failed once');
+      assert.ok(runs.some((n) => n > 1), `records were handled in runs (${JSON.stringify(runs)})`);
+      assert.ok(runs.every((n) => n <= 8), 'no run exceeds max');
+      assert.equal(overlaps, 0);
     });
 
     it('a throwing handler sees the record again, and the key waits for it', async () => {
