@@ -7,7 +7,8 @@
  * to the same number of sockets. Writes .bench/fanout.json.
  *
  * Recipients ack cumulatively at most every FANOUT_ACK_MS (default 250 ms), as a client
- * batching its acks would. `--real` runs the region on the real engines of `npm run stack:up`.
+ * batching its acks would. FANOUT_WARMUP (default 5) unmeasured messages go first, one every
+ * 200 ms, and the phases start once every member has them (the warm-up is logged, not scored). `--real` runs the region on the real engines of `npm run stack:up`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -23,6 +24,8 @@ const MEMBERS = Number(process.env.FANOUT_MEMBERS || 1000);
 const RATES = (process.env.FANOUT_RATES || '5,10,30').split(',').map(Number);
 const SECONDS = Number(process.env.FANOUT_SECONDS || 5);
 const ACK_MS = Number(process.env.FANOUT_ACK_MS || 250);
+/** Unmeasured messages first, one every 200 ms, until every member has them: cold objects and caches warm up. */
+const WARMUP = Number(process.env.FANOUT_WARMUP ?? 5);
 const REAL = process.argv.includes('--real');
 const OUT = path.resolve(ROOT, process.env.BENCH_OUT || '.bench/fanout.json');
 
@@ -161,6 +164,21 @@ async function switchboard(): Promise<Phase[]> {
     const sender = await wsOpen(wsUrl(await token(users[0]!, 'bench-sender')), () => {});
     sockets.push(sender);
     await sleep(2000);
+    if (WARMUP > 0) {
+      tally = new Tally();
+      const w = tally;
+      const start = performance.now();
+      for (let i = 0; i < WARMUP; i++) {
+        const key = `warm-${i}`;
+        w.due.set(key, performance.now());
+        sender.send(JSON.stringify({ t: 'send', conv, cmid: key, body: key }));
+        await sleep(200);
+      }
+      const deadline = performance.now() + 60_000;
+      while (w.delivered() < WARMUP * MEMBERS && performance.now() < deadline) await sleep(50);
+      log('warm-up (not scored)', { messages: WARMUP, delivered: w.delivered(), expected: WARMUP * MEMBERS, ms: Math.round(performance.now() - start), e2e: dist(w.latencies) });
+      await sleep(1000);
+    }
     const phases: Phase[] = [];
     for (const rate of RATES) {
       const p = await runPhase(rate, MEMBERS, (key) => sender.send(JSON.stringify({ t: 'send', conv, cmid: key, body: key })), () => tally, () => (tally = new Tally()));
