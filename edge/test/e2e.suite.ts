@@ -247,9 +247,13 @@ export function e2eSuite(engines: Engines): void {
       await w.waitSeqs(conv, 20);
       await v2.waitSeqs(conv, 20);
       // The region's fan-out sees that the live path reached both users (vera on her other device).
+      // A drain waits up to LIVE_SETTLE_MS (2 s) for the live path: on a saturated machine a push
+      // slower than that leaves its user to the fan-out too, which the SessionDO then drops as a
+      // duplicate (asserted below). Most must be left to the live path all the same.
       const deadline = Date.now() + 30_000;
       while ((await skipped()) - skippedBefore < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-      assert.equal((await skipped()) - skippedBefore, 40, '20 messages × 2 users left to the live path');
+      const left = (await skipped()) - skippedBefore;
+      assert.ok(left >= 30 && left <= 40, `20 messages × 2 users left to the live path (${left} of 40)`);
       for (const [who, s] of [['walt', w], ['vera-2', v2]] as const) {
         assert.deepEqual(s.msgs(conv).map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1), `${who}: each seq pushed once, in order`);
       }
