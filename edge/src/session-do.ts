@@ -47,6 +47,12 @@ export class SessionDO extends DurableObject<Env> {
   private alarmAt: number | null | undefined = undefined;
   /** Pending write of acked cursors (acks are flushed together, within CURSOR_FLUSH_MS). */
   private cursorFlush: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * The next retransmit check: a timer in memory, like the in-flight window it serves (a storage
+   * alarm would cost commits as pushes come and go). `retransmitAt`: when it fires.
+   */
+  private retransmitTimer: ReturnType<typeof setTimeout> | null = null;
+  private retransmitAt = Infinity;
   /** Heartbeats batched to the region, connects/disconnects, watches (presence-relay.ts). */
   private readonly presenceRelay: PresenceRelay;
   private readonly typingLimiter = new TypingLimiter();
@@ -153,19 +159,28 @@ export class SessionDO extends DurableObject<Env> {
         }
       }
     }
-    // What was just pushed is due at now + retransmitMs: an alarm at or before that covers it.
-    if (tracked && (this.alarmAt === undefined || this.alarmAt === null || this.alarmAt > now + config(this.env).retransmitMs)) await this.armAlarm();
+    // What was just pushed is due at now + retransmitMs: a check at or before that covers it.
+    if (tracked && this.retransmitAt > now + config(this.env).retransmitMs) this.armRetransmit();
     return { sockets, devices };
   }
 
-  /** Retransmits what is due, and keeps the region's routes fresh while any socket is open. */
-  override async alarm(): Promise<void> {
-    this.alarmAt = null;
-    const cfg = config(this.env);
-    const now = Date.now();
-    this.flushCursors();
+  /** A retransmit check at the next due time of the in-flight window (none while it is empty). */
+  private armRetransmit(): void {
+    const due = this.delivery.nextDue();
+    if (due === null || due >= this.retransmitAt) return;
+    if (this.retransmitTimer) clearTimeout(this.retransmitTimer);
+    this.retransmitAt = due;
+    this.retransmitTimer = setTimeout(() => {
+      this.retransmitTimer = null;
+      this.retransmitAt = Infinity;
+      this.retransmit();
+    }, Math.max(0, due - Date.now()));
+  }
+
+  /** Resends what is due, closes devices that stopped acking (they resume), and checks again at the next due time. */
+  private retransmit(): void {
     const live = this.liveSockets();
-    const { resend, stalled } = this.delivery.due(now);
+    const { resend, stalled } = this.delivery.due(Date.now());
     for (const device of stalled) {
       const ws = live.get(device);
       if (ws) this.dropDevice(device, ws, 'stalled');
@@ -182,6 +197,16 @@ export class SessionDO extends DurableObject<Env> {
         this.delivery.forget(r.device);
       }
     }
+    this.armRetransmit();
+  }
+
+  /** Keeps the region's routes fresh and sends the devices' heartbeats while any socket is open. */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const cfg = config(this.env);
+    const now = Date.now();
+    this.flushCursors();
+    const live = this.liveSockets();
     if (now >= Number(this.kv('route_refresh_at') ?? '0') && live.size > 0) {
       const ops: RouteOp[] = [...live.values()].flatMap((ws) => {
         const who = ws.deserializeAttachment() as Attachment | null;
@@ -353,12 +378,11 @@ export class SessionDO extends DurableObject<Env> {
     for (const ws of live.values()) send(ws, { t: 'resync' });
   }
 
-  /** One alarm serves both duties: the next retransmit and the next route refresh. */
+  /** One alarm serves both duties: the next route refresh and the next presence flush. */
   private async armAlarm(): Promise<void> {
-    const due = this.delivery.nextDue();
     const refresh = this.ctx.getWebSockets().length > 0 ? Number(this.kv('route_refresh_at') ?? '0') : null;
     const presenceDue = this.ctx.getWebSockets().length > 0 ? this.presenceRelay.due() : null;
-    const next = Math.min(due ?? Infinity, refresh ?? Infinity, presenceDue ?? Infinity);
+    const next = Math.min(refresh ?? Infinity, presenceDue ?? Infinity);
     if (next === Infinity) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === null || this.alarmAt > next) {
