@@ -46,6 +46,8 @@ export class ConversationDO extends DurableObject<Env> {
   /** Members' delivered/read positions (receipts.ts). */
   private readonly receipts: Receipts;
   private receiptsTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The coalescing wait before the next drain (config drainCoalesceMs). */
+  private drainTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -54,6 +56,7 @@ export class ConversationDO extends DurableObject<Env> {
     this.live = new LivePush({
       target: (user) => env.SESSIONS.get(env.SESSIONS.idFromName(user)),
       onError: (user, err) => log('warn', 'live push failed; the region delivers it', { conv: this.seq.conv, user, ...errorFields(err) }),
+      onMissed: () => this.scheduleDrain(0),
     });
   }
 
@@ -73,11 +76,13 @@ export class ConversationDO extends DurableObject<Env> {
       if (this.receipts.advance(input.from, { read: r.seq })) this.scheduleReceipts();
       // The runtime holds these calls until the message is on disk: nothing is delivered before it is durable.
       // Membership is sequenced here too, so the members now are the members as of this seq.
+      let live = false;
       if (this.seq.memberCount() <= config(this.env).livePushMaxMembers) {
         const msg: Msg = { t: 'msg', conv: this.seq.conv!, seq: r.seq, cmid: input.cmid, from: input.from, dev: input.dev, ts: r.ts, body: input.body };
-        this.live.push(msg, this.seq.members());
+        live = this.live.push(msg, this.seq.members());
       }
-      this.scheduleDrain();
+      // Members the live path reaches have it already: the region can take it with the next ones.
+      this.scheduleDrain(live ? config(this.env).drainCoalesceMs : 0);
     }
     return r;
   }
@@ -186,7 +191,7 @@ export class ConversationDO extends DurableObject<Env> {
     if (!this.receipts.pending) return;
     const changes = this.receipts.flush();
     for (let i = 0; i < changes.length; i += RECEIPTS_PER_EVENT) this.seq.enqueue({ kind: 'receipts', positions: changes.slice(i, i + RECEIPTS_PER_EVENT) });
-    if (changes.length > 0) this.scheduleDrain();
+    if (changes.length > 0) this.scheduleDrain(config(this.env).drainCoalesceMs);
   }
 
   private scheduleReceipts(): void {
@@ -236,10 +241,22 @@ export class ConversationDO extends DurableObject<Env> {
     return { ok: true, relayed: results.filter((r) => r.status === 'fulfilled').length };
   }
 
-  private scheduleDrain(): void {
+  /** A drain within `waitMs` (one already waiting for less is kept), and the backstop alarm. */
+  private scheduleDrain(waitMs = 0): void {
     // While backing off, the alarm retries: a burst of sends must not turn into a burst of failed
-    // attempts that pushes the next retry ever further out.
-    if (this.failures === 0) void this.drain();
+    // attempts that pushes the next retry ever further out. A running drain takes what was added
+    // meanwhile with its next batch.
+    if (this.failures === 0 && !this.draining) {
+      if (waitMs === 0) {
+        if (this.drainTimer) clearTimeout(this.drainTimer);
+        this.drainTimer = null;
+        void this.drain();
+      } else
+        this.drainTimer ??= setTimeout(() => {
+          this.drainTimer = null;
+          void this.drain();
+        }, waitMs);
+    }
     // Backstop in case this instance dies before the drain finishes.
     if (this.alarmAt === null) void this.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
     else if (this.alarmAt === undefined)

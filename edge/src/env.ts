@@ -21,6 +21,7 @@ export interface Env {
   LIVE_PUSH_MAX_MEMBERS?: string;
   MAX_GROUP_MEMBERS?: string;
   PRESENCE_FLUSH_SECONDS?: string;
+  DRAIN_COALESCE_MS?: string;
 }
 
 export interface EdgeConfig {
@@ -54,6 +55,13 @@ export interface EdgeConfig {
   maxGroupMembers: number;
   /** How often a SessionDO sends its devices' heartbeats to the region, in one call. Default 30 s. */
   presenceFlushSeconds: number;
+  /**
+   * While the live path has reached every member, a ConversationDO drains its outbox this long
+   * after the send that made it non-empty, so one request to the region carries every message of
+   * that time. A message some member did not get live is drained at once (the region delivers
+   * it). 0 always drains at once. Default 250 ms.
+   */
+  drainCoalesceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -80,6 +88,7 @@ export function config(env: Env): EdgeConfig {
     livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 64, 0, 5000),
     maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
     presenceFlushSeconds: int(env, 'PRESENCE_FLUSH_SECONDS', 30, 1, 300),
+    drainCoalesceMs: int(env, 'DRAIN_COALESCE_MS', 250, 0, 10_000),
   };
   cache.set(env, cfg);
   return cfg;

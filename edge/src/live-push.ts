@@ -10,6 +10,8 @@ export interface LivePushOptions {
   target: (user: string) => LiveTarget;
   /** A member's SessionDO failed: the region's fan-out covers that member. */
   onError: (user: string, err: unknown) => void;
+  /** A member was not reached (no device online, or a failed call): the region's fan-out is due. */
+  onMissed?: () => void;
   /** Messages waiting beyond this are left to the region (a stuck SessionDO must not grow memory). */
   maxQueued?: number;
 }
@@ -105,8 +107,10 @@ export class LivePush {
             const r = await this.opts.target(user).deliver(deliveries);
             this.known.set(user, r.devices);
             if (r.devices.length > 0) record(r.devices);
+            else this.opts.onMissed?.();
           } catch (err) {
             this.opts.onError(user, err);
+            this.opts.onMissed?.();
           }
         }),
       );

@@ -50,8 +50,20 @@ export interface MembershipChange {
  * - each accepted message and its outbox event are written in one transaction;
  * - the recent window never drops a message the region has not acknowledged.
  * It does no I/O beyond its database: the Durable Object around it owns the network.
+ *
+ * The object is single-threaded and the only writer of its database, so the hot path reads meta
+ * and the current members from memory: both are loaded once, and replaced only after the
+ * transaction that changed them committed (a failed one leaves them as they were).
  */
 export class Sequencer {
+  /** Every meta row (null: not loaded yet). */
+  private metaCache: Map<string, string> | null = null;
+  /** Meta writes of the running transaction, applied to `metaCache` once it commits. */
+  private pendingMeta = new Map<string, string>();
+  /** Current members, by id (null: not loaded yet, or changed by the last transaction). */
+  private memberCache: string[] | null = null;
+  private memberSet: Set<string> | null = null;
+
   constructor(
     private readonly sql: SqlLike,
     private readonly transaction: (fn: () => void) => void,
@@ -81,7 +93,7 @@ export class Sequencer {
       return fail('conflict', 'conversation already exists');
     }
     const event: ConvEvent = { kind: 'created', conv: input.conv, title: input.title, members: input.members, creator: input.creator, ts: now };
-    this.transaction(() => {
+    this.tx(() => {
       this.setMeta('conv', input.conv);
       this.setMeta('title', input.title ?? '');
       this.setMeta('direct', input.direct ? '1' : '0');
@@ -94,7 +106,7 @@ export class Sequencer {
         this.sql.exec('INSERT OR IGNORE INTO members (user, joined_seq, role) VALUES (?, 0, ?)', m, role);
       }
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (NULL, ?)', JSON.stringify(event));
-    });
+    }, true);
     return { ok: true, members: input.members, existed: false };
   }
 
@@ -102,16 +114,20 @@ export class Sequencer {
     const conv = this.conv;
     if (conv === null) return fail('not_found', 'no such conversation');
     if (!this.isMember(input.from)) return fail('not_member', 'not a member of this conversation');
-    const prior = this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', input.from, input.cmid)[0];
-    if (prior) return { ok: true, seq: prior.seq, ts: prior.ts, duplicate: true };
     const seq = this.lastSeq + 1;
     const msg: Msg = { t: 'msg', conv, seq, cmid: input.cmid, from: input.from, dev: input.dev, ts: now, body: input.body };
-    this.transaction(() => {
+    let prior: { seq: number; ts: number } | undefined;
+    this.tx(() => {
+      // The dedupe row first: if (sender, cmid) has a seq already, nothing is written.
+      if (this.all('INSERT INTO dedupe (sender, cmid, seq, ts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq', msg.from, msg.cmid, seq, now).length === 0) {
+        prior = this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', input.from, input.cmid)[0];
+        return;
+      }
       this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body) VALUES (?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, msg.body);
-      this.sql.exec('INSERT INTO dedupe (sender, cmid, seq, ts) VALUES (?, ?, ?, ?)', msg.from, msg.cmid, seq, now);
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
       this.setMeta('last_seq', String(seq));
     });
+    if (prior) return { ok: true, seq: prior.seq, ts: prior.ts, duplicate: true };
     return { ok: true, seq, ts: now, duplicate: false };
   }
 
@@ -147,12 +163,13 @@ export class Sequencer {
 
   /** A current member (added and not removed since). */
   isMember(user: string): boolean {
-    return this.all('SELECT 1 FROM members WHERE user = ? AND left_seq IS NULL', user).length > 0;
+    this.loadMembers();
+    return this.memberSet!.has(user);
   }
 
   /** Current members, by id. */
   members(): string[] {
-    return this.all<{ user: string }>('SELECT user FROM members WHERE left_seq IS NULL ORDER BY user').map((r) => r.user);
+    return [...this.loadMembers()];
   }
 
   /** The seq of the latest membership change (0: the members the conversation was created with). */
@@ -190,7 +207,7 @@ export class Sequencer {
   }
 
   memberCount(): number {
-    return this.all<{ n: number }>('SELECT COUNT(*) AS n FROM members WHERE left_seq IS NULL')[0]?.n ?? 0;
+    return this.loadMembers().length;
   }
 
   /**
@@ -256,7 +273,7 @@ export class Sequencer {
     const seq = this.lastSeq + 1;
     const sys: SysEvent = { op: input.op, by: input.by, users: changed, ...(input.op === 'remove' ? {} : { role: input.role ?? 'member' }) };
     const msg: Msg = { t: 'msg', conv, seq, cmid: `sys-${seq}`, from: input.by, dev: input.dev, ts: now, body: '', sys };
-    this.transaction(() => {
+    this.tx(() => {
       for (const u of changed) {
         if (input.op === 'add') {
           this.sql.exec(
@@ -273,7 +290,7 @@ export class Sequencer {
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: seq } satisfies ConvEvent));
       this.setMeta('last_seq', String(seq));
       this.setMeta('member_ver', String(seq));
-    });
+    }, true);
     return { ok: true, seq, ver: seq, users: changed };
   }
 
@@ -312,11 +329,40 @@ export class Sequencer {
   }
 
   private meta(key: string): string | null {
-    return this.all<{ value: string }>('SELECT value FROM meta WHERE key = ?', key)[0]?.value ?? null;
+    return this.pendingMeta.get(key) ?? this.loadMeta().get(key) ?? null;
   }
 
+  private loadMeta(): Map<string, string> {
+    this.metaCache ??= new Map(this.all<{ key: string; value: string }>('SELECT key, value FROM meta').map((r) => [r.key, r.value]));
+    return this.metaCache;
+  }
+
+  /** Inside `tx` only. */
   private setMeta(key: string, value: string): void {
     this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, value);
+    this.pendingMeta.set(key, value);
+  }
+
+  private loadMembers(): string[] {
+    if (!this.memberCache) {
+      this.memberCache = this.all<{ user: string }>('SELECT user FROM members WHERE left_seq IS NULL ORDER BY user').map((r) => r.user);
+      this.memberSet = new Set(this.memberCache);
+    }
+    return this.memberCache;
+  }
+
+  /** A write transaction; the memory copies follow only once it committed. */
+  private tx(fn: () => void, changesMembers = false): void {
+    const meta = this.loadMeta();
+    this.pendingMeta.clear();
+    try {
+      this.transaction(fn);
+      for (const [k, v] of this.pendingMeta) meta.set(k, v);
+    } finally {
+      this.pendingMeta.clear();
+      // Read the members again when next needed (whether or not the change committed).
+      if (changesMembers) this.memberCache = this.memberSet = null;
+    }
   }
 }
 

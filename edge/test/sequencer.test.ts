@@ -103,6 +103,29 @@ describe('Sequencer', () => {
     assert.equal(s.readWindowBefore(31, 10).complete, true);
   });
 
+  it('remembers nothing of a transaction that failed to commit', () => {
+    const { sql, transaction, db } = memorySql();
+    let failNext = false;
+    const flaky = new Sequencer(sql, (fn) =>
+      transaction(() => {
+        fn();
+        if (failNext) throw new Error('commit failed');
+      }),
+    );
+    flaky.create({ conv, members: ['alice', 'bob'], title: null, creator: 'alice', direct: false }, 1);
+    assert.ok(flaky.send({ from: 'alice', dev: 'd1', cmid: 'a', body: 'a' }, 2).ok);
+    failNext = true;
+    assert.throws(() => flaky.send({ from: 'alice', dev: 'd1', cmid: 'b', body: 'b' }, 3));
+    assert.throws(() => flaky.changeMembers({ by: 'alice', dev: 'd1', op: 'add', users: ['carol'] }, 3, 10));
+    failNext = false;
+    assert.equal(flaky.lastSeq, 1);
+    assert.equal(flaky.memberVersion, 0);
+    assert.deepEqual(flaky.members(), ['alice', 'bob']);
+    const b = flaky.send({ from: 'alice', dev: 'd1', cmid: 'b', body: 'b' }, 4);
+    assert.ok(b.ok && b.seq === 2 && !b.duplicate, 'the failed send neither took seq 2 nor left a dedupe row');
+    assert.equal((db.prepare('SELECT value FROM meta WHERE key = ?').get('last_seq') as { value: string }).value, '2');
+  });
+
   it('returns the same direct conversation on a second create, and conflicts otherwise', () => {
     const d = fresh();
     assert.deepEqual(d.create({ conv: 'dX', members: ['a', 'b'], title: null, creator: 'a', direct: true }, 1), { ok: true, members: ['a', 'b'], existed: false });
