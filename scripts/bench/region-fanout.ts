@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { signRequest } from '@switchboard/protocol';
+import { signRequest, unpackDeliveries, type DeliverRequest } from '@switchboard/protocol';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startRegion, type Service } from '../lib/processes.ts';
 import { removeNamespace } from './cleanup.ts';
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     req.on('end', () => {
       const at = Date.now();
       deliverRequests++;
-      const { deliveries } = JSON.parse(body) as { deliveries: { user: string; msg: { conv: string; seq: number } }[] };
+      const deliveries = [...unpackDeliveries(JSON.parse(body) as DeliverRequest).values()].flat();
       for (const d of deliveries) {
         if (!d.user.startsWith('r')) continue; // the recipient's copy
         const p = pending.get(`${d.msg.conv}/${d.msg.seq}`);
