@@ -1,5 +1,6 @@
 import { after } from 'node:test';
 import { Redis } from 'ioredis';
+import { deleteByPrefix } from '../src/redis-keys.ts';
 import { createLogger } from '../src/log.ts';
 import { MemoryPresence } from '../src/presence-memory.ts';
 import type { Presence } from '../src/presence.ts';
@@ -24,12 +25,7 @@ engineSuite('presence', 'redis', (url) => {
     // Every key this run wrote starts with its unique prefix.
     const redis = new Redis(url);
     try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-        if (keys.length) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteByPrefix(redis, prefix);
     } finally {
       await redis.quit();
     }

@@ -1,5 +1,6 @@
 import { after } from 'node:test';
 import { Redis } from 'ioredis';
+import { deleteByPrefix } from '../src/redis-keys.ts';
 import { createLogger } from '../src/log.ts';
 import { MemoryRoutes } from '../src/routes-memory.ts';
 import { RedisRoutes } from '../src/routes-redis.ts';
@@ -16,12 +17,7 @@ engineSuite('routes', 'redis', (url) => {
     // Every key this run wrote starts with its unique prefix.
     const redis = new Redis(url);
     try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-        if (keys.length) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteByPrefix(redis, prefix);
     } finally {
       await redis.quit();
     }

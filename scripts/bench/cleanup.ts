@@ -1,4 +1,5 @@
 /** Removing what a benchmark's region created under its own NAMESPACE on the shared engines. */
+import { deleteByPrefix } from '../../region/src/redis-keys.ts';
 
 /** Drops what the region created for `namespace`: keyspace, topics, consumer group, Redis keys. */
 export async function removeNamespace(namespace: string, env: Record<string, string>): Promise<void> {
@@ -45,12 +46,7 @@ export async function removeNamespace(namespace: string, env: Record<string, str
         const redis = new Redis(env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
         await redis.connect();
         try {
-          let cursor = '0';
-          do {
-            const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
-            if (keys.length) await redis.del(...keys);
-            cursor = next;
-          } while (cursor !== '0');
+          await deleteByPrefix(redis, `${namespace}:`);
         } finally {
           redis.disconnect();
         }

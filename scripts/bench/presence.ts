@@ -26,6 +26,7 @@ import path from 'node:path';
 import { signRequest } from '@switchboard/protocol';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startRegion, type Service } from '../lib/processes.ts';
+import { deleteByPrefix } from '../../region/src/redis-keys.ts';
 
 const env = (k: string, d: string) => process.env[k]?.trim() || d;
 const CFG = {
@@ -88,12 +89,7 @@ async function main(): Promise<void> {
     const { Redis } = await import('ioredis');
     const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
     try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
-        if (keys.length) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteByPrefix(redis, `${namespace}:`);
     } finally {
       redis.disconnect();
     }
