@@ -163,9 +163,9 @@ export class ConversationDO extends DurableObject<Env> {
     const cap = Math.min(this.seq.lastSeq, range.to);
     const clamp = (n: number | undefined) => (n === undefined ? undefined : Math.min(n, cap));
     const moved = this.receipts.advance(input.user, { delivered: clamp(input.delivered), read: clamp(input.read) });
+    const everyone = this.seq.memberCount() <= RECEIPTS.relayMaxMembers;
     if (moved) {
       this.scheduleReceipts();
-      const everyone = this.seq.memberCount() <= RECEIPTS.relayMaxMembers;
       const to = everyone ? this.seq.members() : [input.user];
       if (!to.includes(input.user)) to.push(input.user);
       const event = { conv, user: input.user, ...moved };
@@ -180,8 +180,7 @@ export class ConversationDO extends DurableObject<Env> {
       }
     }
     // Where nobody is told of deliveries, SessionDOs report them only now and then.
-    const reportEveryMs = this.seq.memberCount() <= RECEIPTS.relayMaxMembers ? 0 : QUIET_DELIVERED_REPORTS_MS;
-    return { ok: true, positions: this.receipts.get(input.user), reportEveryMs };
+    return { ok: true, positions: this.receipts.get(input.user), reportEveryMs: everyone ? 0 : QUIET_DELIVERED_REPORTS_MS };
   }
 
   /** Writes moved positions (and their outbox event) now: called before a send, so they share its commit. */

@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { ProtocolError, type InboxResponse } from '@switchboard/protocol';
+import { InboxCursor, ProtocolError, type InboxResponse } from '@switchboard/protocol';
 import { tokenFrom, verifyToken } from './auth.ts';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
@@ -8,8 +8,6 @@ import { callRegion } from './region-client.ts';
 /** Conversations per page of `GET /v1/conversations`: default and cap. */
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 200;
-/** A page cursor is what the previous page's `next` was: `<activity ms>~<conversation id>`. */
-const CURSOR = /^\d{1,16}~[A-Za-z0-9_-]{1,128}$/;
 
 /**
  * `GET /v1/conversations?after=&limit=`: a page of the caller's conversations, newest activity
@@ -22,7 +20,7 @@ export async function listConversations(c: Context<{ Bindings: Env }>): Promise<
   const cfg = config(c.env);
   const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, false));
   const after = c.req.query('after') ?? '';
-  if (after !== '' && !CURSOR.test(after)) throw new ProtocolError('invalid_frame', 'after: expected the `next` of the previous page');
+  if (after !== '' && !InboxCursor.safeParse(after).success) throw new ProtocolError('invalid_frame', 'after: expected the `next` of the previous page');
   const limitText = c.req.query('limit');
   const limit = limitText === undefined ? DEFAULT_LIMIT : Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new ProtocolError('invalid_frame', `limit: expected an integer in 1..${MAX_LIMIT}`);

@@ -30,11 +30,6 @@ export class Receipts {
     return p;
   }
 
-  /** Positions of several users (absent: zeros). */
-  many(users: string[]): Map<string, Positions> {
-    return new Map(users.map((u) => [u, this.get(u)]));
-  }
-
   /**
    * Moves `user`'s positions up to the given ones (read also moves delivered). Returns the fields
    * that moved, or null. `outbox: false` for positions the region derives itself (a sender has

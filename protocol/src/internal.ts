@@ -145,9 +145,11 @@ export const LIST_MEMBERS = 20;
  * Edge → region, for `GET /v1/conversations`: a page of the user's conversations, newest
  * activity first. `after` is the previous page's `next` (an opaque cursor), '' for the first.
  */
+/** A page cursor of the conversation list: `<activity ms>~<conversation id>` of the previous page's last entry. */
+export const InboxCursor = z.string().regex(/^\d{1,16}~[A-Za-z0-9_-]{1,64}$/, 'expected the `next` of the previous page');
 export const InboxRequest = z.object({
   user: UserId,
-  after: z.string().max(300).default(''),
+  after: z.union([InboxCursor, z.literal('')]).default(''),
   limit: z.number().int().min(1).max(200),
 });
 export type InboxRequest = z.infer<typeof InboxRequest>;

@@ -92,7 +92,12 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
   /** Delivers plans (one conversation, seq order) together, then queues their push jobs. */
   const send = async (plans: Plan[]): Promise<void> => {
     const byEdge = new Map<string, Delivery[]>();
-    for (const p of plans) for (const [edge, list] of p.byEdge) byEdge.set(edge, [...(byEdge.get(edge) ?? []), ...list]);
+    for (const p of plans)
+      for (const [edge, list] of p.byEdge) {
+        const all = byEdge.get(edge);
+        if (all) all.push(...list);
+        else byEdge.set(edge, [...list]);
+      }
     metrics.inc('deliver_calls', byEdge.size);
     await Promise.all([...byEdge].map(([edge, batch]) => metrics.time('deliver', () => deps.deliver(edge, batch))));
     for (const p of plans) metrics.age('delivered', p.msg.ts);

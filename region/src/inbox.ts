@@ -15,11 +15,13 @@ const DETAIL_CONCURRENCY = 16;
 type Activity = UserConversation & { activity: number };
 
 /** `<activity>~<id>`: the last entry of a page; the next page starts after it. */
-export const inboxCursor = (e: { activity: number; conv: string }) => `${e.activity}~${e.conv}`;
+const inboxCursor = (e: { activity: number; conv: string }) => `${e.activity}~${e.conv}`;
 
+/** `after` is '' or a valid InboxCursor (the request schema checked it). */
 function parseCursor(after: string): { activity: number; conv: string } | null {
-  const m = /^(\d{1,16})~(.+)$/.exec(after);
-  return m ? { activity: Number(m[1]), conv: m[2]! } : null;
+  if (after === '') return null;
+  const cut = after.indexOf('~');
+  return { activity: Number(after.slice(0, cut)), conv: after.slice(cut + 1) };
 }
 
 /** Newest activity first; the same activity by id. */

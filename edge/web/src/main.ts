@@ -175,7 +175,7 @@ async function startChat(s: Session): Promise<void> {
   // The server hears of it at most every RECEIPTS.clientMinIntervalMs per conversation.
   const readTimers = new Map<string, ReturnType<typeof setTimeout>>();
   const markRead = (conv: string) => {
-    if (document.visibilityState !== 'visible' || view.inView().open !== conv) return;
+    if (document.visibilityState !== 'visible' || view.showing() !== conv) return;
     if (!model.markRead(conv, model.convs.get(conv)?.last ?? 0)) return;
     saveReadMarks(s.user, model.readMarks());
     if (readTimers.has(conv)) return;

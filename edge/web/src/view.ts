@@ -127,12 +127,17 @@ export class ChatView {
     if (conv) this.renderHeader(conv);
   }
 
+  /** The open conversation while its chat pane is on screen (not on a phone showing the list). */
+  showing(): string | null {
+    return this.openConv && $('chat').getClientRects().length > 0 ? this.openConv : null;
+  }
+
   /**
    * What is on screen: the open conversation (null when the chat pane is hidden, as on a phone
    * showing the list) and the conversations whose rows are visible in the list.
    */
   inView(): { open: string | null; convs: string[] } {
-    const open = this.openConv && $('chat').getClientRects().length > 0 ? this.openConv : null;
+    const open = this.showing();
     const box = this.list.getBoundingClientRect();
     const bottom = Math.min(box.bottom, window.innerHeight);
     const convs: string[] = [];
@@ -148,7 +153,7 @@ export class ChatView {
   private renderList(): void {
     const focused = (document.activeElement as HTMLElement | null)?.dataset?.conv;
     const now = Date.now();
-    const showing = this.inView().open;
+    const showing = this.showing();
     const items = this.model.ordered().map((c) => {
       const unread = showing === c.id && document.visibilityState === 'visible' ? 0 : this.model.unread(c.id);
       const queued = this.model.pendingIn(c.id).at(-1);
