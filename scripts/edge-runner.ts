@@ -10,6 +10,8 @@
  *
  *   tsx scripts/edge-runner.ts --port 8787 --persist-to .data/edge [--var KEY:VALUE …]
  *
+ * EDGE_INSPECTOR_PORT=9229 opens the V8 inspector on loopback, for `npm run profile:edge`.
+ *
  * Logs are JSON lines on stdout (the Worker's own lines pass through as they are). SIGINT or
  * SIGTERM disposes of workerd and exits 0.
  */
@@ -75,9 +77,13 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const outdir = bundle();
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, 'wrangler.toml'));
+  const inspectorPort = process.env.EDGE_INSPECTOR_PORT ? Number(process.env.EDGE_INSPECTOR_PORT) : undefined;
+  if (inspectorPort !== undefined && (!Number.isInteger(inspectorPort) || inspectorPort < 1 || inspectorPort > 65_535)) fail(`EDGE_INSPECTOR_PORT: expected 1..65535, got ${JSON.stringify(process.env.EDGE_INSPECTOR_PORT)}`);
   const mf = new Miniflare({
     host: args.host,
     port: args.port,
+    // Off unless asked for (it costs CPU per message): `scripts/profile-edge.ts` profiles through it.
+    ...(inspectorPort !== undefined ? { inspectorPort } : {}),
     // The same folder layout as `wrangler dev --persist-to`, so either can open the other's state.
     durableObjectsPersist: path.join(args.persistTo, 'v3', 'do'),
     workers: [

@@ -24,6 +24,12 @@ export interface FanoutDeps {
 /** Deliveries to one edge per request at most; a run of records is delivered in sub-runs within it. */
 export const DELIVERIES_PER_REQUEST = 10_000;
 
+interface Resolved {
+  msg: MessageEvent['msg'];
+  members: string[];
+  delivered: NonNullable<MessageEvent['delivered']>;
+}
+
 interface Plan {
   msg: MessageEvent['msg'];
   byEdge: Map<string, Delivery[]>;
@@ -43,7 +49,8 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
   const metrics = deps.metrics ?? new RegionMetrics();
   const members = new MembersCache(deps.storage);
 
-  const plan = async (record: QueueRecord): Promise<Plan | null> => {
+  /** A record's message and its members as of its seq; null for a record that is not a message event. */
+  const resolve = async (record: QueueRecord): Promise<Resolved | null> => {
     const parsed = MessageEvent.safeParse(record.value);
     if (!parsed.success) {
       deps.log.error('fanout record is not a message event; dropped to the log', { key: record.key });
@@ -54,13 +61,24 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
     // The members as of this seq (membership is sequenced: see MembersCache and membersAt).
     const roster = await metrics.time('fanout_conversation', () => members.roster(msg.conv, ver, () => metrics.inc('members_cache_misses')));
     if (!roster) throw new Error(`conversation ${msg.conv} not stored yet`);
-    const conv = { members: membersAt(roster, msg.seq) };
-    const found = await metrics.time('fanout_routes', () => deps.routes.lookup(conv.members));
+    return { msg, members: membersAt(roster, msg.seq), delivered: parsed.data.delivered ?? [] };
+  };
+
+  /** Routes of every member of `resolved`, in one lookup: a run of a group's messages asks once, not once per message. */
+  const lookup = (resolved: Resolved[]) => {
+    const users = new Set<string>();
+    for (const r of resolved) for (const u of r.members) users.add(u);
+    return metrics.time('fanout_routes', () => deps.routes.lookup([...users]));
+  };
+
+  const plan = ({ msg, members: convMembers, delivered }: Resolved, found: Map<string, Route[]>): Plan => {
     // Devices the edge's live path already pushed it to are not delivered to again; a member's
     // other device (one that connected since) still is.
-    const live = new Map((parsed.data.delivered ?? []).map((d) => [d.user, new Set(d.devices)]));
+    const live = new Map(delivered.map((d) => [d.user, new Set(d.devices)]));
     const routes = new Map<string, Route[]>();
-    for (const [user, list] of found) {
+    for (const user of convMembers) {
+      const list = found.get(user);
+      if (!list) continue;
       const had = live.get(user);
       // The sending device has its `sent` (it is skipped at the edge): no call for it alone. A
       // system event goes to it too.
@@ -82,11 +100,23 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
     // Push jobs: one per member with no live device (not the sender, not for system events).
     const jobs: PushJob[] =
       deps.enqueuePush && !msg.sys
-        ? conv.members
+        ? convMembers
             .filter((user) => user !== msg.from && !found.has(user))
             .map((user) => ({ kind: 'push', id: pushJobId(msg.conv, msg.seq, user), user, conv: msg.conv, seq: msg.seq, from: msg.from, ts: msg.ts }))
         : [];
     return { msg, byEdge, jobs };
+  };
+
+  /** Plans of `records` (one conversation, in order), sharing one routes lookup. */
+  const plans = async (records: QueueRecord[]): Promise<Plan[]> => {
+    const resolved: Resolved[] = [];
+    for (const record of records) {
+      const r = await resolve(record);
+      if (r) resolved.push(r);
+    }
+    if (resolved.length === 0) return [];
+    const found = await lookup(resolved);
+    return resolved.map((r) => plan(r, found));
   };
 
   /** Delivers plans (one conversation, seq order) together, then queues their push jobs. */
@@ -125,8 +155,8 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
   return {
     one: (record) =>
       timed(1, async () => {
-        const p = await plan(record);
-        if (p) await send([p]);
+        const ps = await plans([record]);
+        if (ps.length) await send(ps);
       }),
     // Sub-runs keep each request within DELIVERIES_PER_REQUEST per edge; they go one after the
     // other, so every user still gets the conversation's messages in seq order.
@@ -134,9 +164,7 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
       timed(records.length, async () => {
         let run: Plan[] = [];
         const size = new Map<string, number>();
-        for (const record of records) {
-          const p = await plan(record);
-          if (!p) continue;
+        for (const p of await plans(records)) {
           const over = [...p.byEdge].some(([edge, list]) => (size.get(edge) ?? 0) + list.length > DELIVERIES_PER_REQUEST);
           if (over && run.length > 0) {
             await send(run);

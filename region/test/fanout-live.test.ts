@@ -62,9 +62,10 @@ describe('fan-out of a run of records (the queue batch)', () => {
     await routes.up({ user: 'cat', device: 'tablet', edge: 'http://127.0.0.1:10' }, 60_000);
     const calls: { edge: string; ds: Delivery[] }[] = [];
     const jobs: { user: string; seq: number }[] = [];
+    const lookups: string[][] = [];
     const { many } = fanoutHandlers({
       storage,
-      routes,
+      routes: Object.assign(Object.create(routes) as MemoryRoutes, { lookup: (users: string[]) => (lookups.push(users), routes.lookup(users)) }),
       log: createLogger({ svc: 'test' }),
       deliver: async (edge, ds) => void calls.push({ edge, ds }),
       enqueuePush: async (js) => void jobs.push(...js.map((j) => ({ user: j.user, seq: j.seq }))),
@@ -78,5 +79,7 @@ describe('fan-out of a run of records (the queue batch)', () => {
     assert.deepEqual(seqsOf('bob'), [1, 3], 'not his own seq 2: its sending device is his only one');
     assert.deepEqual(seqsOf('ann'), [2]);
     assert.deepEqual(jobs, [1, 2, 3].map((seq) => ({ user: 'dan', seq })), 'dan has no device: one push job per message');
+    assert.equal(lookups.length, 1, 'the run looks its members up once, not once per message');
+    assert.deepEqual([...lookups[0]!].sort(), ['ann', 'bob', 'cat', 'dan']);
   });
 });

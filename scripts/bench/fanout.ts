@@ -18,7 +18,9 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
+import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
 import { dist, type Dist } from './load.ts';
+import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
 const MEMBERS = Number(process.env.FANOUT_MEMBERS || 1000);
 const RATES = (process.env.FANOUT_RATES || '5,10,30').split(',').map(Number);
@@ -40,6 +42,31 @@ interface Phase {
   lost: number;
   deliveriesPerSec: number;
   e2e: Dist | null;
+  /** Switchboard only: the region's stage figures over the phase, and CPU % of one core per process. */
+  hops?: Record<string, HistSummary | null>;
+  counters?: Record<string, number>;
+  cpuPercent?: Record<string, number | null>;
+}
+
+/** Region histograms worth showing for a fan-out phase: message ages (ms since sequencing) and stage durations. */
+const HOPS = [
+  'sb_region_msg_age_ms{point="region_received"}',
+  'sb_region_msg_age_ms{point="published"}',
+  'sb_region_msg_age_ms{point="fanout_consumed"}',
+  'sb_region_msg_age_ms{point="fanout_resolved"}',
+  'sb_region_msg_age_ms{point="delivered"}',
+  'sb_region_op_ms{op="fanout_handler"}',
+  'sb_region_op_ms{op="fanout_routes"}',
+  'sb_region_op_ms{op="deliver_request"}',
+];
+
+async function scrape(url: string): Promise<Scrape | null> {
+  try {
+    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
+    return res.ok ? parseProm(await res.text()) : null;
+  } catch {
+    return null;
+  }
 }
 
 const log = (msg: string, extra: Record<string, unknown> = {}) => process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), msg, ...extra }) + '\n');
@@ -179,9 +206,23 @@ async function switchboard(): Promise<Phase[]> {
       log('warm-up (not scored)', { messages: WARMUP, delivered: w.delivered(), expected: WARMUP * MEMBERS, ms: Math.round(performance.now() - start), e2e: dist(w.latencies) });
       await sleep(1000);
     }
+    const cpuTargets = new Map<string, Target>([
+      ['bench client', { self: true }],
+      ['region', { pgrp: region.child.pid! }],
+      ['edge workerd', { pgrp: edge.child.pid!, comm: 'workerd' }],
+      ['redis', { comm: 'redis-server' }],
+    ]);
     const phases: Phase[] = [];
     for (const rate of RATES) {
+      const [before, cpu0] = [await scrape(region.url), cpuSnapshot(cpuTargets)];
       const p = await runPhase(rate, MEMBERS, (key) => sender.send(JSON.stringify({ t: 'send', conv, cmid: key, body: key })), () => tally, () => (tally = new Tally()));
+      const [after, cpu1] = [await scrape(region.url), cpuSnapshot(cpuTargets)];
+      p.cpuPercent = cpuPercent(cpu0, cpu1);
+      if (before && after) {
+        const d = diffScrape(before, after);
+        p.hops = Object.fromEntries(HOPS.map((k) => [k.replace(/^sb_region_|_ms\{|"|\}$/g, '').replace(/point=|op=/, ':'), summarizeHist(d.hists.get(k))]));
+        p.counters = Object.fromEntries([...d.counters].filter(([k]) => /fanout|deliver/.test(k)).map(([k, v]) => [k.replace(/^sb_region_|_total$/g, ''), v]));
+      }
       log('switchboard phase', p as unknown as Record<string, unknown>);
       phases.push(p);
       await sleep(2000);
@@ -237,6 +278,13 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
   fs.writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n');
   process.stdout.write(['system\trate\tmsgs\tdelivered\tdup\tdeliv/s\tp50ms\tp99ms\tmaxms', table('switchboard', sb), table('baseline', base)].join('\n') + `\nwrote ${path.relative(ROOT, OUT)}\n`);
+  for (const p of sb) {
+    const lines = [`where the time goes at ${p.rate} msg/s (ms; p50 p99; ages count from sequencing):`];
+    for (const [k, h] of Object.entries(p.hops ?? {})) lines.push(`  ${k.padEnd(28)}${String(h?.p50Ms ?? '-').padStart(10)}${String(h?.p99Ms ?? '-').padStart(10)}${h ? `   n=${h.count}` : ''}`);
+    if (p.counters) lines.push(`  counters: ${JSON.stringify(p.counters)}`);
+    if (p.cpuPercent) lines.push(`  CPU % of one core: ${Object.entries(p.cpuPercent).map(([k, v]) => `${k} ${v ?? '-'}`).join(', ')}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  }
   const at10 = sb.find((p) => p.rate === 10);
   if (at10?.e2e) process.stdout.write(`target p99 < 200 ms at 10 msg/s: ${at10.e2e.p99Ms} ms (${at10.e2e.p99Ms < 200 ? 'met' : 'NOT met'})\n`);
 }
