@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import {
   CreateConversationRequest,
-  DeliverRequest,
+  parseDeliverRequest,
   unpackDeliveries,
   DevTokenRequest,
   ProtocolError,
@@ -87,7 +87,7 @@ app.get('/v1/connect', async (c) => {
 app.post('/internal/deliver', async (c) => {
   const cfg = config(c.env);
   const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
-  const req = parseJsonBody(body, DeliverRequest);
+  const req = parseDeliverRequest(body);
   const byUser = unpackDeliveries(req);
   const results = await Promise.all(
     [...byUser].map(([user, list]) => c.env.SESSIONS.get(c.env.SESSIONS.idFromName(user)).deliver(list)),

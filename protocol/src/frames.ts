@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import { Cmid, ConvId, DeviceId, Rid, Seq, UserId } from './ids.ts';
-import { LIMITS, utf8Length } from './limits.ts';
+import { LIMITS, fitsUtf8 } from './limits.ts';
 import { HistoryVisibility, SysEvent } from './membership.ts';
 import { PresenceFrame, TypingEventFrame, TypingFrame, UnwatchFrame, WatchFrame, WatchingFrame } from './presence.ts';
 import { DeliveredEventFrame, ReadEventFrame, ReadFrame } from './receipts.ts';
 
 const Body = z
   .string()
-  .refine((b) => utf8Length(b) <= LIMITS.maxBodyBytes, { message: `body exceeds ${LIMITS.maxBodyBytes} bytes` });
+  .refine((b) => fitsUtf8(b, LIMITS.maxBodyBytes), { message: `body exceeds ${LIMITS.maxBodyBytes} bytes` });
 
 // ---- client → server -------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConvId, DeviceId, Seq, UserId } from './ids.ts';
 import { LIMITS } from './limits.ts';
+import { parseJsonBody } from './decode.ts';
 import { Msg } from './frames.ts';
 import { PositionChange } from './receipts.ts';
 
@@ -96,6 +97,46 @@ export const DeliverRequest = z
   })
   .refine((r) => r.to.every((t) => t.m < r.msgs.length), { message: 'to[].m: no such message' });
 export type DeliverRequest = z.infer<typeof DeliverRequest>;
+
+const DeliverMsgs = z.array(Msg).min(1).max(1000);
+/** The rules of UserId and DeviceId (ids.ts). */
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * `DeliverRequest` of a parsed body, with its recipients (up to 20,000, one per member of a
+ * large group) checked by hand rather than by the schema, entry by entry; the messages still go
+ * through the schema. Contract: the same verdict and value as `DeliverRequest.safeParse`; null
+ * means "ask the schema" (for its error), never "valid".
+ */
+export function fastDeliverRequest(value: unknown): DeliverRequest | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const { msgs, to } = value as { msgs?: unknown; to?: unknown };
+  if (!Array.isArray(to) || to.length < 1 || to.length > 20_000) return null;
+  const parsed = DeliverMsgs.safeParse(msgs);
+  if (!parsed.success) return null;
+  const count = parsed.data.length;
+  const out: DeliverRequest['to'] = new Array(to.length);
+  for (let i = 0; i < to.length; i++) {
+    const t = to[i] as { user?: unknown; m?: unknown; skip?: unknown } | null;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) return null;
+    const { user, m, skip } = t;
+    if (typeof user !== 'string' || !ID.test(user) || typeof m !== 'number' || !Number.isInteger(m) || m < 0 || m >= count) return null;
+    if (skip !== undefined && (typeof skip !== 'string' || !ID.test(skip))) return null;
+    out[i] = skip === undefined ? { user, m } : { user, m, skip };
+  }
+  return { msgs: parsed.data, to: out };
+}
+
+/** A `/internal/deliver` body: the fast check, else the schema's verdict (`bad_json`, `invalid_frame`). */
+export function parseDeliverRequest(text: string): DeliverRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  return fastDeliverRequest(value) ?? parseJsonBody(text, DeliverRequest);
+}
 
 /** Deliveries → their wire form (messages shared by identity or by (conv, seq) are sent once). */
 export function packDeliveries(deliveries: Delivery[]): DeliverRequest {

@@ -29,3 +29,12 @@ const encoder = new TextEncoder();
 export function utf8Length(s: string): number {
   return encoder.encode(s).length;
 }
+
+/**
+ * Whether `s` is at most `max` bytes of UTF-8, encoding it only when its length cannot tell:
+ * a UTF-16 code unit is 1 to 3 bytes (a surrogate pair, two units, is 4).
+ */
+export function fitsUtf8(s: string, max: number): boolean {
+  if (s.length > max) return false;
+  return s.length * 3 <= max || utf8Length(s) <= max;
+}
