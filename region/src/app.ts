@@ -67,11 +67,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.use('/internal/*', internalAuth(deps.internalSecret));
 
-  /** A conversation's outbox, in order: store, then publish for fan-out; 200 only after both. */
+  /**
+   * A conversation's outbox, in order: store, then publish for fan-out; then the members'
+   * positions it moved (receipts, and each sender's own read); 200 only after all of them.
+   */
   app.post('/internal/events', async (c) => {
     const t0 = performance.now();
     const req = parse(c.get('rawBody'), EventsRequest);
     const msgs: MessageEvent[] = [];
+    // Every position the request moves, merged per user (the highest of each), written once.
+    const positions = new Map<string, { delivered: number; read: number }>();
+    const advance = (user: string, delivered: number, read: number) => {
+      const p = positions.get(user);
+      if (p) {
+        if (delivered > p.delivered) p.delivered = delivered;
+        if (read > p.read) p.read = read;
+      } else positions.set(user, { delivered, read });
+    };
     const now = Date.now();
     for (const e of req.events) if (e.kind === 'msg') metrics.age('region_received', e.msg.ts, now);
     for (const e of req.events) {
@@ -80,10 +92,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
         if (msgs.length) await flush();
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
       } else if (e.kind === 'receipts') {
-        // Positions only move forward: no ordering with the messages around them is needed.
-        await metrics.time('positions', () => storage.setPositions(req.conv, e.positions));
+        // Positions only move forward: no ordering with the messages around them is needed, so
+        // they are merged and written once, after the messages.
+        for (const p of e.positions) advance(p.user, p.delivered ?? 0, p.read ?? 0);
       } else {
         if (e.msg.conv !== req.conv) throw new ProtocolError('invalid_frame', 'message for another conversation');
+        // Sending is reading (PROTOCOL.md), and so is changing the membership: the sender (for a
+        // membership change, its actor) has read, and so has been delivered, up to this seq.
+        advance(e.msg.from, e.msg.seq, e.msg.seq);
         if (e.msg.sys) {
           // Membership as of this seq is stored before the change (and anything after it) is
           // published, so fan-out of a later seq always finds it.
@@ -94,6 +110,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
     }
     await flush();
+    if (positions.size) {
+      const changes = [...positions].map(([user, p]) => ({ user, ...(p.delivered ? { delivered: p.delivered } : {}), ...(p.read ? { read: p.read } : {}) }));
+      await metrics.time('positions', () => storage.setPositions(req.conv, changes));
+    }
     metrics.op('events_request', t0);
     metrics.inc('events_requests');
     return c.json({ stored: req.events.length });

@@ -17,6 +17,68 @@ const SEQ_CEILING = Number.MAX_SAFE_INTEGER + 1;
 const MEMBERS_PER_BATCH = 50;
 const KNOWN_BUCKETS_MAX = 100_000;
 
+/** Upper bound of a message batch's estimated size: under the default batch_size_warn_threshold (5 KiB). */
+export const BATCH_BYTES = 4_096;
+/** Estimated bytes of a message row beyond its text fields: keys, ids, timestamps, cell overhead. */
+const ROW_OVERHEAD_BYTES = 150;
+/** Writes of one appendMessages in flight at once. */
+const WRITE_CONCURRENCY = 64;
+
+/** A message's estimated size in a batch: its text fields in UTF-8 plus the row overhead. */
+export function rowBytes(m: Msg): number {
+  return ROW_OVERHEAD_BYTES + Buffer.byteLength(m.body) + m.cmid.length + m.from.length + m.dev.length + (m.sys ? JSON.stringify(m.sys).length : 0);
+}
+
+/**
+ * The messages grouped by partition (conversation, bucket), each group cut, in order, into runs
+ * whose estimated size stays within BATCH_BYTES; a message larger than that is a run of its own.
+ */
+export function partitionChunks(msgs: Msg[]): Msg[][] {
+  const groups = new Map<string, Msg[]>();
+  for (const m of msgs) {
+    const k = `${m.conv}\u0000${bucketOf(m.seq)}`;
+    const g = groups.get(k);
+    if (g) g.push(m);
+    else groups.set(k, [m]);
+  }
+  const out: Msg[][] = [];
+  for (const g of groups.values()) {
+    let run: Msg[] = [];
+    let bytes = 0;
+    for (const m of g) {
+      const b = rowBytes(m);
+      if (run.length > 0 && bytes + b > BATCH_BYTES) {
+        out.push(run);
+        run = [];
+        bytes = 0;
+      }
+      run.push(m);
+      bytes += b;
+    }
+    if (run.length > 0) out.push(run);
+  }
+  return out;
+}
+
+/** Runs the tasks with at most `limit` in flight; rejects with the first failure. */
+async function runLimited(tasks: (() => Promise<unknown>)[], limit: number): Promise<void> {
+  if (tasks.length <= limit) {
+    await Promise.all(tasks.map((t) => t()));
+    return;
+  }
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    try {
+      while (!failed && next < tasks.length) await tasks[next++]!();
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+}
+
 /** "LOCAL_QUORUM" → types.consistencies.localQuorum. */
 function consistencyOf(name: string): number {
   const key = name.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof typeof types.consistencies;
@@ -175,6 +237,12 @@ export class CassandraStorage implements Storage {
    * Plain INSERTs, last write wins per cell: a (conversation, seq) always carries the same
    * content from the sequencer and the same derived message_id, so a rewrite leaves the one row
    * unchanged. A new bucket is listed in message_buckets before any message lands in it.
+   *
+   * The messages of one partition (conversation, bucket) go as unlogged batches: one mutation on
+   * one replica set, no batchlog. Each batch is kept within BATCH_BYTES by an estimate of its
+   * size, under the default batch_size_warn_threshold of 5 KiB (Cassandra checks that only for
+   * batches spanning partitions, but it keeps each mutation small all the same); a message too
+   * large to share goes alone as a plain INSERT. A batch is as idempotent as its INSERTs.
    */
   async appendMessages(msgs: Msg[]): Promise<void> {
     if (msgs.length === 0) return;
@@ -189,7 +257,25 @@ export class CassandraStorage implements Storage {
       if (this.knownBuckets.size + newBuckets.size > KNOWN_BUCKETS_MAX) this.knownBuckets.clear();
       for (const k of newBuckets.keys()) this.knownBuckets.add(k);
     }
-    const params = msgs.map((m) => [
+    const writes: (() => Promise<unknown>)[] = [];
+    for (const chunk of partitionChunks(msgs)) {
+      const params = chunk.map((m) => this.insertParams(m));
+      if (params.length === 1) writes.push(() => this.client.execute(this.cql.insertMessage, params[0]));
+      else {
+        const queries = params.map((p) => ({ query: this.cql.insertMessage, params: p }));
+        // Consistency, prepare and idempotence are the client's queryOptions, as for every statement.
+        writes.push(() => this.client.batch(queries, { logged: false }));
+      }
+    }
+    await runLimited(writes, WRITE_CONCURRENCY);
+    // After the messages: a last_seq that is visible has its messages stored.
+    const last = new Map<string, Msg>();
+    for (const m of msgs) if (m.seq > (last.get(m.conv)?.seq ?? 0)) last.set(m.conv, m);
+    await Promise.all([...last].map(([conv, m]) => this.client.execute(this.cql.setLastSeq, [Long.fromNumber(m.seq), Long.fromNumber(m.seq), new Date(m.ts), conv])));
+  }
+
+  private insertParams(m: Msg): unknown[] {
+    return [
       m.conv,
       Long.fromNumber(bucketOf(m.seq)),
       Long.fromNumber(m.seq),
@@ -200,13 +286,7 @@ export class CassandraStorage implements Storage {
       m.body,
       new Date(m.ts),
       m.sys ? JSON.stringify(m.sys) : null,
-    ]);
-    if (params.length === 1) await this.client.execute(this.cql.insertMessage, params[0]);
-    else await concurrent.executeConcurrent(this.client, this.cql.insertMessage, params, { concurrencyLevel: 64, raiseOnFirstError: true });
-    // After the messages: a last_seq that is visible has its messages stored.
-    const last = new Map<string, Msg>();
-    for (const m of msgs) if (m.seq > (last.get(m.conv)?.seq ?? 0)) last.set(m.conv, m);
-    await Promise.all([...last].map(([conv, m]) => this.client.execute(this.cql.setLastSeq, [Long.fromNumber(m.seq), Long.fromNumber(m.seq), new Date(m.ts), conv])));
+    ];
   }
 
   async userConversations(user: string, afterConv: string, limit: number): Promise<UserConversation[]> {

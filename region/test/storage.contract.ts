@@ -156,6 +156,23 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       });
     });
 
+    it('one call of many messages across a partition boundary, some large, reads back in order exactly once', async () => {
+      // Seqs 960..1040 cross the boundary at 1,000; bodies from a few bytes to several KiB, so
+      // an implementation that groups writes has to cut each partition's run more than once and
+      // write the largest on their own.
+      const c = conv();
+      const sizes = [10, 900, 3_000, 20, 5_000, 1_500, 2_600, 100, 12_000];
+      const all = range(960, 1_040).map((s) => ({ ...msg(c, s), body: `${s}:` + 'ж✓x'.repeat(Math.ceil(sizes[s % sizes.length]! / 3)) }));
+      const shuffled = [...all].reverse();
+      await storage.appendMessages(shuffled);
+      assert.deepEqual(await storage.readAfter(c, 0, 1_000), all);
+      assert.deepEqual(await storage.readBefore(c, Infinity, 1_000), [...all].reverse());
+      assert.deepEqual(seqs(await storage.readAfter(c, 995, 10)), range(996, 1_005));
+      // The same call again (a retried drain): still each message once.
+      await storage.appendMessages(all);
+      assert.deepEqual(await storage.readAfter(c, 0, 1_000), all);
+    });
+
     it('reads skip over a hole of several empty partitions', async () => {
       // Seqs are gapless once the outbox drains, but a late batch can leave a hole for a while.
       const c = conv();
