@@ -72,8 +72,9 @@ export class ConversationDO extends DurableObject<Env> {
     const r = this.seq.send(input, Date.now());
     if (r.ok && !r.duplicate) {
       // Sending is reading: everything up to one's own message is read. Written with the next
-      // send or within RECEIPTS_WRITE_MS; the sender's devices infer it from the message itself.
-      if (this.receipts.advance(input.from, { read: r.seq })) this.scheduleReceipts();
+      // send or within RECEIPTS_WRITE_MS; the sender's devices and the region infer it from the
+      // message itself, so it takes no outbox event.
+      if (this.receipts.advance(input.from, { read: r.seq }, { outbox: false })) this.scheduleReceipts();
       // The runtime holds these calls until the message is on disk: nothing is delivered before it is durable.
       // Membership is sequenced here too, so the members now are the members as of this seq.
       let live = false;
@@ -141,7 +142,8 @@ export class ConversationDO extends DurableObject<Env> {
   async changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>> {
     const r = this.seq.changeMembers(input, Date.now(), config(this.env).maxGroupMembers);
     if (r.ok && r.seq !== null) {
-      if (this.receipts.advance(input.by, { read: r.seq })) this.scheduleReceipts();
+      // Changing membership is reading too, and the region infers it from the event (its `from`).
+      if (this.receipts.advance(input.by, { read: r.seq }, { outbox: false })) this.scheduleReceipts();
       this.scheduleDrain();
     }
     return r;
