@@ -10,3 +10,4 @@ export * from './signing.ts';
 export * from './internal.ts';
 export * from './presence.ts';
 export * from './receipts.ts';
+export * from './acks.ts';

@@ -90,8 +90,23 @@ describe('SwitchboardClient', () => {
     await until(() => got.length === 3);
     assert.deepEqual(got.map((m) => m.seq), [1, 2, 3]);
     assert.ok(server.sent('sync').some((f) => f.conv === 'c' && f.after === 1), 'synced after the last seq it had');
-    assert.equal(server.sent('ack').at(-1)?.seq, 3);
+    // Acks of one conversation are gathered (ackDelayMs): the cumulative ack of 3 follows within the window.
+    await until(() => server.sent('ack').at(-1)?.seq === 3);
     assert.equal(c.stats.duplicates >= 1, true);
+    c.close();
+  });
+
+  it('gathers the acks of a burst into few cumulative ones, the last naming the highest seq', async () => {
+    const server = new FakeServer();
+    const { c, got } = client(server, { ackDelayMs: 100 });
+    c.follow('c');
+    await c.connect();
+    for (let seq = 1; seq <= 10; seq++) server.last.push(msg(seq));
+    await until(() => got.length === 10);
+    await until(() => server.sent('ack').at(-1)?.seq === 10);
+    const acks = server.sent('ack').map((f) => f.seq);
+    assert.ok(acks.length <= 3, `10 messages at once took ${acks.length} acks: ${acks}`);
+    assert.deepEqual(acks, [...acks].sort((a, b) => a - b));
     c.close();
   });
 

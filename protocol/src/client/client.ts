@@ -1,3 +1,4 @@
+import { ACK_COALESCE_MS, AckCoalescer } from '../acks.ts';
 import { shouldReconnect } from '../close-codes.ts';
 import type { ChangesFrame, ClientFrame, Msg, MsgsFrame, SentFrame, ServerFrame } from '../frames.ts';
 import { ConversationCursor } from '../ordering.ts';
@@ -48,6 +49,11 @@ export interface ClientOptions {
    * ping is also the presence heartbeat. Default 30 000 ms (PRESENCE.heartbeatMs).
    */
   heartbeatMs?: number;
+  /**
+   * Acks of one conversation are gathered for this long into one cumulative ack (the first after
+   * a quiet spell leaves at once). Default ACK_COALESCE_MS (250); 0 acks every message at once.
+   */
+  ackDelayMs?: number;
   /** A watched user's presence: at `watch()` and on every change. */
   onPresence?: (state: PresenceState) => void;
   /** `user` started (true) or stopped (false) typing in `conv`. */
@@ -131,8 +137,11 @@ export class SwitchboardClient {
   private readonly readWanted = new Map<string, number>();
   private readonly readSent = new Map<string, number>();
 
+  private readonly acks: AckCoalescer;
+
   constructor(private readonly opts: ClientOptions) {
     this.store = opts.store ?? new MemoryStore();
+    this.acks = new AckCoalescer((conv, seq) => this.sendAck(conv, seq), opts.ackDelayMs ?? ACK_COALESCE_MS);
   }
 
   /** Connects (and keeps reconnecting) until `close()`. Resolves at the first `online`. */
@@ -154,6 +163,7 @@ export class SwitchboardClient {
 
   close(): void {
     this.closed = true;
+    this.acks.clear();
     this.stopHeartbeat();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.ws?.close(1000, 'client closed');
@@ -484,8 +494,8 @@ export class SwitchboardClient {
     if (v.kind === 'deliver') this.release(msg.conv, v.msgs);
     else if (v.kind === 'duplicate') {
       this.stats.duplicates++;
-      // A retransmit: our ack may have been lost, so say again how far we are.
-      this.ack(msg.conv, cursor.delivered);
+      // A retransmit: our ack may have been lost, so say again how far we are, at once.
+      this.acks.now(msg.conv, cursor.delivered);
     } else {
       this.stats.gaps++;
       void this.catchUp(msg.conv);
@@ -498,7 +508,7 @@ export class SwitchboardClient {
     const last = msgs.at(-1);
     if (!last) return;
     this.stored(this.store.setCursor(conv, last.seq));
-    this.ack(conv, last.seq);
+    this.acks.ack(conv, last.seq);
   }
 
   /** Background store writes: a failure is reported, never an unhandled rejection. */
@@ -506,7 +516,7 @@ export class SwitchboardClient {
     write.catch((err: unknown) => this.opts.onStoreError?.(err instanceof Error ? err : new Error(String(err))));
   }
 
-  private ack(conv: string, seq: number): void {
+  private sendAck(conv: string, seq: number): void {
     if (seq > 0 && this.ws && this.status === 'online') this.ws.send(JSON.stringify({ t: 'ack', conv, seq }));
   }
 
