@@ -48,6 +48,10 @@ export class ConversationDO extends DurableObject<Env> {
   private receiptsTimer: ReturnType<typeof setTimeout> | null = null;
   /** The coalescing wait before the next drain (config drainCoalesceMs). */
   private drainTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Something queued since the last batch must reach the region at once (a member the live path missed, a membership change). */
+  private drainUrgent = false;
+  /** Ends a running drain's coalescing wait early (set while it waits). */
+  private wakeDrain: (() => void) | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -247,6 +251,10 @@ export class ConversationDO extends DurableObject<Env> {
     // While backing off, the alarm retries: a burst of sends must not turn into a burst of failed
     // attempts that pushes the next retry ever further out. A running drain takes what was added
     // meanwhile with its next batch.
+    if (waitMs === 0) {
+      this.drainUrgent = true;
+      this.wakeDrain?.();
+    }
     if (this.failures === 0 && !this.draining) {
       if (waitMs === 0) {
         if (this.drainTimer) clearTimeout(this.drainTimer);
@@ -294,6 +302,8 @@ export class ConversationDO extends DurableObject<Env> {
   /** The next outbox batch, each message saying which members the live path already reached. */
   private async drainBatch() {
     await this.live.settled(LIVE_SETTLE_MS);
+    // What is taken now goes with this request: only what is queued after it can be urgent.
+    this.drainUrgent = false;
     return this.seq.outbox(DRAIN_BATCH, LIMITS.drainBatchBytes, this.acked).map((row) => {
       if (row.event.kind !== 'msg') return row;
       const delivered = this.live.delivered(row.event.msg.seq);
@@ -319,6 +329,25 @@ export class ConversationDO extends DurableObject<Env> {
       this.ackTimer ??= setTimeout(() => this.writeAck(), ACK_WRITE_MS);
       const seqs = rows.flatMap((r) => (r.event.kind === 'msg' ? [r.event.msg.seq] : []));
       if (seqs.length > 0) this.live.forget(Math.max(...seqs));
+      await this.coalesce(cfg.drainCoalesceMs);
     }
+  }
+
+  /**
+   * Between two batches of a busy conversation: while everything queued reached its members
+   * live, the next request waits `ms` so that it carries that time's messages (without it, each
+   * request would carry only what arrived during the previous one, and a slow region would get
+   * ever more, ever smaller requests). Anything urgent ends the wait.
+   */
+  private async coalesce(ms: number): Promise<void> {
+    if (ms <= 0 || this.drainUrgent) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => ((this.wakeDrain = null), resolve()), ms);
+      this.wakeDrain = () => {
+        clearTimeout(timer);
+        this.wakeDrain = null;
+        resolve();
+      };
+    });
   }
 }
