@@ -21,7 +21,8 @@
  * | BENCH_BODY_BYTES | 200 | message body size |
  * | BENCH_DRAIN_SECONDS | 10 | after the last send, how long to wait for stragglers (then: lost) |
  * | BENCH_LATE_MS | 1000 | received later than this after its due time counts as late |
- * | BENCH_ACK | 1 | the recipient acks every message (as the SDK does) |
+ * | BENCH_ACK | 1 | the recipient acks (cumulatively, as the SDK does; 0: never) |
+ * | BENCH_ACK_MS | ACK_COALESCE_MS (250) | acks gathered per conversation, as the SDK's ackDelayMs (0: every message) |
  * | BENCH_ECHO | 1 | 0 skips the echo baseline |
  * | BENCH_KEEP | 0 | 1 keeps the keyspace, topics and Redis keys |
  * | BENCH_VERBOSE | 0 | 1 streams the region's and the edge's logs to stderr |
@@ -34,6 +35,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import WebSocket from 'ws';
+import { ACK_COALESCE_MS, AckCoalescer } from '@switchboard/protocol';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
 import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
@@ -76,6 +78,7 @@ const CFG = {
   drainSeconds: num('BENCH_DRAIN_SECONDS', 10, 1, 600),
   lateMs: num('BENCH_LATE_MS', 1000, 1, 600_000),
   ack: flag('BENCH_ACK', true),
+  ackMs: num('BENCH_ACK_MS', ACK_COALESCE_MS, 0, 60_000),
   echo: flag('BENCH_ECHO', true),
   keep: flag('BENCH_KEEP', false),
   verbose: flag('BENCH_VERBOSE', false),
@@ -399,12 +402,16 @@ async function main(): Promise<void> {
           if (f.t === 'sent') current?.ack(f.cmid, at, f.ts);
           else if (f.t === 'error') errors[f.code] = (errors[f.code] ?? 0) + 1;
         });
-      const openRecipient = () =>
-        connect(wsBase + encodeURIComponent(rt.token), (f, at, ws) => {
+      const openRecipient = () => {
+        let socket: WebSocket | null = null;
+        const acks = new AckCoalescer((conv, seq) => socket?.readyState === WebSocket.OPEN && socket.send(JSON.stringify({ t: 'ack', conv, seq })), CFG.ackMs);
+        return connect(wsBase + encodeURIComponent(rt.token), (f, at, ws) => {
           if (f.t !== 'msg') return;
           current?.recv(f.cmid, at);
-          if (CFG.ack) ws.send(JSON.stringify({ t: 'ack', conv: f.conv, seq: f.seq }));
+          socket = ws;
+          if (CFG.ack) acks.ack(f.conv, f.seq);
         });
+      };
       const pair: Pair = {
         conv,
         sender: await openSender(),
