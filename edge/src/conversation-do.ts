@@ -228,9 +228,17 @@ export class ConversationDO extends DurableObject<Env> {
     };
   }
 
+  /**
+   * The backstop: resumes a drain that an eviction or a crash cut short. It returns at once rather
+   * than awaiting the drain: while an alarm handler runs, the runtime cannot confirm an alarm that
+   * a send sets meanwhile, so every `sent` would wait for the whole drain (a request to the region
+   * and its coalescing wait). Instead the next backstop is armed first, whenever anything is
+   * undrained, so a drain lost again is resumed again.
+   */
   override async alarm(): Promise<void> {
     this.alarmAt = null;
-    await this.drain();
+    if (this.seq.outbox(1, Infinity, this.acked).length > 0) await this.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
+    void this.drain();
   }
 
   // ---- typing (never stored) ----------------------------------------------------------------

@@ -58,8 +58,10 @@ export interface EdgeConfig {
   /**
    * While the live path has reached every member, a ConversationDO drains its outbox this long
    * after the send that made it non-empty, so one request to the region carries every message of
-   * that time. A message some member did not get live is drained at once (the region delivers
-   * it). 0 always drains at once. Default 250 ms.
+   * that time, and a busy conversation waits this long between requests. A message some member
+   * did not get live is drained at once (the region delivers it). 0 always drains at once.
+   * Default 1000 ms: the region's copy is then at most about a second behind the edge's, which
+   * holds every message durably meanwhile and serves sync and history from its window.
    */
   drainCoalesceMs: number;
 }
@@ -88,7 +90,7 @@ export function config(env: Env): EdgeConfig {
     livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 64, 0, 5000),
     maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
     presenceFlushSeconds: int(env, 'PRESENCE_FLUSH_SECONDS', 30, 1, 300),
-    drainCoalesceMs: int(env, 'DRAIN_COALESCE_MS', 250, 0, 10_000),
+    drainCoalesceMs: int(env, 'DRAIN_COALESCE_MS', 1000, 0, 10_000),
   };
   cache.set(env, cfg);
   return cfg;
