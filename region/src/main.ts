@@ -4,6 +4,7 @@ import { createBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { deliverToEdge, pushPresence } from './edge-client.ts';
 import { coalescingDeliver, fanoutHandlers } from './fanout.ts';
+import { startCpuProfile } from './cpu-profile.ts';
 import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
 import type { PushJob } from './push-jobs.ts';
@@ -24,6 +25,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const profileTo = process.env.REGION_CPU_PROFILE;
+  const stopProfile = profileTo ? await startCpuProfile(profileTo) : null;
   const { storage, queue, routes, presence } = await createBackends(cfg, log);
   log.info('starting', { role: cfg.role, storage: storage.name, queue: queue.name, routes: routes.name, presence: presence.name });
   await storage.init();
@@ -76,6 +79,7 @@ async function main(): Promise<void> {
     await queue.close().catch((err) => log.warn('closing queue failed', errorFields(err)));
     await routes.close().catch((err) => log.warn('closing routes failed', errorFields(err)));
     await storage.close().catch((err) => log.warn('closing storage failed', errorFields(err)));
+    if (stopProfile) await stopProfile().then(() => log.info('cpu profile written', { file: profileTo }), (err) => log.warn('writing the cpu profile failed', errorFields(err)));
     log.info('stopped');
     process.exit(0);
   };
