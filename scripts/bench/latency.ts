@@ -26,6 +26,7 @@
  * | BENCH_ECHO | 1 | 0 skips the echo baseline |
  * | BENCH_KEEP | 0 | 1 keeps the keyspace, topics and Redis keys |
  * | BENCH_VERBOSE | 0 | 1 streams the region's and the edge's logs to stderr |
+ * | BENCH_EDGE_STATE | disk | where workerd keeps the Durable Objects' SQLite: `disk` (the temp dir) or `tmpfs` (/dev/shm: a commit is then no disk sync on workerd's one thread; it survives a workerd crash, not a machine crash — Cloudflare makes a commit durable by replication, not by a local sync) |
  * | BENCH_OUT | .bench/latency.json | |
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -82,8 +83,22 @@ const CFG = {
   echo: flag('BENCH_ECHO', true),
   keep: flag('BENCH_KEEP', false),
   verbose: flag('BENCH_VERBOSE', false),
+  edgeState: edgeState(),
   out: path.resolve(ROOT, process.env.BENCH_OUT || '.bench/latency.json'),
 };
+
+function edgeState(): 'disk' | 'tmpfs' {
+  const v = process.env.BENCH_EDGE_STATE?.trim() || 'disk';
+  if (v !== 'disk' && v !== 'tmpfs') {
+    console.error(`BENCH_EDGE_STATE: expected disk or tmpfs, got ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  if (v === 'tmpfs' && !fs.existsSync('/dev/shm')) {
+    console.error('BENCH_EDGE_STATE=tmpfs: this machine has no /dev/shm');
+    process.exit(2);
+  }
+  return v;
+}
 /** The issue's target: p99 end to end under 50 ms at 500 msg/s. */
 const TARGET = { rate: 500, p99Ms: 50 };
 
@@ -317,7 +332,7 @@ function printRate(r: RateResult): void {
 async function main(): Promise<void> {
   const loadAtStart = load();
   const startedAt = new Date();
-  progress(`load average ${loadAtStart.join(' ')} on ${os.cpus().length} CPUs; rates ${CFG.rates.join(', ')} msg/s × ${CFG.seconds} s, ${CFG.pairs} conversations`);
+  progress(`load average ${loadAtStart.join(' ')} on ${os.cpus().length} CPUs; rates ${CFG.rates.join(', ')} msg/s × ${CFG.seconds} s, ${CFG.pairs} conversations; edge state on ${CFG.edgeState}`);
 
   progress('real engines: ensureStack …');
   const { ensureStack, stackStatus } = await import('../stack/index.ts');
@@ -337,6 +352,7 @@ async function main(): Promise<void> {
   progress(`engines ready: ${engines.map((e) => `${e.engine} ${e.address}`).join(', ')}`);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-'));
+  const edgeDir = CFG.edgeState === 'tmpfs' ? fs.mkdtempSync('/dev/shm/sb-bench-edge-') : path.join(dir, 'edge');
   const namespace = `bench_${crypto.randomBytes(4).toString('hex')}`;
   const regionEnv = {
     CASSANDRA_CONTACT_POINTS: stack.cassandra.contactPoints.join(','),
@@ -368,7 +384,7 @@ async function main(): Promise<void> {
     services.push(region);
     check();
     progress('edge in workerd …');
-    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: path.join(dir, 'edge'), authSecret, internalSecret, devAuth: true, sink });
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, sink });
     services.push(edge);
     check();
 
@@ -583,8 +599,7 @@ async function main(): Promise<void> {
       host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
       loadAvg: { atStart: loadAtStart, atEnd: load() },
       idleCpuPercent: idleCpu,
-      setup:
-        'one machine: bench client (ws), edge in workerd (Miniflare, scripts/edge-runner.ts), region (Node, all roles) on single-node Cassandra (RF 1), Kafka (1 broker, 8 partitions) and Redis; echo = ws echo server in its own Node process',
+      setup: `one machine: bench client (ws), edge in workerd (Miniflare, scripts/edge-runner.ts; Durable Object storage on ${CFG.edgeState}), region (Node, all roles) on single-node Cassandra (RF 1), Kafka (1 broker, 8 partitions) and Redis; echo = ws echo server in its own Node process`,
       definitions: {
         due: 'each message is due at start + i/rate (open loop); every latency counts from its due time',
         ack: 'due → `sent` at the sender (the edge sequenced and stored it)',
@@ -602,7 +617,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(CFG.out, JSON.stringify(record, null, 2) + '\n');
 
     // -- summary table --
-    const lines = ['', `== summary  (load average at start ${loadAtStart.join(' ')}, at end ${load().join(' ')}; ${os.cpus().length} CPUs)`];
+    const lines = ['', `== summary  (load average at start ${loadAtStart.join(' ')}, at end ${load().join(' ')}; ${os.cpus().length} CPUs; edge state on ${CFG.edgeState})`];
     lines.push(`${'rate'.padStart(6)}  ${'echo p50/p99'.padStart(14)}  ${'send→sent p50/p99'.padStart(18)}  ${'send→msg p50/p95/p99'.padStart(22)}  ${'lost'.padStart(5)}  ${'late'.padStart(5)}  ${'e2e/echo p50,p99'.padStart(17)}`);
     for (const r of results) {
       const e = r.echo?.e2e;
@@ -629,6 +644,7 @@ async function main(): Promise<void> {
     // The region first: its fan-out would otherwise retry deliveries to a stopped edge.
     for (const s of services.splice(0)) await s.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(edgeDir, { recursive: true, force: true });
     if (!CFG.keep) await removeNamespace(namespace, regionEnv).catch((err) => progress(`cleanup of ${namespace} incomplete: ${(err as Error).message}`));
     progress('stopped');
   }
