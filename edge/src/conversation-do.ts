@@ -72,8 +72,9 @@ export class ConversationDO extends DurableObject<Env> {
 
   async send(input: { from: string; dev: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>> {
     this.writeAck();
-    this.writeReceipts();
-    const r = this.seq.send(input, Date.now());
+    // Moved positions ride inside this message's transaction: a statement outside one costs
+    // workerd an implicit transaction of its own, several times a statement inside.
+    const r = this.seq.send(input, Date.now(), () => this.writeReceipts());
     if (r.ok && !r.duplicate) {
       // Sending is reading: everything up to one's own message is read. Written with the next
       // send or within RECEIPTS_WRITE_MS; the sender's devices and the region infer it from the
@@ -189,10 +190,12 @@ export class ConversationDO extends DurableObject<Env> {
     return { ok: true, positions: this.receipts.get(input.user), reportEveryMs: everyone ? 0 : QUIET_DELIVERED_REPORTS_MS };
   }
 
-  /** Writes moved positions (and their outbox event) now: called before a send, so they share its commit. */
+  /**
+   * Writes moved positions (and their outbox event) now: inside a send's transaction, so they
+   * share its commit, or from the timer. The timer is left running when a send wrote them (it
+   * then finds nothing): clearing and setting one per send cost more than the write.
+   */
   private writeReceipts(): void {
-    if (this.receiptsTimer) clearTimeout(this.receiptsTimer);
-    this.receiptsTimer = null;
     if (!this.receipts.pending) return;
     const changes = this.receipts.flush();
     for (let i = 0; i < changes.length; i += RECEIPTS_PER_EVENT) this.seq.enqueue({ kind: 'receipts', positions: changes.slice(i, i + RECEIPTS_PER_EVENT) });
@@ -200,7 +203,10 @@ export class ConversationDO extends DurableObject<Env> {
   }
 
   private scheduleReceipts(): void {
-    this.receiptsTimer ??= setTimeout(() => this.writeReceipts(), RECEIPTS_WRITE_MS);
+    this.receiptsTimer ??= setTimeout(() => {
+      this.receiptsTimer = null;
+      this.writeReceipts();
+    }, RECEIPTS_WRITE_MS);
   }
 
   /** The conversation as `user` may see it, with a page of current members (by id, after `after`). */

@@ -110,7 +110,11 @@ export class Sequencer {
     return { ok: true, members: input.members, existed: false };
   }
 
-  send(input: { from: string; dev: string; cmid: string; body: string }, now: number): Result<{ seq: number; ts: number; duplicate: boolean }> {
+  /**
+   * `alsoWrite` runs inside the message's transaction when the message is new (the caller's own
+   * writes that should share its commit); a duplicate writes nothing and does not run it.
+   */
+  send(input: { from: string; dev: string; cmid: string; body: string }, now: number, alsoWrite?: () => void): Result<{ seq: number; ts: number; duplicate: boolean }> {
     const conv = this.conv;
     if (conv === null) return fail('not_found', 'no such conversation');
     if (!this.isMember(input.from)) return fail('not_member', 'not a member of this conversation');
@@ -126,6 +130,7 @@ export class Sequencer {
       this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body) VALUES (?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, msg.body);
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
       this.setMeta('last_seq', String(seq));
+      alsoWrite?.();
     });
     if (prior) return { ok: true, seq: prior.seq, ts: prior.ts, duplicate: true };
     return { ok: true, seq, ts: now, duplicate: false };
