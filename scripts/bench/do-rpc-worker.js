@@ -10,6 +10,12 @@ export class Target extends DurableObject {
     for (const d of deliveries) bytes += JSON.stringify(d.msg).length;
     return { sockets: bytes > 0 ? 1 : 0, devices: ['d1'] };
   }
+  /** The same delivery already serialized by the caller: the callee only writes it out. */
+  async deliverText(frames) {
+    let bytes = 0;
+    for (const f of frames) bytes += f.text.length;
+    return { sockets: bytes > 0 ? 1 : 0, devices: ['d1'] };
+  }
   async noop() {
     return 1;
   }
@@ -34,7 +40,13 @@ export default {
       mode === 'plain'
         ? Array.from({ length: n }, () => new Plain())
         : Array.from({ length: n }, (_, i) => env.TARGETS.get(env.TARGETS.idFromName(`user${i}`)));
-    const call = mode === 'noop' ? (t) => t.noop() : (t, i) => t.deliver([{ user: `user${i}`, msg }]);
+    const text = JSON.stringify(msg);
+    const call =
+      mode === 'noop'
+        ? (t) => t.noop()
+        : mode === 'text'
+          ? (t) => t.deliverText([{ conv: msg.conv, seq: msg.seq, text }])
+          : (t, i) => t.deliver([{ user: `user${i}`, msg }]);
     const t0 = Date.now();
     let calls = 0;
     while (Date.now() - t0 < ms) {

@@ -8,6 +8,7 @@
  *   - plain: the same calls to plain objects in the isolate (the baseline: no Durable Object);
  *   - noop: a Durable Object call that does nothing;
  *   - deliver: a call carrying one message, serialized by the callee (SessionDO.deliver's shape);
+ *   - text: the same message serialized once by the caller, passed as text;
  *   - deliver ×2: two workerd processes at once, each with its own objects (does it scale with cores?).
  * For each: calls/s, workerd CPU per call, and the cores 10,000 deliveries/s would take at that
  * cost (bench:fanout's target). Writes .bench/do-rpc.json.
@@ -112,7 +113,12 @@ async function measure(label: string, mode: string, mfs: Miniflare[]): Promise<R
 async function main(): Promise<void> {
   progress(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs; ${TARGETS} objects per round, ${SECONDS} s each`);
   const a = await start();
-  const rows = [await measure('plain (no DO)', 'plain', [a]), await measure('noop', 'noop', [a]), await measure('deliver', 'deliver', [a])];
+  const rows = [
+    await measure('plain (no DO)', 'plain', [a]),
+    await measure('noop', 'noop', [a]),
+    await measure('deliver', 'deliver', [a]),
+    await measure('deliver as text', 'text', [a]),
+  ];
   const b = await start();
   rows.push(await measure('deliver ×2 processes', 'deliver', [a, b]));
   const lines = [
