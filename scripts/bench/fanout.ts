@@ -9,6 +9,7 @@
  * Recipients ack cumulatively at most every FANOUT_ACK_MS (default 250 ms), as a client
  * batching its acks would. FANOUT_WARMUP (default 5) unmeasured messages go first, one every
  * 200 ms, and the phases start once every member has them (the warm-up is logged, not scored). `--real` runs the region on the real engines of `npm run stack:up`.
+ * BENCH_EDGE_STATE=disk|tmpfs says where the edge keeps its Durable Objects' storage (edge-state.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -19,6 +20,7 @@ import WebSocket from 'ws';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
 import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
+import { edgeState, edgeStateDir } from './edge-state.ts';
 import { dist, type Dist } from './load.ts';
 import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
@@ -30,6 +32,7 @@ const ACK_MS = Number(process.env.FANOUT_ACK_MS || 250);
 const WARMUP = Number(process.env.FANOUT_WARMUP ?? 5);
 const REAL = process.argv.includes('--real');
 const OUT = path.resolve(ROOT, process.env.BENCH_OUT || '.bench/fanout.json');
+const EDGE_STATE = edgeState();
 
 interface Phase {
   rate: number;
@@ -146,6 +149,7 @@ function wsOpen(url: string, onText: (text: string, ws: WebSocket) => void): Pro
 
 async function switchboard(): Promise<Phase[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-fanout-'));
+  const edgeDir = edgeStateDir(EDGE_STATE);
   const internalSecret = crypto.randomBytes(24).toString('base64url');
   const authSecret = crypto.randomBytes(24).toString('base64url');
   const [regionPort, edgePort] = [await freePort(), await freePort()];
@@ -156,7 +160,7 @@ async function switchboard(): Promise<Phase[]> {
   try {
     const region = await startRegion({ port: regionPort, dataDir: path.join(dir, 'region'), internalSecret, env, sink: () => {} });
     services.push(region);
-    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: path.join(dir, 'edge'), authSecret, internalSecret, devAuth: true, sink: () => {} });
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, sink: () => {} });
     services.push(edge);
     const token = async (user: string, device: string) => {
       const res = await fetch(`${edge.url}/v1/dev/token`, { method: 'POST', body: JSON.stringify({ user, device }) });
@@ -232,6 +236,7 @@ async function switchboard(): Promise<Phase[]> {
     for (const ws of sockets) ws.terminate();
     for (const s of services.reverse()) await s.stop().catch(() => {});
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(edgeDir, { recursive: true, force: true });
   }
 }
 
@@ -271,10 +276,10 @@ function table(name: string, phases: Phase[]): string {
 }
 
 async function main(): Promise<void> {
-  log('bench:fanout', { members: MEMBERS, rates: RATES, seconds: SECONDS, engines: REAL ? 'real' : 'embedded', cpus: os.cpus().length });
+  log('bench:fanout', { members: MEMBERS, rates: RATES, seconds: SECONDS, engines: REAL ? 'real' : 'embedded', edgeState: EDGE_STATE, cpus: os.cpus().length });
   const base = await baseline();
   const sb = await switchboard();
-  const result = { when: new Date().toISOString(), members: MEMBERS, rates: RATES, seconds: SECONDS, ackMs: ACK_MS, engines: REAL ? 'real' : 'embedded', cpus: os.cpus().length, switchboard: sb, baseline: base };
+  const result = { when: new Date().toISOString(), members: MEMBERS, rates: RATES, seconds: SECONDS, ackMs: ACK_MS, engines: REAL ? 'real' : 'embedded', edgeState: EDGE_STATE, cpus: os.cpus().length, switchboard: sb, baseline: base };
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
   fs.writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n');
   process.stdout.write(['system\trate\tmsgs\tdelivered\tdup\tdeliv/s\tp50ms\tp99ms\tmaxms', table('switchboard', sb), table('baseline', base)].join('\n') + `\nwrote ${path.relative(ROOT, OUT)}\n`);
@@ -286,7 +291,7 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n');
   }
   const at10 = sb.find((p) => p.rate === 10);
-  if (at10?.e2e) process.stdout.write(`target p99 < 200 ms at 10 msg/s: ${at10.e2e.p99Ms} ms (${at10.e2e.p99Ms < 200 ? 'met' : 'NOT met'})\n`);
+  if (at10?.e2e) process.stdout.write(`target p99 < 200 ms at 10 msg/s: ${at10.e2e.p99Ms} ms (${at10.e2e.p99Ms < 200 ? 'met' : 'NOT met'}; edge state on ${EDGE_STATE})\n`);
 }
 
 main().then(

@@ -26,7 +26,7 @@
  * | BENCH_ECHO | 1 | 0 skips the echo baseline |
  * | BENCH_KEEP | 0 | 1 keeps the keyspace, topics and Redis keys |
  * | BENCH_VERBOSE | 0 | 1 streams the region's and the edge's logs to stderr |
- * | BENCH_EDGE_STATE | disk | where workerd keeps the Durable Objects' SQLite: `disk` (the temp dir) or `tmpfs` (/dev/shm: a commit is then no disk sync on workerd's one thread; it survives a workerd crash, not a machine crash — Cloudflare makes a commit durable by replication, not by a local sync) |
+ * | BENCH_EDGE_STATE | disk | where workerd keeps the Durable Objects' SQLite: `disk` or `tmpfs` (edge-state.ts) |
  * | BENCH_OUT | .bench/latency.json | |
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -42,6 +42,7 @@ import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts'
 import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
 import { Run, dist, drain, openLoop, phaseResult, type Dist, type PhaseResult } from './load.ts';
 import { removeNamespace } from './cleanup.ts';
+import { edgeState, edgeStateDir } from './edge-state.ts';
 import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
 // ---- configuration ----------------------------------------------------------------------------
@@ -87,18 +88,6 @@ const CFG = {
   out: path.resolve(ROOT, process.env.BENCH_OUT || '.bench/latency.json'),
 };
 
-function edgeState(): 'disk' | 'tmpfs' {
-  const v = process.env.BENCH_EDGE_STATE?.trim() || 'disk';
-  if (v !== 'disk' && v !== 'tmpfs') {
-    console.error(`BENCH_EDGE_STATE: expected disk or tmpfs, got ${JSON.stringify(v)}`);
-    process.exit(2);
-  }
-  if (v === 'tmpfs' && !fs.existsSync('/dev/shm')) {
-    console.error('BENCH_EDGE_STATE=tmpfs: this machine has no /dev/shm');
-    process.exit(2);
-  }
-  return v;
-}
 /** The issue's target: p99 end to end under 50 ms at 500 msg/s. */
 const TARGET = { rate: 500, p99Ms: 50 };
 
@@ -352,7 +341,7 @@ async function main(): Promise<void> {
   progress(`engines ready: ${engines.map((e) => `${e.engine} ${e.address}`).join(', ')}`);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-'));
-  const edgeDir = CFG.edgeState === 'tmpfs' ? fs.mkdtempSync('/dev/shm/sb-bench-edge-') : path.join(dir, 'edge');
+  const edgeDir = edgeStateDir(CFG.edgeState);
   const namespace = `bench_${crypto.randomBytes(4).toString('hex')}`;
   const regionEnv = {
     CASSANDRA_CONTACT_POINTS: stack.cassandra.contactPoints.join(','),
