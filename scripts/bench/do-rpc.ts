@@ -25,17 +25,7 @@ import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { ROOT } from '../lib/processes.ts';
 import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
-
-function num(name: string, dflt: number, min: number, max: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    console.error(`${name}: expected a number in ${min}..${max}, got ${JSON.stringify(v)}`);
-    process.exit(2);
-  }
-  return n;
-}
+import { num } from './env-number.ts';
 
 const TARGETS = Math.round(num('DO_RPC_TARGETS', 1000, 1, 20_000));
 const SECONDS = num('DO_RPC_SECONDS', 4, 1, 120);

@@ -43,20 +43,10 @@ import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
 import { Run, dist, drain, openLoop, phaseResult, type Dist, type PhaseResult } from './load.ts';
 import { removeNamespace } from './cleanup.ts';
 import { edgeState, edgeStateDir } from './edge-state.ts';
+import { num } from './env-number.ts';
 import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
 // ---- configuration ----------------------------------------------------------------------------
-
-function num(name: string, dflt: number, min: number, max: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    console.error(`${name}: expected a number in ${min}..${max}, got ${JSON.stringify(v)}`);
-    process.exit(2);
-  }
-  return n;
-}
 
 function rates(): number[] {
   const v = process.env.BENCH_RATES?.trim() || '200,500,1000';
