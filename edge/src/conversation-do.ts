@@ -236,10 +236,10 @@ export class ConversationDO extends DurableObject<Env> {
 
   /**
    * The backstop: resumes a drain that an eviction or a crash cut short. It returns at once rather
-   * than awaiting the drain: while an alarm handler runs, the runtime cannot confirm an alarm that
-   * a send sets meanwhile, so every `sent` would wait for the whole drain (a request to the region
-   * and its coalescing wait). Instead the next backstop is armed first, whenever anything is
-   * undrained, so a drain lost again is resumed again.
+   * than awaiting the drain: awaiting it held the `sent` of sends arriving meanwhile for the whole
+   * drain (measured with bench:latency; the likely cause is the alarm write those sends make,
+   * which the runtime confirms only once the handler ends). Instead the next backstop is armed
+   * first, whenever anything is undrained, so a drain lost again is resumed again.
    */
   override async alarm(): Promise<void> {
     this.alarmAt = null;
