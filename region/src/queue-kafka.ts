@@ -2,6 +2,7 @@ import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMes
 import type { RegionConfig } from './config.ts';
 import { errorFields, type Logger } from './log.ts';
 import { backoffMs, dlqOf, type Queue, type QueueHandler, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
+import { limiter } from './limiter.ts';
 
 type KafkaConfig = NonNullable<RegionConfig['kafka']>;
 
@@ -393,20 +394,4 @@ export class KafkaQueue implements Queue {
     if (this.connecting) await this.connecting.catch(() => {});
     await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
   }
-}
-
-/** Runs at most `n` of the functions given to it at once, the rest in call order. */
-function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async (fn) => {
-    if (active >= n) await new Promise<void>((r) => waiting.push(r));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
 import type { Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
 import type { RegionConfig } from './config.ts';
+import { limiter } from './limiter.ts';
 import type { Logger } from './log.ts';
 import { MESSAGES_PER_BUCKET, applyMigrations } from './migrations-cassandra.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
@@ -58,25 +59,6 @@ export function partitionChunks(msgs: Msg[]): Msg[][] {
     if (run.length > 0) out.push(run);
   }
   return out;
-}
-
-/** Runs the tasks with at most `limit` in flight; rejects with the first failure. */
-async function runLimited(tasks: (() => Promise<unknown>)[], limit: number): Promise<void> {
-  if (tasks.length <= limit) {
-    await Promise.all(tasks.map((t) => t()));
-    return;
-  }
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    try {
-      while (!failed && next < tasks.length) await tasks[next++]!();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
 }
 
 /** "LOCAL_QUORUM" → types.consistencies.localQuorum. */
@@ -267,7 +249,8 @@ export class CassandraStorage implements Storage {
         writes.push(() => this.client.batch(queries, { logged: false }));
       }
     }
-    await runLimited(writes, WRITE_CONCURRENCY);
+    const slot = limiter(WRITE_CONCURRENCY);
+    await Promise.all(writes.map((write) => slot(write)));
     // After the messages: a last_seq that is visible has its messages stored.
     const last = new Map<string, Msg>();
     for (const m of msgs) if (m.seq > (last.get(m.conv)?.seq ?? 0)) last.set(m.conv, m);
