@@ -1,12 +1,10 @@
 import type { AckFrame, ClientFrame, SendFrame } from './frames.ts';
+import { CONV_ID_PATTERN } from './ids.ts';
 import { LIMITS, fitsUtf8 } from './limits.ts';
-
-/** The same rules as the schemas in ids.ts. */
-const CONV_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const isRid = (v: unknown): v is string | undefined => v === undefined || (typeof v === 'string' && v.length <= LIMITS.maxIdLength);
 const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isConv = (v: unknown): v is string => typeof v === 'string' && CONV_ID.test(v);
+const isConv = (v: unknown): v is string => typeof v === 'string' && CONV_ID_PATTERN.test(v);
 
 /**
  * The hot client frames (`send`, `ack`: one or more per message) checked by hand, to spare each

@@ -2,10 +2,13 @@ import { z } from 'zod';
 import { LIMITS } from './limits.ts';
 
 /** User and device ids: 1–64 of letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
-export const UserId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'user id: 1-64 of [A-Za-z0-9._-]');
-export const DeviceId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'device id: 1-64 of [A-Za-z0-9._-]');
+export const PRINCIPAL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Conversation ids are minted by the edge; clients treat them as opaque. */
-export const ConvId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'conversation id: 1-64 of [A-Za-z0-9_-]');
+export const CONV_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const UserId = z.string().regex(PRINCIPAL_ID_PATTERN, 'user id: 1-64 of [A-Za-z0-9._-]');
+export const DeviceId = z.string().regex(PRINCIPAL_ID_PATTERN, 'device id: 1-64 of [A-Za-z0-9._-]');
+export const ConvId = z.string().regex(CONV_ID_PATTERN, 'conversation id: 1-64 of [A-Za-z0-9_-]');
 /** A client's message id, unique per sender; the server maps it to one seq forever. */
 export const Cmid = z.string().min(1).max(LIMITS.maxIdLength);
 export const Rid = z.string().max(LIMITS.maxIdLength);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConvId, DeviceId, Seq, UserId } from './ids.ts';
+import { ConvId, DeviceId, PRINCIPAL_ID_PATTERN, Seq, UserId } from './ids.ts';
 import { LIMITS } from './limits.ts';
 import { parseJsonBody } from './decode.ts';
 import { Msg } from './frames.ts';
@@ -99,8 +99,6 @@ export const DeliverRequest = z
 export type DeliverRequest = z.infer<typeof DeliverRequest>;
 
 const DeliverMsgs = z.array(Msg).min(1).max(1000);
-/** The rules of UserId and DeviceId (ids.ts). */
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /**
  * `DeliverRequest` of a parsed body, with its recipients (up to 20,000, one per member of a
@@ -120,8 +118,8 @@ export function fastDeliverRequest(value: unknown): DeliverRequest | null {
     const t = to[i] as { user?: unknown; m?: unknown; skip?: unknown } | null;
     if (typeof t !== 'object' || t === null || Array.isArray(t)) return null;
     const { user, m, skip } = t;
-    if (typeof user !== 'string' || !ID.test(user) || typeof m !== 'number' || !Number.isInteger(m) || m < 0 || m >= count) return null;
-    if (skip !== undefined && (typeof skip !== 'string' || !ID.test(skip))) return null;
+    if (typeof user !== 'string' || !PRINCIPAL_ID_PATTERN.test(user) || typeof m !== 'number' || !Number.isInteger(m) || m < 0 || m >= count) return null;
+    if (skip !== undefined && (typeof skip !== 'string' || !PRINCIPAL_ID_PATTERN.test(skip))) return null;
     out[i] = skip === undefined ? { user, m } : { user, m, skip };
   }
   return { msgs: parsed.data, to: out };
