@@ -14,6 +14,7 @@ try {
 
 interface ProcStat {
   pid: number;
+  ppid: number;
   pgrp: number;
   comm: string;
   /** utime + stime, seconds. */
@@ -35,7 +36,7 @@ function readProcs(): ProcStat[] {
       const close = text.lastIndexOf(')');
       const comm = text.slice(text.indexOf('(') + 1, close);
       const f = text.slice(close + 2).split(' '); // f[0] = state (field 3)
-      out.push({ pid: Number(e), pgrp: Number(f[2]), comm, cpu: (Number(f[11]) + Number(f[12])) / ticksPerSecond });
+      out.push({ pid: Number(e), ppid: Number(f[1]), pgrp: Number(f[2]), comm, cpu: (Number(f[11]) + Number(f[12])) / ticksPerSecond });
     } catch {
       // Gone meanwhile.
     }
@@ -56,8 +57,27 @@ function machine(): { busy: number; total: number } | null {
   }
 }
 
-/** What to account: a process group (a service and all its children, or only those named `comm`), a pid, or a command name. */
-export type Target = { pgrp: number; comm?: string } | { pid: number } | { comm: string } | { self: true };
+/** What to account: a process group (a service and all its children, or only those named `comm`), a pid, a pid and every process under it, or a command name. */
+export type Target = { pgrp: number; comm?: string } | { pid: number } | { tree: number } | { comm: string } | { self: true };
+
+/** The processes a target names now (`self`: this one). */
+export function pidsOf(t: Target): number[] {
+  if ('self' in t) return [process.pid];
+  const procs = readProcs();
+  if ('tree' in t) return treeIn(procs, t.tree);
+  return procs.filter((p) => matches(p, t)).map((p) => p.pid);
+}
+
+/** `pid` and every process under it (a `tsx` wrapper and the Node it runs). */
+function treeIn(procs: ProcStat[], pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const p of procs) if (p.ppid === out[i]) out.push(p.pid);
+  return out;
+}
+
+function matches(p: ProcStat, t: Exclude<Target, { self: true } | { tree: number }>): boolean {
+  return 'pgrp' in t ? p.pgrp === t.pgrp && (t.comm === undefined || p.comm === t.comm) : 'pid' in t ? p.pid === t.pid : p.comm === t.comm;
+}
 
 export interface CpuSnapshot {
   at: number;
@@ -74,7 +94,8 @@ export function cpuSnapshot(targets: Map<string, Target>): CpuSnapshot {
       byName.set(name, (u.user + u.system) / 1e6);
       continue;
     }
-    const hits = procs.filter((p) => ('pgrp' in t ? p.pgrp === t.pgrp && (t.comm === undefined || p.comm === t.comm) : 'pid' in t ? p.pid === t.pid : p.comm === t.comm));
+    const tree = 'tree' in t ? new Set(treeIn(procs, t.tree)) : null;
+    const hits = procs.filter((p) => (tree ? tree.has(p.pid) : matches(p, t as Exclude<Target, { self: true } | { tree: number }>)));
     byName.set(name, hits.length ? hits.reduce((a, p) => a + p.cpu, 0) : null);
   }
   return { at: performance.now(), byName, machine: machine() };

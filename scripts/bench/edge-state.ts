@@ -3,15 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 
 /**
- * BENCH_EDGE_STATE: where a benchmark's edge (workerd) keeps its Durable Objects' SQLite.
- * `disk` (default): a temp dir on disk, where every commit is a disk sync on workerd's only
+ * BENCH_EDGE_STATE: where a benchmark's edge (workerd) keeps its Durable Objects' SQLite (each
+ * benchmark says which is its default). `disk`: a temp dir on disk, where every commit is a disk sync on workerd's only
  * thread. `tmpfs`: /dev/shm, where a commit survives a workerd crash but not a machine crash, as
  * on Cloudflare, where a commit is made durable by replication rather than by a local sync.
  */
 export type EdgeState = 'disk' | 'tmpfs';
 
-export function edgeState(): EdgeState {
-  const v = process.env.BENCH_EDGE_STATE?.trim() || 'disk';
+export function edgeState(dflt: EdgeState = 'disk'): EdgeState {
+  const v = process.env.BENCH_EDGE_STATE?.trim() || dflt;
   if (v !== 'disk' && v !== 'tmpfs') {
     console.error(`BENCH_EDGE_STATE: expected disk or tmpfs, got ${JSON.stringify(v)}`);
     process.exit(2);

@@ -3,8 +3,9 @@
  * stack, at fixed sustained rates, against a raw WebSocket echo baseline measured in the same run.
  *
  * It brings up the real engines (ensureStack), starts a region on them (unique NAMESPACE) and the
- * edge in workerd (temp state dir), creates BENCH_PAIRS direct conversations, connects a sender
- * and a recipient device for each, warms up, then for each rate:
+ * edge in workerd (fresh state dir), places them on the cores (BENCH_CPU_LAYOUT), creates
+ * BENCH_PAIRS direct conversations, connects a sender and a recipient device for each, warms up,
+ * then for each rate:
  *   1. echo: the same client machinery against a `ws` echo server in its own Node process;
  *   2. switchboard: messages spread round-robin over the conversations on an open-loop
  *      wall-clock schedule, measuring due → `sent` (the edge's sequencing ack) and due → `msg` at
@@ -26,8 +27,11 @@
  * | BENCH_ECHO | 1 | 0 skips the echo baseline |
  * | BENCH_KEEP | 0 | 1 keeps the keyspace, topics and Redis keys |
  * | BENCH_VERBOSE | 0 | 1 streams the region's and the edge's logs to stderr |
- * | BENCH_EDGE_STATE | disk | where workerd keeps the Durable Objects' SQLite: `disk` or `tmpfs` (edge-state.ts) |
+ * | BENCH_EDGE_STATE | tmpfs | where workerd keeps the Durable Objects' SQLite: `tmpfs` or `disk` (edge-state.ts) |
+ * | BENCH_CPU_LAYOUT | split | `split`: the edge side and the region side each on its own half of the cores; `shared`: anywhere (cpu-layout.ts) |
  * | BENCH_OUT | .bench/latency.json | |
+ * | BENCH_EDGE_VARS | (none) | edge settings for this run, `KEY:VALUE,…` (e.g. DRAIN_COALESCE_MS:250) |
+ * | BENCH_TRACE | (none) | a directory: each rate's messages as CSV (`trace-<rate>.csv`: lane, due, send, sequenced, sent, msg; ms from the phase's start) |
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -39,7 +43,8 @@ import WebSocket from 'ws';
 import { ACK_COALESCE_MS, AckCoalescer } from '@switchboard/protocol';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
-import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
+import { cpuPercent, cpuSnapshot, pidsOf, type Target } from './cpu.ts';
+import { cpuLayout, Pinning } from './cpu-layout.ts';
 import { Run, dist, drain, openLoop, phaseResult, type Dist, type PhaseResult } from './load.ts';
 import { removeNamespace } from './cleanup.ts';
 import { edgeState, edgeStateDir } from './edge-state.ts';
@@ -58,6 +63,20 @@ function rates(): number[] {
   return list;
 }
 
+function edgeVars(): Record<string, string> {
+  const v = process.env.BENCH_EDGE_VARS?.trim() || '';
+  const out: Record<string, string> = {};
+  for (const item of v ? v.split(',') : []) {
+    const m = /^([A-Z][A-Z0-9_]*):(.*)$/.exec(item.trim());
+    if (!m) {
+      console.error(`BENCH_EDGE_VARS: expected KEY:VALUE,… (e.g. DRAIN_COALESCE_MS:250), got ${JSON.stringify(item)}`);
+      process.exit(2);
+    }
+    out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
 const flag = (name: string, dflt: boolean) => (process.env[name] === undefined || process.env[name] === '' ? dflt : !['0', 'false', 'no'].includes(process.env[name]!.toLowerCase()));
 
 const CFG = {
@@ -74,8 +93,14 @@ const CFG = {
   echo: flag('BENCH_ECHO', true),
   keep: flag('BENCH_KEEP', false),
   verbose: flag('BENCH_VERBOSE', false),
-  edgeState: edgeState(),
+  // On disk, workerd waits for a disk sync on its only thread at every commit: at 500 msg/s it
+  // cannot keep up (it received 404–461 msg/s), a limit of the local runtime that Cloudflare's
+  // replicated storage does not share.
+  edgeState: edgeState('tmpfs'),
+  cpuLayout: cpuLayout(),
   out: path.resolve(ROOT, process.env.BENCH_OUT || '.bench/latency.json'),
+  edgeVars: edgeVars(),
+  trace: process.env.BENCH_TRACE ? path.resolve(process.env.BENCH_TRACE) : null,
 };
 
 /** The issue's target: p99 end to end under 50 ms at 500 msg/s. */
@@ -110,7 +135,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     // else: the same Ctrl-C arriving twice (the terminal's process group, and tsx relaying it)
   });
 }
+const pinning = new Pinning(CFG.cpuLayout);
 process.on('exit', () => {
+  pinning.restore();
   for (const s of services) s.kill();
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 });
@@ -228,6 +255,17 @@ function hops(run: Run, region: Scrape | null): SwitchboardHops {
   };
 }
 
+/** One line per message, ms from the phase's first due time (empty: never happened). */
+function writeTrace(file: string, run: Run): void {
+  const all = [...run.samples.values()];
+  const t0 = Math.min(...all.map((s) => s.due));
+  const ms = (x: number | undefined) => (x === undefined ? '' : (x - t0).toFixed(2));
+  const lines = ['lane,due,send,sequenced,sent,msg', ...all.map((s) => [s.lane, ms(s.due), ms(s.sentAt), ms(s.seqTs === undefined ? undefined : s.seqTs - run.epochOffset), ms(s.ackAt), ms(s.recvAt)].join(','))];
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  progress(`trace: ${path.relative(process.cwd(), file)} (0 = ${new Date(run.toEpoch(t0)).toISOString()}, epoch ms ${run.toEpoch(t0).toFixed(1)})`);
+}
+
 // ---- printing -----------------------------------------------------------------------------------
 
 const f1 = (x: number | undefined | null) => (x === undefined || x === null || Number.isNaN(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
@@ -311,7 +349,7 @@ function printRate(r: RateResult): void {
 async function main(): Promise<void> {
   const loadAtStart = load();
   const startedAt = new Date();
-  progress(`load average ${loadAtStart.join(' ')} on ${os.cpus().length} CPUs; rates ${CFG.rates.join(', ')} msg/s × ${CFG.seconds} s, ${CFG.pairs} conversations; edge state on ${CFG.edgeState}`);
+  progress(`load average ${loadAtStart.join(' ')} on ${os.cpus().length} CPUs; rates ${CFG.rates.join(', ')} msg/s × ${CFG.seconds} s, ${CFG.pairs} conversations; edge state on ${CFG.edgeState}; CPU layout ${pinning.describe()}`);
 
   progress('real engines: ensureStack …');
   const { ensureStack, stackStatus } = await import('../stack/index.ts');
@@ -363,7 +401,7 @@ async function main(): Promise<void> {
     services.push(region);
     check();
     progress('edge in workerd …');
-    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, sink });
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: CFG.edgeVars, sink });
     services.push(edge);
     check();
 
@@ -472,7 +510,8 @@ async function main(): Promise<void> {
       ['edge workerd', { pgrp: edge.child.pid!, comm: 'workerd' }],
       ['edge runner', { pgrp: edge.child.pid!, comm: 'node' }],
     ]);
-    if (echoProc) cpuTargets.set('echo server', { pid: echoProc.pid! });
+    // The tsx wrapper and the Node process it runs the server in.
+    if (echoProc) cpuTargets.set('echo server', { tree: echoProc.pid! });
     // Engines may be restarted by others meanwhile: their pids are looked up again per phase.
     const refreshEnginePids = async (): Promise<Map<string, number | undefined>> => {
       const pids = new Map<string, number | undefined>();
@@ -486,7 +525,11 @@ async function main(): Promise<void> {
     /** Engines whose process changed between two looks (restarted, e.g. by a fault-injection test). */
     const restarted = (a: Map<string, number | undefined>, b: Map<string, number | undefined>) =>
       [...b].filter(([name, pid]) => pid !== undefined && a.get(name) !== undefined && a.get(name) !== pid).map(([name]) => name);
-    await refreshEnginePids();
+    const enginePids = await refreshEnginePids();
+    // Before the warm-up, so that it also warms up in place. Engines outlive the run: put back after.
+    pinning.pin('edge', [...pidsOf({ pgrp: edge.child.pid! }), process.pid, ...(echoProc ? pidsOf({ tree: echoProc.pid! }) : [])]);
+    pinning.pin('region', pidsOf({ pgrp: region.child.pid! }));
+    pinning.pin('region', [enginePids.get('cassandra'), enginePids.get('kafka')].filter((p): p is number => p !== undefined), { restore: true });
 
     // -- warm-up: creates the ConversationDOs, JITs both sides, joins the fan-out consumer --
     if (CFG.warmupSeconds > 0) {
@@ -507,13 +550,13 @@ async function main(): Promise<void> {
     check();
 
     const results: RateResult[] = [];
-    for (const rate of CFG.rates) {
+    for (const [phase, rate] of CFG.rates.entries()) {
       check();
       const loadAvgAtStart = load();
       let echo: PhaseResult | null = null;
       if (echoSockets.length) {
         progress(`${rate} msg/s: echo for ${CFG.seconds} s …`);
-        echo = phaseResult(await echoPhase(`e${rate}`, rate, CFG.seconds), rate, CFG.seconds, CFG.lateMs);
+        echo = phaseResult(await echoPhase(`e${phase}r${rate}`, rate, CFG.seconds), rate, CFG.seconds, CFG.lateMs);
         check();
         await sleep(500);
       }
@@ -523,12 +566,15 @@ async function main(): Promise<void> {
       const pidsBefore = await refreshEnginePids();
       const before = await scrape();
       const cpu0 = cpuSnapshot(cpuTargets);
-      const run = await switchboardPhase(`m${rate}`, rate, CFG.seconds);
+      // Keys (cmids) unique per phase: a rate given twice must not resend the same cmids, which
+      // the edge would answer as duplicates without delivering them again.
+      const run = await switchboardPhase(`m${phase}r${rate}`, rate, CFG.seconds);
       const cpu1 = cpuSnapshot(cpuTargets);
       check();
       const after = await scrape();
       const enginesRestarted = restarted(pidsBefore, await refreshEnginePids());
       const sw = phaseResult(run, rate, CFG.seconds, CFG.lateMs);
+      if (CFG.trace) writeTrace(path.join(CFG.trace, `trace-${rate}.csv`), run);
       const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? Math.round((a / b) * 10) / 10 : null);
       const r: RateResult = {
         rate,
@@ -574,11 +620,11 @@ async function main(): Promise<void> {
     const record = {
       at: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      config: { ...CFG, out: undefined, namespace },
+      config: { ...CFG, out: undefined, namespace, cpus: pinning.cpus },
       host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
       loadAvg: { atStart: loadAtStart, atEnd: load() },
       idleCpuPercent: idleCpu,
-      setup: `one machine: bench client (ws), edge in workerd (Miniflare, scripts/edge-runner.ts; Durable Object storage on ${CFG.edgeState}), region (Node, all roles) on single-node Cassandra (RF 1), Kafka (1 broker, 8 partitions) and Redis; echo = ws echo server in its own Node process`,
+      setup: `one machine: bench client (ws), edge in workerd (Miniflare, scripts/edge-runner.ts; Durable Object storage on ${CFG.edgeState}), CPU layout ${pinning.describe()}, region (Node, all roles) on single-node Cassandra (RF 1), Kafka (1 broker, 8 partitions) and Redis; echo = ws echo server in its own Node process`,
       definitions: {
         due: 'each message is due at start + i/rate (open loop); every latency counts from its due time',
         ack: 'due → `sent` at the sender (the edge sequenced and stored it)',
@@ -596,7 +642,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(CFG.out, JSON.stringify(record, null, 2) + '\n');
 
     // -- summary table --
-    const lines = ['', `== summary  (load average at start ${loadAtStart.join(' ')}, at end ${load().join(' ')}; ${os.cpus().length} CPUs; edge state on ${CFG.edgeState})`];
+    const lines = ['', `== summary  (load average at start ${loadAtStart.join(' ')}, at end ${load().join(' ')}; ${os.cpus().length} CPUs; edge state on ${CFG.edgeState}; CPU layout ${CFG.cpuLayout})`];
     lines.push(`${'rate'.padStart(6)}  ${'echo p50/p99'.padStart(14)}  ${'send→sent p50/p99'.padStart(18)}  ${'send→msg p50/p95/p99'.padStart(22)}  ${'lost'.padStart(5)}  ${'late'.padStart(5)}  ${'e2e/echo p50,p99'.padStart(17)}`);
     for (const r of results) {
       const e = r.echo?.e2e;
@@ -614,6 +660,7 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
     progress('stopping …');
+    pinning.restore();
     stopping = true;
     for (const ws of sockets) ws.terminate();
     if (echoProc && echoProc.exitCode === null) {
