@@ -31,7 +31,7 @@
  * | BENCH_CPU_LAYOUT | split | `split`: the edge side and the region side each on its own half of the cores; `shared`: anywhere (cpu-layout.ts) |
  * | BENCH_OUT | .bench/latency.json | |
  * | BENCH_EDGE_VARS | (none) | edge settings for this run, `KEY:VALUE,…` (e.g. DRAIN_COALESCE_MS:250) |
- * | BENCH_TRACE | (none) | a directory: each rate's messages as CSV (`trace-<rate>.csv`: lane, due, send, sequenced, sent, msg; ms from the phase's start) |
+ * | BENCH_TRACE | (none) | a directory: each rate's messages as CSV (`trace-<phase>-<rate>.csv`, phases counted from 0: lane, due, send, sequenced, sent, msg; ms from the phase's start) |
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -307,6 +307,7 @@ function printRate(r: RateResult): void {
     const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)}×`);
     out.push(`vs echo: end to end p50 ${x(r.vsEcho.e2eP50)} p99 ${x(r.vsEcho.e2eP99)};  send→sent p50 ${x(r.vsEcho.sentP50)} p99 ${x(r.vsEcho.sentP99)}`);
   }
+  if (sw.duplicates > 0) out.push(`duplicate arrivals (retransmits): ${sw.duplicates}`);
   if (Object.keys(r.errors).length) out.push(`error frames: ${JSON.stringify(r.errors)}`);
   if (r.enginesRestarted.length) out.push(`NOT STEADY: ${r.enginesRestarted.join(', ')} restarted during the phase (another test?); rerun for figures`);
   if (Object.keys(r.socketCloses).length) out.push(`sockets closed by the server (by code): ${JSON.stringify(r.socketCloses)}`);
@@ -574,7 +575,7 @@ async function main(): Promise<void> {
       const after = await scrape();
       const enginesRestarted = restarted(pidsBefore, await refreshEnginePids());
       const sw = phaseResult(run, rate, CFG.seconds, CFG.lateMs);
-      if (CFG.trace) writeTrace(path.join(CFG.trace, `trace-${rate}.csv`), run);
+      if (CFG.trace) writeTrace(path.join(CFG.trace, `trace-${phase}-${rate}.csv`), run);
       const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? Math.round((a / b) * 10) / 10 : null);
       const r: RateResult = {
         rate,

@@ -37,9 +37,14 @@ export class Run {
     if (seqTs !== undefined) s.seqTs = seqTs;
   }
 
+  /** Messages that arrived again after their first arrival (the server retransmitted them). */
+  duplicates = 0;
+
   recv(key: string, at: number): void {
     const s = this.samples.get(key);
-    if (s && s.recvAt === undefined) s.recvAt = at;
+    if (!s) return;
+    if (s.recvAt === undefined) s.recvAt = at;
+    else this.duplicates++;
   }
 
   /** All sent samples have an ack and a receipt. */
@@ -118,6 +123,8 @@ export interface PhaseResult {
   e2e: Dist | null;
   /** No reply / no arrival by the end of the drain window. */
   unacked: number;
+  /** Arrivals beyond the first of the same message (retransmits the device received). */
+  duplicates: number;
   lost: number;
   /** Arrived, but later than `lateMs` after the due time. */
   late: number;
@@ -145,6 +152,7 @@ export function phaseResult(run: Run, rate: number, seconds: number, lateMs: num
     e2e: dist(e2e),
     unacked: all.filter((s) => s.ackAt === undefined).length,
     lost: all.length - recvd.length,
+    duplicates: run.duplicates,
     late: e2e.filter((x) => x > lateMs).length,
     lateMs,
   };
