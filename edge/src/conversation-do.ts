@@ -25,6 +25,16 @@ const QUIET_DELIVERED_REPORTS_MS = 30_000;
 const RECEIPTS_PER_EVENT = 500;
 
 /**
+ * A coalescing wait, drawn from ½× to 1½× `ms` (the same mean). With exact waits, conversations
+ * that became busy together (every socket reconnecting after an edge restart, a phase of
+ * bench:latency starting) drained at the same instant, and again one period later: in a bench
+ * trace every conversation's sends stalled ~100 ms at the first of those bursts.
+ */
+function jittered(ms: number): number {
+  return ms * (0.5 + Math.random());
+}
+
+/**
  * THE SEQUENCER of one conversation (state and rules in `Sequencer`). Durable before ack: the
  * runtime's output gate holds every reply until the transaction that produced it is on disk.
  * The outbox drains to the region strictly in order, one drain at a time, retried with backoff
@@ -278,7 +288,7 @@ export class ConversationDO extends DurableObject<Env> {
         this.drainTimer ??= setTimeout(() => {
           this.drainTimer = null;
           void this.drain();
-        }, waitMs);
+        }, jittered(waitMs));
     }
     // Backstop in case this instance dies before the drain finishes.
     if (this.alarmAt === null) void this.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
@@ -356,7 +366,7 @@ export class ConversationDO extends DurableObject<Env> {
   private async coalesce(ms: number): Promise<void> {
     if (ms <= 0 || this.drainUrgent) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => ((this.wakeDrain = null), resolve()), ms);
+      const timer = setTimeout(() => ((this.wakeDrain = null), resolve()), jittered(ms));
       this.wakeDrain = () => {
         clearTimeout(timer);
         this.wakeDrain = null;

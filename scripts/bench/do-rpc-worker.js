@@ -46,7 +46,10 @@ export default {
         ? (t) => t.noop()
         : mode === 'text'
           ? (t) => t.deliverText([{ conv: msg.conv, seq: msg.seq, text }])
-          : (t, i) => t.deliver([{ user: `user${i}`, msg }]);
+          : mode === 'fresh'
+            ? // A stub looked up by name for every call, as against one kept from the first.
+              (_t, i) => env.TARGETS.get(env.TARGETS.idFromName(`user${i}`)).deliver([{ user: `user${i}`, msg }])
+            : (t, i) => t.deliver([{ user: `user${i}`, msg }]);
     const t0 = Date.now();
     let calls = 0;
     while (Date.now() - t0 < ms) {

@@ -107,6 +107,7 @@ async function main(): Promise<void> {
     await measure('plain (no DO)', 'plain', [a]),
     await measure('noop', 'noop', [a]),
     await measure('deliver', 'deliver', [a]),
+    await measure('deliver, stub per call', 'fresh', [a]),
     await measure('deliver as text', 'text', [a]),
   ];
   const b = await start();
