@@ -4,9 +4,10 @@ import path from 'node:path';
 
 /**
  * BENCH_EDGE_STATE: where a benchmark's edge (workerd) keeps its Durable Objects' SQLite (each
- * benchmark says which is its default). `disk`: a temp dir on disk, where every commit is a disk sync on workerd's only
- * thread. `tmpfs`: /dev/shm, where a commit survives a workerd crash but not a machine crash, as
- * on Cloudflare, where a commit is made durable by replication rather than by a local sync.
+ * benchmark says which is its default). `disk`: a temp dir on disk, where every commit is a disk
+ * sync on workerd's only thread. `tmpfs`: /dev/shm, where a commit survives a workerd crash but
+ * not a machine crash, as on Cloudflare, where a commit is made durable by replication rather
+ * than by a local sync.
  */
 export type EdgeState = 'disk' | 'tmpfs';
 
