@@ -93,8 +93,8 @@ const CFG = {
   echo: flag('BENCH_ECHO', true),
   keep: flag('BENCH_KEEP', false),
   verbose: flag('BENCH_VERBOSE', false),
-  // On disk, workerd waits for a disk sync on its only thread at every commit: at 500 msg/s it
-  // cannot keep up (it received 404–461 msg/s), a limit of the local runtime that Cloudflare's
+  // On disk, workerd waits for a disk sync on its only thread at every commit (some runs at 500
+  // msg/s received only 404–461 msg/s), a limit of the local runtime that Cloudflare's
   // replicated storage does not share.
   edgeState: edgeState('tmpfs'),
   cpuLayout: cpuLayout(),
