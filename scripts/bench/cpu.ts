@@ -62,21 +62,20 @@ export type Target = { pgrp: number; comm?: string } | { pid: number } | { tree:
 
 /** The processes a target names now (`self`: this one). */
 export function pidsOf(t: Target): number[] {
-  if ('self' in t) return [process.pid];
-  const procs = readProcs();
-  if ('tree' in t) return treeIn(procs, t.tree);
-  return procs.filter((p) => matches(p, t)).map((p) => p.pid);
+  return 'self' in t ? [process.pid] : select(readProcs(), t).map((p) => p.pid);
 }
 
-/** `pid` and every process under it (a `tsx` wrapper and the Node it runs). */
-function treeIn(procs: ProcStat[], pid: number): number[] {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const p of procs) if (p.ppid === out[i]) out.push(p.pid);
-  return out;
-}
-
-function matches(p: ProcStat, t: Exclude<Target, { self: true } | { tree: number }>): boolean {
-  return 'pgrp' in t ? p.pgrp === t.pgrp && (t.comm === undefined || p.comm === t.comm) : 'pid' in t ? p.pid === t.pid : p.comm === t.comm;
+/** The processes of `procs` that `t` names; a tree is `t.tree` and every process under it (a `tsx` wrapper and the Node it runs). */
+function select(procs: ProcStat[], t: Exclude<Target, { self: true }>): ProcStat[] {
+  if ('tree' in t) {
+    const tree = new Set([t.tree]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const p of procs) if (!tree.has(p.pid) && tree.has(p.ppid)) (tree.add(p.pid), (grew = true));
+    }
+    return procs.filter((p) => tree.has(p.pid));
+  }
+  return procs.filter((p) => ('pgrp' in t ? p.pgrp === t.pgrp && (t.comm === undefined || p.comm === t.comm) : 'pid' in t ? p.pid === t.pid : p.comm === t.comm));
 }
 
 export interface CpuSnapshot {
@@ -94,8 +93,7 @@ export function cpuSnapshot(targets: Map<string, Target>): CpuSnapshot {
       byName.set(name, (u.user + u.system) / 1e6);
       continue;
     }
-    const tree = 'tree' in t ? new Set(treeIn(procs, t.tree)) : null;
-    const hits = procs.filter((p) => (tree ? tree.has(p.pid) : matches(p, t as Exclude<Target, { self: true } | { tree: number }>)));
+    const hits = select(procs, t);
     byName.set(name, hits.length ? hits.reduce((a, p) => a + p.cpu, 0) : null);
   }
   return { at: performance.now(), byName, machine: machine() };

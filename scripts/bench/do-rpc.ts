@@ -8,6 +8,7 @@
  *   - plain: the same calls to plain objects in the isolate (the baseline: no Durable Object);
  *   - noop: a Durable Object call that does nothing;
  *   - deliver: a call carrying one message, serialized by the callee (SessionDO.deliver's shape);
+ *   - deliver, stub per call: the same with the stub looked up by name for every call;
  *   - text: the same message serialized once by the caller, passed as text;
  *   - deliver ×2: two workerd processes at once, each with its own objects (does it scale with cores?).
  * For each: calls/s, workerd CPU per call, and the cores 10,000 deliveries/s would take at that
