@@ -63,6 +63,13 @@ export class Sequencer {
   /** Current members, by id (null: not loaded yet, or changed by the last transaction). */
   private memberCache: string[] | null = null;
   private memberSet: Set<string> | null = null;
+  /**
+   * The last seq taken (null: not loaded yet). A message does not write it to meta: that was one
+   * statement and one page more in every send's commit. It is the newest row of `messages` (the
+   * window is trimmed from the old end only, and `acknowledge` records it before trimming), or
+   * meta's `last_seq` where that is higher (a new conversation, one whose window was emptied).
+   */
+  private lastSeqCache: number | null = null;
 
   constructor(
     private readonly sql: SqlLike,
@@ -84,7 +91,10 @@ export class Sequencer {
   }
 
   get lastSeq(): number {
-    return Number(this.meta('last_seq') ?? '0');
+    const pending = this.pendingMeta.get('last_seq');
+    if (pending !== undefined) return Number(pending);
+    this.lastSeqCache ??= Math.max(Number(this.loadMeta().get('last_seq') ?? '0'), this.all<{ s: number | null }>('SELECT MAX(seq) AS s FROM messages')[0]?.s ?? 0);
+    return this.lastSeqCache;
   }
 
   create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility }, now: number): Result<{ members: string[]; existed: boolean }> {
@@ -129,10 +139,11 @@ export class Sequencer {
       }
       this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body) VALUES (?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, msg.body);
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
-      this.setMeta('last_seq', String(seq));
       alsoWrite?.();
     });
     if (prior) return { ok: true, seq: prior.seq, ts: prior.ts, duplicate: true };
+    // Committed: the new row of `messages` is the last seq now.
+    this.lastSeqCache = seq;
     return { ok: true, seq, ts: now, duplicate: false };
   }
 
@@ -325,8 +336,15 @@ export class Sequencer {
   acknowledge(oseq: number, window: number): void {
     this.sql.exec('DELETE FROM outbox WHERE oseq <= ?', oseq);
     const undrained = this.all<{ s: number | null }>('SELECT MIN(seq) AS s FROM outbox WHERE seq IS NOT NULL')[0]?.s ?? null;
-    const cutoff = Math.min(this.lastSeq - window, (undrained ?? Infinity) - 1);
-    if (cutoff > 0) this.sql.exec('DELETE FROM messages WHERE seq <= ?', cutoff);
+    const last = this.lastSeq;
+    const cutoff = Math.min(last - window, (undrained ?? Infinity) - 1);
+    if (cutoff <= 0) return;
+    // A trim that takes the newest row too (a window of 0) leaves the last seq to meta.
+    if (cutoff >= last) {
+      this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', 'last_seq', String(last));
+      this.loadMeta().set('last_seq', String(last));
+    }
+    this.sql.exec('DELETE FROM messages WHERE seq <= ?', cutoff);
   }
 
   private all<T>(query: string, ...bindings: unknown[]): T[] {
@@ -363,6 +381,8 @@ export class Sequencer {
     try {
       this.transaction(fn);
       for (const [k, v] of this.pendingMeta) meta.set(k, v);
+      const last = this.pendingMeta.get('last_seq');
+      if (last !== undefined) this.lastSeqCache = Number(last);
     } finally {
       this.pendingMeta.clear();
       // Read the members again when next needed (whether or not the change committed).

@@ -35,6 +35,24 @@ describe('Sequencer', () => {
     assert.equal(s.lastSeq, 31);
   });
 
+  it('keeps the last seq across a restart, also once the window was emptied', () => {
+    const db = memorySql();
+    const a = new Sequencer(db.sql, db.transaction);
+    assert.ok(a.create({ conv, members: ['alice', 'bob'], title: null, creator: 'alice', direct: false }, 1).ok);
+    for (let i = 1; i <= 12; i++) a.send({ from: 'alice', dev: 'd1', cmid: `m${i}`, body: 'b' }, 1000);
+    const reopened = () => new Sequencer(db.sql, db.transaction);
+    assert.equal(reopened().lastSeq, 12, 'from the newest row of the window');
+    a.acknowledge(a.outbox(100).at(-1)!.oseq, 0);
+    assert.equal(a.readWindow(0, 10)?.msgs.length ?? 0, 0, 'a window of 0 keeps no message');
+    const b = reopened();
+    assert.equal(b.lastSeq, 12, 'from meta once the window is empty');
+    const next = b.send({ from: 'bob', dev: 'd2', cmid: 'n1', body: 'b' }, 2000);
+    assert.ok(next.ok && next.seq === 13 && !next.duplicate);
+    assert.equal(reopened().lastSeq, 13);
+    const dup = reopened().send({ from: 'alice', dev: 'd1', cmid: 'm3', body: 'b' }, 3000);
+    assert.ok(dup.ok && dup.seq === 3 && dup.duplicate, 'a retry after a restart still gets its original seq');
+  });
+
   it('treats the same cmid from two senders as two messages', () => {
     const a = send('alice', 'same');
     const b = send('bob', 'same');
@@ -123,7 +141,8 @@ describe('Sequencer', () => {
     assert.deepEqual(flaky.members(), ['alice', 'bob']);
     const b = flaky.send({ from: 'alice', dev: 'd1', cmid: 'b', body: 'b' }, 4);
     assert.ok(b.ok && b.seq === 2 && !b.duplicate, 'the failed send neither took seq 2 nor left a dedupe row');
-    assert.equal((db.prepare('SELECT value FROM meta WHERE key = ?').get('last_seq') as { value: string }).value, '2');
+    assert.equal(new Sequencer(sql, transaction).lastSeq, 2, 'what is stored says seq 2 too');
+    assert.equal((db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 2);
   });
 
   it('returns the same direct conversation on a second create, and conflicts otherwise', () => {
