@@ -7,7 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import WebSocket from 'ws';
+import { arg, portAndSeconds } from './lib/args.ts';
+import { connectInspector } from './lib/inspector.ts';
 import { ROOT } from './lib/processes.ts';
 
 interface ProfileNode {
@@ -22,42 +23,18 @@ interface Profile {
   endTime: number;
 }
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
-}
-
-const port = Number(arg('port', process.env.EDGE_INSPECTOR_PORT ?? '9229'));
-const seconds = Number(arg('seconds', '8'));
+const { port, seconds } = portAndSeconds(8);
 const out = path.resolve(ROOT, arg('out', '.bench/edge.cpuprofile'));
-if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`--port: expected 1..65535, got ${port}`);
-if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new Error(`--seconds: expected 1..600, got ${seconds}`);
 
-const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { id: string; title?: string; webSocketDebuggerUrl?: string }[];
-const target = targets.find((t) => t.id.includes('switchboard-edge')) ?? targets[0];
-if (!target) throw new Error(`no inspector target on port ${port}`);
-const ws = new WebSocket(target.webSocketDebuggerUrl ?? `ws://127.0.0.1:${port}/${target.id}`);
-await new Promise<void>((resolve, reject) => (ws.once('open', () => resolve()), ws.once('error', reject)));
-let nextId = 1;
-const pending = new Map<number, (r: any) => void>();
-ws.on('message', (data) => {
-  const m = JSON.parse(String(data)) as { id?: number; result?: unknown };
-  if (m.id !== undefined) pending.get(m.id)?.(m.result), pending.delete(m.id);
-});
-const call = <T>(method: string, params: object = {}) =>
-  new Promise<T>((resolve) => {
-    const id = nextId++;
-    pending.set(id, resolve);
-    ws.send(JSON.stringify({ id, method, params }));
-  });
-
+const { inspector, targetId } = await connectInspector(port);
+const call = <T>(method: string, params: object = {}) => inspector.call<T>(method, params);
 await call('Profiler.enable');
 await call('Profiler.setSamplingInterval', { interval: 1000 });
 await call('Profiler.start');
-process.stderr.write(`profile-edge: sampling ${target.id} for ${seconds} s …\n`);
+process.stderr.write(`profile-edge: sampling ${targetId} for ${seconds} s …\n`);
 await new Promise((r) => setTimeout(r, seconds * 1000));
 const { profile } = await call<{ profile: Profile }>('Profiler.stop');
-ws.close();
+inspector.close();
 fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.writeFileSync(out, JSON.stringify(profile));
 
