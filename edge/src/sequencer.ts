@@ -66,8 +66,9 @@ export class Sequencer {
   /**
    * The last seq taken (null: not loaded yet). A message does not write it to meta: that was one
    * statement and one page more in every send's commit. It is the newest row of `messages` (the
-   * window is trimmed from the old end only, and `acknowledge` records it before trimming), or
-   * meta's `last_seq` where that is higher (a new conversation, one whose window was emptied).
+   * window is trimmed from the old end only), or meta's `last_seq` where that is higher: a new
+   * conversation, a membership change, or a trim that took the newest row (`acknowledge` writes
+   * it first).
    */
   private lastSeqCache: number | null = null;
 

@@ -38,7 +38,7 @@ export function cpuLayout(): CpuLayout {
   }
   const layout = v as CpuLayout;
   if (layout !== 'shared' && os.cpus().length < 2) {
-    console.error(`BENCH_CPU_LAYOUT=split needs at least 2 CPUs (this machine has ${os.cpus().length}); use BENCH_CPU_LAYOUT=shared`);
+    console.error(`BENCH_CPU_LAYOUT=${layout} needs at least 2 CPUs (this machine has ${os.cpus().length}); use BENCH_CPU_LAYOUT=shared`);
     process.exit(2);
   }
   if (layout !== 'shared' && spawnSync('taskset', ['--version']).error) {
