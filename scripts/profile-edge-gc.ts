@@ -8,8 +8,8 @@
  * nothing else. A fall of the used size to under a third is taken as a major collection (a
  * minor one frees only the young generation: measured here, falls to 44-70 % of a 10-35 MB heap;
  * major ones to 11-30 %); smaller falls are counted as minor. The slowest answers are listed too. Printed with wall-clock times, so they line up with
- * `BENCH_TRACE`'s per-message timestamps. Sampling is cheap: unlike profile:edge it does not slow
- * the Worker down.
+ * `BENCH_TRACE`'s per-message timestamps. Each poll asks for two numbers, so it costs the Worker
+ * far less than profile:edge's sampler.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -4,19 +4,19 @@ import os from 'node:os';
 /**
  * BENCH_CPU_LAYOUT: how a benchmark places the system on this machine's cores.
  *
- * `split` (default): the edge (workerd and its runner, and the echo server it is compared with)
- * on the first half of the cores; the region side (the region's Node and the Cassandra and Kafka
- * JVMs) and the bench client on the other half, the client at a higher priority (nice -10). In
- * production the edge, the region and the users' devices never share a machine. Sharing cores
- * here lets the region's bursts (JIT compiles, garbage collection, batch writes) take the CPU
- * that workerd's single thread needs, which shows as edge latency that production would not
- * have; and the client standing in for a hundred devices took 16-19 % of the edge's core. The
- * region is off the measured path (the edge pushes live; the region's copy lags by design), so
- * the client shares its half; its priority keeps the region's bursts from delaying its clock
- * readings, which would only add to the measured latency.
+ * `split` (default): the edge side (workerd and its runner, the bench client standing in for the
+ * users' devices, the echo server it is compared with) on the first half of the cores, the
+ * region side (the region's Node and the Cassandra and Kafka JVMs) on the other half. In
+ * production they never share a machine: the edge runs in Cloudflare's network, the region in a
+ * data centre. Sharing cores here lets the region's bursts (JIT compiles, garbage collection,
+ * batch writes) take the CPU that workerd's single thread needs, which shows as edge latency
+ * that production would not have.
  *
- * `split-edge-client`: as `split`, but the bench client on the edge's half (this layout was
- * `split` before).
+ * `split-client-region`: as `split`, but the bench client (16-19 % of a core at 500 msg/s) on the
+ * region's half at a higher priority (nice -10), so that it does not compete with workerd. The
+ * region is off the measured path (the edge pushes live; its copy lags by design); the priority
+ * keeps the region's bursts from delaying the client's clock readings. Back to back with warm
+ * engines, neither layout's p99 stood out from the run-to-run noise.
  *
  * `shared`: every process may run on every core, as the OS schedules them.
  *
@@ -24,9 +24,9 @@ import os from 'node:os';
  * inherit it. Engines the benchmark did not start are put back as they were when it ends. Redis,
  * a service of the machine's own using about 1 % of a core here, is left where it is.
  */
-export type CpuLayout = 'split' | 'split-edge-client' | 'shared';
-const LAYOUTS: readonly CpuLayout[] = ['split', 'split-edge-client', 'shared'];
-/** The bench client's niceness in `split` (negative: before the region side's processes). */
+export type CpuLayout = 'split' | 'split-client-region' | 'shared';
+const LAYOUTS: readonly CpuLayout[] = ['split', 'split-client-region', 'shared'];
+/** The bench client's niceness in `split-client-region` (negative: before the region side's processes). */
 const CLIENT_NICE = -10;
 export type Side = 'edge' | 'region';
 
@@ -66,23 +66,23 @@ export class Pinning {
 
   /** One line for the output and the record: what ran where. */
   describe(): string {
-    if (this.layout === 'split') return `split: edge and echo server on CPU ${this.cpus.edge}; region, Cassandra, Kafka and the bench client (nice ${CLIENT_NICE}) on CPU ${this.cpus.region}`;
-    if (this.layout === 'split-edge-client') return `split-edge-client: edge, bench client and echo server on CPU ${this.cpus.edge}; region, Cassandra and Kafka on CPU ${this.cpus.region}`;
+    if (this.layout === 'split') return `split: edge, bench client and echo server on CPU ${this.cpus.edge}; region, Cassandra and Kafka on CPU ${this.cpus.region}`;
+    if (this.layout === 'split-client-region') return `split-client-region: edge and echo server on CPU ${this.cpus.edge}; region, Cassandra, Kafka and the bench client (nice ${CLIENT_NICE}) on CPU ${this.cpus.region}`;
     return 'shared: every process on every CPU';
   }
 
   /** The side the bench client (the stand-in for the users' devices) goes on. */
   get clientSide(): Side {
-    return this.layout === 'split' ? 'region' : 'edge';
+    return this.layout === 'split-client-region' ? 'region' : 'edge';
   }
 
   /**
-   * Pins the bench client (`pids`: its own processes) to its side and, in `split`, raises its
+   * Pins the bench client (`pids`: its own processes) to its side and, in `split-client-region`, raises its
    * priority. A refused renice (not root) is reported and the run goes on at normal priority.
    */
   pinClient(pids: number[], warn: (line: string) => void): void {
     this.pin(this.clientSide, pids);
-    if (this.layout !== 'split') return;
+    if (this.layout !== 'split-client-region') return;
     for (const pid of pids) {
       const r = spawnSync('renice', ['-n', String(CLIENT_NICE), '-p', String(pid)], { encoding: 'utf8' });
       if (r.status !== 0) warn(`renice ${CLIENT_NICE} of the bench client refused (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}); it runs at normal priority`);

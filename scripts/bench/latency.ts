@@ -28,7 +28,7 @@
  * | BENCH_KEEP | 0 | 1 keeps the keyspace, topics and Redis keys |
  * | BENCH_VERBOSE | 0 | 1 streams the region's and the edge's logs to stderr |
  * | BENCH_EDGE_STATE | tmpfs | where workerd keeps the Durable Objects' SQLite: `tmpfs` or `disk` (edge-state.ts) |
- * | BENCH_CPU_LAYOUT | split | `split`: the edge on one half of the cores, the region side and the bench client (nice -10) on the other; `split-edge-client`: the client on the edge's half; `shared`: anywhere (cpu-layout.ts) |
+ * | BENCH_CPU_LAYOUT | split | `split`: the edge side (with the bench client) and the region side each on its own half of the cores; `split-client-region`: the bench client on the region's half, at nice -10; `shared`: anywhere (cpu-layout.ts) |
  * | BENCH_OUT | .bench/latency.json | |
  * | BENCH_EDGE_VARS | (none) | edge settings for this run, `KEY:VALUE,…` (e.g. DRAIN_COALESCE_MS:250) |
  * | BENCH_TRACE | (none) | a directory: each rate's messages as CSV (`trace-<phase>-<rate>.csv`, phases counted from 0: lane, due, send, sequenced, sent, msg; ms from the phase's start) |
