@@ -342,7 +342,7 @@ export class Sequencer {
     if (cutoff <= 0) return;
     // A trim that takes the newest row too (a window of 0) leaves the last seq to meta.
     if (cutoff >= last) {
-      this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', 'last_seq', String(last));
+      this.upsertMeta('last_seq', String(last));
       this.loadMeta().set('last_seq', String(last));
     }
     this.sql.exec('DELETE FROM messages WHERE seq <= ?', cutoff);
@@ -363,8 +363,12 @@ export class Sequencer {
 
   /** Inside `tx` only. */
   private setMeta(key: string, value: string): void {
-    this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, value);
+    this.upsertMeta(key, value);
     this.pendingMeta.set(key, value);
+  }
+
+  private upsertMeta(key: string, value: string): void {
+    this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, value);
   }
 
   private loadMembers(): string[] {

@@ -24,8 +24,8 @@ import os from 'node:os';
  * inherit it. Engines the benchmark did not start are put back as they were when it ends. Redis,
  * a service of the machine's own using about 1 % of a core here, is left where it is.
  */
-export type CpuLayout = 'split' | 'split-client-region' | 'shared';
-const LAYOUTS: readonly CpuLayout[] = ['split', 'split-client-region', 'shared'];
+const LAYOUTS = ['split', 'split-client-region', 'shared'] as const;
+export type CpuLayout = (typeof LAYOUTS)[number];
 /** The bench client's niceness in `split-client-region` (negative: before the region side's processes). */
 const CLIENT_NICE = -10;
 export type Side = 'edge' | 'region';
