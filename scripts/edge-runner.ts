@@ -11,6 +11,8 @@
  *   tsx scripts/edge-runner.ts --port 8787 --persist-to .data/edge [--var KEY:VALUE …]
  *
  * EDGE_INSPECTOR_PORT=9229 opens the V8 inspector on loopback, for `npm run profile:edge`.
+ * EDGE_V8_FLAGS='--trace-gc …' passes V8 flags to workerd (Miniflare has no option for them; see
+ * scripts/workerd/run-workerd.sh).
  *
  * Logs are JSON lines on stdout (the Worker's own lines pass through as they are). SIGINT or
  * SIGTERM disposes of workerd and exits 0.
@@ -22,6 +24,7 @@ import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
 import { ROOT } from './lib/processes.ts';
+import { v8FlagsEnv } from './workerd/v8-flags.ts';
 
 const log = (level: string, msg: string, fields: Record<string, unknown> = {}) =>
   process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), level, svc: 'edge-runner', msg, ...fields }) + '\n');
@@ -82,6 +85,15 @@ async function main(): Promise<void> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, 'wrangler.toml'));
   const inspectorPort = process.env.EDGE_INSPECTOR_PORT ? Number(process.env.EDGE_INSPECTOR_PORT) : undefined;
   if (inspectorPort !== undefined && (!Number.isInteger(inspectorPort) || inspectorPort < 1 || inspectorPort > 65_535)) fail(`EDGE_INSPECTOR_PORT: expected 1..65535, got ${JSON.stringify(process.env.EDGE_INSPECTOR_PORT)}`);
+  const v8Flags = process.env.EDGE_V8_FLAGS?.trim();
+  if (v8Flags) {
+    try {
+      Object.assign(process.env, v8FlagsEnv(v8Flags));
+    } catch (err) {
+      fail(`EDGE_V8_FLAGS: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    log('info', 'workerd gets V8 flags', { flags: v8Flags });
+  }
   const mf = new Miniflare({
     host: args.host,
     port: args.port,
