@@ -31,7 +31,7 @@
  * | BENCH_CPU_LAYOUT | split | `split`: the edge side (with the bench client) and the region side each on its own half of the cores; `split-client-region`: the bench client on the region's half, at nice -10; `shared`: anywhere (cpu-layout.ts) |
  * | BENCH_OUT | .bench/latency.json | |
  * | BENCH_EDGE_VARS | (none) | edge settings for this run, `KEY:VALUE,…` (e.g. DRAIN_COALESCE_MS:250) |
- * | BENCH_GC_TRACE | 0 | 1 runs workerd with V8's `--trace-gc` and prints the Worker isolate's collection pauses per phase (gc-trace.ts) |
+ * | BENCH_GC_TRACE | 0 | 1 runs workerd with V8's `--trace-gc` (added to any EDGE_V8_FLAGS) and prints the Worker isolate's collection pauses per phase (gc-trace.ts) |
  * | BENCH_TRACE | (none) | a directory: each rate's messages as CSV (`trace-<phase>-<rate>.csv`, phases counted from 0: lane, due, send, sequenced, sent, msg; ms from the phase's start) |
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -416,7 +416,7 @@ async function main(): Promise<void> {
     services.push(region);
     check();
     progress('edge in workerd …');
-    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: CFG.edgeVars, v8Flags: CFG.gcTrace ? '--trace-gc' : undefined, sink });
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: CFG.edgeVars, v8Flags: CFG.gcTrace ? [process.env.EDGE_V8_FLAGS, '--trace-gc'].filter(Boolean).join(' ') : undefined, sink });
     services.push(edge);
     check();
 
