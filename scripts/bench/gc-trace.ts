@@ -31,11 +31,7 @@ export interface GcSummary {
 
 const LINE = /^\[\d+:(0x[0-9a-f]+)\]\s+\d+ ms: (Scavenge|Minor Mark-Sweep|Mark-Compact(?: \(reduce\))?) [\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/;
 
-interface IsolateTotals {
-  scavenge: PauseStats;
-  markCompact: PauseStats;
-  liveMbAfterLastFull: number | null;
-}
+type IsolateTotals = Omit<GcSummary, 'pausedMs'>;
 
 const empty = (): IsolateTotals => ({ scavenge: { n: 0, totalMs: 0, maxMs: 0 }, markCompact: { n: 0, totalMs: 0, maxMs: 0 }, liveMbAfterLastFull: null });
 
