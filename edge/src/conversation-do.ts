@@ -6,6 +6,8 @@ import { LivePush } from './live-push.ts';
 import { callRegion } from './region-client.ts';
 import { Receipts } from './receipts.ts';
 import { Sequencer, type MemberRow, type MembershipChange, type Result } from './sequencer.ts';
+import type { SessionDO } from './session-do.ts';
+import { StubCache } from './stub-cache.ts';
 
 /** Outbox events sent to the region per request. */
 const DRAIN_BATCH = 200;
@@ -62,14 +64,20 @@ export class ConversationDO extends DurableObject<Env> {
   private drainUrgent = false;
   /** Ends a running drain's coalescing wait early (set while it waits). */
   private wakeDrain: (() => void) | null = null;
+  /** The members' SessionDOs. */
+  private readonly sessions: StubCache<DurableObjectStub<SessionDO>>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.seq = new Sequencer(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn));
     this.receipts = new Receipts(ctx.storage.sql);
+    this.sessions = new StubCache((user) => env.SESSIONS.get(env.SESSIONS.idFromName(user)));
     this.live = new LivePush({
-      target: (user) => env.SESSIONS.get(env.SESSIONS.idFromName(user)),
-      onError: (user, err) => log('warn', 'live push failed; the region delivers it', { conv: this.seq.conv, user, ...errorFields(err) }),
+      target: (user) => this.sessions.get(user),
+      onError: (user, err) => {
+        this.sessions.drop(user);
+        log('warn', 'live push failed; the region delivers it', { conv: this.seq.conv, user, ...errorFields(err) });
+      },
       onMissed: () => this.scheduleDrain(0),
     });
   }
@@ -191,9 +199,13 @@ export class ConversationDO extends DurableObject<Env> {
         const own = member === input.user;
         if (own && moved.read === undefined) continue;
         const e = own ? { conv, user: input.user, read: moved.read } : event;
-        this.env.SESSIONS.get(this.env.SESSIONS.idFromName(member))
+        this.sessions
+          .get(member)
           .receipts([e], own ? input.device : undefined)
-          .catch((err: unknown) => log('warn', 'receipt relay failed', { conv, member, ...errorFields(err) }));
+          .catch((err: unknown) => {
+            this.sessions.drop(member);
+            log('warn', 'receipt relay failed', { conv, member, ...errorFields(err) });
+          });
       }
     }
     // Where nobody is told of deliveries, SessionDOs report them only now and then.
@@ -266,7 +278,8 @@ export class ConversationDO extends DurableObject<Env> {
     if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
     const others = this.seq.members().filter((m) => m !== input.user);
     if (others.length + 1 > PRESENCE.typingMaxMembers) return { ok: true, relayed: 0 };
-    const results = await Promise.allSettled(others.map((m) => this.env.SESSIONS.get(this.env.SESSIONS.idFromName(m)).typing({ conv, user: input.user })));
+    const results = await Promise.allSettled(others.map((m) => this.sessions.get(m).typing({ conv, user: input.user })));
+    results.forEach((r, i) => r.status === 'rejected' && this.sessions.drop(others[i]!));
     return { ok: true, relayed: results.filter((r) => r.status === 'fulfilled').length };
   }
 

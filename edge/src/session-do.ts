@@ -10,12 +10,14 @@ import {
   type RouteOp,
   type ServerFrame,
 } from '@switchboard/protocol';
+import type { ConversationDO } from './conversation-do.ts';
 import { DeliveredReports } from './delivered-reports.ts';
 import { DeliveryTracker } from './delivery.ts';
 import { config, type Env } from './env.ts';
 import { errorFields, log } from './log.ts';
 import { callRegion } from './region-client.ts';
 import { PresenceRelay } from './presence-relay.ts';
+import { StubCache } from './stub-cache.ts';
 import { TypingLimiter } from './typing.ts';
 
 /** What each hibernatable socket remembers across wake-ups. */
@@ -70,6 +72,8 @@ export class SessionDO extends DurableObject<Env> {
   private readonly deliveredReports = new DeliveredReports();
   /** This object's user, once a socket told it (one SessionDO per user). */
   private user: string | null = null;
+  /** The ConversationDOs this user's devices talk to. */
+  private readonly conversations: StubCache<DurableObjectStub<ConversationDO>>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -78,6 +82,7 @@ export class SessionDO extends DurableObject<Env> {
     this.sql.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     this.delivery = new DeliveryTracker(this.sql, { window: cfg.deliveryWindow, retransmitMs: cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
     this.presenceRelay = new PresenceRelay(this.sql, () => config(env));
+    this.conversations = new StubCache((conv) => env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv)));
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -113,6 +118,8 @@ export class SessionDO extends DurableObject<Env> {
         await this.handle(ws, who, frame);
       } catch (err) {
         if (err instanceof ProtocolError) return sendError(ws, frame.rid, err);
+        // A failed call may have broken the stub: the next frame gets a new one.
+        if ('conv' in frame) this.conversations.drop(frame.conv);
         log('error', 'frame handler failed', { user: who.user, device: who.device, t: frame.t, ...errorFields(err) });
         sendError(ws, frame.rid, new ProtocolError('internal'));
       }
@@ -351,7 +358,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   private conversation(conv: string) {
-    return this.env.CONVERSATIONS.get(this.env.CONVERSATIONS.idFromName(conv));
+    return this.conversations.get(conv);
   }
 
   /** Live sockets by device. */
