@@ -1,5 +1,10 @@
 import { signRequest } from '@switchboard/protocol';
-import type { EdgeConfig } from './env.ts';
+
+/** Where the region is and the secret its internal API checks (EdgeConfig has both). */
+export interface RegionTarget {
+  regionUrl: string;
+  internalSecret: string;
+}
 
 export class RegionError extends Error {
   override name = 'RegionError';
@@ -8,24 +13,39 @@ export class RegionError extends Error {
   }
 }
 
-/** POSTs a signed JSON body to the region's internal API and returns its JSON answer. */
-export async function callRegion<T>(cfg: EdgeConfig, path: string, body: unknown, timeoutMs = 10_000): Promise<T> {
+/**
+ * POSTs a signed JSON body to the region's internal API and returns its JSON answer, within
+ * `timeoutMs` (the answer's body included). The timeout is a timer cleared once the call ends:
+ * with `AbortSignal.timeout` every call's signal and timer outlived it by the whole timeout, and
+ * a heap snapshot of the edge under bench:latency at 500 msg/s held 490 of them.
+ */
+export async function callRegion<T>(cfg: RegionTarget, path: string, body: unknown, timeoutMs = 10_000): Promise<T> {
   const text = JSON.stringify(body);
   const headers = await signRequest(cfg.internalSecret, 'POST', path, text);
-  let res: Response;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
   try {
-    res = await fetch(cfg.regionUrl + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: text,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (err) {
-    throw new RegionError(`region unreachable: ${err instanceof Error ? err.message : String(err)}`, 0);
+    let res: Response;
+    try {
+      res = await fetch(cfg.regionUrl + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: text,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      throw new RegionError(`region unreachable: ${err instanceof Error ? err.message : String(err)}`, 0);
+    }
+    if (!res.ok) {
+      const detail = await res.text().catch(() => '');
+      throw new RegionError(`region answered ${res.status} to ${path}: ${detail.slice(0, 200)}`, res.status);
+    }
+    try {
+      return (await res.json()) as T;
+    } catch (err) {
+      throw new RegionError(`region's answer to ${path} unreadable: ${err instanceof Error ? err.message : String(err)}`, res.status);
+    }
+  } finally {
+    clearTimeout(timer);
   }
-  if (!res.ok) {
-    const detail = await res.text().catch(() => '');
-    throw new RegionError(`region answered ${res.status} to ${path}: ${detail.slice(0, 200)}`, res.status);
-  }
-  return (await res.json()) as T;
 }
