@@ -25,27 +25,27 @@ export async function callRegion<T>(cfg: RegionTarget, path: string, body: unkno
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
   try {
-    let res: Response;
-    try {
-      res = await fetch(cfg.regionUrl + path, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
-        body: text,
-        signal: abort.signal,
-      });
-    } catch (err) {
-      throw new RegionError(`region unreachable: ${err instanceof Error ? err.message : String(err)}`, 0);
-    }
-    if (!res.ok) {
-      const detail = await res.text().catch(() => '');
-      throw new RegionError(`region answered ${res.status} to ${path}: ${detail.slice(0, 200)}`, res.status);
-    }
-    try {
-      return (await res.json()) as T;
-    } catch (err) {
-      throw new RegionError(`region's answer to ${path} unreadable: ${err instanceof Error ? err.message : String(err)}`, res.status);
-    }
+    return await post<T>(cfg.regionUrl + path, path, text, headers, abort.signal);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** One signed POST and its JSON answer; every failure is a RegionError. */
+async function post<T>(url: string, path: string, text: string, headers: Record<string, string>, signal: AbortSignal): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: text, signal });
+  } catch (err) {
+    throw new RegionError(`region unreachable: ${err instanceof Error ? err.message : String(err)}`, 0);
+  }
+  if (!res.ok) {
+    const detail = await res.text().catch(() => '');
+    throw new RegionError(`region answered ${res.status} to ${path}: ${detail.slice(0, 200)}`, res.status);
+  }
+  try {
+    return (await res.json()) as T;
+  } catch (err) {
+    throw new RegionError(`region's answer to ${path} unreadable: ${err instanceof Error ? err.message : String(err)}`, res.status);
   }
 }
