@@ -10,6 +10,14 @@
  *
  *   tsx scripts/edge-runner.ts --port 8787 --persist-to .data/edge [--var KEY:VALUE …]
  *
+ * Devices reach the Worker on its own socket (Miniflare's `unsafeDirectSockets`, the Worker's `Edge`
+ * entrypoint), not through Miniflare's entry and assets workers: those add a JavaScript hop to
+ * every request and frame and negotiate WebSocket compression by their own compatibility date,
+ * whatever wrangler.toml says. Cloudflare has neither in front of the Worker. The web client's
+ * assets still come from the assets binding (the Worker falls back to it for non-API paths).
+ *
+ * EDGE_WS_COMPRESSION=true drops `no_web_socket_compression` from the compatibility flags, so
+ * clients that offer permessage-deflate get it (to measure what it costs).
  * EDGE_INSPECTOR_PORT=9229 opens the V8 inspector on loopback, for `npm run profile:edge`.
  * EDGE_V8_FLAGS='--trace-gc …' passes V8 flags to workerd (Miniflare has no option for them; see
  * scripts/workerd/run-workerd.sh).
@@ -94,9 +102,13 @@ async function main(): Promise<void> {
     }
     log('info', 'workerd gets V8 flags', { flags: v8Flags });
   }
+  const compression = process.env.EDGE_WS_COMPRESSION === 'true';
+  if (process.env.EDGE_WS_COMPRESSION !== undefined && !compression && process.env.EDGE_WS_COMPRESSION !== 'false') fail(`EDGE_WS_COMPRESSION: expected true or false, got ${JSON.stringify(process.env.EDGE_WS_COMPRESSION)}`);
+  const compatibilityFlags = (workerOptions.compatibilityFlags ?? []).filter((f) => !(compression && f === 'no_web_socket_compression'));
   const mf = new Miniflare({
-    host: args.host,
-    port: args.port,
+    // Miniflare's own entry socket, for its internal use only; devices use the direct socket below.
+    host: '127.0.0.1',
+    port: 0,
     // Off unless asked for (it costs CPU per message): `scripts/profile-edge.ts` profiles through it.
     ...(inspectorPort !== undefined ? { inspectorPort } : {}),
     // The same folder layout as `wrangler dev --persist-to`, so either can open the other's state.
@@ -108,12 +120,15 @@ async function main(): Promise<void> {
         modules: true,
         modulesRoot: outdir,
         scriptPath: path.join(outdir, 'index.js'),
+        compatibilityFlags,
         bindings: { ...workerOptions.bindings, ...args.vars },
+        unsafeDirectSockets: [{ host: args.host, port: args.port, entrypoint: 'Edge' }],
       },
     ],
   } as ConstructorParameters<typeof Miniflare>[0]);
-  const url = await mf.ready;
-  log('info', `Ready on ${url.origin}`, { url: url.origin, persist: args.persistTo });
+  await mf.ready;
+  const origin = `http://${args.host}:${args.port}`;
+  log('info', `Ready on ${origin}`, { url: origin, persist: args.persistTo, wsCompression: compression });
 
   let stopping = false;
   const stop = async (sig: string) => {

@@ -17,12 +17,13 @@ import { ROOT } from './lib/processes.ts';
 const log = (msg: string, fields: Record<string, unknown> = {}) =>
   process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level: 'info', svc: 'test', msg, ...fields }) + '\n');
 
+/** Test files under the three test folders and their subfolders (one per concept), in path order. */
 function testFiles(filters: string[]): string[] {
   const out: string[] = [];
   for (const dir of ['protocol/test', 'region/test', 'edge/test']) {
     const abs = path.join(ROOT, dir);
     if (!fs.existsSync(abs)) continue;
-    for (const f of fs.readdirSync(abs).sort()) {
+    for (const f of (fs.readdirSync(abs, { recursive: true }) as string[]).sort()) {
       const rel = `${dir}/${f}`;
       if (f.endsWith('.test.ts') && (filters.length === 0 || filters.some((w) => rel.includes(w)))) out.push(rel);
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sign } from 'hono/jwt';
 import WebSocket from 'ws';
-import { signRequest, type Msg } from '@switchboard/protocol';
+import { HEARTBEAT_PING, HEARTBEAT_PONG, signRequest, type Msg } from '@switchboard/protocol';
 import { SwitchboardClient, devToken, type SocketLike } from '@switchboard/protocol/client';
 import { startSystem, type Engines, type System } from './system.ts';
 import { TestSocket, createConversation, token } from './socket.ts';
@@ -73,6 +73,15 @@ export function e2eSuite(engines: Engines): void {
       assert.deepEqual(page.msgs.map((m: { seq: number }) => m.seq), [1, 2]);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(b.msgs(conv).filter((m) => m.cmid === 'same-id').length, 1);
+    });
+
+    it('negotiates no compression by default, and answers the bare heartbeat without a wake-up', async () => {
+      const a = await open('alice', 'plain');
+      assert.equal(a.ws.extensions, '', 'the client offered permessage-deflate; the edge declined it');
+      a.raw(HEARTBEAT_PING);
+      const pong = await a.next((f) => f.t === 'pong' && f.rid === undefined);
+      assert.deepEqual(pong, JSON.parse(HEARTBEAT_PONG));
+      assert.equal(typeof (await a.request({ t: 'ping' })).ts, 'number', 'a ping with a rid is answered by the gateway, with its time');
     });
 
     it('answers every malformed frame with an error and keeps the connection usable', async () => {
@@ -248,7 +257,7 @@ export function e2eSuite(engines: Engines): void {
       await v2.waitSeqs(conv, 20);
       // The region's fan-out sees that the live path reached both users (vera on her other device).
       // A drain waits up to LIVE_SETTLE_MS (2 s) for the live path: on a saturated machine a push
-      // slower than that leaves its user to the fan-out too, which the SessionDO then drops as a
+      // slower than that leaves its user to the fan-out too, which the gateway then drops as a
       // duplicate (asserted below). Most must be left to the live path all the same.
       const deadline = Date.now() + 30_000;
       while ((await skipped()) - skippedBefore < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
@@ -352,8 +361,8 @@ export function e2eSuite(engines: Engines): void {
 
     it('refuses unsigned and replayed internal calls, on the edge and on the region', async () => {
       for (const [base, p, body] of [
-        [sys.edgeUrl, '/internal/deliver', JSON.stringify({ msgs: [{ t: 'msg', conv: 'c', seq: 1, cmid: 'x', from: 'eve', dev: 'd', ts: 1, body: 'forged' }], to: [{ user: 'alice', m: 0 }] })],
-        [sys.regionUrl, '/internal/routes', JSON.stringify({ ops: [{ op: 'down', user: 'nobody', device: 'd', edge: 'http://127.0.0.1:1' }] })],
+        [sys.edgeUrl, '/internal/deliver', JSON.stringify({ msgs: [{ t: 'msg', conv: 'c', seq: 1, cmid: 'x', from: 'eve', dev: 'd', ts: 1, body: 'forged' }], to: [{ user: 'alice', gw: 'gw:local:0', m: 0 }] })],
+        [sys.regionUrl, '/internal/routes', JSON.stringify({ ops: [{ op: 'down', user: 'nobody', device: 'd', edge: 'http://127.0.0.1:1', gw: 'gw:local:0', conn: 1 }] })],
       ] as const) {
         const unsigned = await fetch(base + p, { method: 'POST', body });
         assert.equal(unsigned.status, 401, `unsigned ${p}`);

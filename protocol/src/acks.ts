@@ -16,7 +16,7 @@ const realTimers: AckTimers = {
  * quiet spell leaves at once; those that follow within the window are folded into one that leaves
  * when it ends, naming the highest seq. Every seq is still acked (the server keeps each message in
  * flight until then, and retransmits only after seconds), at a fraction of the frames: each frame
- * is an event in the user's SessionDO. A seq at or below one already sent is not sent again,
+ * is an event in the device's gateway. A seq at or below one already sent is not sent again,
  * except through `now` (a retransmit shows the last ack may have been lost).
  */
 export class AckCoalescer {

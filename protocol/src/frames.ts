@@ -77,7 +77,14 @@ export const SentFrame = z.object({
 });
 export const MsgsFrame = z.object({ t: z.literal('msgs'), rid: Rid.optional(), conv: ConvId, msgs: z.array(Msg), more: z.boolean() });
 export const ErrorFrame = z.object({ t: z.literal('error'), rid: Rid.optional(), code: z.string(), message: z.string() });
-export const PongFrame = z.object({ t: z.literal('pong'), rid: Rid.optional(), ts: z.number().int() });
+/**
+ * Reply to `ping`. The bare heartbeat `{"t":"ping"}` (exactly those bytes, as the SDK sends it) is
+ * answered by the runtime without waking the gateway (`HEARTBEAT_PONG`: no `ts`).
+ */
+export const PongFrame = z.object({ t: z.literal('pong'), rid: Rid.optional(), ts: z.number().int().optional() });
+/** The heartbeat a client sends, byte for byte, and the answer the edge's runtime gives it unaided. */
+export const HEARTBEAT_PING = '{"t":"ping"}';
+export const HEARTBEAT_PONG = '{"t":"pong"}';
 export const HelloFrame = z.object({ t: z.literal('hello'), user: UserId, dev: DeviceId, v: z.literal(1) });
 export const ChangesFrame = z.object({
   t: z.literal('changes'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConvId, DeviceId, PRINCIPAL_ID_PATTERN, Seq, UserId } from './ids.ts';
+import { ConnId, ConvId, DeviceId, GATEWAY_ID_PATTERN, GatewayId, PRINCIPAL_ID_PATTERN, Seq, UserId } from './ids.ts';
 import { LIMITS } from './limits.ts';
 import { parseJsonBody } from './decode.ts';
 import { Msg } from './frames.ts';
@@ -20,24 +20,30 @@ export const ConversationCreated = z.object({
 });
 export type ConversationCreated = z.infer<typeof ConversationCreated>;
 
-/** Devices of one member that had the message pushed by the edge's live path. */
-export const LiveDelivered = z.object({ user: UserId, devices: z.array(DeviceId).min(1).max(LIMITS.maxDevicesPerUser) });
-export type LiveDelivered = z.infer<typeof LiveDelivered>;
+/**
+ * What the edge's live path did with a message on one gateway: every socket of the message's
+ * members connected to gateway `gw` with a connection id up to `upTo` has it (pushed and in
+ * flight, or already acked). A socket that connected later (a larger id, or a gateway restarted
+ * since) may not have it.
+ */
+export const LiveReached = z.object({ gw: GatewayId, upTo: ConnId });
+export type LiveReached = z.infer<typeof LiveReached>;
 
 /**
  * One sequenced entry: a message, or a membership change (`msg.sys`). `ver` is the conversation's
  * membership version as of this seq (the seq of the latest membership change at or before it, 0
- * for the members it was created with): fan-out caches members by it. `delivered`: the members'
- * devices the edge's live path already pushed it to (see edge/src/live-push.ts); the fan-out
- * worker does not deliver to those devices again, but does to any other device with a route (one
- * that connected meanwhile). Absent or partial is always safe: a SessionDO pushes a (conv, seq)
- * to a device once, and devices dedupe too.
+ * for the members it was created with): fan-out caches members by it. `live`: the gateways the
+ * edge's live path reached (see edge/src/conversation/live-push.ts); the fan-out worker does not
+ * deliver again to a member's device whose route names one of them with a connection id up to its
+ * `upTo`, and does to every other device with a route (one that connected meanwhile, or is on
+ * another gateway). Absent or partial is always safe: a gateway pushes a (conv, seq) to a device
+ * once while it is in flight or acked, and devices dedupe too.
  */
 export const MessageEvent = z.object({
   kind: z.literal('msg'),
   msg: Msg,
   ver: Seq.optional(),
-  delivered: z.array(LiveDelivered).max(LIMITS.maxMembers).optional(),
+  live: z.array(LiveReached).max(4096).optional(),
 });
 export type MessageEvent = z.infer<typeof MessageEvent>;
 
@@ -73,18 +79,25 @@ export type ReadRequest = z.infer<typeof ReadRequest>;
 export const ReadResponse = z.object({ msgs: z.array(Msg), more: z.boolean() });
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
-/** SessionDO → region: a device's route appeared or went away. */
+/**
+ * Gateway → region: a device's route appeared (or is refreshed) or went away. `conn` names the
+ * socket: `down` removes the route only while it still names that socket, so a device that
+ * reconnected meanwhile keeps its newer route.
+ */
 export const RouteOp = z.object({
   op: z.enum(['up', 'down']),
   user: UserId,
   device: DeviceId,
   edge: z.string().url().max(200),
+  gw: GatewayId,
+  conn: ConnId,
 });
 export type RouteOp = z.infer<typeof RouteOp>;
-export const RoutesRequest = z.object({ ops: z.array(RouteOp).min(1).max(1000) });
+/** One call per gateway and period: a gateway refreshes every socket it holds in calls of at most this many. */
+export const RoutesRequest = z.object({ ops: z.array(RouteOp).min(1).max(5000) });
 
-/** Region → edge: deliver each message to the live devices of `user`, except `skipDevice`. */
-export const Delivery = z.object({ user: UserId, msg: Msg, skipDevice: DeviceId.optional() });
+/** Region → edge: deliver each message to the live devices of `user` on gateway `gw`, except `skipDevice`. */
+export const Delivery = z.object({ user: UserId, gw: GatewayId, msg: Msg, skipDevice: DeviceId.optional() });
 export type Delivery = z.infer<typeof Delivery>;
 /**
  * The wire form of a batch of deliveries: each message once, and per recipient the index of its
@@ -93,7 +106,7 @@ export type Delivery = z.infer<typeof Delivery>;
 export const DeliverRequest = z
   .object({
     msgs: z.array(Msg).min(1).max(1000),
-    to: z.array(z.object({ user: UserId, m: z.number().int().min(0), skip: DeviceId.optional() })).min(1).max(20_000),
+    to: z.array(z.object({ user: UserId, gw: GatewayId, m: z.number().int().min(0), skip: DeviceId.optional() })).min(1).max(20_000),
   })
   .refine((r) => r.to.every((t) => t.m < r.msgs.length), { message: 'to[].m: no such message' });
 export type DeliverRequest = z.infer<typeof DeliverRequest>;
@@ -115,12 +128,13 @@ export function fastDeliverRequest(value: unknown): DeliverRequest | null {
   const count = parsed.data.length;
   const out: DeliverRequest['to'] = new Array(to.length);
   for (let i = 0; i < to.length; i++) {
-    const t = to[i] as { user?: unknown; m?: unknown; skip?: unknown } | null;
+    const t = to[i] as { user?: unknown; gw?: unknown; m?: unknown; skip?: unknown } | null;
     if (typeof t !== 'object' || t === null || Array.isArray(t)) return null;
-    const { user, m, skip } = t;
+    const { user, gw, m, skip } = t;
     if (typeof user !== 'string' || !PRINCIPAL_ID_PATTERN.test(user) || typeof m !== 'number' || !Number.isInteger(m) || m < 0 || m >= count) return null;
+    if (typeof gw !== 'string' || !GATEWAY_ID_PATTERN.test(gw)) return null;
     if (skip !== undefined && (typeof skip !== 'string' || !PRINCIPAL_ID_PATTERN.test(skip))) return null;
-    out[i] = skip === undefined ? { user, m } : { user, m, skip };
+    out[i] = skip === undefined ? { user, gw, m } : { user, gw, m, skip };
   }
   return { msgs: parsed.data, to: out };
 }
@@ -147,35 +161,57 @@ export function packDeliveries(deliveries: Delivery[]): DeliverRequest {
       index.set(k, (m = msgs.length));
       msgs.push(d.msg);
     }
-    return { user: d.user, m, ...(d.skipDevice !== undefined ? { skip: d.skipDevice } : {}) };
+    return { user: d.user, gw: d.gw, m, ...(d.skipDevice !== undefined ? { skip: d.skipDevice } : {}) };
   });
   return { msgs, to };
 }
 
-/** The wire form → deliveries grouped per user, each user's in the order sent. */
-export function unpackDeliveries(req: DeliverRequest): Map<string, Delivery[]> {
-  const byUser = new Map<string, Delivery[]>();
+/**
+ * The wire form → one batch per gateway: the messages that gateway needs (each once, as indexes
+ * into `req.msgs`) and its recipients, each pointing at its message by index into that batch's
+ * `msgs`, in the order sent.
+ */
+export function deliveriesByGateway(req: DeliverRequest): Map<string, { msgs: number[]; to: { user: string; m: number; skip?: string }[] }> {
+  const out = new Map<string, { msgs: number[]; to: { user: string; m: number; skip?: string }[]; index: Map<number, number> }>();
   for (const t of req.to) {
-    const d: Delivery = { user: t.user, msg: req.msgs[t.m]!, ...(t.skip !== undefined ? { skipDevice: t.skip } : {}) };
-    const list = byUser.get(t.user);
-    if (list) list.push(d);
-    else byUser.set(t.user, [d]);
+    let batch = out.get(t.gw);
+    if (!batch) out.set(t.gw, (batch = { msgs: [], to: [], index: new Map() }));
+    let m = batch.index.get(t.m);
+    if (m === undefined) {
+      batch.index.set(t.m, (m = batch.msgs.length));
+      batch.msgs.push(t.m);
+    }
+    batch.to.push(t.skip !== undefined ? { user: t.user, m, skip: t.skip } : { user: t.user, m });
   }
-  return byUser;
+  return new Map([...out].map(([gw, b]) => [gw, { msgs: b.msgs, to: b.to }]));
 }
 
-/** SessionDO → region: a page of the user's conversations (by id, after `after`) with their last seqs. */
+/**
+ * Gateway → region, for a device's `resume`: a page of the user's conversations (by id, after
+ * `after`) with their last seqs and the cursor `device` acked in each (0 when none is stored).
+ */
 export const ConversationsRequest = z.object({
   user: UserId,
+  device: DeviceId,
   after: z.union([ConvId, z.literal('')]).default(''),
   limit: z.number().int().min(1).max(1000),
 });
 export const ConversationsResponse = z.object({
-  convs: z.array(z.object({ conv: ConvId, last: Seq })),
+  convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq })),
   /** The id to pass as `after` for the next page; absent on the last page. */
   next: ConvId.optional(),
 });
 export type ConversationsResponse = z.infer<typeof ConversationsResponse>;
+
+/**
+ * Gateway → region: devices' acked cursors (the highest seq of `conv` a device acked; acks are
+ * cumulative). Forward-only: a cursor lower than the stored one changes nothing, so batches may
+ * arrive in any order or twice. One call per gateway per flush period, and when sockets close.
+ */
+export const DeviceCursor = z.object({ user: UserId, device: DeviceId, conv: ConvId, seq: Seq });
+export type DeviceCursor = z.infer<typeof DeviceCursor>;
+export const CursorsRequest = z.object({ cursors: z.array(DeviceCursor).min(1).max(10_000) });
+export type CursorsRequest = z.infer<typeof CursorsRequest>;
 
 /** A conversation list names at most this many members of each conversation. */
 export const LIST_MEMBERS = 20;

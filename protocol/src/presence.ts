@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConvId, DeviceId, Rid, UserId } from './ids.ts';
+import { ConvId, DeviceId, GatewayId, Rid, UserId } from './ids.ts';
 
 /** Presence and typing settings every side agrees on (PROTOCOL.md, "Presence and typing"). */
 export const PRESENCE = {
@@ -49,9 +49,9 @@ export type TypingEventFrame = z.infer<typeof TypingEventFrame>;
 // ---- internal (edge ↔ region) ----------------------------------------------------------------
 
 /**
- * SessionDO → region `/internal/presence`: `connect` (a new connection: live now, and the device's
+ * Gateway → region `/internal/presence`: `connect` (a new connection: live now, and the device's
  * earlier watches end), `beat` (alive `age` ms ago), `down` (clean disconnect: offline at once,
- * its watches end). Batched: one call carries every device of a user, or of many users.
+ * its watches end). Batched: one call carries the devices of every user on one gateway.
  */
 export const PresenceOp = z.object({
   op: z.enum(['connect', 'beat', 'down']),
@@ -63,11 +63,12 @@ export type PresenceOp = z.infer<typeof PresenceOp>;
 export const PresenceRequest = z.object({ ops: z.array(PresenceOp).min(1).max(5000) });
 export type PresenceRequest = z.infer<typeof PresenceRequest>;
 
-/** SessionDO → region `/internal/watch`: one device's watch and/or unwatch. */
+/** Gateway → region `/internal/watch`: one device's watch and/or unwatch; changes go to its gateway `gw` on `edge`. */
 export const WatchRequest = z.object({
   user: UserId,
   device: DeviceId,
   edge: z.string().url().max(200),
+  gw: GatewayId,
   watch: z.array(UserId).max(PRESENCE.maxWatch).default([]),
   unwatch: z.array(UserId).max(PRESENCE.maxWatch).default([]),
 });
@@ -75,7 +76,7 @@ export type WatchRequest = z.infer<typeof WatchRequest>;
 /** A refusal is an answer, not a failure: `forbidden` (no shared conversation) or `conflict` (over the bound). */
 export type WatchResponse = { ok: true; users: PresenceState[] } | { ok: false; code: 'forbidden' | 'conflict'; message: string };
 
-/** Region → edge `/internal/presence`: status changes for the watching devices of user `to`. */
-export const PresenceEvent = PresenceState.extend({ to: UserId, devices: z.array(DeviceId).min(1).max(1000) });
+/** Region → edge `/internal/presence`: status changes for the watching devices of user `to` on gateway `gw`. */
+export const PresenceEvent = PresenceState.extend({ to: UserId, gw: GatewayId, devices: z.array(DeviceId).min(1).max(1000) });
 export type PresenceEvent = z.infer<typeof PresenceEvent>;
 export const PresenceDeliverRequest = z.object({ events: z.array(PresenceEvent).min(1).max(5000) });

@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import type { ZodType, ZodTypeDef } from 'zod';
 import {
   ConversationsRequest,
+  CursorsRequest,
   EventsRequest,
   InboxRequest,
   LIMITS,
@@ -18,7 +19,7 @@ import { RegionMetrics } from './metrics.ts';
 import { registerPresenceApi } from './presence-api.ts';
 import type { PresenceService } from './presence-service.ts';
 import { TOPICS, type Queue } from './queue.ts';
-import type { Routes } from './routes.ts';
+import { applyRouteOps, type Routes } from './routes.ts';
 import type { Storage } from './storage.ts';
 
 export interface AppDeps {
@@ -126,7 +127,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       await metrics.time('store', () => storage.appendMessages(batch));
       let now = Date.now();
       for (const m of batch) metrics.age('stored', m.ts, now);
-      // The event goes on whole: `ver` and `delivered` are for the fan-out.
+      // The event goes on whole: `ver` and `live` are for the fan-out.
       await metrics.time('publish', () => queue.publish(TOPICS.fanout, events.map((e) => ({ key: e.msg.conv, value: e }))));
       now = Date.now();
       for (const m of batch) metrics.age('published', m.ts, now);
@@ -145,12 +146,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ msgs: msgs.slice(0, req.limit), more: msgs.length > req.limit });
   });
 
+  /**
+   * For a device's resume: a page of the user's conversations by id, each with its last seq and
+   * the cursor this device acked in it (0 when none is stored). `acked` may exceed `last` for a
+   * while: a device acks what the live path pushed before the outbox drains it to the region.
+   */
   app.post('/internal/conversations', async (c) => {
     const req = parse(c.get('rawBody'), ConversationsRequest);
     const rows = await storage.userConversations(req.user, req.after, req.limit + 1);
     const page = rows.slice(0, req.limit);
     const next = rows.length > req.limit ? page.at(-1)?.conv : undefined;
-    return c.json({ convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq })), ...(next ? { next } : {}) });
+    const acked = page.length ? await storage.deviceCursors(req.user, req.device, page.map((r) => r.conv)) : new Map<string, number>();
+    return c.json({ convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq, acked: acked.get(r.conv) ?? 0 })), ...(next ? { next } : {}) });
+  });
+
+  /** Devices' acked cursors, forward-only (storage.setDeviceCursors): any order, or twice, is harmless. 200 once stored. */
+  app.post('/internal/cursors', async (c) => {
+    const req = parse(c.get('rawBody'), CursorsRequest);
+    await storage.setDeviceCursors(req.cursors);
+    return c.json({ applied: req.cursors.length });
   });
 
   /** The user's conversation list, newest activity first (inbox.ts). */
@@ -159,12 +173,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json(await inboxPage(storage, req));
   });
 
+  /** A gateway's route ops: each device's in order, devices concurrently (routes.ts, applyRouteOps); 200 once all are applied. */
   app.post('/internal/routes', async (c) => {
     const req = parse(c.get('rawBody'), RoutesRequest);
-    for (const op of req.ops) {
-      if (op.op === 'up') await routes.up(op, deps.routeTtlMs);
-      else await routes.down(op);
-    }
+    await applyRouteOps(routes, req.ops, deps.routeTtlMs);
     return c.json({ applied: req.ops.length, epoch: await routes.epoch() });
   });
 

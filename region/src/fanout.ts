@@ -27,7 +27,8 @@ export const DELIVERIES_PER_REQUEST = 10_000;
 interface Resolved {
   msg: MessageEvent['msg'];
   members: string[];
-  delivered: NonNullable<MessageEvent['delivered']>;
+  /** Per gateway the edge's live path reached: every socket up to this connection id has the message. */
+  live: Map<string, number>;
 }
 
 interface Plan {
@@ -36,14 +37,34 @@ interface Plan {
   jobs: PushJob[];
 }
 
+/** The live hints of an event as gateway → the highest `upTo` named for it. */
+function liveReached(live: MessageEvent['live']): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const { gw, upTo } of live ?? []) if (upTo > (out.get(gw) ?? -1)) out.set(gw, upTo);
+  return out;
+}
+
+/**
+ * Whether fan-out delivers `msg` to the device of `route`: not to the device that sent it (it has
+ * its `sent`; a membership change goes to it too), and not to a socket the edge's live path
+ * reached (its gateway is in `live` with a connection id up to the route's). A socket that
+ * connected after the live push (a larger conn) or sits on another gateway still gets it.
+ */
+export function needsDelivery(msg: MessageEvent['msg'], live: Map<string, number>, route: Route): boolean {
+  if (!msg.sys && route.user === msg.from && route.device === msg.dev) return false;
+  const upTo = live.get(route.gw);
+  return upTo === undefined || route.conn > upTo;
+}
+
 /**
  * The fan-out worker's handlers for `fanout` records: resolve the conversation's members, look up
- * where their devices are, and deliver once per (user, edge). The sender's own device is skipped
- * (it has its `sent`); the sender's other devices receive the message like anyone else. `one`
- * handles a record; `many` a run of one conversation's consecutive records (the queue's batch),
- * delivering them together: per edge one request, and per user one call carrying their messages
- * in seq order, so a busy group costs a SessionDO call per run, not per message. Throwing makes
- * the queue retry; devices dedupe by (conv, seq).
+ * where their devices are, and deliver once per (user, gateway) that has a device needing it
+ * (`needsDelivery`); the edge hands each to that gateway, which pushes it to the user's live
+ * sockets there but `skipDevice` (the sender's, on the sender's deliveries). `one` handles a
+ * record; `many` a run of one conversation's consecutive records (the queue's batch), delivering
+ * them together: per edge one request (carrying every gateway's recipients), and per (user,
+ * gateway) the messages in seq order, so a busy group costs a gateway call per run, not per
+ * message. Throwing makes the queue retry; gateways and devices dedupe by (conv, seq).
  */
 export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: QueueBatchHandler } {
   const metrics = deps.metrics ?? new RegionMetrics();
@@ -61,7 +82,7 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
     // The members as of this seq (membership is sequenced: see MembersCache and membersAt).
     const roster = await metrics.time('fanout_conversation', () => members.roster(msg.conv, ver, () => metrics.inc('members_cache_misses')));
     if (!roster) throw new Error(`conversation ${msg.conv} not stored yet`);
-    return { msg, members: membersAt(roster, msg.seq), delivered: parsed.data.delivered ?? [] };
+    return { msg, members: membersAt(roster, msg.seq), live: liveReached(parsed.data.live) };
   };
 
   /** Routes of every member of `resolved`, in one lookup: a run of a group's messages asks once, not once per message. */
@@ -71,32 +92,31 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
     return metrics.time('fanout_routes', () => deps.routes.lookup([...users]));
   };
 
-  const plan = ({ msg, members: convMembers, delivered }: Resolved, found: Map<string, Route[]>): Plan => {
-    // Devices the edge's live path already pushed it to are not delivered to again; a member's
-    // other device (one that connected since) still is.
-    const live = new Map(delivered.map((d) => [d.user, new Set(d.devices)]));
-    const routes = new Map<string, Route[]>();
+  const plan = ({ msg, members: convMembers, live }: Resolved, found: Map<string, Route[]>): Plan => {
+    const byEdge = new Map<string, Delivery[]>();
     for (const user of convMembers) {
       const list = found.get(user);
       if (!list) continue;
-      const had = live.get(user);
-      // The sending device has its `sent` (it is skipped at the edge): no call for it alone. A
-      // system event goes to it too.
-      const rest = list.filter((r) => !had?.has(r.device) && (msg.sys || !(user === msg.from && r.device === msg.dev)));
-      if (rest.length > 0) routes.set(user, rest);
-      else metrics.inc('fanout_live_skipped');
-    }
-    metrics.age('fanout_resolved', msg.ts);
-    const byEdge = new Map<string, Delivery[]>();
-    for (const [user, list] of routes) {
-      for (const edge of new Set(list.map((r) => r.edge))) {
-        // A system event (membership change) also reaches the device that made it.
-        const d: Delivery = user === msg.from && !msg.sys ? { user, msg, skipDevice: msg.dev } : { user, msg };
-        const batch = byEdge.get(edge);
-        if (batch) batch.push(d);
-        else byEdge.set(edge, [d]);
+      // Per edge, the gateways holding a device of this member that needs the message: one delivery each.
+      const targets = new Map<string, Set<string>>();
+      for (const r of list) {
+        if (!needsDelivery(msg, live, r)) continue;
+        const gws = targets.get(r.edge);
+        if (gws) gws.add(r.gw);
+        else targets.set(r.edge, new Set([r.gw]));
+      }
+      if (targets.size === 0) {
+        metrics.inc('fanout_live_skipped');
+        continue;
+      }
+      for (const [edge, gws] of targets) {
+        const batch = byEdge.get(edge) ?? [];
+        if (!byEdge.has(edge)) byEdge.set(edge, batch);
+        // The sender's other devices may share the sending device's gateway: it is skipped there.
+        for (const gw of gws) batch.push(user === msg.from && !msg.sys ? { user, gw, msg, skipDevice: msg.dev } : { user, gw, msg });
       }
     }
+    metrics.age('fanout_resolved', msg.ts);
     // Push jobs: one per member with no live device (not the sender, not for system events).
     const jobs: PushJob[] =
       deps.enqueuePush && !msg.sys
@@ -243,7 +263,7 @@ export function coalescingDeliver(
       // Each message travels once per request (packDeliveries), each recipient as a short entry:
       // roughly, enough to keep requests within the edge's limits.
       const bodies = new Map(deliveries.map((d) => [`${d.msg.conv}\u0000${d.msg.seq}`, d.msg.body.length + 256]));
-      const bytes = [...bodies.values()].reduce((a, n) => a + n, 0) + deliveries.length * 64;
+      const bytes = [...bodies.values()].reduce((a, n) => a + n, 0) + deliveries.length * 96; // a recipient entry names its gateway too
       e.queue.push({ deliveries, bytes, resolve, reject });
       pump(edge);
     });

@@ -55,7 +55,7 @@ export const COUNTERS = {
   push_jobs: 'push jobs enqueued for members with no live device',
   members_cache_misses: 'fan-out member lookups that reloaded a conversation (new membership version)',
   deliver_requests: 'HTTP requests to edges carrying those calls (fewer when coalesced)',
-  fanout_live_skipped: "online members not delivered to because the edge's live path already reached all their devices",
+  fanout_live_skipped: "members with a route not delivered to: the edge's live path reached every socket of theirs (or the sender's only one sent it)",
 } as const;
 export type CounterName = keyof typeof COUNTERS;
 

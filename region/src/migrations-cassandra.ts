@@ -132,6 +132,29 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE ${ks}.conversation_last_seq ADD IF NOT EXISTS last_ts timestamp`,
     ],
   },
+  {
+    version: 6,
+    name: 'devices\' acked cursors',
+    statements: (ks) => [
+      /*
+       * One partition per device, one row per conversation it acked in: a resume reads the
+       * cursors of a page of the user's conversations (ordered by id, as conversations_by_user)
+       * from one partition, and a gateway's flush writes each device's cursors as one mutation.
+       * A device in 10,000 conversations is 10,000 small rows, well under a megabyte.
+       *
+       * acked_seq is written USING TIMESTAMP <acked_seq> (storage-cassandra.ts), so the highest
+       * seq wins whatever order writes arrive in. Every write here must do the same: a write at
+       * a real clock timestamp (about 1.7e15 µs) would win over every seq forever, and so would a
+       * DELETE; clearing a device's cursors needs USING TIMESTAMP above any seq.
+       */
+      `CREATE TABLE IF NOT EXISTS ${ks}.device_cursors (
+        user_id text,
+        device_id text,
+        conversation_id text,
+        acked_seq bigint,
+        PRIMARY KEY ((user_id, device_id), conversation_id))`,
+    ],
+  },
 ];
 
 /**

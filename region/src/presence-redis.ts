@@ -7,7 +7,9 @@
  *                                                   seen = last seen (ms), kept when offline
  *   {prefix}presence:due                      zset  "<user>\n<device>" scored by its deadline:
  *                                                   the sweep's index of what may expire
- *   {prefix}presence:watchers:{<user>}        hash  "<watcher>\n<device>" = watcher's edge URL
+ *   {prefix}presence:watchers:{<user>}        hash  "<watcher>\n<device>" = JSON {"edge": <url>, "gw": <gateway id>}
+ *                                                   of the watching socket (a value of another shape,
+ *                                                   from before gateways, is ignored)
  *   {prefix}presence:watching:{<user>}:<dev>  set   users that device watches (bounded)
  *
  * Every timestamp comes from the Redis server's clock (TIME inside the scripts), so region
@@ -138,6 +140,17 @@ interface PresenceCommands {
   presenceWatch(key: string, max: number, ...users: string[]): Promise<number>;
 }
 
+/** A watchers hash value → where to push; null for one this version cannot use (a bare edge URL, from before gateways). */
+function parseWhere(v: string): { edge: string; gw: string } | null {
+  if (!v.startsWith('{')) return null;
+  try {
+    const { edge, gw } = JSON.parse(v) as { edge?: unknown; gw?: unknown };
+    return typeof edge === 'string' && typeof gw === 'string' ? { edge, gw } : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Presence in Redis: per-device deadlines in one hash per user, a due index swept periodically. */
 export class RedisPresence implements Presence {
   readonly name = 'redis';
@@ -224,7 +237,8 @@ export class RedisPresence implements Presence {
     if (!unique.length) return true;
     // The device's own set first: it is what `endWatches` walks to remove the forward entries.
     if ((await this.redis.presenceWatch(this.watchingKey(w), max, ...unique)) !== 1) return false;
-    await Promise.all(unique.map((u) => this.redis.hset(this.watchersKey(u), `${w.user}\n${w.device}`, w.edge)));
+    const where = JSON.stringify({ edge: w.edge, gw: w.gw });
+    await Promise.all(unique.map((u) => this.redis.hset(this.watchersKey(u), `${w.user}\n${w.device}`, where)));
     return true;
   }
 
@@ -242,9 +256,11 @@ export class RedisPresence implements Presence {
 
   async watchers(user: string): Promise<Watcher[]> {
     const all = await this.redis.hgetall(this.watchersKey(user));
-    return Object.entries(all).map(([k, edge]) => {
+    return Object.entries(all).flatMap(([k, v]) => {
+      const where = parseWhere(v);
+      if (!where) return [];
       const [u, d] = k.split('\n') as [string, string];
-      return { user: u, device: d ?? '', edge };
+      return [{ user: u, device: d ?? '', ...where }];
     });
   }
 

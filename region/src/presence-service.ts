@@ -21,7 +21,7 @@ const wire = (s: PresenceState): WireState => ({ user: s.user, status: s.status,
 /**
  * The region's presence logic over a `Presence` store: applies the edge's batched heartbeats,
  * checks and registers watches, sweeps expired devices, and pushes every status change to the
- * edges of the devices watching that user — and to nobody else.
+ * gateways of the devices watching that user — and to nobody else.
  */
 export class PresenceService {
   private sweeper: ReturnType<typeof setTimeout> | null = null;
@@ -70,7 +70,7 @@ export class PresenceService {
       const names = strangers.slice(0, 5).join(', ') + (strangers.length > 5 ? ` and ${strangers.length - 5} more` : '');
       return { ok: false, code: 'forbidden', message: `you share no conversation with ${names}` };
     }
-    if (!(await presence.watch({ ...who, edge: req.edge }, users, PRESENCE.maxWatch))) {
+    if (!(await presence.watch({ ...who, edge: req.edge, gw: req.gw }, users, PRESENCE.maxWatch))) {
       return { ok: false, code: 'conflict', message: `a device watches at most ${PRESENCE.maxWatch} users; unwatch some first` };
     }
     return { ok: true, users: (await presence.state(users)).map(wire) };
@@ -112,7 +112,11 @@ export class PresenceService {
     }
   }
 
-  /** Each change goes to the devices watching that user, grouped per edge, one request per edge. */
+  /**
+   * Each change goes to the devices watching that user, one request per edge: an event per
+   * (watching user, gateway) naming that user's watching devices on it, so the edge hands each
+   * event to one gateway.
+   */
   private async publish(changes: PresenceState[]): Promise<void> {
     if (!changes.length) return;
     this.stats.changes += changes.length;
@@ -122,10 +126,10 @@ export class PresenceService {
         for (const w of await this.deps.presence.watchers(c.user)) {
           let events = byEdge.get(w.edge);
           if (!events) byEdge.set(w.edge, (events = new Map()));
-          const key = `${w.user}\n${c.user}`;
+          const key = `${w.user}\n${w.gw}\n${c.user}`;
           const e = events.get(key);
           if (e) e.devices.push(w.device);
-          else events.set(key, { to: w.user, devices: [w.device], ...wire(c) });
+          else events.set(key, { to: w.user, gw: w.gw, devices: [w.device], ...wire(c) });
         }
       }),
     );

@@ -12,11 +12,12 @@ export interface Beat {
   ageMs?: number;
 }
 
-/** A watching device and the edge its socket is on, where presence changes are pushed. */
+/** A watching device, and where its socket is (the edge, and the gateway on it): where presence changes are pushed. */
 export interface Watcher {
   user: string;
   device: string;
   edge: string;
+  gw: string;
 }
 
 /**
@@ -37,7 +38,9 @@ export interface Watcher {
  * - `lastSeen` survives the user going offline; it is kept, not expired.
  * - watches are per watching device: `watch` adds at most `max` watched users per device (false,
  *   and nothing added, when the total would exceed it); `unwatch` removes; `endWatches` removes
- *   all of a device's watches (its connection ended). `watchers` lists who watches a user.
+ *   all of a device's watches (its connection ended). `watchers` lists who watches a user, each
+ *   with the edge and gateway of the latest `watch` that named that user (a device that watched
+ *   again from another gateway is pushed to there).
  */
 export interface Presence {
   readonly name: string;

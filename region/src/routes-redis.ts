@@ -1,7 +1,8 @@
 /*
  * Key layout (works unchanged on Redis Cluster):
  *
- *   {prefix}route:{<user>}   hash   field = device id, value = JSON {"edge": <url>, "expiresAt": <ms>}
+ *   {prefix}route:{<user>}   hash   field = device id, value = JSON
+ *                                   {"edge": <url>, "gw": <gateway id>, "conn": <connection id>, "expiresAt": <ms>}
  *   {prefix}routes:epoch     string a random id set once (SET NX); if Redis loses its data it is
  *                                   set anew, and edges learn that routes may have been lost
  *
@@ -16,31 +17,39 @@
  * processes with skewed clocks agree. Reads ignore and prune expired fields. The key itself gets
  * a PEXPIRE raised to the furthest field expiry on every `up`, so a user whose devices all went
  * away without `down` vanishes without a sweeper.
+ *
+ * `conn` goes up to 2^53 - 1 (a gateway starts its ids from the clock). Redis's cjson encodes
+ * numbers with 14 significant digits, so the scripts never encode it: `up` writes the decimal
+ * string it was given into the JSON, `lookup` hands the stored JSON to JavaScript to parse, and
+ * `down` compares it decoded (a Lua number is a double: exact for every safe integer).
+ * A value without `gw` and `conn` (written before routes named sockets) reads as expired.
  */
 import { Redis } from 'ioredis';
 import type { RegionConfig } from './config.ts';
 import { errorFields, type Logger } from './log.ts';
 import type { Route, Routes } from './routes.ts';
 
-/** KEYS[1] hash; ARGV device, edge, ttlMs. Sets the field and raises the key TTL to cover it. */
+/** KEYS[1] hash; ARGV device, edge, gw, conn (decimal), ttlMs. Replaces the field and raises the key TTL to cover it. */
 const UP = `
+if not string.match(ARGV[4], '^%d+$') then return redis.error_reply('conn must be a decimal integer') end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ edge = ARGV[2], expiresAt = now + ttl }))
+local ttl = tonumber(ARGV[5])
+local v = '{"edge":' .. cjson.encode(ARGV[2]) .. ',"gw":' .. cjson.encode(ARGV[3]) .. ',"conn":' .. ARGV[4] .. ',"expiresAt":' .. string.format('%d', now + ttl) .. '}'
+redis.call('HSET', KEYS[1], ARGV[1], v)
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1`;
 
-/** KEYS[1] hash; ARGV device, edge. Deletes the field only if it still points at that edge. */
+/** KEYS[1] hash; ARGV device, edge, gw, conn. Deletes the field only while it names that socket (an unreadable one too). */
 const DOWN = `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return 0 end
 local ok, e = pcall(cjson.decode, v)
-if ok and type(e) == 'table' and e.edge ~= ARGV[2] then return 0 end
+if ok and type(e) == 'table' and (e.edge ~= ARGV[2] or e.gw ~= ARGV[3] or e.conn ~= tonumber(ARGV[4])) then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 1`;
 
-/** KEYS[1] hash. Returns [device, edge, device, edge, ...] of live fields and prunes expired ones. */
+/** KEYS[1] hash. Returns [device, JSON, device, JSON, ...] of live fields and prunes expired or unreadable ones. */
 const LIVE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -48,9 +57,9 @@ local all = redis.call('HGETALL', KEYS[1])
 local out, dead = {}, {}
 for i = 1, #all, 2 do
   local ok, e = pcall(cjson.decode, all[i + 1])
-  if ok and type(e) == 'table' and type(e.expiresAt) == 'number' and e.expiresAt > now and type(e.edge) == 'string' then
+  if ok and type(e) == 'table' and type(e.expiresAt) == 'number' and e.expiresAt > now and type(e.edge) == 'string' and type(e.gw) == 'string' and type(e.conn) == 'number' then
     out[#out + 1] = all[i]
-    out[#out + 1] = e.edge
+    out[#out + 1] = all[i + 1]
   else
     dead[#dead + 1] = all[i]
   end
@@ -59,9 +68,15 @@ if #dead > 0 then redis.call('HDEL', KEYS[1], unpack(dead)) end
 return out`;
 
 interface RouteCommands {
-  routeUp(key: string, device: string, edge: string, ttlMs: number): Promise<number>;
-  routeDown(key: string, device: string, edge: string): Promise<number>;
+  routeUp(key: string, device: string, edge: string, gw: string, conn: string, ttlMs: number): Promise<number>;
+  routeDown(key: string, device: string, edge: string, gw: string, conn: string): Promise<number>;
   routeLive(key: string): Promise<string[]>;
+}
+
+/** A connection id as the scripts take it: its decimal digits (never a float's exponent form). */
+function connArg(conn: number): string {
+  if (!Number.isSafeInteger(conn) || conn < 0) throw new RangeError(`conn must be a non-negative safe integer, got ${conn}`);
+  return String(conn);
 }
 
 /** Routing registry in Redis: one hash per user, per-device expiry checked on read. */
@@ -87,11 +102,11 @@ export class RedisRoutes implements Routes {
   }
 
   async up(r: Route, ttlMs: number): Promise<void> {
-    await this.redis.routeUp(this.key(r.user), r.device, r.edge, Math.max(1, Math.ceil(ttlMs)));
+    await this.redis.routeUp(this.key(r.user), r.device, r.edge, r.gw, connArg(r.conn), Math.max(1, Math.ceil(ttlMs)));
   }
 
   async down(r: Route): Promise<void> {
-    await this.redis.routeDown(this.key(r.user), r.device, r.edge);
+    await this.redis.routeDown(this.key(r.user), r.device, r.edge, r.gw, connArg(r.conn));
   }
 
   /**
@@ -106,7 +121,10 @@ export class RedisRoutes implements Routes {
     unique.forEach((user, i) => {
       const flat = replies[i] ?? [];
       const routes: Route[] = [];
-      for (let j = 0; j + 1 < flat.length; j += 2) routes.push({ user, device: flat[j]!, edge: flat[j + 1]! });
+      for (let j = 0; j + 1 < flat.length; j += 2) {
+        const { edge, gw, conn } = JSON.parse(flat[j + 1]!) as { edge: string; gw: string; conn: number };
+        routes.push({ user, device: flat[j]!, edge, gw, conn });
+      }
       if (routes.length) out.set(user, routes);
     });
     return out;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import type { Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
 import type { RegionConfig } from './config.ts';
 import { limiter } from './limiter.ts';
 import type { Logger } from './log.ts';
@@ -22,12 +22,49 @@ const KNOWN_BUCKETS_MAX = 100_000;
 export const BATCH_BYTES = 4_096;
 /** Estimated bytes of a message row beyond its text fields: keys, ids, timestamps, cell overhead. */
 const ROW_OVERHEAD_BYTES = 150;
-/** Writes of one appendMessages in flight at once. */
+/** Estimated bytes of a device cursor row beyond its ids: the seq, its timestamp, cell overhead. */
+const CURSOR_OVERHEAD_BYTES = 60;
+/** Writes of one appendMessages (or setDeviceCursors) in flight at once. */
 const WRITE_CONCURRENCY = 64;
+/** Conversations per `IN` of a read by (partition, conversation). */
+const IN_LIST = 100;
 
 /** A message's estimated size in a batch: its text fields in UTF-8 plus the row overhead. */
 export function rowBytes(m: Msg): number {
   return ROW_OVERHEAD_BYTES + Buffer.byteLength(m.body) + m.cmid.length + m.from.length + m.dev.length + (m.sys ? JSON.stringify(m.sys).length : 0);
+}
+
+/** A device cursor's estimated size in a batch (ids are ASCII: one byte a character). */
+export function cursorBytes(c: DeviceCursor): number {
+  return CURSOR_OVERHEAD_BYTES + c.user.length + c.device.length + c.conv.length;
+}
+
+/** `items` grouped by `partition` (in first-seen order), each group cut, in order, into runs of at most BATCH_BYTES by `bytes`. */
+function partitionRuns<T>(items: T[], partition: (x: T) => string, bytes: (x: T) => number): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const x of items) {
+    const k = partition(x);
+    const g = groups.get(k);
+    if (g) g.push(x);
+    else groups.set(k, [x]);
+  }
+  const out: T[][] = [];
+  for (const g of groups.values()) {
+    let run: T[] = [];
+    let size = 0;
+    for (const x of g) {
+      const b = bytes(x);
+      if (run.length > 0 && size + b > BATCH_BYTES) {
+        out.push(run);
+        run = [];
+        size = 0;
+      }
+      run.push(x);
+      size += b;
+    }
+    if (run.length > 0) out.push(run);
+  }
+  return out;
 }
 
 /**
@@ -35,30 +72,20 @@ export function rowBytes(m: Msg): number {
  * whose estimated size stays within BATCH_BYTES; a message larger than that is a run of its own.
  */
 export function partitionChunks(msgs: Msg[]): Msg[][] {
-  const groups = new Map<string, Msg[]>();
-  for (const m of msgs) {
-    const k = `${m.conv}\u0000${bucketOf(m.seq)}`;
-    const g = groups.get(k);
-    if (g) g.push(m);
-    else groups.set(k, [m]);
+  return partitionRuns(msgs, (m) => `${m.conv}\u0000${bucketOf(m.seq)}`, rowBytes);
+}
+
+/**
+ * Device cursors grouped by partition (user, device), the highest of each conversation only,
+ * each group cut into runs whose estimated size stays within BATCH_BYTES.
+ */
+export function cursorChunks(cursors: DeviceCursor[]): DeviceCursor[][] {
+  const highest = new Map<string, DeviceCursor>();
+  for (const c of cursors) {
+    const k = `${c.user}\u0000${c.device}\u0000${c.conv}`;
+    if (c.seq >= (highest.get(k)?.seq ?? -1)) highest.set(k, c);
   }
-  const out: Msg[][] = [];
-  for (const g of groups.values()) {
-    let run: Msg[] = [];
-    let bytes = 0;
-    for (const m of g) {
-      const b = rowBytes(m);
-      if (run.length > 0 && bytes + b > BATCH_BYTES) {
-        out.push(run);
-        run = [];
-        bytes = 0;
-      }
-      run.push(m);
-      bytes += b;
-    }
-    if (run.length > 0) out.push(run);
-  }
-  return out;
+  return partitionRuns([...highest.values()], (c) => `${c.user}\u0000${c.device}`, cursorBytes);
 }
 
 /** "LOCAL_QUORUM" → types.consistencies.localQuorum. */
@@ -122,6 +149,8 @@ function statements(ks: string) {
     setDelivered: `UPDATE ${ks}.member_positions USING TIMESTAMP ? SET delivered_seq = ? WHERE user_id = ? AND conversation_id = ?`,
     setRead: `UPDATE ${ks}.member_positions USING TIMESTAMP ? SET read_seq = ? WHERE user_id = ? AND conversation_id = ?`,
     selectPositions: `SELECT conversation_id, delivered_seq, read_seq FROM ${ks}.member_positions WHERE user_id = ? AND conversation_id IN ?`,
+    setDeviceCursor: `UPDATE ${ks}.device_cursors USING TIMESTAMP ? SET acked_seq = ? WHERE user_id = ? AND device_id = ? AND conversation_id = ?`,
+    selectDeviceCursors: `SELECT conversation_id, acked_seq FROM ${ks}.device_cursors WHERE user_id = ? AND device_id = ? AND conversation_id IN ?`,
     ping: 'SELECT release_version FROM system.local',
   } as const;
 }
@@ -304,6 +333,42 @@ export class CassandraStorage implements Storage {
     for (let i = 0; i < convs.length; i += 100) {
       const rs = await this.client.execute(this.cql.selectPositions, [user, convs.slice(i, i + 100)], { fetchSize: 100 });
       for (const r of rs.rows) out.set(r.get('conversation_id') as string, { delivered: num(r.get('delivered_seq')) ?? 0, read: num(r.get('read_seq')) ?? 0 });
+    }
+    return out;
+  }
+
+  /**
+   * Forward-only without a read: Cassandra has no conditional "set to the max" (only a
+   * lightweight transaction, a Paxos round per cell), so each cell is written USING TIMESTAMP
+   * <its seq> and last-write-wins by timestamp keeps the highest seq, whatever order the writes
+   * arrive or are retried in, concurrent ones too; an equal timestamp carries the equal value.
+   * A device's cursors go as unlogged batches into its one partition (user, device), each
+   * within BATCH_BYTES, like the message writes; a batch carries each conversation once.
+   */
+  async setDeviceCursors(cursors: DeviceCursor[]): Promise<void> {
+    const writes: (() => Promise<unknown>)[] = [];
+    for (const chunk of cursorChunks(cursors)) {
+      const params = chunk.map((c) => [Long.fromNumber(c.seq), Long.fromNumber(c.seq), c.user, c.device, c.conv]);
+      if (params.length === 1) writes.push(() => this.client.execute(this.cql.setDeviceCursor, params[0]));
+      else writes.push(() => this.client.batch(params.map((p) => ({ query: this.cql.setDeviceCursor, params: p })), { logged: false }));
+    }
+    const slot = limiter(WRITE_CONCURRENCY);
+    await Promise.all(writes.map((write) => slot(write)));
+  }
+
+  /** One partition; the conversations asked IN_LIST at a time, those reads at once. */
+  async deviceCursors(user: string, device: string, convs: string[]): Promise<Map<string, number>> {
+    const unique = [...new Set(convs)];
+    const reads: Promise<cassandra.types.ResultSet>[] = [];
+    for (let i = 0; i < unique.length; i += IN_LIST) {
+      reads.push(this.client.execute(this.cql.selectDeviceCursors, [user, device, unique.slice(i, i + IN_LIST)], { fetchSize: IN_LIST }));
+    }
+    const out = new Map<string, number>();
+    for (const rs of await Promise.all(reads)) {
+      for (const r of rs.rows) {
+        const seq = num(r.get('acked_seq'));
+        if (seq !== null) out.set(r.get('conversation_id') as string, seq);
+      }
     }
     return out;
   }

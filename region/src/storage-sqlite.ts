@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
 
 interface MessageRow {
@@ -44,6 +44,8 @@ export class SqliteStorage implements Storage {
         dev TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, sys TEXT, PRIMARY KEY (conv, seq)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS positions (user TEXT NOT NULL, conv TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
         read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user, conv)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS device_cursors (user TEXT NOT NULL, device TEXT NOT NULL, conv TEXT NOT NULL,
+        seq INTEGER NOT NULL, PRIMARY KEY (user, device, conv)) WITHOUT ROWID;
     `);
     // Files created before membership was sequenced: add the columns they lack.
     for (const ddl of ['ALTER TABLE members ADD COLUMN role TEXT', 'ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0', 'ALTER TABLE members ADD COLUMN left_seq INTEGER', 'ALTER TABLE messages ADD COLUMN sys TEXT']) {
@@ -139,6 +141,27 @@ export class SqliteStorage implements Storage {
     for (const conv of convs) {
       const row = one.get(user, conv) as Positions | undefined;
       if (row) out.set(conv, row);
+    }
+    return out;
+  }
+
+  /** One transaction; each cursor an upsert that keeps the larger seq, so a lower one changes nothing. */
+  async setDeviceCursors(cursors: DeviceCursor[]): Promise<void> {
+    const upsert = this.db.prepare(
+      `INSERT INTO device_cursors (user, device, conv, seq) VALUES (?, ?, ?, ?)
+       ON CONFLICT(user, device, conv) DO UPDATE SET seq = MAX(seq, excluded.seq)`,
+    );
+    this.db.transaction(() => {
+      for (const c of cursors) upsert.run(c.user, c.device, c.conv, c.seq);
+    })();
+  }
+
+  async deviceCursors(user: string, device: string, convs: string[]): Promise<Map<string, number>> {
+    const one = this.db.prepare('SELECT seq FROM device_cursors WHERE user = ? AND device = ? AND conv = ?');
+    const out = new Map<string, number>();
+    for (const conv of convs) {
+      const row = one.get(user, device, conv) as { seq: number } | undefined;
+      if (row) out.set(conv, row.seq);
     }
     return out;
   }

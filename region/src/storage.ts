@@ -1,4 +1,4 @@
-import type { Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
 
 export interface StoredConversation {
   id: string;
@@ -51,7 +51,11 @@ export function membersAt(roster: StoredMember[], seq: number): string[] {
  *   applies a conversation's changes in seq order, and applying one again is harmless;
  * - a message's `sys` is stored and read back with it;
  * - `setPositions` only ever moves a member's delivered/read position forward, whatever order
- *   changes arrive in; `positions` reads them back (zeros when none).
+ *   changes arrive in; `positions` reads them back (zeros when none);
+ * - `setDeviceCursors` keeps, per (user, device, conversation), the highest seq it was ever given:
+ *   a cursor lower than the stored one changes nothing, whatever order (or how many times)
+ *   batches arrive in, concurrent ones too; cursors of two devices of one user never mix.
+ *   `deviceCursors` reads one device's back.
  */
 export interface Storage {
   readonly name: string;
@@ -73,6 +77,13 @@ export interface Storage {
   setPositions(conv: string, changes: PositionChange[]): Promise<void>;
   /** The user's positions in the given conversations (absent: zeros). */
   positions(user: string, convs: string[]): Promise<Map<string, Positions>>;
+  /**
+   * Devices' acked cursors (the highest seq of a conversation each device acked), forward-only;
+   * a batch may mix users, devices and conversations (up to 10,000 cursors). Durable once resolved.
+   */
+  setDeviceCursors(cursors: DeviceCursor[]): Promise<void>;
+  /** The cursors `device` of `user` acked in the given conversations (absent: not in the map). */
+  deviceCursors(user: string, device: string, convs: string[]): Promise<Map<string, number>>;
   /** Cheap liveness probe for /healthz. */
   ping(): Promise<void>;
   close(): Promise<void>;

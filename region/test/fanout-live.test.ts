@@ -3,63 +3,107 @@ import { describe, it } from 'node:test';
 import type { Delivery, MessageEvent, Msg } from '@switchboard/protocol';
 import { fanoutHandler, fanoutHandlers } from '../src/fanout.ts';
 import { createLogger } from '../src/log.ts';
+import { RegionMetrics } from '../src/metrics.ts';
 import { MemoryRoutes } from '../src/routes-memory.ts';
+import type { Route } from '../src/routes.ts';
 import { SqliteStorage } from '../src/storage-sqlite.ts';
 
 const EDGE = 'http://127.0.0.1:9';
+const GW1 = 'gw:local:1';
+const GW2 = 'gw:local:2';
 const msg: Msg = { t: 'msg', conv: 'c1', seq: 1, cmid: 'm1', from: 'ann', dev: 'phone', ts: 1, body: 'hi' };
+const HOUR = 3_600_000;
 
 async function setup() {
   const storage = new SqliteStorage(':memory:');
   await storage.init();
   await storage.saveConversation({ id: 'c1', title: null, creator: 'ann', createdAt: 0, members: ['ann', 'bob', 'cat'] });
   const routes = new MemoryRoutes();
-  const calls: Delivery[] = [];
-  const handle = fanoutHandler({ storage, routes, log: createLogger({ svc: 'test' }), deliver: async (_edge, ds) => void calls.push(...ds) });
+  const calls: { edge: string; ds: Delivery[] }[] = [];
+  const metrics = new RegionMetrics();
+  const handle = fanoutHandler({ storage, routes, log: createLogger({ svc: 'test' }), metrics, deliver: async (edge, ds) => void calls.push({ edge, ds }) });
   const run = (event: MessageEvent) => handle({ key: 'c1', value: event });
-  return { routes, calls, run };
+  const up = (user: string, device: string, gw: string, conn: number, edge = EDGE) => routes.up({ user, device, edge, gw, conn } satisfies Route, HOUR);
+  /** Every delivery as "user gw [skip]", sorted. */
+  const delivered = () => calls.flatMap((c) => c.ds.map((d) => `${d.user} ${d.gw}${d.skipDevice ? ` skip ${d.skipDevice}` : ''}`)).sort();
+  return { calls, run, up, delivered, metrics };
 }
 
 describe('fan-out after the edge live path', () => {
-  it('delivers only to devices the live path did not reach', async () => {
-    const { routes, calls, run } = await setup();
-    for (const [user, device] of [['ann', 'phone'], ['bob', 'phone'], ['bob', 'laptop'], ['cat', 'phone']] as const) await routes.up({ user, device, edge: EDGE }, 60_000);
-    // bob's laptop connected after the live push; cat's SessionDO was not reached at all.
-    await run({ kind: 'msg', msg, delivered: [{ user: 'ann', devices: ['phone'] }, { user: 'bob', devices: ['phone'] }] });
-    assert.deepEqual(calls.map((d) => d.user).sort(), ['bob', 'cat']);
+  it('delivers to sockets the live path did not reach: connected later, or on another gateway; not to covered ones', async () => {
+    const { run, up, delivered, calls } = await setup();
+    await up('ann', 'phone', GW1, 10); // the sender's sending device
+    await up('bob', 'phone', GW1, 11); // covered: on GW1, conn ≤ upTo
+    await up('bob', 'laptop', GW1, 21); // connected to GW1 after the live push
+    await up('cat', 'phone', GW1, 20); // covered exactly at upTo
+    await up('cat', 'tablet', GW2, 3); // on a gateway the live path did not name
+    await run({ kind: 'msg', msg, live: [{ gw: GW1, upTo: 20 }] });
+    assert.deepEqual(delivered(), [`bob ${GW1}`, `cat ${GW2}`]);
+    assert.equal(calls.length, 1, 'one request per edge for every gateway');
   });
 
-  it('delivers to every member with a route when the event says nothing', async () => {
-    const { routes, calls, run } = await setup();
-    for (const user of ['ann', 'bob', 'cat']) await routes.up({ user, device: 'phone', edge: EDGE }, 60_000);
-    await routes.up({ user: 'ann', device: 'laptop', edge: EDGE }, 60_000);
-    await run({ kind: 'msg', msg });
-    assert.deepEqual(calls.map((d) => [d.user, d.skipDevice]).sort(), [['ann', 'phone'], ['bob', undefined], ['cat', undefined]], "the sender's other device gets it");
+  it('a member whose every socket was reached gets nothing; the sending device never does', async () => {
+    const { run, up, delivered, metrics } = await setup();
+    await up('ann', 'phone', GW2, 50); // the sending device, on a gateway the live path did not name
+    await up('bob', 'phone', GW1, 5);
+    await up('bob', 'laptop', GW2, 6);
+    await up('cat', 'phone', GW1, 7);
+    await run({ kind: 'msg', msg, live: [{ gw: GW1, upTo: 9 }, { gw: GW2, upTo: 6 }] });
+    assert.deepEqual(delivered(), []);
+    assert.equal(metrics.counters.get('fanout_live_skipped'), 3, 'ann (only the sending device), bob and cat');
   });
 
-  it('makes no call for the sending device alone', async () => {
-    const { routes, calls, run } = await setup();
-    await routes.up({ user: 'ann', device: 'phone', edge: EDGE }, 60_000);
+  it('several hints for one gateway: the highest counts', async () => {
+    const { run, up, delivered } = await setup();
+    await up('bob', 'phone', GW1, 15);
+    await up('cat', 'phone', GW1, 30);
+    await run({ kind: 'msg', msg, live: [{ gw: GW1, upTo: 10 }, { gw: GW1, upTo: 20 }] });
+    assert.deepEqual(delivered(), [`cat ${GW1}`]);
+  });
+
+  it('without hints, every device with a route but the sending one: one delivery per (user, gateway)', async () => {
+    const { run, up, delivered, calls } = await setup();
+    await up('ann', 'phone', GW1, 1);
+    await up('ann', 'laptop', GW1, 2); // the sender's other device, on the sending device's gateway
+    await up('ann', 'tablet', GW2, 3);
+    await up('bob', 'phone', GW1, 4);
+    await up('bob', 'laptop', GW1, 5);
+    await up('bob', 'tablet', GW2, 6);
+    await up('cat', 'phone', GW1, 7, 'http://127.0.0.1:10');
     await run({ kind: 'msg', msg });
+    assert.deepEqual(delivered(), [`ann ${GW1} skip phone`, `ann ${GW2} skip phone`, `bob ${GW1}`, `bob ${GW2}`, `cat ${GW1}`]);
+    assert.deepEqual(calls.map((c) => c.edge).sort(), ['http://127.0.0.1:10', EDGE], 'one request per edge');
+  });
+
+  it('makes no call for the sending device alone, even when no hint covers it', async () => {
+    const { run, up, calls } = await setup();
+    await up('ann', 'phone', GW1, 1);
+    await run({ kind: 'msg', msg, live: [{ gw: GW2, upTo: 100 }] });
     assert.deepEqual(calls, []);
   });
 
-  it('makes no delivery when the live path reached every device', async () => {
-    const { routes, calls, run } = await setup();
-    for (const user of ['ann', 'bob', 'cat']) await routes.up({ user, device: 'phone', edge: EDGE }, 60_000);
-    await run({ kind: 'msg', msg, delivered: ['ann', 'bob', 'cat'].map((user) => ({ user, devices: ['phone'] })) });
-    assert.deepEqual(calls, []);
+  it('a membership change reaches the device that made it, unless the live path did', async () => {
+    const { run, up, delivered } = await setup();
+    const sys: Msg = { ...msg, body: '', cmid: 'sys-1', sys: { op: 'role', by: 'ann', users: ['bob'], role: 'admin' } };
+    await up('ann', 'phone', GW1, 8);
+    await run({ kind: 'msg', msg: sys });
+    assert.deepEqual(delivered(), [`ann ${GW1}`]);
+    const again = await setup();
+    await again.up('ann', 'phone', GW1, 8);
+    await again.run({ kind: 'msg', msg: sys, live: [{ gw: GW1, upTo: 8 }] });
+    assert.deepEqual(again.delivered(), []);
   });
 });
 
 describe('fan-out of a run of records (the queue batch)', () => {
-  it('one deliver call per edge for the whole run, each user getting the messages in seq order; push jobs for each', async () => {
+  it('one deliver call per edge for the whole run, each (user, gateway) getting the messages in seq order; push jobs for each', async () => {
     const storage = new SqliteStorage(':memory:');
     await storage.init();
     await storage.saveConversation({ id: 'c1', title: null, creator: 'ann', createdAt: 0, members: ['ann', 'bob', 'cat', 'dan'] });
     const routes = new MemoryRoutes();
-    for (const user of ['ann', 'bob', 'cat']) await routes.up({ user, device: 'phone', edge: EDGE }, 60_000);
-    await routes.up({ user: 'cat', device: 'tablet', edge: 'http://127.0.0.1:10' }, 60_000);
+    for (const [i, user] of ['ann', 'bob', 'cat'].entries()) await routes.up({ user, device: 'phone', edge: EDGE, gw: GW1, conn: i + 1 }, HOUR);
+    await routes.up({ user: 'cat', device: 'laptop', edge: EDGE, gw: GW2, conn: 1 }, HOUR);
+    await routes.up({ user: 'cat', device: 'tablet', edge: 'http://127.0.0.1:10', gw: GW1, conn: 1 }, HOUR);
     const calls: { edge: string; ds: Delivery[] }[] = [];
     const jobs: { user: string; seq: number }[] = [];
     const lookups: string[][] = [];
@@ -74,10 +118,11 @@ describe('fan-out of a run of records (the queue batch)', () => {
     await many([1, 2, 3].map((seq) => ({ key: 'c1', value: at(seq) })));
     assert.deepEqual(calls.map((c) => c.edge).sort(), ['http://127.0.0.1:10', EDGE]);
     const main = calls.find((c) => c.edge === EDGE)!.ds;
-    const seqsOf = (user: string) => main.filter((d) => d.user === user).map((d) => d.msg.seq);
-    assert.deepEqual(seqsOf('cat'), [1, 2, 3]);
-    assert.deepEqual(seqsOf('bob'), [1, 3], 'not his own seq 2: its sending device is his only one');
-    assert.deepEqual(seqsOf('ann'), [2]);
+    const seqsOf = (user: string, gw: string) => main.filter((d) => d.user === user && d.gw === gw).map((d) => d.msg.seq);
+    assert.deepEqual(seqsOf('cat', GW1), [1, 2, 3]);
+    assert.deepEqual(seqsOf('cat', GW2), [1, 2, 3]);
+    assert.deepEqual(seqsOf('bob', GW1), [1, 3], 'not his own seq 2: its sending device is his only one');
+    assert.deepEqual(seqsOf('ann', GW1), [2]);
     assert.deepEqual(jobs, [1, 2, 3].map((seq) => ({ user: 'dan', seq })), 'dan has no device: one push job per message');
     assert.equal(lookups.length, 1, 'the run looks its members up once, not once per message');
     assert.deepEqual([...lookups[0]!].sort(), ['ann', 'bob', 'cat', 'dan']);

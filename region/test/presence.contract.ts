@@ -142,27 +142,35 @@ export function presenceContract(name: string, make: () => Promise<Presence>): v
       assert.deepEqual(await p.beat([{ user: u, device: 'a' }], HOUR), [{ user: u, status: 'online', lastSeen: null }]);
     });
 
-    it('watch, watchers, unwatch and endWatches are per watching device', async () => {
+    it('watch, watchers, unwatch and endWatches are per watching device, each with its edge and gateway', async () => {
       const [w, x, y] = [user(), user(), user()];
-      assert.equal(await p.watch({ user: w, device: 'd1', edge: 'https://e1.example' }, [x, y], 10), true);
-      assert.equal(await p.watch({ user: w, device: 'd2', edge: 'https://e2.example' }, [x], 10), true);
+      assert.equal(await p.watch({ user: w, device: 'd1', edge: 'https://e1.example', gw: 'gw:local:1' }, [x, y], 10), true);
+      assert.equal(await p.watch({ user: w, device: 'd2', edge: 'https://e2.example', gw: 'gw:weur:7' }, [x], 10), true);
       const sorted = async (u: string) => (await p.watchers(u)).sort((a, b) => a.device.localeCompare(b.device));
       assert.deepEqual(await sorted(x), [
-        { user: w, device: 'd1', edge: 'https://e1.example' },
-        { user: w, device: 'd2', edge: 'https://e2.example' },
+        { user: w, device: 'd1', edge: 'https://e1.example', gw: 'gw:local:1' },
+        { user: w, device: 'd2', edge: 'https://e2.example', gw: 'gw:weur:7' },
       ]);
       assert.equal(await p.watching({ user: w, device: 'd1' }), 2);
       await p.unwatch({ user: w, device: 'd1' }, [x]);
-      assert.deepEqual(await sorted(x), [{ user: w, device: 'd2', edge: 'https://e2.example' }]);
-      assert.deepEqual(await sorted(y), [{ user: w, device: 'd1', edge: 'https://e1.example' }]);
+      assert.deepEqual(await sorted(x), [{ user: w, device: 'd2', edge: 'https://e2.example', gw: 'gw:weur:7' }]);
+      assert.deepEqual(await sorted(y), [{ user: w, device: 'd1', edge: 'https://e1.example', gw: 'gw:local:1' }]);
       await p.endWatches({ user: w, device: 'd1' });
       assert.deepEqual(await p.watchers(y), []);
       assert.equal(await p.watching({ user: w, device: 'd1' }), 0);
       assert.equal(await p.watching({ user: w, device: 'd2' }), 1);
     });
 
+    it('a device that watches again from another gateway is pushed to there', async () => {
+      const [w, x] = [user(), user()];
+      await p.watch({ user: w, device: 'd', edge: 'https://e1.example', gw: 'gw:local:1' }, [x], 10);
+      await p.watch({ user: w, device: 'd', edge: 'https://e1.example', gw: 'gw:local:4' }, [x], 10);
+      assert.deepEqual(await p.watchers(x), [{ user: w, device: 'd', edge: 'https://e1.example', gw: 'gw:local:4' }]);
+      assert.equal(await p.watching({ user: w, device: 'd' }), 1);
+    });
+
     it('watch refuses, adding nothing, past the per-device bound; watching again counts once', async () => {
-      const w = { user: user(), device: 'd', edge: 'https://e.example' };
+      const w = { user: user(), device: 'd', edge: 'https://e.example', gw: 'gw:local:1' };
       const [a, b, c] = [user(), user(), user()];
       assert.equal(await p.watch(w, [a, b], 2), true);
       assert.equal(await p.watch(w, [a, b], 2), true, 'already watched users are not new');

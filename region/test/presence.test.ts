@@ -1,4 +1,5 @@
-import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { deleteByPrefix } from '../src/redis-keys.ts';
 import { createLogger } from '../src/log.ts';
@@ -20,6 +21,24 @@ presenceContract('memory', async () => view());
 engineSuite('presence', 'redis', (url) => {
   const prefix = `sbtest_${runId()}:`;
   presenceContract('redis', async () => new RedisPresence({ url, prefix }, createLogger({ test: 'presence-redis' })));
+
+  describe('presence: redis key layout', () => {
+    it('a watchers value is JSON {edge, gw}; a bare edge URL (from before gateways) is ignored', async () => {
+      const redis = new Redis(url);
+      const p = new RedisPresence({ url, prefix }, createLogger({ test: 'presence-redis-layout' }));
+      try {
+        const [w, x] = [`w${runId()}`, `x${runId()}`];
+        const key = `${prefix}presence:watchers:{${x}}`;
+        await p.watch({ user: w, device: 'd1', edge: 'https://e.example', gw: 'gw:local:2' }, [x], 10);
+        assert.deepEqual(JSON.parse((await redis.hget(key, `${w}\nd1`))!), { edge: 'https://e.example', gw: 'gw:local:2' });
+        await redis.hset(key, `${w}\nold`, 'https://e.example');
+        assert.deepEqual(await p.watchers(x), [{ user: w, device: 'd1', edge: 'https://e.example', gw: 'gw:local:2' }]);
+      } finally {
+        await p.close();
+        redis.disconnect();
+      }
+    });
+  });
 
   after(async () => {
     // Every key this run wrote starts with its unique prefix.

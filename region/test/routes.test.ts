@@ -1,4 +1,5 @@
-import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { deleteByPrefix } from '../src/redis-keys.ts';
 import { createLogger } from '../src/log.ts';
@@ -12,6 +13,29 @@ routesContract('memory', async () => new MemoryRoutes());
 engineSuite('routes', 'redis', (url) => {
   const prefix = `sbtest_${runId()}:`;
   routesContract('redis', async () => new RedisRoutes({ url, prefix }, createLogger({ test: 'routes-redis' })));
+
+  describe('routes: redis key layout', () => {
+    it('a hash value is JSON {edge, gw, conn, expiresAt} with conn exact; one without gw and conn reads as expired and is pruned', async () => {
+      const redis = new Redis(url);
+      const routes = new RedisRoutes({ url, prefix }, createLogger({ test: 'routes-redis-layout' }));
+      try {
+        const user = `layout${runId()}`;
+        const key = `${prefix}route:{${user}}`;
+        const conn = 1_764_000_000_000_123;
+        await routes.up({ user, device: 'new', edge: 'https://edge-a.example', gw: 'gw:weur:3', conn }, 3_600_000);
+        const stored = JSON.parse((await redis.hget(key, 'new'))!) as Record<string, unknown>;
+        assert.deepEqual({ ...stored, expiresAt: typeof stored.expiresAt }, { edge: 'https://edge-a.example', gw: 'gw:weur:3', conn, expiresAt: 'number' });
+        assert.ok((stored.expiresAt as number) > Date.now() + 3_000_000);
+        // A route written before routes named sockets (no gw, no conn), still unexpired.
+        await redis.hset(key, 'old', JSON.stringify({ edge: 'https://edge-a.example', expiresAt: Date.now() + 3_600_000 }));
+        assert.deepEqual((await routes.lookup([user])).get(user), [{ user, device: 'new', edge: 'https://edge-a.example', gw: 'gw:weur:3', conn }]);
+        assert.equal(await redis.hexists(key, 'old'), 0, 'pruned');
+      } finally {
+        await routes.close();
+        redis.disconnect();
+      }
+    });
+  });
 
   after(async () => {
     // Every key this run wrote starts with its unique prefix.

@@ -247,6 +247,79 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       assert.deepEqual(got.get(many[149]!), { delivered: 0, read: 150 });
     });
 
+    describe('device cursors', () => {
+      const cursorUser = (tag: string) => `u${run}_${tag}`;
+
+      it('are forward-only: a lower cursor changes nothing, whatever order single writes arrive in', async () => {
+        const [user, a, b] = [cursorUser('fwd'), conv(), conv()];
+        assert.deepEqual(await storage.deviceCursors(user, 'phone', [a, b]), new Map(), 'none stored: absent, not 0');
+        // 1..40 in a scrambled order (17 is coprime with 40): 40 comes eighth, lower ones after it.
+        const order = range(0, 39).map((i) => ((i * 17) % 40) + 1);
+        let highest = 0;
+        for (const seq of order) {
+          await storage.setDeviceCursors([{ user, device: 'phone', conv: a, seq }]);
+          highest = Math.max(highest, seq);
+          assert.equal((await storage.deviceCursors(user, 'phone', [a])).get(a), highest, `after ${seq}`);
+        }
+        await storage.setDeviceCursors([{ user, device: 'phone', conv: a, seq: 40 }]); // the same batch again
+        assert.deepEqual(await storage.deviceCursors(user, 'phone', [a, b]), new Map([[a, 40]]));
+      });
+
+      it('are forward-only across concurrent batches and within one batch', async () => {
+        const [user, a, b, c] = [cursorUser('conc'), conv(), conv(), conv()];
+        const order = range(0, 59).map((i) => ((i * 7) % 60) + 1);
+        const batches: { user: string; device: string; conv: string; seq: number }[][] = [];
+        for (let i = 0; i < order.length; i += 6) batches.push(order.slice(i, i + 6).flatMap((seq) => [{ user, device: 'phone', conv: a, seq }, { user, device: 'phone', conv: b, seq: 61 - seq }]));
+        await Promise.all([...batches].reverse().map((batch) => storage.setDeviceCursors(batch)));
+        await storage.setDeviceCursors([{ user, device: 'phone', conv: c, seq: 9 }, { user, device: 'phone', conv: c, seq: 2 }]);
+        assert.deepEqual(await storage.deviceCursors(user, 'phone', [a, b, c]), new Map([[a, 60], [b, 60], [c, 9]]));
+        await storage.setDeviceCursors([{ user, device: 'phone', conv: c, seq: 3 }, { user, device: 'phone', conv: a, seq: 61 }]);
+        assert.deepEqual(await storage.deviceCursors(user, 'phone', [a, b, c]), new Map([[a, 61], [b, 60], [c, 9]]));
+      });
+
+      it('one batch of many conversations, users and devices; two devices of one user are kept apart', async () => {
+        const [ann, bob] = [cursorUser('ann'), cursorUser('bob')];
+        const convs = Array.from({ length: 300 }, () => conv());
+        await storage.setDeviceCursors([
+          ...convs.map((c, i) => ({ user: ann, device: 'phone', conv: c, seq: i + 1 })),
+          ...convs.slice(0, 100).map((c, i) => ({ user: ann, device: 'laptop', conv: c, seq: 1_000 + i })),
+          ...convs.slice(0, 10).map((c) => ({ user: bob, device: 'phone', conv: c, seq: 7 })),
+        ]);
+        const phone = await storage.deviceCursors(ann, 'phone', convs);
+        assert.equal(phone.size, 300);
+        convs.forEach((c, i) => assert.equal(phone.get(c), i + 1));
+        const laptop = await storage.deviceCursors(ann, 'laptop', convs);
+        assert.deepEqual(laptop, new Map(convs.slice(0, 100).map((c, i) => [c, 1_000 + i])), "the laptop's own, and only for where it acked");
+        assert.deepEqual(await storage.deviceCursors(bob, 'phone', convs.slice(0, 20)), new Map(convs.slice(0, 10).map((c) => [c, 7])), 'another user with the same device id');
+        assert.deepEqual(await storage.deviceCursors(ann, 'tablet', convs), new Map(), 'a device that never acked');
+        assert.deepEqual(await storage.deviceCursors(ann, 'phone', []), new Map());
+      });
+
+      it("a user in 2,000 conversations: each page of userConversations reads back the device's cursors", async () => {
+        const user = cursorUser('many');
+        const convs = Array.from({ length: 2_000 }, () => conv());
+        for (let i = 0; i < convs.length; i += 100) {
+          await Promise.all(convs.slice(i, i + 100).map((id) => storage.saveConversation({ id, title: null, creator: user, createdAt: T0, members: [user] })));
+        }
+        // Cursors in three of every four conversations, sent in one call of 1,500.
+        const expected = new Map(convs.flatMap((c, i) => (i % 4 === 3 ? [] : [[c, i + 1] as [string, number]])));
+        await storage.setDeviceCursors([...expected].map(([c, seq]) => ({ user, device: 'phone', conv: c, seq })));
+        await storage.setDeviceCursors([{ user, device: 'laptop', conv: convs[0]!, seq: 99 }]);
+        const seen: string[] = [];
+        const got = new Map<string, number>();
+        for (let after = ''; ; ) {
+          const page = await storage.userConversations(user, after, 500);
+          if (page.length === 0) break;
+          seen.push(...page.map((r) => r.conv));
+          for (const [c, seq] of await storage.deviceCursors(user, 'phone', page.map((r) => r.conv))) got.set(c, seq);
+          after = page.at(-1)!.conv;
+        }
+        assert.deepEqual(seen, [...convs].sort());
+        assert.equal(got.size, 1_500);
+        assert.deepEqual(got, expected);
+      });
+    });
+
     it('a conversation with many members round-trips', async () => {
       const members = Array.from({ length: 1_200 }, (_, i) => `member${String(i).padStart(4, '0')}`);
       const c: StoredConversation = { id: conv(), title: 'Big', creator: 'member0000', createdAt: T0, members };

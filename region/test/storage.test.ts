@@ -4,10 +4,10 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import cassandra from 'cassandra-driver';
-import type { Msg } from '@switchboard/protocol';
+import type { DeviceCursor, Msg } from '@switchboard/protocol';
 import { createLogger } from '../src/log.ts';
 import { MESSAGES_PER_BUCKET } from '../src/migrations-cassandra.ts';
-import { BATCH_BYTES, CassandraStorage, partitionChunks, rowBytes } from '../src/storage-cassandra.ts';
+import { BATCH_BYTES, CassandraStorage, cursorBytes, cursorChunks, partitionChunks, rowBytes } from '../src/storage-cassandra.ts';
 import { SqliteStorage } from '../src/storage-sqlite.ts';
 import { engineSuite, runId } from './engines.ts';
 import { storageContract } from './storage.contract.ts';
@@ -43,6 +43,26 @@ describe('Cassandra message batches (partitionChunks)', () => {
     const chunks = partitionChunks(wide);
     assert.ok(chunks.length >= 4, `${chunks.length} chunks`);
     for (const c of chunks) assert.ok(c.reduce((n, x) => n + rowBytes(x), 0) <= BATCH_BYTES);
+  });
+});
+
+describe('Cassandra cursor batches (cursorChunks)', () => {
+  it('one partition (user, device) per chunk, the highest cursor of each conversation once, each chunk within BATCH_BYTES', () => {
+    const cursors: DeviceCursor[] = [];
+    for (let i = 0; i < 400; i++) cursors.push({ user: `user-${i % 3}`, device: i % 2 ? 'phone' : 'laptop', conv: `conv-${'x'.repeat(40)}-${i % 150}`, seq: i });
+    cursors.push({ user: 'user-0', device: 'laptop', conv: `conv-${'x'.repeat(40)}-0`, seq: 1 }); // lower than one before it
+    const chunks = cursorChunks(cursors);
+    for (const c of chunks) {
+      assert.equal(new Set(c.map((x) => `${x.user}/${x.device}`)).size, 1, 'one partition');
+      assert.ok(c.reduce((n, x) => n + cursorBytes(x), 0) <= BATCH_BYTES);
+    }
+    const flat = chunks.flat();
+    const keys = flat.map((x) => `${x.user}/${x.device}/${x.conv}`);
+    assert.equal(new Set(keys).size, keys.length, 'each conversation of a device once');
+    const highest = new Map<string, number>();
+    for (const x of cursors) highest.set(`${x.user}/${x.device}/${x.conv}`, Math.max(highest.get(`${x.user}/${x.device}/${x.conv}`) ?? 0, x.seq));
+    assert.deepEqual(new Map(flat.map((x) => [`${x.user}/${x.device}/${x.conv}`, x.seq])), highest);
+    assert.ok(chunks.some((c) => c.length > 10), 'small cursors share a batch');
   });
 });
 
@@ -85,6 +105,44 @@ engineSuite('storage', 'cassandra', (points) => {
         );
         assert.ok(expected.flat().length >= 250, 'most messages went in batches');
         assert.deepEqual((await storage.readAfter(conv, 0, 1_000)).map((x) => x.seq), [...msgs, ...small].map((x) => x.seq));
+      } finally {
+        await storage.close();
+      }
+    });
+  });
+
+  describe('storage: cassandra device cursor batches', () => {
+    it("writes a device's cursors as single-partition unlogged batches at timestamp = seq, with no warning", async () => {
+      const storage = new CassandraStorage(cfg, createLogger({ test: 'storage-cassandra-cursors' }));
+      await storage.init();
+      const client = (storage as unknown as { client: cassandra.Client }).client;
+      const warnings: string[] = [];
+      client.on('log', (level: string, _cls: string, message: string) => {
+        if (level === 'warning' && message.startsWith('Received warning')) warnings.push(message);
+      });
+      const batches: { params: unknown[][]; logged: unknown }[] = [];
+      const batch = client.batch.bind(client);
+      client.batch = ((queries: { query: string; params: unknown[] }[], options: cassandra.QueryOptions & { logged?: boolean }) => {
+        batches.push({ params: queries.map((q) => q.params), logged: options.logged });
+        return batch(queries, options);
+      }) as typeof client.batch;
+      try {
+        const user = `cu${runId()}`;
+        const convs = Array.from({ length: 250 }, (_, i) => `cc${String(i).padStart(4, '0')}`);
+        await storage.setDeviceCursors([
+          ...convs.map((conv, i) => ({ user, device: 'phone', conv, seq: i + 1 })),
+          ...convs.slice(0, 40).map((conv) => ({ user, device: 'laptop', conv, seq: 5 })),
+        ]);
+        assert.deepEqual(warnings, []);
+        assert.ok(batches.length >= 3, `${batches.length} batches`);
+        for (const b of batches) {
+          assert.equal(b.logged, false);
+          assert.equal(new Set(b.params.map((p) => `${p[2]}/${p[3]}`)).size, 1, 'each batch is one partition');
+          for (const p of b.params) assert.equal(String(p[0]), String(p[1]), 'written at timestamp = seq');
+        }
+        assert.equal(batches.reduce((n, b) => n + b.params.length, 0), 290, 'every cursor went in a batch');
+        assert.equal((await storage.deviceCursors(user, 'phone', convs)).get('cc0249'), 250);
+        assert.equal((await storage.deviceCursors(user, 'laptop', convs)).size, 40);
       } finally {
         await storage.close();
       }

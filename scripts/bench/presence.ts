@@ -1,13 +1,14 @@
 /**
  * `npm run bench:presence`: the region's presence on the real Redis, driven through its signed
- * HTTP API exactly as SessionDOs call it, with the edge replaced by a fake that records the
- * presence pushes it receives.
+ * HTTP API exactly as the edge's gateways call it, with the edge replaced by a fake that records
+ * the presence pushes it receives (each event addressed to a gateway, as the region sends them).
  *
  * 1. connects BENCH_DEVICES simulated devices (default 10,000: 5,000 users × 2 devices);
  * 2. steady state, per batch size in BENCH_BATCHES (default "2,200"): heartbeats for every device
  *    in rotation, BENCH_CONCURRENCY requests in flight, for BENCH_SECONDS; reports heartbeats/s
- *    absorbed after a 2 s warm-up. Batch 2 is the edge's own shape (one call per user carrying
- *    its devices); larger batches show the Redis side's ceiling;
+ *    absorbed after a 2 s warm-up. Batch 2 was the SessionDO's shape (one call per user carrying
+ *    its devices); a gateway sends one call carrying the devices of all its users, closer to the
+ *    larger batches, which also show the Redis side's ceiling;
  * 3. kill: BENCH_KILLED devices (users with one device, each watched by another user who shares a
  *    conversation with them) stop heartbeating at once while the rest keep beating; reports the
  *    time from each one's last heartbeat to its watcher's edge receiving `offline`, and how many
@@ -23,7 +24,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { signRequest } from '@switchboard/protocol';
+import { PresenceDeliverRequest, signRequest } from '@switchboard/protocol';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startRegion, type Service } from '../lib/processes.ts';
 import { deleteByPrefix } from '../../region/src/redis-keys.ts';
@@ -97,13 +98,22 @@ async function main(): Promise<void> {
 
   // The fake edge: when each user's offline/online reached its watcher.
   const received: { user: string; status: string; at: number }[] = [];
+  let rejectedPushes = 0;
   const edgePort = await freePort();
   edgeServer = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       const at = Date.now();
-      for (const e of (JSON.parse(body) as { events: { user: string; status: string }[] }).events) received.push({ user: e.user, status: e.status, at });
+      // As the edge does: a body that is not a valid PresenceDeliverRequest (each event naming its gateway) is refused.
+      const parsed = PresenceDeliverRequest.safeParse(JSON.parse(body));
+      if (!parsed.success) {
+        rejectedPushes++;
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'invalid_frame', message: parsed.error.issues[0]?.message ?? 'invalid' } }));
+        return;
+      }
+      for (const e of parsed.data.events) received.push({ user: e.user, status: e.status, at });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"users":1,"sockets":1}');
     });
@@ -142,11 +152,12 @@ async function main(): Promise<void> {
   // A control group of live users, watched too: they keep beating and must never show offline.
   const controlUsers = [...new Set(devs.filter((d) => d.user.startsWith('u')).map((d) => d.user))].slice(0, CFG.killed);
   progress(`watchers for ${killedUsers.length} users to kill and ${controlUsers.length} that stay …`);
+  let watchers = 0; // each watcher's socket on one of 16 gateways of the fake edge
   await Promise.all(
     [...killedUsers, ...controlUsers].map(async (k) => {
       const conv = `c${k}`;
       await post('/internal/events', { conv, events: [{ kind: 'created', conv, title: null, members: [k, `w${k}`], creator: k, ts: Date.now() }] });
-      const r = await post('/internal/watch', { user: `w${k}`, device: 'w', edge: edgeUrl, watch: [k] });
+      const r = await post('/internal/watch', { user: `w${k}`, device: 'w', edge: edgeUrl, gw: `gw:bench:${watchers++ % 16}`, watch: [k] });
       if (!r.ok) throw new Error(`watch refused: ${JSON.stringify(r)}`);
     }),
   );
@@ -241,6 +252,7 @@ async function main(): Promise<void> {
     cleanCloseToOfflineMs: dist(cleanLatency),
     controlUsers: controlUsers.length,
     controlReportedOffline: spurious,
+    rejectedPushes,
   };
   fs.mkdirSync(path.dirname(CFG.out), { recursive: true });
   fs.writeFileSync(CFG.out, JSON.stringify(result, null, 2) + '\n');
@@ -250,6 +262,7 @@ async function main(): Promise<void> {
   console.log(`  killed → watcher sees offline (TTL ${CFG.ttlSeconds} s): p50 ${k.p50} ms, p99 ${k.p99} ms, max ${k.max} ms (beyond TTL: p50 ${k.beyondTtl.p50}, max ${k.beyondTtl.max} ms); missing ${k.missing}`);
   console.log(`  clean close → watcher sees offline: p50 ${result.cleanCloseToOfflineMs.p50} ms, p99 ${result.cleanCloseToOfflineMs.p99} ms`);
   console.log(`  watched users that kept beating but were reported offline: ${spurious} of ${controlUsers.length}`);
+  if (rejectedPushes) console.log(`  presence pushes the fake edge refused as malformed: ${rejectedPushes}`);
   console.log(`  written to ${path.relative(ROOT, CFG.out)}`);
   edgeServer.close();
   await region.stop();

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { signRequest, unpackDeliveries, type DeliverRequest } from '@switchboard/protocol';
+import { deliveriesByGateway, signRequest, type DeliverRequest } from '@switchboard/protocol';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startRegion, type Service } from '../lib/processes.ts';
 import { removeNamespace } from './cleanup.ts';
@@ -84,7 +84,10 @@ async function main(): Promise<void> {
     req.on('end', () => {
       const at = Date.now();
       deliverRequests++;
-      const deliveries = [...unpackDeliveries(JSON.parse(body) as DeliverRequest).values()].flat();
+      // As the edge does: one batch per gateway, each recipient pointing at its message in it
+      // (a batch's msgs are indexes into the request's).
+      const req = JSON.parse(body) as DeliverRequest;
+      const deliveries = [...deliveriesByGateway(req).values()].flatMap((b) => b.to.map((t) => ({ user: t.user, msg: req.msgs[b.msgs[t.m]!]! })));
       for (const d of deliveries) {
         if (!d.user.startsWith('r')) continue; // the recipient's copy
         const p = pending.get(`${d.msg.conv}/${d.msg.seq}`);
@@ -116,9 +119,13 @@ async function main(): Promise<void> {
   };
   const scrape = async (): Promise<Scrape> => parseProm(await (await fetch(region!.url + '/metrics')).text());
 
-  // Routes and conversations, as the SessionDOs and ConversationDOs would have sent them.
+  // Routes and conversations, as the gateways and ConversationDOs would have sent them: each user
+  // on one of 16 gateways, each socket with its own connection id (a gateway starts them from the clock).
   const convs = Array.from({ length: CFG.pairs }, (_, i) => `dbench${i}`);
-  await post('/internal/routes', { ops: convs.flatMap((_, i) => ['s', 'r'].map((p) => ({ op: 'up', user: `${p}${i}`, device: 'd1', edge: edgeUrl }))) });
+  const conn0 = Date.now() * 1000;
+  await post('/internal/routes', {
+    ops: convs.flatMap((_, i) => ['s', 'r'].map((p, j) => ({ op: 'up', user: `${p}${i}`, device: 'd1', edge: edgeUrl, gw: `gw:bench:${(2 * i + j) % 16}`, conn: conn0 + 2 * i + j }))),
+  });
   await Promise.all(convs.map((conv, i) => post('/internal/events', { conv, events: [{ kind: 'created', conv, title: null, members: [`s${i}`, `r${i}`], creator: `s${i}`, ts: Date.now() }] })));
 
   // One outbox per conversation, drained one request at a time (up to 200 events), in seq order.

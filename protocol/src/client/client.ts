@@ -1,6 +1,6 @@
 import { ACK_COALESCE_MS, AckCoalescer } from '../acks.ts';
 import { shouldReconnect } from '../close-codes.ts';
-import type { ChangesFrame, ClientFrame, Msg, MsgsFrame, SentFrame, ServerFrame } from '../frames.ts';
+import { HEARTBEAT_PING, type ChangesFrame, type ClientFrame, type Msg, type MsgsFrame, type SentFrame, type ServerFrame } from '../frames.ts';
 import { ConversationCursor } from '../ordering.ts';
 import { PRESENCE, type PresenceState, type WatchingFrame } from '../presence.ts';
 import { MemoryStore, type ClientStore } from './store.ts';
@@ -380,7 +380,7 @@ export class SwitchboardClient {
       const ws = this.ws;
       if (!ws || this.status !== 'online') return;
       if (Date.now() - this.lastFrameAt > every * 2.5) return ws.close(4000, 'heartbeat timeout');
-      ws.send(JSON.stringify({ t: 'ping' }));
+      ws.send(HEARTBEAT_PING);
     }, every);
     (this.heartbeat as { unref?: () => void }).unref?.();
   }

@@ -1,0 +1,26 @@
+import type { HistoryVisibility, Msg, Positions } from '@switchboard/protocol';
+import type { MemberRow, MembershipChange, Result } from './sequencer.ts';
+
+/**
+ * What other parts of the edge call on a conversation (ConversationDO). Calls made for a device
+ * carry `gw`, the gateway holding its socket: the conversation remembers where each member is
+ * connected, so its live path calls the right gateway.
+ */
+export interface ConversationRpc {
+  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility }): Promise<Result<{ members: string[]; existed: boolean }>>;
+  send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>>;
+  sync(input: { user: string; gw?: string; after: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
+  history(input: { user: string; gw?: string; before?: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
+  changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>>;
+  /** `user` read up to `read` (from device `device`, whose other devices are told). */
+  receipt(input: { user: string; device?: string; gw?: string; read: number }): Promise<Result<{ positions: Positions }>>;
+  /**
+   * A gateway's delivered reports: each user's devices there acked up to `seq`. `reportEveryMs`
+   * asks the gateway to report this conversation at most that often (0: as acks come).
+   */
+  delivered(input: { gw: string; reports: { user: string; seq: number }[] }): Promise<Result<{ reportEveryMs: number }>>;
+  details(input: { user: string; after: string; limit: number }): Promise<
+    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string }>
+  >;
+  typing(input: { user: string; gw: string }): Promise<Result<{ relayed: number }>>;
+}

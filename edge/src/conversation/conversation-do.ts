@@ -1,0 +1,447 @@
+import { DurableObject } from 'cloudflare:workers';
+import { LIMITS, PRESENCE, RECEIPTS, type HistoryVisibility, type Msg, type Positions, type ReadResponse } from '@switchboard/protocol';
+import { config, type Env } from '../config.ts';
+import type { ReceiptEvent } from '../gateway/api.ts';
+import { placementFor } from '../gateway/placement.ts';
+import { gatewayStub } from '../gateway/stub.ts';
+import { callRegion } from '../internal/region-client.ts';
+import { errorFields, log } from '../log.ts';
+import { StubCache } from '../stub-cache.ts';
+import type { ConversationRpc } from './api.ts';
+import { LivePush } from './live-push.ts';
+import { MemberGateways } from './member-gateways.ts';
+import { Receipts } from './receipts.ts';
+import { Sequencer, type MemberRow, type MembershipChange, type Result } from './sequencer.ts';
+
+/** Outbox events sent to the region per request. */
+const DRAIN_BATCH = 200;
+/** Backstop alarm: if a drain is lost (eviction, crash), the alarm resumes it. */
+const DRAIN_BACKSTOP_MS = 5_000;
+/** Retry interval cap while the region is unreachable: a recovered region is drained within this. */
+const MAX_BACKOFF_MS = 15_000;
+/** Outbox rows the region acknowledged are deleted with the next send, or after this long. */
+const ACK_WRITE_MS = 1000;
+/** A drain waits at most this long for the live path, so its events can say who has them already. */
+const LIVE_SETTLE_MS = 2000;
+/** Moved delivered/read positions are written with the next send, or after this long. */
+const RECEIPTS_WRITE_MS = 1000;
+/** How often gateways report deliveries in groups too large to relay them to (receipts). */
+const QUIET_DELIVERED_REPORTS_MS = 30_000;
+/** Positions per `receipts` outbox event. */
+const RECEIPTS_PER_EVENT = 500;
+
+/**
+ * A coalescing wait, drawn from ½× to 1½× `ms` (the same mean). With exact waits, conversations
+ * that became busy together (every socket reconnecting after an edge restart, a phase of
+ * bench:latency starting) drained at the same instant, and again one period later: in a bench
+ * trace every conversation's sends stalled ~100 ms at the first of those bursts.
+ */
+function jittered(ms: number): number {
+  return ms * (0.5 + Math.random());
+}
+
+/**
+ * THE SEQUENCER of one conversation (state and rules in `Sequencer`). Durable before ack: the
+ * runtime's output gate holds every reply until the transaction that produced it is on disk.
+ * The outbox drains to the region strictly in order, one drain at a time, retried with backoff
+ * until acknowledged — so while the region is down senders still get `sent`, and when it returns
+ * everything reaches it in seq order.
+ */
+export class ConversationDO extends DurableObject<Env> implements ConversationRpc {
+  private readonly seq: Sequencer;
+  private draining: Promise<void> | null = null;
+  private failures = 0;
+  private readonly live: LivePush;
+  /** The region has every outbox event up to this oseq (in this instance's life). */
+  private acked = 0;
+  /** `acked` moved since the outbox was last trimmed to it. */
+  private ackPending = false;
+  private ackTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The alarm as last read or set (undefined: not known yet); saves a storage read per send. */
+  private alarmAt: number | null | undefined = undefined;
+  /** Members' delivered/read positions (receipts.ts). */
+  private readonly receipts: Receipts;
+  private receiptsTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The coalescing wait before the next drain (config drainCoalesceMs). */
+  private drainTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Something queued since the last batch must reach the region at once (a member the live path missed, a membership change). */
+  private drainUrgent = false;
+  /** Ends a running drain's coalescing wait early (set while it waits). */
+  private wakeDrain: (() => void) | null = null;
+  /** The gateways its members are connected to (live path, receipts, typing), and where each member is. */
+  private readonly gateways;
+  private readonly where: MemberGateways;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    const cfg = config(env);
+    this.seq = new Sequencer(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn));
+    this.receipts = new Receipts(ctx.storage.sql);
+    this.gateways = new StubCache((gw: string) => gatewayStub(env.GATEWAYS, gw));
+    this.where = new MemberGateways(placementFor(cfg.gatewayPlacement, undefined), cfg.gatewayShards);
+    this.live = new LivePush({
+      target: (gw) => this.gateways.get(gw),
+      group: (members) => this.where.group(members),
+      onError: (gw, err) => {
+        this.gateways.drop(gw);
+        log('warn', 'live push failed; the region delivers it', { conv: this.seq.conv, gw, ...errorFields(err) });
+      },
+      onMissed: () => this.scheduleDrain(0),
+    });
+  }
+
+  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility }): Promise<Result<{ members: string[]; existed: boolean }>> {
+    const r = this.seq.create(input, Date.now());
+    if (r.ok && !r.existed) this.scheduleDrain();
+    return r;
+  }
+
+  async send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>> {
+    this.where.learn(input.from, input.gw);
+    this.writeAck();
+    // Moved positions ride inside this message's transaction: a statement outside one costs
+    // workerd an implicit transaction of its own, several times a statement inside.
+    const r = this.seq.send(input, Date.now(), () => this.writeReceipts());
+    if (r.ok && !r.duplicate) {
+      // Sending is reading: everything up to one's own message is read. Written with the next
+      // send or within RECEIPTS_WRITE_MS; the sender's devices and the region infer it from the
+      // message itself, so it takes no outbox event.
+      if (this.receipts.advance(input.from, { read: r.seq }, { outbox: false })) this.scheduleReceipts();
+      // The runtime holds these calls until the message is on disk: nothing is delivered before it is durable.
+      // Membership is sequenced here too, so the members now are the members as of this seq.
+      let live = false;
+      if (this.seq.memberCount() <= config(this.env).livePushMaxMembers) {
+        const msg: Msg = { t: 'msg', conv: this.seq.conv!, seq: r.seq, cmid: input.cmid, from: input.from, dev: input.dev, ts: r.ts, body: input.body };
+        live = this.live.push(msg, this.seq.memberList());
+      }
+      // Members the live path reaches have it already: the region can take it with the next ones.
+      this.scheduleDrain(live ? config(this.env).drainCoalesceMs : 0);
+    }
+    return r;
+  }
+
+  /** Messages after `after` (exclusive), ascending: from the recent window, else from the region. */
+  async sync(input: { user: string; gw?: string; after: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>> {
+    this.where.learn(input.user, input.gw);
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    const range = this.seq.readable(input.user);
+    if (!range) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const after = Math.max(input.after, range.from - 1);
+    const last = Math.min(this.seq.lastSeq, range.to);
+    if (after >= last) return { ok: true, msgs: [], more: false };
+    const clamp = (msgs: Msg[]) => {
+      const kept = msgs.filter((m) => m.seq <= last);
+      return { msgs: kept, more: (kept.at(-1)?.seq ?? last) < last };
+    };
+    const local = this.seq.readWindow(after, input.limit);
+    if (local) return { ok: true, ...clamp(local.msgs) };
+    try {
+      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', { conv, user: input.user, after, limit: input.limit });
+      return { ok: true, ...clamp(page.msgs) };
+    } catch (err) {
+      log('warn', 'sync from region failed', { conv, ...errorFields(err) });
+      return { ok: false, code: 'unavailable', message: 'history beyond the recent window is unavailable; retry later' };
+    }
+  }
+
+  /** Older messages, newest first, paging back to seq 1: from the window, else from the region. */
+  async history(input: { user: string; gw?: string; before?: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>> {
+    this.where.learn(input.user, input.gw);
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    const range = this.seq.readable(input.user);
+    if (!range) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    // A removed member reads nothing past their removal; an added one nothing before their join.
+    const before = Math.min(input.before ?? Number.MAX_SAFE_INTEGER, this.seq.lastSeq + 1, range.to + 1);
+    if (before <= range.from) return { ok: true, msgs: [], more: false };
+    const local = this.seq.readWindowBefore(before, input.limit);
+    const floor = (msgs: Msg[]) => msgs.filter((m) => m.seq >= range.from);
+    const more = (msgs: Msg[]) => (msgs.at(-1)?.seq ?? range.from) > range.from;
+    const oldestLocal = local.msgs.at(-1)?.seq;
+    if (local.complete || (oldestLocal !== undefined && oldestLocal <= range.from)) return { ok: true, msgs: floor(local.msgs), more: more(floor(local.msgs)) };
+    try {
+      const rest = { conv, user: input.user, before: local.msgs.at(-1)?.seq ?? before, limit: input.limit - local.msgs.length };
+      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', rest);
+      const msgs = floor([...local.msgs, ...page.msgs]);
+      return { ok: true, msgs, more: more(msgs) };
+    } catch (err) {
+      log('warn', 'history from region failed', { conv, ...errorFields(err) });
+      return { ok: false, code: 'unavailable', message: 'history beyond the recent window is unavailable; retry later' };
+    }
+  }
+
+  // ---- membership (sequenced like messages; rules in Sequencer.changeMembers) ----------------
+
+  async changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>> {
+    const r = this.seq.changeMembers(input, Date.now(), config(this.env).maxGroupMembers);
+    if (r.ok && r.seq !== null) {
+      // Changing membership is reading too, and the region infers it from the event (its `from`).
+      if (this.receipts.advance(input.by, { read: r.seq }, { outbox: false })) this.scheduleReceipts();
+      this.scheduleDrain();
+    }
+    return r;
+  }
+
+  // ---- receipts (positions in receipts.ts) -------------------------------------------------
+
+  /**
+   * `user` has read up to `read` (from `device`): capped at what they may read, moved forward
+   * only. What moved goes at once to the user's other devices and, in conversations of at most
+   * RECEIPTS.relayMaxMembers, to every member; it is written within RECEIPTS_WRITE_MS and reaches
+   * the region with the outbox.
+   */
+  async receipt(input: { user: string; device?: string; gw?: string; read: number }): Promise<Result<{ positions: Positions }>> {
+    this.where.learn(input.user, input.gw);
+    const cap = this.readCap(input.user);
+    if (!cap.ok) return cap;
+    const moved = this.receipts.advance(input.user, { read: Math.min(input.read, cap.cap) });
+    if (moved) {
+      this.scheduleReceipts();
+      const everyone = this.seq.memberCount() <= RECEIPTS.relayMaxMembers;
+      const skip = input.device !== undefined ? { skip: input.device } : {};
+      const to = everyone ? this.seq.memberList().map((user) => (user === input.user ? { user, ...skip } : { user })) : [{ user: input.user, ...skip }];
+      if (!to.some((r) => r.user === input.user)) to.push({ user: input.user, ...skip });
+      this.relay([{ conv: cap.conv, user: input.user, ...moved }], to);
+    }
+    return { ok: true, positions: this.receipts.get(input.user) };
+  }
+
+  /**
+   * A gateway's delivered reports: each user's devices there acked up to `seq` (capped at what
+   * they may read, forward only). In conversations of at most RECEIPTS.relayMaxMembers the other
+   * members are told; in larger ones nobody is, and gateways are asked to report only every
+   * QUIET_DELIVERED_REPORTS_MS (the positions show in the conversation details).
+   */
+  async delivered(input: { gw: string; reports: { user: string; seq: number }[] }): Promise<Result<{ reportEveryMs: number }>> {
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    const everyone = this.seq.memberCount() <= RECEIPTS.relayMaxMembers;
+    const events: ReceiptEvent[] = [];
+    for (const r of input.reports) {
+      this.where.learn(r.user, input.gw);
+      const cap = this.readCap(r.user);
+      if (!cap.ok) continue;
+      const moved = this.receipts.advance(r.user, { delivered: Math.min(r.seq, cap.cap) });
+      if (moved) events.push({ conv, user: r.user, ...moved });
+    }
+    if (events.length > 0) {
+      this.scheduleReceipts();
+      if (everyone) this.relay(events, this.seq.memberList().map((user) => ({ user })));
+    }
+    return { ok: true, reportEveryMs: everyone ? 0 : QUIET_DELIVERED_REPORTS_MS };
+  }
+
+  /** The highest seq `user` may read, or why they may not. */
+  private readCap(user: string): Result<{ conv: string; cap: number }> {
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    const range = this.seq.readable(user);
+    if (!range) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    return { ok: true, conv, cap: Math.min(this.seq.lastSeq, range.to) };
+  }
+
+  /** Receipt events to the recipients' sockets, one call per gateway (a user's own devices hear only of reads). */
+  private relay(events: ReceiptEvent[], to: { user: string; skip?: string }[]): void {
+    const byGateway = new Map<string, { user: string; skip?: string }[]>();
+    for (const r of to) {
+      const gw = this.where.of(r.user);
+      const list = byGateway.get(gw);
+      if (list) list.push(r);
+      else byGateway.set(gw, [r]);
+    }
+    for (const [gw, list] of byGateway)
+      this.gateways
+        .get(gw)
+        .receipts(gw, events, list)
+        .catch((err: unknown) => {
+          this.gateways.drop(gw);
+          log('warn', 'receipt relay failed', { conv: this.seq.conv, gw, ...errorFields(err) });
+        });
+  }
+
+  /**
+   * Writes moved positions (and their outbox event) now: inside a send's transaction, so they
+   * share its commit, or from the timer. The timer is left running when a send wrote them (it
+   * then finds nothing): clearing and setting one per send cost more than the write.
+   */
+  private writeReceipts(): void {
+    if (!this.receipts.pending) return;
+    const changes = this.receipts.flush();
+    for (let i = 0; i < changes.length; i += RECEIPTS_PER_EVENT) this.seq.enqueue({ kind: 'receipts', positions: changes.slice(i, i + RECEIPTS_PER_EVENT) });
+    if (changes.length > 0) this.scheduleDrain(config(this.env).drainCoalesceMs);
+  }
+
+  private scheduleReceipts(): void {
+    this.receiptsTimer ??= setTimeout(() => {
+      this.receiptsTimer = null;
+      this.writeReceipts();
+    }, RECEIPTS_WRITE_MS);
+  }
+
+  /** The conversation as `user` may see it, with a page of current members (by id, after `after`). */
+  async details(input: { user: string; after: string; limit: number }): Promise<
+    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string }>
+  > {
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const rows = this.seq.membersPage(input.after, input.limit + 1);
+    const page = rows.slice(0, input.limit);
+    const next = rows.length > input.limit ? page.at(-1)?.user : undefined;
+    const members = page.map((m) => ({ ...m, ...this.receipts.get(m.user) }));
+    return {
+      ok: true,
+      conv,
+      title: this.seq.title,
+      direct: this.seq.direct,
+      history: this.seq.historyVisibility,
+      last: this.seq.lastSeq,
+      ver: this.seq.memberVersion,
+      count: this.seq.memberCount(),
+      members,
+      ...(next ? { next } : {}),
+    };
+  }
+
+  /**
+   * The backstop: resumes a drain that an eviction or a crash cut short. It returns at once rather
+   * than awaiting the drain: awaiting it held the `sent` of sends arriving meanwhile for the whole
+   * drain (measured with bench:latency; the likely cause is the alarm write those sends make,
+   * which the runtime confirms only once the handler ends). Instead the next backstop is armed
+   * first, whenever anything is undrained, so a drain lost again is resumed again.
+   */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    if (this.seq.outbox(1, Infinity, this.acked).length > 0) await this.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
+    void this.drain();
+  }
+
+  // ---- typing (never stored) ----------------------------------------------------------------
+
+  /** `user` is typing: tell the other members' gateways (one call each), which pass it to their sockets. */
+  async typing(input: { user: string; gw: string }): Promise<Result<{ relayed: number }>> {
+    this.where.learn(input.user, input.gw);
+    const conv = this.seq.conv;
+    if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const members = this.seq.memberList();
+    if (members.length > PRESENCE.typingMaxMembers) return { ok: true, relayed: 0 };
+    const calls = [...this.where.group(members)].map(async ([gw, users]) => {
+      const to = users.filter((u) => u !== input.user);
+      if (to.length === 0) return 0;
+      try {
+        return (await this.gateways.get(gw).typing(gw, { conv, user: input.user, to })).sockets;
+      } catch {
+        this.gateways.drop(gw);
+        return 0;
+      }
+    });
+    return { ok: true, relayed: (await Promise.all(calls)).reduce((a, n) => a + n, 0) };
+  }
+
+  /** A drain within `waitMs` (one already waiting for less is kept), and the backstop alarm. */
+  private scheduleDrain(waitMs = 0): void {
+    // While backing off, the alarm retries: a burst of sends must not turn into a burst of failed
+    // attempts that pushes the next retry ever further out. A running drain takes what was added
+    // meanwhile with its next batch.
+    if (waitMs === 0) {
+      this.drainUrgent = true;
+      this.wakeDrain?.();
+    }
+    if (this.failures === 0 && !this.draining) {
+      if (waitMs === 0) {
+        if (this.drainTimer) clearTimeout(this.drainTimer);
+        this.drainTimer = null;
+        void this.drain();
+      } else
+        this.drainTimer ??= setTimeout(() => {
+          this.drainTimer = null;
+          void this.drain();
+        }, jittered(waitMs));
+    }
+    // Backstop in case this instance dies before the drain finishes.
+    if (this.alarmAt === null) void this.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
+    else if (this.alarmAt === undefined)
+      void this.ctx.storage.getAlarm().then((at) => {
+        this.alarmAt = at;
+        if (at === null) return this.setAlarm(Date.now() + DRAIN_BACKSTOP_MS);
+      });
+  }
+
+  /**
+   * Deletes what the region acknowledged and trims the window. Not urgent: it rides along with the
+   * next send's commit, or is written on its own within ACK_WRITE_MS. Until then (and after a
+   * crash before it) those events stay in the outbox and would only be sent again, which the
+   * region applies idempotently.
+   */
+  private writeAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    if (!this.ackPending) return;
+    this.ackPending = false;
+    this.seq.acknowledge(this.acked, config(this.env).conversationWindow);
+  }
+
+  private setAlarm(at: number): Promise<void> {
+    this.alarmAt = at;
+    return this.ctx.storage.setAlarm(at);
+  }
+
+  private drain(): Promise<void> {
+    if (!this.draining) this.draining = this.drainLoop().finally(() => (this.draining = null));
+    return this.draining;
+  }
+
+  /** The next outbox batch, each message saying which gateways the live path already reached. */
+  private async drainBatch() {
+    await this.live.settled(LIVE_SETTLE_MS);
+    // What is taken now goes with this request: only what is queued after it can be urgent.
+    this.drainUrgent = false;
+    return this.seq.outbox(DRAIN_BATCH, LIMITS.drainBatchBytes, this.acked).map((row) => {
+      if (row.event.kind !== 'msg') return row;
+      const live = this.live.reached(row.event.msg.seq);
+      return live.length > 0 ? { ...row, event: { ...row.event, live } } : row;
+    });
+  }
+
+  private async drainLoop(): Promise<void> {
+    const cfg = config(this.env);
+    for (let rows = await this.drainBatch(); rows.length > 0; rows = await this.drainBatch()) {
+      try {
+        await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: rows.map((r) => r.event) });
+      } catch (err) {
+        this.failures++;
+        const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.failures, 10)) * (0.5 + Math.random() / 2);
+        log('warn', 'outbox drain failed; will retry', { conv: this.seq.conv, pending: rows.length, retryInMs: Math.round(delay), ...errorFields(err) });
+        await this.setAlarm(Date.now() + delay);
+        return;
+      }
+      this.failures = 0;
+      this.acked = rows.at(-1)!.oseq;
+      this.ackPending = true;
+      this.ackTimer ??= setTimeout(() => this.writeAck(), ACK_WRITE_MS);
+      const seqs = rows.flatMap((r) => (r.event.kind === 'msg' ? [r.event.msg.seq] : []));
+      if (seqs.length > 0) this.live.forget(Math.max(...seqs));
+      await this.coalesce(cfg.drainCoalesceMs);
+    }
+  }
+
+  /**
+   * Between two batches of a busy conversation: while everything queued reached its members
+   * live, the next request waits `ms` so that it carries that time's messages (without it, each
+   * request would carry only what arrived during the previous one, and a slow region would get
+   * ever more, ever smaller requests). Anything urgent ends the wait.
+   */
+  private async coalesce(ms: number): Promise<void> {
+    if (ms <= 0 || this.drainUrgent) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => ((this.wakeDrain = null), resolve()), jittered(ms));
+      this.wakeDrain = () => {
+        clearTimeout(timer);
+        this.wakeDrain = null;
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,56 @@
+import type { PositionChange, PresenceEvent } from '@switchboard/protocol';
+
+/** A message as a gateway handles it: its place, and its frame serialised once by the caller. */
+export interface WireMsg {
+  conv: string;
+  seq: number;
+  /** The `msg` frame's JSON, written to every socket as is. */
+  text: string;
+}
+
+/** A recipient of a batch: `user`'s sockets on the gateway but device `skip` get message `m`. */
+export interface Recipient {
+  user: string;
+  /** Index into the batch's `msgs`. */
+  m: number;
+  skip?: string;
+}
+
+/** One call's worth of deliveries for one gateway: each message once, then who gets which. */
+export interface GatewayBatch {
+  msgs: WireMsg[];
+  /** In the order the messages must reach each device (seq order per conversation). */
+  to: Recipient[];
+}
+
+export interface DeliverResult {
+  /**
+   * Every socket of a recipient connected with an id up to this has the batch (pushed and in
+   * flight, or acked before); sockets connected later get ids above it (protocol `LiveReached`).
+   */
+  upTo: number;
+  /** Recipients with no socket on this gateway: the region's fan-out (or a push) is their path. */
+  missed: string[];
+  /** Recipients whose only socket here is the one they skip (a sender with one device online). */
+  skipOnly: string[];
+  /** Frames written. */
+  sockets: number;
+}
+
+/** A receipt for members' devices: `user`'s delivered and/or read position moved in `conv`. */
+export type ReceiptEvent = PositionChange & { conv: string };
+
+/**
+ * What other parts of the edge call on a gateway (GatewayDO). Every method takes the gateway's own
+ * name first: an object does not know its name, and the gateway needs it to register routes.
+ */
+export interface GatewayRpc {
+  /** Live path and region fan-out: push each message to its recipients' live sockets, once per device. */
+  deliver(gw: string, batch: GatewayBatch): Promise<DeliverResult>;
+  /** `user` is typing in `conv`: to every socket of `to`. */
+  typing(gw: string, input: { conv: string; user: string; to: string[] }): Promise<{ sockets: number }>;
+  /** Receipt events to the sockets of `to` (but each one's `skip` device). */
+  receipts(gw: string, events: ReceiptEvent[], to: { user: string; skip?: string }[]): Promise<{ sockets: number }>;
+  /** Presence changes from the region, each to the watching devices it names. */
+  presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }>;
+}

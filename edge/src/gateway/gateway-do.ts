@@ -1,0 +1,582 @@
+import { DurableObject } from 'cloudflare:workers';
+import {
+  CLOSE_CODES,
+  HEARTBEAT_PING,
+  HEARTBEAT_PONG,
+  ProtocolError,
+  decodeClientFrame,
+  type ClientFrame,
+  type ConversationsResponse,
+  type PresenceEvent,
+  type ServerFrame,
+  type WatchResponse,
+} from '@switchboard/protocol';
+import { config, type EdgeConfig, type Env } from '../config.ts';
+import { callRegion } from '../internal/region-client.ts';
+import { errorFields, log } from '../log.ts';
+import { StubCache } from '../stub-cache.ts';
+import type { DeliverResult, GatewayBatch, GatewayRpc, ReceiptEvent, WireMsg } from './api.ts';
+import { Conn, Connections, type Attachment } from './connections.ts';
+import { DeliveredReports } from './delivered-reports.ts';
+import { DeliveryTracker } from './delivery.ts';
+import { Orphans } from './orphans.ts';
+import { RegionOps } from './region-ops.ts';
+import { TypingLimiter } from './typing-limiter.ts';
+
+export const USER_HEADER = 'x-sb-user';
+export const DEVICE_HEADER = 'x-sb-device';
+export const GATEWAY_HEADER = 'x-sb-gateway';
+
+/** Conversations per `changes` page. */
+const RESUME_PAGE = 500;
+/**
+ * Acked cursors reach the region at most this long after the ack (one call for every device of
+ * the gateway). A gateway lost before that re-sends at most that much, which devices drop.
+ */
+const CURSOR_FLUSH_MS = 10_000;
+/** A closed socket's cursors are written this soon, so a reconnect to another gateway finds them. */
+const CLOSED_CURSOR_FLUSH_MS = 1000;
+/** Acks are reported to ConversationDOs as delivered positions this long after they arrive. */
+const DELIVERED_REPORT_MS = 1000;
+/** Route, presence and cursor changes leave for the region together, this long after the first. */
+const REGION_OPS_DELAY_MS = 50;
+/**
+ * Per device: `send` frames queued or in progress, and other requests in progress. Past them a
+ * frame is refused with `rate_limited` (the SDK retries it with backoff): a device that floods
+ * can hold a bounded share of the gateway and of its conversations, never an unbounded queue.
+ */
+const MAX_QUEUED_SENDS = 32;
+const MAX_REQUESTS = 32;
+
+/**
+ * THE CONNECTION SERVER: one gateway holds the hibernatable sockets of every user whose id hashes
+ * to it (`gw:<placement>:<k>`), with each device's in-flight window, retransmits, send order and
+ * acked cursors in memory (DeliveryTracker). The Worker has verified the token; user and device
+ * arrive in trusted headers and live in each socket's attachment, and every frame acts as that
+ * socket's user and device only. Deliveries come once per gateway, not per recipient; route,
+ * presence and cursor changes leave for the region batched per gateway (RegionOps). There is no
+ * per-user object or database: what must be durable per device (cursors) is written to the
+ * region in batches.
+ */
+export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
+  private readonly cfg: EdgeConfig;
+  /** This gateway's name, from the first call or socket that tells it. */
+  private name: string | null = null;
+  private readonly conns: Connections;
+  private readonly tracker: DeliveryTracker;
+  private readonly orphans = new Orphans();
+  private readonly ops: RegionOps;
+  private readonly reports = new DeliveredReports();
+  private readonly typingLimiter = new TypingLimiter();
+  private readonly conversations;
+  /** The last connection id given (see `nextConn`). */
+  private lastConn = 0;
+  /**
+   * Retransmits run on a memory timer: the in-flight window they serve is memory only (a timer
+   * keeps the object awake while anything is in flight), and a storage alarm would cost a commit.
+   */
+  private retransmitTimer: ReturnType<typeof setTimeout> | null = null;
+  private retransmitAt = Infinity;
+  private cursorTimer: ReturnType<typeof setTimeout> | null = null;
+  private cursorAt = Infinity;
+  private reportTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Devices whose socket closed since the last cursor flush: their state goes after it. */
+  private readonly closed = new Set<string>();
+  /** The alarm as last read or set (undefined: not known yet). */
+  private alarmAt: number | null | undefined = undefined;
+  private routesRefreshedAt = 0;
+  /** The region's routes epoch as last answered (null: none yet in this instance's life). */
+  private epoch: string | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.cfg = config(env);
+    this.conns = new Connections(ctx);
+    this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
+    this.ops = new RegionOps({
+      call: (path, body) => callRegion(this.cfg, path, body),
+      delayMs: REGION_OPS_DELAY_MS,
+      onEpoch: (epoch) => this.onEpoch(epoch),
+      onError: (path, count, err) => log('warn', 'region call failed', { gw: this.name, path, count, ...errorFields(err) }),
+      onCursorsFailed: (cursors) => {
+        this.tracker.restoreDirty(cursors);
+        this.scheduleCursorFlush(CURSOR_FLUSH_MS);
+      },
+    });
+    this.conversations = new StubCache((conv: string) => env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv)));
+    // The SDK's bare heartbeat is answered by the runtime without waking the object; its time is
+    // read back as the device's last beat (getWebSocketAutoResponseTimestamp).
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
+  }
+
+  // ---- sockets ------------------------------------------------------------------------------
+
+  /** A WebSocket upgrade for a verified user and device (headers set by the Worker). */
+  override async fetch(request: Request): Promise<Response> {
+    const user = request.headers.get(USER_HEADER);
+    const device = request.headers.get(DEVICE_HEADER);
+    const gw = request.headers.get(GATEWAY_HEADER);
+    if (!user || !device || !gw) return new Response('missing principal', { status: 400 });
+    this.name = gw;
+    const now = Date.now();
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    const att: Attachment = { user, device, conn: this.nextConn(now), gw, at: now };
+    this.ctx.acceptWebSocket(server, [user]);
+    server.serializeAttachment(att);
+    const c = new Conn(server, att, false);
+    const old = this.conns.add(c);
+    // What the device had in flight on a socket this one replaces, or on one that closed a moment
+    // ago, goes out again on this one (its resume may not list it yet: see Orphans).
+    const carried = [...this.tracker.detach(c.key), ...this.orphans.take(c.key, now)];
+    if (old) closeSocket(old, 'replaced');
+    for (const msg of carried) this.track(c, msg, now);
+    this.ops.route({ op: 'up', user, device, edge: this.cfg.edgeUrl, gw, conn: att.conn });
+    this.ops.presenceOp({ op: 'connect', user, device });
+    // `hello` once the route is at the region (with the batch it rides in): from then on every
+    // message the region fans out finds this socket, even for a client that never resumes.
+    void this.ops.whenSent().then(() => this.open(c));
+    await this.armAlarm(now);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Says `hello`, then writes what was held for the socket meanwhile, in order. */
+  private open(c: Conn): void {
+    if (!this.conns.isCurrent(c)) return;
+    c.ready = true;
+    send(c.ws, { t: 'hello', user: c.att.user, dev: c.att.device, v: 1 });
+    for (const msg of this.tracker.inflight(c.key)) write(c.ws, msg.text);
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const c = this.conns.forSocket(ws);
+    if (!c) return ws.close(CLOSE_CODES.internal.code, 'lost session state');
+    this.name ??= c.att.gw;
+    // Any frame, even a bad one, shows the device is alive: a heartbeat.
+    c.lastBeat = Date.now();
+    const decoded = decodeClientFrame(message);
+    if (!decoded.ok) return sendError(ws, decoded.rid, decoded.error);
+    const frame = decoded.frame;
+    switch (frame.t) {
+      case 'ack':
+        return this.onAck(c, frame.conv, frame.seq);
+      case 'ping':
+        send(ws, { t: 'pong', rid: frame.rid, ts: Date.now() });
+        return;
+      case 'send': {
+        if (c.sends >= MAX_QUEUED_SENDS) return sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
+        c.sends++;
+        // A device's messages are sequenced in the order it sent them; `run` never rejects. With
+        // sends waiting behind, each first yields to the event loop: one device's chain of sends
+        // (each a call, a commit, a delivery) otherwise runs back to back without letting the
+        // runtime read other sockets, and a burst of 2,000 held another user's ping for 0.6 s.
+        const next = c.chain.then(() => (c.sends > 1 ? yieldToIo() : undefined)).then(() => this.run(c, frame));
+        c.chain = next;
+        await next;
+        c.sends--;
+        return;
+      }
+      default: {
+        if (c.requests >= MAX_REQUESTS) return sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_REQUESTS} requests may be in progress per device; retry shortly`));
+        c.requests++;
+        try {
+          await this.run(c, frame);
+        } finally {
+          c.requests--;
+        }
+      }
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Complete the closing handshake; the client otherwise waits out its close timeout.
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // Already closed.
+    }
+    this.socketGone(ws, code);
+  }
+
+  override async webSocketError(ws: WebSocket, err: unknown): Promise<void> {
+    log('warn', 'socket error', { gw: this.name, ...errorFields(err) });
+    this.socketGone(ws, CLOSE_CODES.internal.code);
+  }
+
+  // ---- deliveries (live path and region fan-out) -------------------------------------------
+
+  /**
+   * Each message to every current socket of its recipients but their `skip` device, once: a copy
+   * in flight or acked is skipped, and what is pushed stays in flight until acked. A device past
+   * its window is closed and resumes. Synchronous from the first line to the answer, so `upTo`
+   * covers exactly the sockets this call saw.
+   */
+  async deliver(gw: string, batch: GatewayBatch): Promise<DeliverResult> {
+    this.name ??= gw;
+    const now = Date.now();
+    const missed = new Set<string>();
+    const skipOnly = new Set<string>();
+    let sockets = 0;
+    for (const t of batch.to) {
+      const devices = this.conns.of(t.user);
+      if (!devices) {
+        missed.add(t.user);
+        continue;
+      }
+      const msg = batch.msgs[t.m]!;
+      let others = false;
+      for (const c of devices.values()) {
+        if (c.att.device === t.skip || c.closing) continue;
+        others = true;
+        if (this.track(c, msg, now) === 'sent' && c.ready && write(c.ws, msg.text)) sockets++;
+      }
+      if (!others) (t.skip !== undefined && devices.has(t.skip) ? skipOnly : missed).add(t.user);
+    }
+    return { upTo: this.upTo(now), missed: [...missed], skipOnly: [...skipOnly], sockets };
+  }
+
+  async typing(gw: string, input: { conv: string; user: string; to: string[] }): Promise<{ sockets: number }> {
+    this.name ??= gw;
+    const text = JSON.stringify({ t: 'typing', conv: input.conv, user: input.user } satisfies ServerFrame);
+    let sockets = 0;
+    for (const user of input.to) for (const c of this.conns.of(user)?.values() ?? []) if (c.ready && write(c.ws, text)) sockets++;
+    return { sockets };
+  }
+
+  /** Each event to each recipient's sockets but its `skip` device; a user's own devices hear only of their reads. */
+  async receipts(gw: string, events: ReceiptEvent[], to: { user: string; skip?: string }[]): Promise<{ sockets: number }> {
+    this.name ??= gw;
+    const texts = events.map((e) => ({
+      user: e.user,
+      delivered: e.delivered === undefined ? null : JSON.stringify({ t: 'delivered', conv: e.conv, user: e.user, seq: e.delivered } satisfies ServerFrame),
+      read: e.read === undefined ? null : JSON.stringify({ t: 'read', conv: e.conv, user: e.user, seq: e.read } satisfies ServerFrame),
+    }));
+    let sockets = 0;
+    for (const r of to)
+      for (const c of this.conns.of(r.user)?.values() ?? []) {
+        if (c.att.device === r.skip || !c.ready) continue;
+        for (const t of texts) {
+          if (t.delivered !== null && t.user !== r.user && write(c.ws, t.delivered)) sockets++;
+          if (t.read !== null && write(c.ws, t.read)) sockets++;
+        }
+      }
+    return { sockets };
+  }
+
+  async presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }> {
+    this.name ??= gw;
+    let sockets = 0;
+    for (const e of events) {
+      const devices = this.conns.of(e.to);
+      if (!devices) continue;
+      const text = JSON.stringify({ t: 'presence', user: e.user, status: e.status, last_seen: e.last_seen } satisfies ServerFrame);
+      for (const device of e.devices) {
+        const c = devices.get(device);
+        if (c?.ready && write(c.ws, text)) sockets++;
+      }
+    }
+    return { sockets };
+  }
+
+  // ---- frames -------------------------------------------------------------------------------
+
+  /** Answers one frame; never rejects (a failure is the frame's typed error). */
+  private async run(c: Conn, frame: ClientFrame): Promise<void> {
+    try {
+      await this.handle(c, frame);
+    } catch (err) {
+      if (err instanceof ProtocolError) return sendError(c.ws, frame.rid, err);
+      // A failed call may have broken the stub: the next frame gets a new one.
+      if ('conv' in frame) this.conversations.drop(frame.conv);
+      log('error', 'frame handler failed', { gw: this.name, user: c.att.user, device: c.att.device, t: frame.t, ...errorFields(err) });
+      sendError(c.ws, frame.rid, new ProtocolError('internal'));
+    }
+  }
+
+  private async handle(c: Conn, frame: ClientFrame): Promise<void> {
+    const { user, device, gw } = c.att;
+    switch (frame.t) {
+      case 'send': {
+        const r = await this.conversations.get(frame.conv).send({ from: user, dev: device, gw, cmid: frame.cmid, body: frame.body });
+        if (!r.ok) throw new ProtocolError(r.code, r.message);
+        send(c.ws, { t: 'sent', rid: frame.rid, conv: frame.conv, cmid: frame.cmid, seq: r.seq, ts: r.ts });
+        return;
+      }
+      case 'sync': {
+        const r = await this.conversations.get(frame.conv).sync({ user, gw, after: frame.after, limit: frame.limit });
+        if (!r.ok) throw new ProtocolError(r.code, r.message);
+        send(c.ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
+        return;
+      }
+      case 'history': {
+        const r = await this.conversations.get(frame.conv).history({ user, gw, before: frame.before, limit: frame.limit });
+        if (!r.ok) throw new ProtocolError(r.code, r.message);
+        send(c.ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
+        return;
+      }
+      case 'resume':
+        return this.resume(c, frame.rid, frame.after);
+      case 'read': {
+        const r = await this.conversations.get(frame.conv).receipt({ user, device, gw, read: frame.seq });
+        if (!r.ok) throw new ProtocolError(r.code, r.message);
+        return;
+      }
+      case 'watch':
+      case 'unwatch': {
+        // After this device's `connect` (which ends the previous connection's watches).
+        await this.ops.flush();
+        const lists = frame.t === 'watch' ? { watch: frame.users } : { unwatch: frame.users };
+        let r: WatchResponse;
+        try {
+          r = await callRegion<WatchResponse>(this.cfg, '/internal/watch', { user, device, edge: this.cfg.edgeUrl, gw, ...lists });
+        } catch (err) {
+          log('warn', 'watch: region unavailable', { user, ...errorFields(err) });
+          throw new ProtocolError('unavailable', 'presence is unavailable; retry later');
+        }
+        if (!r.ok) throw new ProtocolError(r.code, r.message);
+        send(c.ws, { t: 'watching', rid: frame.rid, users: r.users });
+        return;
+      }
+      case 'typing': {
+        if (!this.typingLimiter.allow(c.key, frame.conv)) return;
+        const r = await this.conversations.get(frame.conv).typing({ user, gw });
+        if (!r.ok) throw new ProtocolError(r.code, r.message);
+        return;
+      }
+      case 'ack':
+      case 'ping':
+        return; // answered in webSocketMessage
+    }
+  }
+
+  /**
+   * A page of the user's conversations with messages this device has not acked. The device's
+   * route reaches the region first, so any message stored after this read is fanned out to this
+   * socket, and any stored before it is listed here (see PROTOCOL.md, "Delivery and catch-up").
+   */
+  private async resume(c: Conn, rid: string | undefined, after: string): Promise<void> {
+    const { user, device } = c.att;
+    await this.ops.flush();
+    let page: ConversationsResponse;
+    try {
+      page = await callRegion<ConversationsResponse>(this.cfg, '/internal/conversations', { user, device, after, limit: RESUME_PAGE });
+    } catch (err) {
+      log('warn', 'resume: region unavailable', { user, ...errorFields(err) });
+      throw new ProtocolError('unavailable', 'conversation list unavailable; retry later');
+    }
+    const convs: { conv: string; last: number; acked: number }[] = [];
+    for (const p of page.convs) {
+      this.tracker.seed(c.key, c.att, p.conv, p.acked);
+      const acked = this.tracker.cursor(c.key, p.conv);
+      if (p.last > acked) convs.push({ conv: p.conv, last: p.last, acked });
+    }
+    send(c.ws, { t: 'changes', rid, convs, ...(page.next ? { next: page.next } : {}) });
+  }
+
+  /** Cumulative; a cursor only moves forward. Written to the region, and reported as delivered, in batches. */
+  private onAck(c: Conn, conv: string, seq: number): void {
+    if (!this.tracker.ack(c.key, c.att, conv, seq)) return;
+    this.reports.note(conv, c.att.user, seq);
+    this.reportTimer ??= setTimeout(() => this.reportDelivered(), DELIVERED_REPORT_MS);
+    this.scheduleCursorFlush(CURSOR_FLUSH_MS);
+  }
+
+  // ---- retransmits, closes ------------------------------------------------------------------
+
+  /** Puts a message in flight to a socket's device (the caller writes it); a full window closes the socket. */
+  private track(c: Conn, msg: WireMsg, now: number): 'sent' | 'acked' | 'inflight' | 'lagging' {
+    const verdict = this.tracker.track(c.key, c.att, msg, now);
+    if (verdict === 'sent') this.scheduleRetransmit(now + this.cfg.retransmitMs);
+    else if (verdict === 'lagging') this.dropDevice(c, 'lagging');
+    return verdict;
+  }
+
+  private scheduleRetransmit(due: number | null): void {
+    if (due === null || due >= this.retransmitAt) return;
+    if (this.retransmitTimer) clearTimeout(this.retransmitTimer);
+    this.retransmitAt = due;
+    this.retransmitTimer = setTimeout(() => this.retransmit(), Math.max(0, due - Date.now()));
+  }
+
+  /** Sends again what is due, closes devices that stopped acking, and waits for the next due. */
+  private retransmit(): void {
+    this.retransmitTimer = null;
+    this.retransmitAt = Infinity;
+    const { resend, stalled } = this.tracker.due(Date.now());
+    for (const s of stalled) {
+      const c = this.conns.of(s.user)?.get(s.device);
+      if (c) this.dropDevice(c, 'stalled');
+    }
+    for (const r of resend) {
+      const c = this.conns.of(r.user)?.get(r.device);
+      if (c && !c.ready) continue; // written after its hello
+      if (!c || !write(c.ws, r.msg.text)) this.tracker.detach(r.key);
+    }
+    this.scheduleRetransmit(this.tracker.nextDue());
+  }
+
+  private dropDevice(c: Conn, why: 'lagging' | 'stalled'): void {
+    log('warn', `device ${why}; closing it so it resumes`, { gw: this.name, user: c.att.user, device: c.att.device, inflight: this.tracker.inflightCount(c.key) });
+    c.closing = true;
+    this.tracker.detach(c.key);
+    closeSocket(c, why);
+  }
+
+  /** A socket closed: unless a newer one of its device replaced it, the device is gone from here. */
+  private socketGone(ws: WebSocket, code: number): void {
+    const c = this.conns.forSocket(ws);
+    if (!c || !this.conns.remove(c)) return;
+    const now = Date.now();
+    const { user, device, gw, conn } = c.att;
+    log('info', 'socket closed', { gw, user, device, code });
+    this.orphans.put(c.key, this.tracker.detach(c.key), now);
+    this.closed.add(c.key);
+    this.ops.route({ op: 'down', user, device, edge: this.cfg.edgeUrl, gw, conn });
+    this.ops.presenceOp({ op: 'down', user, device });
+    this.scheduleCursorFlush(CLOSED_CURSOR_FLUSH_MS);
+  }
+
+  // ---- batched writes to the region and the conversations ----------------------------------
+
+  private scheduleCursorFlush(ms: number): void {
+    const at = Date.now() + ms;
+    if (at >= this.cursorAt) return;
+    if (this.cursorTimer) clearTimeout(this.cursorTimer);
+    this.cursorAt = at;
+    this.cursorTimer = setTimeout(() => this.flushCursors(), ms);
+  }
+
+  /** Moved cursors go to the region with the next batch; devices gone since the last flush are forgotten. */
+  private flushCursors(): void {
+    this.cursorTimer = null;
+    this.cursorAt = Infinity;
+    this.ops.writeCursors(this.tracker.takeDirty());
+    for (const key of this.closed) {
+      const [user, device] = key.split('\n') as [string, string];
+      if (!this.conns.of(user)?.has(device)) this.tracker.release(key);
+    }
+    this.closed.clear();
+  }
+
+  /** One call per conversation with every user of this gateway whose devices acked further. */
+  private reportDelivered(): void {
+    this.reportTimer = null;
+    const gw = this.name;
+    if (!gw) return;
+    const now = Date.now();
+    for (const [conv, reports] of this.reports.take(now)) {
+      this.conversations
+        .get(conv)
+        .delivered({ gw, reports })
+        .then((r) => {
+          if (r.ok) this.reports.answered(conv, r.reportEveryMs);
+          else log('warn', 'delivered report refused', { gw, conv, code: r.code });
+        })
+        .catch((err: unknown) => {
+          this.conversations.drop(conv);
+          this.reports.failed(conv, reports);
+          log('warn', 'delivered report failed', { gw, conv, ...errorFields(err) });
+        });
+    }
+    // Conversations that asked for quiet report when their quiet ends.
+    const quietEnd = this.reports.nextQuietEnd();
+    if (quietEnd !== null) this.reportTimer = setTimeout(() => this.reportDelivered(), Math.max(DELIVERED_REPORT_MS, quietEnd - now));
+  }
+
+  /**
+   * The periodic batch: every socket's heartbeat (its last frame, or the runtime's last answer to
+   * its bare ping) each PRESENCE_FLUSH_SECONDS, and every socket's route each
+   * ROUTE_REFRESH_SECONDS, in as few region calls as the limits allow. A storage alarm, so it
+   * survives hibernation; it stops once no socket is left.
+   */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const now = Date.now();
+    const conns = [...this.conns.all()];
+    if (conns.length === 0) return;
+    this.name ??= conns[0]!.att.gw;
+    if (now - this.routesRefreshedAt >= this.cfg.routeRefreshSeconds * 1000 - 1000) {
+      this.routesRefreshedAt = now;
+      for (const c of conns) this.ops.route(this.routeUp(c));
+    }
+    for (const c of conns) {
+      const auto = this.ctx.getWebSocketAutoResponseTimestamp(c.ws)?.getTime() ?? 0;
+      this.ops.presenceOp({ op: 'beat', user: c.att.user, device: c.att.device, age: Math.max(0, now - Math.max(c.lastBeat, auto)) });
+    }
+    this.orphans.sweep(now);
+    await this.ops.flush();
+    await this.armAlarm(Date.now());
+  }
+
+  private async armAlarm(now: number): Promise<void> {
+    const next = now + Math.min(this.cfg.presenceFlushSeconds, this.cfg.routeRefreshSeconds) * 1000;
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt !== null && this.alarmAt <= next) return;
+    this.alarmAt = next;
+    await this.ctx.storage.setAlarm(next);
+  }
+
+  /**
+   * A changed routes epoch means the region lost its routes, so pushes since then may have found
+   * no route: every socket's route goes up again and every device is told to resync.
+   */
+  private onEpoch(epoch: string): void {
+    const previous = this.epoch;
+    this.epoch = epoch;
+    if (previous === null || previous === epoch) return;
+    log('info', 'routes epoch changed; re-registering and telling devices to resync', { gw: this.name, sockets: this.conns.size });
+    for (const c of this.conns.all()) {
+      this.ops.route(this.routeUp(c));
+      send(c.ws, { t: 'resync' });
+    }
+  }
+
+  private routeUp(c: Conn) {
+    return { op: 'up' as const, user: c.att.user, device: c.att.device, edge: this.cfg.edgeUrl, gw: c.att.gw, conn: c.att.conn };
+  }
+
+  /**
+   * Connection ids grow with every socket accepted, and start from the clock (ms × 1024) so they
+   * keep growing across restarts and wake-ups of the gateway.
+   */
+  private nextConn(now: number): number {
+    this.lastConn = Math.max(this.lastConn + 1, now * 1024);
+    return this.lastConn;
+  }
+
+  /** Every socket accepted so far has an id up to this; every later one gets a larger id. */
+  private upTo(now: number): number {
+    return Math.max(this.lastConn, now * 1024 - 1);
+  }
+}
+
+/** Resolves after the runtime has had a chance to read its sockets (a timer, not a microtask). */
+function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Writes a frame's text; a socket that closed meanwhile is not an error (its device resumes). */
+function write(ws: WebSocket, text: string): boolean {
+  try {
+    ws.send(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function send(ws: WebSocket, frame: ServerFrame): boolean {
+  return write(ws, JSON.stringify(frame));
+}
+
+function sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): void {
+  send(ws, { t: 'error', ...(rid !== undefined ? { rid } : {}), code: err.code, message: err.message });
+}
+
+function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled'): void {
+  try {
+    c.ws.close(CLOSE_CODES[why].code, CLOSE_CODES[why].reason);
+  } catch {
+    // Already closing.
+  }
+}

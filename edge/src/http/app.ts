@@ -1,0 +1,95 @@
+import { Hono } from 'hono';
+import { CreateConversationRequest, DevTokenRequest, ProtocolError, directConvId, newConvId } from '@switchboard/protocol';
+import { ConfigError, config, type Env } from '../config.ts';
+import { DEVICE_HEADER, GATEWAY_HEADER, USER_HEADER } from '../gateway/gateway-do.ts';
+import { gatewayName, placementFor, type RequestPlace } from '../gateway/placement.ts';
+import { gatewayStub } from '../gateway/stub.ts';
+import { internalRoutes } from '../internal/internal-routes.ts';
+import { errorFields, log } from '../log.ts';
+import { mintToken, tokenFrom, verifyToken } from './auth.ts';
+import { listConversations } from './conversation-list.ts';
+import { conversationsApi } from './conversations-api.ts';
+import { errorBody, readJson } from './read-json.ts';
+
+type App = { Bindings: Env };
+
+export const app = new Hono<App>();
+
+app.onError((err, c) => {
+  if (err instanceof ProtocolError) return c.json(errorBody(err), err.status as 400);
+  // Never a stack trace to a client: log it, answer a typed internal error.
+  log('error', err instanceof ConfigError ? 'edge misconfigured' : 'request failed', { path: c.req.path, ...errorFields(err) });
+  return c.json(errorBody(new ProtocolError('internal')), 500);
+});
+
+/**
+ * API paths answer a typed 404. Anything else is the web client's: in production Cloudflare
+ * serves those assets before the Worker runs (`run_worker_first` in wrangler.toml); a local
+ * runtime that hands every request to the Worker gets them from the assets binding here.
+ */
+app.notFound((c) => {
+  const api = /^\/(v1|internal)\/|^\/healthz$/.test(c.req.path);
+  if (!api && c.env.ASSETS && (c.req.method === 'GET' || c.req.method === 'HEAD')) return c.env.ASSETS.fetch(c.req.raw);
+  return c.json(errorBody(new ProtocolError('not_found', `no route for ${c.req.method} ${c.req.path}`)), 404);
+});
+
+/** 200 while the edge serves; `region` says whether the regional core answers (the edge keeps accepting messages without it). */
+app.get('/healthz', async (c) => {
+  const cfg = config(c.env);
+  let region: unknown;
+  try {
+    const res = await fetch(`${cfg.regionUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+    region = res.ok ? await res.json() : { status: 'error', http: res.status };
+  } catch {
+    region = { status: 'unreachable' };
+  }
+  const regionOk = (region as { status?: string }).status === 'ok';
+  return c.json({ status: regionOk ? 'ok' : 'degraded', edge: { status: 'ok' }, region });
+});
+
+app.post('/v1/dev/token', async (c) => {
+  const cfg = config(c.env);
+  if (!cfg.devAuth) throw new ProtocolError('not_found', 'dev auth is disabled');
+  const req = await readJson(c, DevTokenRequest, 4096);
+  return c.json({ token: await mintToken(cfg.authSecret, req, cfg.tokenTtlSeconds) });
+});
+
+app.post('/v1/conversations', async (c) => {
+  const cfg = config(c.env);
+  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, false));
+  const req = await readJson(c, CreateConversationRequest);
+  const members = [...new Set([me.user, ...req.members])];
+  if (req.direct && members.length !== 2) throw new ProtocolError('invalid_frame', 'members: a direct conversation has exactly one other member');
+  if (members.length > cfg.maxGroupMembers) throw new ProtocolError('group_full', `a group is limited to ${cfg.maxGroupMembers} members`);
+  const conv = req.direct ? await directConvId(members[0]!, members[1]!) : newConvId();
+  const stub = c.env.CONVERSATIONS.get(c.env.CONVERSATIONS.idFromName(conv));
+  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user, direct: req.direct === true, ...(req.history && !req.direct ? { history: req.history } : {}) });
+  if (!r.ok) throw new ProtocolError(r.code, r.message);
+  return c.json({ id: conv, members: r.members, direct: req.direct === true }, r.existed ? 200 : 201);
+});
+
+app.get('/v1/conversations', listConversations);
+
+/**
+ * WebSocket upgrade: the token is checked here, before any Durable Object is touched; the socket
+ * then lives on its user's gateway in the placement the request arrived at.
+ */
+app.get('/v1/connect', async (c) => {
+  const cfg = config(c.env);
+  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, true));
+  if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
+    return c.json(errorBody(new ProtocolError('invalid_frame', 'expected a WebSocket upgrade')), 426);
+  }
+  const placement = placementFor(cfg.gatewayPlacement, c.req.raw.cf as RequestPlace | undefined);
+  const gw = gatewayName(placement, me.user, cfg.gatewayShards);
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(USER_HEADER, me.user);
+  headers.set(DEVICE_HEADER, me.device);
+  headers.set(GATEWAY_HEADER, gw);
+  return gatewayStub(c.env.GATEWAYS, gw).fetch(new Request(c.req.raw.url, { headers }));
+});
+
+/** Membership changes and conversation details (conversations-api.ts). */
+app.route('/', conversationsApi);
+/** Region → edge: deliveries and presence changes (internal/internal-routes.ts). */
+app.route('/', internalRoutes);

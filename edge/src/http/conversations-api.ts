@@ -1,0 +1,91 @@
+import { Hono } from 'hono';
+import { AddMembersRequest, ConvId, ProtocolError, SetRoleRequest, UserId } from '@switchboard/protocol';
+import { tokenFrom, verifyToken } from './auth.ts';
+import { config, type Env } from '../config.ts';
+import { readJson } from './read-json.ts';
+import type { Result } from '../conversation/sequencer.ts';
+
+/**
+ * Group membership and conversation details over HTTP (bearer token). Every change is sequenced
+ * by the conversation's ConversationDO: it answers with the seq of the system event it became
+ * (null when it changed nothing) and the new membership version.
+ */
+export const conversationsApi = new Hono<{ Bindings: Env }>();
+
+const MEMBERS_PAGE_DEFAULT = 100;
+const MEMBERS_PAGE_MAX = 1000;
+
+async function caller(c: { env: Env; req: { raw: Request } }) {
+  return verifyToken(config(c.env).authSecret, tokenFrom(c.req.raw, false));
+}
+
+function conversation(env: Env, id: string | undefined) {
+  const conv = ConvId.safeParse(id);
+  if (!conv.success) throw new ProtocolError('not_found', 'no such conversation');
+  return env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv.data));
+}
+
+function user(id: string | undefined): string {
+  const u = UserId.safeParse(id);
+  if (!u.success) throw new ProtocolError('invalid_frame', 'user: 1-64 of [A-Za-z0-9._-]');
+  return u.data;
+}
+
+type Change = Result<{ seq: number | null; ver: number; users: string[] }>;
+
+/** A change's outcome as the HTTP answer; a refusal as its typed error. */
+function changed(r: Change): { seq: number | null; ver: number; users: string[] } {
+  if (!r.ok) throw new ProtocolError(r.code, r.message);
+  return { seq: r.seq, ver: r.ver, users: r.users };
+}
+
+/** `POST /v1/conversations/:id/members {"users":[…],"role"?}` → 200 {seq, ver, users}: who was added. */
+conversationsApi.post('/v1/conversations/:id/members', async (c) => {
+  const me = await caller(c);
+  const req = await readJson(c, AddMembersRequest);
+  const stub = conversation(c.env, c.req.param('id'));
+  return c.json(changed(await stub.changeMembers({ by: me.user, dev: me.device, op: 'add', users: req.users, ...(req.role ? { role: req.role } : {}) })));
+});
+
+/** `DELETE /v1/conversations/:id/members/:user` → 200 {seq, ver, users}. Removing yourself is leaving. */
+conversationsApi.delete('/v1/conversations/:id/members/:user', async (c) => {
+  const me = await caller(c);
+  const stub = conversation(c.env, c.req.param('id'));
+  return c.json(changed(await stub.changeMembers({ by: me.user, dev: me.device, op: 'remove', users: [user(c.req.param('user'))] })));
+});
+
+/** `PATCH /v1/conversations/:id/members/:user {"role":"admin"|"member"}` → 200 {seq, ver, users}: owners only. */
+conversationsApi.patch('/v1/conversations/:id/members/:user', async (c) => {
+  const me = await caller(c);
+  const req = await readJson(c, SetRoleRequest, 4096);
+  const stub = conversation(c.env, c.req.param('id'));
+  return c.json(changed(await stub.changeMembers({ by: me.user, dev: me.device, op: 'role', users: [user(c.req.param('user'))], role: req.role })));
+});
+
+/**
+ * `GET /v1/conversations/:id?after=<user>&limit=<n>` → the conversation with a page of its
+ * current members by id (`next` is the `after` of the next page), each with their delivered and
+ * read positions (receipts for large groups, where they are not relayed). Members only.
+ */
+conversationsApi.get('/v1/conversations/:id', async (c) => {
+  const me = await caller(c);
+  const stub = conversation(c.env, c.req.param('id'));
+  const after = c.req.query('after') ?? '';
+  if (after !== '') user(after);
+  const limitText = c.req.query('limit');
+  const limit = limitText === undefined ? MEMBERS_PAGE_DEFAULT : Number(limitText);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MEMBERS_PAGE_MAX) throw new ProtocolError('invalid_frame', `limit: expected an integer in 1..${MEMBERS_PAGE_MAX}`);
+  const d = await stub.details({ user: me.user, after, limit });
+  if (!d.ok) throw new ProtocolError(d.code, d.message);
+  return c.json({
+    id: d.conv,
+    title: d.title,
+    direct: d.direct,
+    history: d.history,
+    last: d.last,
+    ver: d.ver,
+    count: d.count,
+    members: d.members.map((m) => ({ user: m.user, role: m.role, joined: m.joinedSeq, delivered: m.delivered, read: m.read })),
+    ...(d.next ? { next: d.next } : {}),
+  });
+});
