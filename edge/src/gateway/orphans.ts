@@ -11,20 +11,21 @@ import type { WireMsg } from './api.ts';
  */
 export class Orphans {
   /** key → messages and when they were put; insertion order is age order. */
-  private readonly held = new Map<string, { msgs: WireMsg[]; at: number }>();
-  private count = 0;
+  private readonly held = new Map<string, { msgs: WireMsg[]; at: number; bytes: number }>();
+  private bytes = 0;
 
   constructor(
     private readonly ttlMs = 120_000,
-    private readonly maxMsgs = 100_000,
+    private readonly maxBytes = 32 * 1024 * 1024,
   ) {}
 
   put(key: string, msgs: WireMsg[], now: number): void {
     if (msgs.length === 0) return;
     const prior = this.take(key, now);
     const all = prior.length > 0 ? merge(prior, msgs) : msgs;
-    this.held.set(key, { msgs: all, at: now });
-    this.count += all.length;
+    const bytes = all.reduce((n, m) => n + m.text.length, 0);
+    this.held.set(key, { msgs: all, at: now, bytes });
+    this.bytes += bytes;
     this.sweep(now);
   }
 
@@ -33,20 +34,21 @@ export class Orphans {
     const h = this.held.get(key);
     if (!h) return [];
     this.held.delete(key);
-    this.count -= h.msgs.length;
+    this.bytes -= h.bytes;
     return now - h.at <= this.ttlMs ? h.msgs : [];
   }
 
   sweep(now: number): void {
     for (const [key, h] of this.held) {
-      if (now - h.at <= this.ttlMs && this.count <= this.maxMsgs) break;
+      if (now - h.at <= this.ttlMs && this.bytes <= this.maxBytes) break;
       this.held.delete(key);
-      this.count -= h.msgs.length;
+      this.bytes -= h.bytes;
     }
   }
 
+  /** Frame bytes held (each message counted once per device holding it). */
   get size(): number {
-    return this.count;
+    return this.bytes;
   }
 }
 
