@@ -323,8 +323,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       }
       case 'watch':
       case 'unwatch': {
-        // After this device's `connect` (which ends the previous connection's watches).
-        await this.ops.flush();
+        // This device's `connect` (which ends the previous connection's watches) reached the
+        // region before its `hello`, so before this frame.
         const lists = frame.t === 'watch' ? { watch: frame.users } : { unwatch: frame.users };
         let r: WatchResponse;
         try {
@@ -351,12 +351,12 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
 
   /**
    * A page of the user's conversations with messages this device has not acked. The device's
-   * route reaches the region first, so any message stored after this read is fanned out to this
-   * socket, and any stored before it is listed here (see PROTOCOL.md, "Delivery and catch-up").
+   * route reached the region before its `hello`, so before this read: any message stored after
+   * the read is fanned out to this socket, and any stored before it is listed here (see
+   * PROTOCOL.md, "Delivery and catch-up").
    */
   private async resume(c: Conn, rid: string | undefined, after: string): Promise<void> {
     const { user, device } = c.att;
-    await this.ops.flush();
     let page: ConversationsResponse;
     try {
       page = await callRegion<ConversationsResponse>(this.cfg, '/internal/conversations', { user, device, after, limit: RESUME_PAGE });
