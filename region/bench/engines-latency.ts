@@ -18,8 +18,8 @@ import cassandra from 'cassandra-driver';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Msg } from '@switchboard/protocol';
 import { createLogger } from '../src/log.ts';
-import { KafkaQueue } from '../src/queue-kafka.ts';
-import { CassandraStorage } from '../src/storage-cassandra.ts';
+import { KafkaQueue } from '../src/queue/queue-kafka.ts';
+import { CassandraStorage } from '../src/storage/storage-cassandra.ts';
 
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const COUNT = Number(process.env.BENCH_COUNT ?? 2_000);

@@ -16,11 +16,11 @@ import { inboxPage } from './inbox.ts';
 import { internalAuth } from './internal-auth.ts';
 import { errorFields, type Logger } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
-import { registerPresenceApi } from './presence-api.ts';
-import type { PresenceService } from './presence-service.ts';
-import { TOPICS, type Queue } from './queue.ts';
-import { applyRouteOps, type Routes } from './routes.ts';
-import type { Storage } from './storage.ts';
+import { registerPresenceApi } from './presence/presence-api.ts';
+import type { PresenceService } from './presence/presence-service.ts';
+import { TOPICS, type Queue } from './queue/queue.ts';
+import { applyRouteOps, type Routes } from './routes/routes.ts';
+import type { Storage } from './storage/storage.ts';
 
 export interface AppDeps {
   storage: Storage;

@@ -1,5 +1,5 @@
 import { LIST_MEMBERS, unreadCount, type InboxEntry, type InboxRequest, type InboxResponse } from '@switchboard/protocol';
-import type { Storage, UserConversation } from './storage.ts';
+import type { Storage, UserConversation } from './storage/storage.ts';
 
 /** Conversations read from the user's index per storage call. */
 const INDEX_PAGE = 1000;

@@ -3,14 +3,14 @@ import { createApp } from './app.ts';
 import { createBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { deliverToEdge, pushPresence } from './edge-client.ts';
-import { coalescingDeliver, fanoutHandlers } from './fanout.ts';
+import { coalescingDeliver, fanoutHandlers } from './fanout/fanout.ts';
 import { startCpuProfile } from './cpu-profile.ts';
 import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
-import type { PushJob } from './push-jobs.ts';
-import { Contacts } from './contacts.ts';
-import { PresenceService } from './presence-service.ts';
-import { TOPICS, dlqOf, type Subscription } from './queue.ts';
+import type { PushJob } from './push/push-jobs.ts';
+import { Contacts } from './presence/contacts.ts';
+import { PresenceService } from './presence/presence-service.ts';
+import { TOPICS, dlqOf, type Subscription } from './queue/queue.ts';
 
 const log = createLogger({ svc: 'region' });
 

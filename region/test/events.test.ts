@@ -3,11 +3,11 @@ import { describe, it } from 'node:test';
 import { signRequest, type ConvEvent, type Msg, type PositionChange } from '@switchboard/protocol';
 import { createApp } from '../src/app.ts';
 import { createLogger } from '../src/log.ts';
-import { MemoryQueue } from '../src/queue-memory.ts';
-import { TOPICS } from '../src/queue.ts';
-import { MemoryRoutes } from '../src/routes-memory.ts';
-import { SqliteStorage } from '../src/storage-sqlite.ts';
-import type { Storage } from '../src/storage.ts';
+import { MemoryQueue } from '../src/queue/queue-memory.ts';
+import { TOPICS } from '../src/queue/queue.ts';
+import { MemoryRoutes } from '../src/routes/routes-memory.ts';
+import { SqliteStorage } from '../src/storage/storage-sqlite.ts';
+import type { Storage } from '../src/storage/storage.ts';
 
 const SECRET = 'events-test-secret-0123456789';
 const CONV = 'dEventsTest';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { Msg } from '@switchboard/protocol';
 import { inboxPage } from '../src/inbox.ts';
-import { SqliteStorage } from '../src/storage-sqlite.ts';
+import { SqliteStorage } from '../src/storage/storage-sqlite.ts';
 
 const T0 = 1_764_000_000_000;
 const msg = (conv: string, seq: number, from: string, ts: number): Msg => ({ t: 'msg', conv, seq, cmid: `c${seq}`, from, dev: 'd', ts, body: `${conv} #${seq}` });

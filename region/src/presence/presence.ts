@@ -22,7 +22,7 @@ export interface Watcher {
 
 /**
  * Presence registry: per-device TTL entries fed by heartbeats, and who watches whom. Contract,
- * tested by region/test/presence.contract.ts against every implementation:
+ * tested by region/test/presence/presence.contract.ts against every implementation:
  * - `beat` makes each device live until `ttlMs - ageMs` from now (never earlier than a deadline
  *   it already has). A user is online while any device is live.
  * - every method that can change a user's status returns the change, exactly once per change

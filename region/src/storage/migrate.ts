@@ -3,8 +3,8 @@
  * migrations, logging each step. Run once per deploy, before the region processes start.
  * Exit codes: 0 done, 1 migration failed, 2 configuration missing or invalid.
  */
-import { ConfigError, loadConfig } from './config.ts';
-import { createLogger, errorFields } from './log.ts';
+import { ConfigError, loadConfig } from '../config.ts';
+import { createLogger, errorFields } from '../log.ts';
 import { CassandraStorage } from './storage-cassandra.ts';
 
 const log = createLogger({ svc: 'migrate' });

@@ -1,8 +1,8 @@
 import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
-import type { RegionConfig } from './config.ts';
-import { errorFields, type Logger } from './log.ts';
+import type { RegionConfig } from '../config.ts';
+import { errorFields, type Logger } from '../log.ts';
 import { backoffMs, dlqOf, type Queue, type QueueHandler, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
-import { limiter } from './limiter.ts';
+import { limiter } from '../limiter.ts';
 
 type KafkaConfig = NonNullable<RegionConfig['kafka']>;
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { deleteByPrefix } from '../src/redis-keys.ts';
-import { createLogger } from '../src/log.ts';
-import { MemoryRoutes } from '../src/routes-memory.ts';
-import { RedisRoutes } from '../src/routes-redis.ts';
-import { engineSuite, runId } from './engines.ts';
+import { deleteByPrefix } from '../../src/redis-keys.ts';
+import { createLogger } from '../../src/log.ts';
+import { MemoryRoutes } from '../../src/routes/routes-memory.ts';
+import { RedisRoutes } from '../../src/routes/routes-redis.ts';
+import { engineSuite, runId } from '../engines.ts';
 import { routesContract } from './routes.contract.ts';
 
 routesContract('memory', async () => new MemoryRoutes());

@@ -1,4 +1,4 @@
-import type { Storage } from './storage.ts';
+import type { Storage } from '../storage/storage.ts';
 
 export interface ContactsOptions {
   /** A user's contact set is reused this long. Default 60 s. */

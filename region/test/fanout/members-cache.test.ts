@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MembersCache } from '../src/members-cache.ts';
-import { membersAt, type StoredConversation, type StoredMember } from '../src/storage.ts';
+import { MembersCache } from '../../src/fanout/members-cache.ts';
+import { membersAt, type StoredConversation, type StoredMember } from '../../src/storage/storage.ts';
 
 function store() {
   const roster: StoredMember[] = [

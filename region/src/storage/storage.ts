@@ -36,7 +36,7 @@ export function membersAt(roster: StoredMember[], seq: number): string[] {
 
 /**
  * Durable storage of the regional core. Contract, held by every implementation and tested by
- * the one contract suite (region/test/storage.contract.ts):
+ * the one contract suite (region/test/storage/storage.contract.ts):
  * - `appendMessages` is idempotent on (conversation, seq): writing the same message again leaves
  *   exactly one row. Which write survives a conflicting rewrite is not promised: the sequencer
  *   gives each (conversation, seq) one content forever, so every rewrite is identical;

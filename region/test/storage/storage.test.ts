@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import cassandra from 'cassandra-driver';
 import type { DeviceCursor, Msg } from '@switchboard/protocol';
-import { createLogger } from '../src/log.ts';
-import { MESSAGES_PER_BUCKET } from '../src/migrations-cassandra.ts';
-import { BATCH_BYTES, CassandraStorage, cursorBytes, cursorChunks, partitionChunks, rowBytes } from '../src/storage-cassandra.ts';
-import { SqliteStorage } from '../src/storage-sqlite.ts';
-import { engineSuite, runId } from './engines.ts';
+import { createLogger } from '../../src/log.ts';
+import { MESSAGES_PER_BUCKET } from '../../src/storage/migrations-cassandra.ts';
+import { BATCH_BYTES, CassandraStorage, cursorBytes, cursorChunks, partitionChunks, rowBytes } from '../../src/storage/storage-cassandra.ts';
+import { SqliteStorage } from '../../src/storage/storage-sqlite.ts';
+import { engineSuite, runId } from '../engines.ts';
 import { storageContract } from './storage.contract.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-storage-'));

@@ -1,11 +1,11 @@
 import { MessageEvent, type Delivery } from '@switchboard/protocol';
-import type { Logger } from './log.ts';
+import type { Logger } from '../log.ts';
 import { MembersCache } from './members-cache.ts';
-import { pushJobId, type PushJob } from './push-jobs.ts';
-import { RegionMetrics } from './metrics.ts';
-import type { QueueBatchHandler, QueueHandler, QueueRecord } from './queue.ts';
-import type { Route, Routes } from './routes.ts';
-import { membersAt, type Storage } from './storage.ts';
+import { pushJobId, type PushJob } from '../push/push-jobs.ts';
+import { RegionMetrics } from '../metrics.ts';
+import type { QueueBatchHandler, QueueHandler, QueueRecord } from '../queue/queue.ts';
+import type { Route, Routes } from '../routes/routes.ts';
+import { membersAt, type Storage } from '../storage/storage.ts';
 
 export interface FanoutDeps {
   storage: Storage;

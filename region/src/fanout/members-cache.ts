@@ -1,4 +1,4 @@
-import type { Storage, StoredMember } from './storage.ts';
+import type { Storage, StoredMember } from '../storage/storage.ts';
 
 /**
  * Fan-out's view of each conversation's roster, keyed by membership version. Every fan-out event

@@ -25,8 +25,8 @@
  * A value without `gw` and `conn` (written before routes named sockets) reads as expired.
  */
 import { Redis } from 'ioredis';
-import type { RegionConfig } from './config.ts';
-import { errorFields, type Logger } from './log.ts';
+import type { RegionConfig } from '../config.ts';
+import { errorFields, type Logger } from '../log.ts';
 import type { Route, Routes } from './routes.ts';
 
 /** KEYS[1] hash; ARGV device, edge, gw, conn (decimal), ttlMs. Replaces the field and raises the key TTL to cover it. */

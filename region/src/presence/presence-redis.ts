@@ -22,8 +22,8 @@
  * On Redis Cluster the due zset is one key on one node; shard it by user hash if that ever binds.
  */
 import { Redis } from 'ioredis';
-import type { RegionConfig } from './config.ts';
-import { errorFields, type Logger } from './log.ts';
+import type { RegionConfig } from '../config.ts';
+import { errorFields, type Logger } from '../log.ts';
 import type { Beat, Presence, PresenceState, Watcher } from './presence.ts';
 
 const NOW = `local t = redis.call('TIME')

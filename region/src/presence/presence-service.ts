@@ -1,6 +1,6 @@
 import { PRESENCE, type PresenceEvent, type PresenceOp, type PresenceState as WireState, type WatchRequest, type WatchResponse } from '@switchboard/protocol';
 import type { Contacts } from './contacts.ts';
-import { errorFields, type Logger } from './log.ts';
+import { errorFields, type Logger } from '../log.ts';
 import type { Presence, PresenceState } from './presence.ts';
 
 export interface PresenceServiceDeps {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Route, Routes } from '../src/routes.ts';
-import { runId } from './engines.ts';
+import type { Route, Routes } from '../../src/routes/routes.ts';
+import { runId } from '../engines.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const byDevice = (a: Route, b: Route) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0);

@@ -1,9 +1,9 @@
 import { after } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
-import { createLogger } from '../src/log.ts';
-import { KafkaQueue } from '../src/queue-kafka.ts';
-import { MemoryQueue } from '../src/queue-memory.ts';
-import { engineSuite, runId } from './engines.ts';
+import { createLogger } from '../../src/log.ts';
+import { KafkaQueue } from '../../src/queue/queue-kafka.ts';
+import { MemoryQueue } from '../../src/queue/queue-memory.ts';
+import { engineSuite, runId } from '../engines.ts';
 import { queueContract } from './queue.contract.ts';
 
 const quiet = createLogger({ test: 'queue' });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Delivery, MessageEvent, Msg } from '@switchboard/protocol';
-import { fanoutHandler, fanoutHandlers } from '../src/fanout.ts';
-import { createLogger } from '../src/log.ts';
-import { RegionMetrics } from '../src/metrics.ts';
-import { MemoryRoutes } from '../src/routes-memory.ts';
-import type { Route } from '../src/routes.ts';
-import { SqliteStorage } from '../src/storage-sqlite.ts';
+import { fanoutHandler, fanoutHandlers } from '../../src/fanout/fanout.ts';
+import { createLogger } from '../../src/log.ts';
+import { RegionMetrics } from '../../src/metrics.ts';
+import { MemoryRoutes } from '../../src/routes/routes-memory.ts';
+import type { Route } from '../../src/routes/routes.ts';
+import { SqliteStorage } from '../../src/storage/storage-sqlite.ts';
 
 const EDGE = 'http://127.0.0.1:9';
 const GW1 = 'gw:local:1';

@@ -1,5 +1,5 @@
 import type cassandra from 'cassandra-driver';
-import type { Logger } from './log.ts';
+import type { Logger } from '../log.ts';
 
 /**
  * Messages per bucket: a conversation's messages live in partitions (conversation_id, bucket)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { dlqOf, type Queue, type QueueRecord, type SubscribeOptions, type Subscription } from '../src/queue.ts';
-import { runId } from './engines.ts';
+import { dlqOf, type Queue, type QueueRecord, type SubscribeOptions, type Subscription } from '../../src/queue/queue.ts';
+import { runId } from '../engines.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Msg } from '@switchboard/protocol';
-import { membersAt, type Storage, type StoredConversation } from '../src/storage.ts';
-import { runId } from './engines.ts';
+import { membersAt, type Storage, type StoredConversation } from '../../src/storage/storage.ts';
+import { runId } from '../engines.ts';
 
 const T0 = 1_764_000_000_000;
 

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
 import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
-import type { RegionConfig } from './config.ts';
-import { limiter } from './limiter.ts';
-import type { Logger } from './log.ts';
+import type { RegionConfig } from '../config.ts';
+import { limiter } from '../limiter.ts';
+import type { Logger } from '../log.ts';
 import { MESSAGES_PER_BUCKET, applyMigrations } from './migrations-cassandra.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
 

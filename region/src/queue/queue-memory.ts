@@ -1,5 +1,5 @@
-import type { Logger } from './log.ts';
-import { errorFields } from './log.ts';
+import type { Logger } from '../log.ts';
+import { errorFields } from '../log.ts';
 import { backoffMs, dlqOf, type Queue, type QueueHandler, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
 
 interface Group {

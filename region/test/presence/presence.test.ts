@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { deleteByPrefix } from '../src/redis-keys.ts';
-import { createLogger } from '../src/log.ts';
-import { MemoryPresence } from '../src/presence-memory.ts';
-import type { Presence } from '../src/presence.ts';
-import { RedisPresence } from '../src/presence-redis.ts';
-import { engineSuite, runId } from './engines.ts';
+import { deleteByPrefix } from '../../src/redis-keys.ts';
+import { createLogger } from '../../src/log.ts';
+import { MemoryPresence } from '../../src/presence/presence-memory.ts';
+import type { Presence } from '../../src/presence/presence.ts';
+import { RedisPresence } from '../../src/presence/presence-redis.ts';
+import { engineSuite, runId } from '../engines.ts';
 import { presenceContract } from './presence.contract.ts';
 
 // Instances share one store, as region processes share one Redis.

@@ -1,5 +1,5 @@
 import type { RouteOp } from '@switchboard/protocol';
-import { limiter } from './limiter.ts';
+import { limiter } from '../limiter.ts';
 
 /**
  * Where a device is connected: the base URL of its edge, the gateway Durable Object holding its
@@ -16,7 +16,7 @@ export interface Route {
 
 /**
  * Routing registry user → device → (edge, gateway, socket). Contract, tested by
- * region/test/routes.contract.ts:
+ * region/test/routes/routes.contract.ts:
  * - a device has at most one route: `up` creates it or replaces whatever the device had (another
  *   edge, gateway or socket), and it expires `ttlMs` later unless an `up` refreshes it;
  * - `down` removes the device's route only while it still names that socket (the same edge,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Presence, PresenceState } from '../src/presence.ts';
-import { runId } from './engines.ts';
+import type { Presence, PresenceState } from '../../src/presence/presence.ts';
+import { runId } from '../engines.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const HOUR = 3_600_000;

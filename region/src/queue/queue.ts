@@ -29,7 +29,7 @@ export interface Subscription {
 }
 
 /**
- * Durable, keyed, at-least-once queue. Contract, tested by region/test/queue.contract.ts:
+ * Durable, keyed, at-least-once queue. Contract, tested by region/test/queue/queue.contract.ts:
  * - `publish` resolves once every record is durably accepted (never before);
  * - per key, records reach the handler in publish order, one at a time: the next record of a
  *   key waits until the previous one is handled (its handler resolved, or it was dead-lettered);
