@@ -186,6 +186,46 @@ describe('SwitchboardClient', () => {
     c.close();
   });
 
+  it('says when the resume after each (re)connect is done: every changes page and the syncs it started', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    const held: (() => void)[] = [];
+    server.reply = (f, s) => {
+      if (f.t === 'resume' && f.after === '') return s.push({ t: 'changes', rid: f.rid, convs: [{ conv: 'c', last: 1, acked: 0 }], next: 'c' });
+      if (f.t === 'resume') return s.push({ t: 'changes', rid: f.rid, convs: [{ conv: 'd', last: 1, acked: 0 }] });
+      // Syncs answer only when the test says so: the resume is not done before them.
+      if (f.t === 'sync') return void held.push(() => s.push({ t: 'msgs', rid: f.rid, conv: f.conv, msgs: [{ ...msg(1), conv: f.conv }], more: false }));
+      base(f, s);
+    };
+    const resumed: { conversations: number; ms: number }[] = [];
+    const { c, got } = client(server, { onResumed: (r) => resumed.push(r) });
+    await c.connect();
+    // One sync per page here (the second page is asked for once the first page's syncs are done).
+    for (let page = 1; page <= 2; page++) {
+      await until(() => held.length === 1);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(resumed.length, 0, `not before page ${page}'s sync is answered`);
+      held.shift()!();
+    }
+    await until(() => resumed.length === 1);
+    assert.equal(resumed[0]!.conversations, 2);
+    assert.ok(resumed[0]!.ms >= 20);
+    assert.deepEqual(got.map((m) => m.conv).sort(), ['c', 'd']);
+    // A reconnect resumes again: nothing new this time, and no sync.
+    server.reply = (f, s) => (f.t === 'resume' ? s.push({ t: 'changes', rid: f.rid, convs: [] }) : base(f, s));
+    server.last.close(1006, 'dropped');
+    await until(() => resumed.length === 2);
+    assert.equal(resumed[1]!.conversations, 0);
+    // A failed resume is not reported.
+    server.reply = (f, s) => (f.t === 'resume' ? s.push({ t: 'error', rid: f.rid, code: 'unavailable', message: 'later' }) : base(f, s));
+    server.last.close(1006, 'dropped');
+    await until(() => server.sent('resume').length === 4);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(resumed.length, 2);
+    assert.equal(c.stats.reconnects, 2);
+    c.close();
+  });
+
   it('does not reconnect after a close code that says not to', async () => {
     const server = new FakeServer();
     const statuses: string[] = [];

@@ -65,6 +65,13 @@ export interface ClientOptions {
    * other devices, and other members' in conversations of at most RECEIPTS.relayMaxMembers.
    */
   onReceipt?: (receipt: { conv: string; user: string; kind: 'read' | 'delivered'; seq: number }) => void;
+  /**
+   * The automatic resume that follows every (re)connect has completed: every `changes` page was
+   * fetched and the syncs it started have finished. `conversations`: how many the server listed
+   * as changed; `ms`: from `hello` until then. Not called when that resume failed (the followed
+   * conversations are then caught up instead, and the next connect resumes again).
+   */
+  onResumed?: (info: { conversations: number; ms: number }) => void;
 }
 
 /** What the client did to keep display exactly-once and in order; for tests, logs and support. */
@@ -216,19 +223,27 @@ export class SwitchboardClient {
    * `changes` from the server, then a sync of exactly each changed conversation, several at once.
    */
   async resume(): Promise<void> {
+    await this.resumePages();
+  }
+
+  /** `resume()`; answers how many conversations the server listed as changed. */
+  private async resumePages(): Promise<number> {
     let after = '';
+    let listed = 0;
     for (let page = 0; page < 10_000; page++) {
       const f = (await this.request({ t: 'resume', after })) as ChangesFrame;
       const stale: string[] = [];
+      listed += f.convs.length;
       for (const c of f.convs) {
         let cursor = this.cursors.get(c.conv);
         if (!cursor) this.cursors.set(c.conv, (cursor = new ConversationCursor(c.acked)));
         if (cursor.delivered < c.last) stale.push(c.conv);
       }
       await inBatches(stale, 16, (conv) => this.catchUp(conv));
-      if (!f.next) return;
+      if (!f.next) return listed;
       after = f.next;
     }
+    return listed;
   }
 
   // ---- presence and typing ------------------------------------------------------------------
@@ -400,16 +415,24 @@ export class SwitchboardClient {
       if (entry.tries > 0) this.stats.resent++;
       this.flushOne(entry);
     }
-    this.resumeOrCatchUp();
+    this.resumeOrCatchUp(Date.now());
     this.flushReads();
     if (this.watched.size) this.watch([...this.watched]).catch(() => {});
   }
 
-  /** Resume; if the server cannot list conversations now, at least catch up the followed ones. */
-  private resumeOrCatchUp(): void {
-    this.resume().catch(() => {
-      if (this.status === 'online') for (const conv of this.cursors.keys()) void this.catchUp(conv);
-    });
+  /**
+   * Resume; if the server cannot list conversations now, at least catch up the followed ones.
+   * `onlineAt`: this is the resume of a (re)connect that came online then (`onResumed` follows).
+   */
+  private resumeOrCatchUp(onlineAt?: number): void {
+    this.resumePages().then(
+      (conversations) => {
+        if (onlineAt !== undefined) this.opts.onResumed?.({ conversations, ms: Date.now() - onlineAt });
+      },
+      () => {
+        if (this.status === 'online') for (const conv of this.cursors.keys()) void this.catchUp(conv);
+      },
+    );
   }
 
   private setStatus(s: Status, detail?: string): void {
