@@ -22,6 +22,13 @@
  * as browsers do; what each server negotiated is recorded (`ws.extensions`). `--compression` runs
  * the edge with WS_COMPRESSION:true, the floors and the raw server negotiating too.
  * Prints progress while it runs, a table and the targets, and writes .bench/connections.json.
+ * Ctrl-C or SIGTERM stops everything it started and removes its temp dirs (npm runs it with
+ * `exec node --import tsx`: the tsx CLI kills a child that has not answered a relayed signal
+ * within 30 ms, which a bench busy with thousands of sockets often has not, and a shell in
+ * between would not pass SIGTERM on).
+ *
+ * One process keeps up: against floor-direct it made 2,100–2,500 SDK connects/s on this 2-core
+ * machine (bench client at 80–100 % of one core), so the clients are not split over threads.
  *
  * | variable | default | |
  * |---|---|---|
@@ -44,7 +51,6 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { Miniflare } from 'miniflare';
-import { experimental_readRawConfig } from 'wrangler';
 import WebSocket from 'ws';
 import { SwitchboardClient, type SocketLike } from '@switchboard/protocol/client';
 import { mintToken } from '../../edge/src/auth.ts';
@@ -149,8 +155,47 @@ process.on('exit', () => {
       process.kill(pid, 'SIGKILL');
     } catch {}
   }
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) removeDir(d);
 });
+
+/**
+ * Runs `fn` and takes off the SIGINT/SIGTERM listeners it added: importing wrangler and creating a
+ * Miniflare each add one that exits at once, before this bench has stopped what it started (the
+ * orderly stop disposes of Miniflare, which takes its own hooks off).
+ */
+async function ownSignals<T>(fn: () => T | Promise<T>): Promise<T> {
+  const before = new Map((['SIGINT', 'SIGTERM'] as const).map((sig) => [sig, new Set(process.listeners(sig))]));
+  try {
+    return await fn();
+  } finally {
+    for (const [sig, had] of before) for (const l of process.listeners(sig)) if (!had.has(l)) process.off(sig, l);
+  }
+}
+
+/** Removes a temp dir; a process still exiting may write into it meanwhile, so retried, and never throws. */
+function removeDir(dir: string): void {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  } catch (err) {
+    progress(`could not remove ${dir}: ${(err as Error).message}`);
+  }
+}
+
+/** Stops a service and waits until nothing of its process group is left (workerd may outlive the runner). */
+async function stopService(svc: Service): Promise<void> {
+  await svc.stop().catch(() => {});
+  const pgrp = svc.child.pid!;
+  for (let i = 0; pidsOf({ pgrp }).length > 0; i++) {
+    if (i === 100) {
+      try {
+        process.kill(-pgrp, 'SIGKILL');
+      } catch {}
+    }
+    if (i > 150) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  services.delete(svc);
+}
 
 function ownPgrp(): number {
   return Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[2]);
@@ -311,6 +356,7 @@ interface TargetResult {
   samples: Sample[];
   /** RSS growth from before the first connect to +CONN_SETTLE_SECONDS s, per socket. */
   perSocketKb: number | null;
+  /** The region's and the edge's warn/error lines over the run (storm included), by message. */
   serviceLogLines?: Record<string, number>;
 }
 
@@ -461,6 +507,14 @@ async function raw(tokens: string[]): Promise<TargetResult> {
   }
 }
 
+/** The compatibility date and flags of wrangler.toml, which the floor runs with as the edge does. */
+async function wranglerCompatibility(): Promise<{ date: string; flags: string[] }> {
+  const { experimental_readRawConfig } = await ownSignals(() => import('wrangler'));
+  const { rawConfig } = experimental_readRawConfig({ config: path.join(ROOT, 'wrangler.toml') });
+  if (!rawConfig.compatibility_date) throw new Error('wrangler.toml has no compatibility_date');
+  return { date: rawConfig.compatibility_date, flags: rawConfig.compatibility_flags ?? [] };
+}
+
 /**
  * The floor worker in workerd through Miniflare. `floor`: on Miniflare's port, as the edge runner
  * serves the edge, so through Miniflare's entry Worker, which negotiates permessage-deflate with a
@@ -476,23 +530,23 @@ async function floor(name: 'floor' | 'floor-direct', tokens: string[]): Promise<
       (direct ? `on the Worker's own socket${CFG.compression ? '' : ', no_web_socket_compression'}` : `through Miniflare's entry Worker; the Worker answers ${CFG.compression ? 'without' : 'with an empty'} Sec-WebSocket-Extensions`) +
       ' …',
   );
-  const { rawConfig } = experimental_readRawConfig({ config: path.join(ROOT, 'wrangler.toml') });
+  const compat = await wranglerCompatibility();
   const dir = edgeStateDir(CFG.edgeState);
   dirs.add(dir);
   const [port, directPort] = [await freePort(), await freePort()];
-  const flags = rawConfig.compatibility_flags ?? [];
-  const mf = new Miniflare({
+  const flags = compat.flags;
+  const mf = await ownSignals(() => new Miniflare({
     host: '127.0.0.1',
     port,
     modules: true,
     scriptPath: path.join(ROOT, 'scripts/bench/floor-worker.js'),
-    compatibilityDate: rawConfig.compatibility_date!,
+    compatibilityDate: compat.date,
     compatibilityFlags: direct && !CFG.compression ? [...flags, 'no_web_socket_compression'] : flags,
     durableObjects: { GATEWAYS: { className: 'Gateway', useSQLite: true } },
     durableObjectsPersist: dir,
     bindings: { WS_COMPRESSION: String(CFG.compression) },
     ...(direct ? { unsafeDirectSockets: [{ host: '127.0.0.1', port: directPort }] } : {}),
-  });
+  }));
   floorMf = mf;
   let fleet: Fleet | null = null;
   try {
@@ -513,7 +567,7 @@ async function floor(name: 'floor' | 'floor-direct', tokens: string[]): Promise<
     fleet?.dropAll();
     await mf.dispose().catch(() => {});
     floorMf = null;
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
     dirs.delete(dir);
   }
 }
@@ -566,7 +620,11 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
     if (CFG.verbose) process.stderr.write(`[${svc}] ${line}\n`);
     if (svc === 'edge' && line.includes('Ready on')) listeningAt = performance.now();
     const level = /"level":"(warn|error)"/.exec(line)?.[1];
-    if (level) logLines[`${svc} ${level}`] = (logLines[`${svc} ${level}`] ?? 0) + 1;
+    if (!level) return;
+    // Counted by message, so a storm's lines say what happened.
+    const msg = /"msg":"([^"]{1,80})/.exec(line)?.[1] ?? 'other';
+    const key = `${svc} ${level}: ${msg}`;
+    logLines[key] = (logLines[key] ?? 0) + 1;
   };
   let fleet: Fleet | null = null;
   let region: Service | null = null;
@@ -628,11 +686,10 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
     // The edge first: the region would otherwise be asked for routes by a draining edge.
     for (const svc of [edgeSvc, region]) {
       if (!svc) continue;
-      await (svc as Service).stop().catch(() => {});
-      services.delete(svc);
+      await stopService(svc as Service);
     }
     for (const d of [dir, edgeDir]) {
-      fs.rmSync(d, { recursive: true, force: true });
+      removeDir(d);
       dirs.delete(d);
     }
     if (CFG.real) await removeNamespace(namespace, regionEnv).catch((err) => progress(`cleanup of ${namespace} incomplete: ${(err as Error).message}`));
@@ -652,8 +709,7 @@ async function reconnectStorm(fleet: Fleet, edgeSvc: Service, workerdPid: number
   process.kill(workerdPid, 'SIGKILL');
   // The runner (Node, Miniflare) is not where sockets live: stopped so it cleans up, then everything starts again.
   const restarted = (async () => {
-    await edgeSvc.stop();
-    services.delete(edgeSvc);
+    await stopService(edgeSvc);
     return relaunch();
   })();
   const restart: { failed: Error | null } = { failed: null };
@@ -663,13 +719,19 @@ async function reconnectStorm(fleet: Fleet, edgeSvc: Service, workerdPid: number
   const attempts = () => fleet.devices.reduce((a, d, i) => a + d.attempts - attemptsBefore[i]!, 0);
   const deadline = killAt + CFG.stormTimeoutSeconds * 1000;
   let nextTick = killAt + 1000;
-  while (resumed() < n && performance.now() < deadline && !restart.failed) {
-    await sleep(50);
-    if (performance.now() >= nextTick) {
-      nextTick += 1000;
-      const up = listening() > killAt ? `edge listening since +${r1((listening() - killAt) / 1000)} s` : 'edge down';
-      progress(`storm +${secondsSince(killAt)} s: ${up}; ${online()}/${n} online, ${resumed()}/${n} resumed, ${attempts()} reconnect attempts`);
+  try {
+    while (resumed() < n && performance.now() < deadline && !restart.failed) {
+      await sleep(50);
+      if (performance.now() >= nextTick) {
+        nextTick += 1000;
+        const up = listening() > killAt ? `edge listening since +${r1((listening() - killAt) / 1000)} s` : 'edge down';
+        progress(`storm +${secondsSince(killAt)} s: ${up}; ${online()}/${n} online, ${resumed()}/${n} resumed, ${attempts()} reconnect attempts`);
+      }
     }
+  } catch (err) {
+    // Interrupted: the edge being started again must be known before the caller stops everything.
+    await restarted.catch(() => {});
+    throw err;
   }
   const edge = await restarted;
   const last = (pick: (d: Device) => number) => {
@@ -761,14 +823,15 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
     '',
     `== bench:connections: ${CFG.devices} devices, idle ${CFG.settleSeconds} s, ${CFG.concurrency} connects in flight; compression ${CFG.compression ? 'on (--compression)' : 'off (default)'}, clients offer permessage-deflate; ` +
       `edge state on ${CFG.edgeState}; region on ${CFG.real ? 'real' : 'embedded'} engines; load average ${loadAtStart.join(' ')} at start, ${load().join(' ')} at end, ${os.cpus().length} CPUs`,
-    `${'target'.padEnd(7)}${pad('process', 17)}${pad('connects/s', 11)}${pad('online s', 9)}${pad('resumed s', 10)}${pad('deflate', 8)}  RSS MB: ${points.map((p) => pad(p, 9)).join('')}${pad('closed', 9)}${pad('KB/socket', 11)}${pad('× floor', 8)}`,
+    `${'target'.padEnd(13)}${'process'.padEnd(17)}${pad('connects/s', 10)}${pad('online s', 9)}${pad('resumed s', 10)}${pad('deflate', 8)}${pad('KB/socket', 10)}${pad('× floor', 8)}   RSS MB: ${points.map((p) => pad(p, 10)).join('')}${pad('closed', 10)}`,
   ];
   for (const r of results) {
     const rss = (p: string) => mb(r.samples.find((s) => s.point === p)?.rssKb);
     const closed = r.samples.find((s) => s.point.startsWith('closed'));
     const vsFloor = r.perSocketKb !== null && fl?.perSocketKb ? `${(r.perSocketKb / fl.perSocketKb).toFixed(2)}` : '-';
     lines.push(
-      `${r.target.padEnd(7)}${pad(r.process, 17)}${pad(r.connect.perSec, 11)}${pad(r.connect.seconds, 9)}${pad(r.connect.allResumedSeconds, 10)}${pad(r.compressionNegotiated ? 'yes' : 'no', 8)}          ${points.map((p) => pad(rss(p), 9)).join('')}${pad(mb(closed?.rssKb) + (closed && closed.pid !== r.pid ? '*' : ''), 9)}${pad(r.perSocketKb, 11)}${pad(vsFloor, 8)}`,
+      `${r.target.padEnd(13)}${r.process.padEnd(17)}${pad(r.connect.perSec, 10)}${pad(r.connect.seconds, 9)}${pad(r.connect.allResumedSeconds, 10)}${pad(r.compressionNegotiated ? 'yes' : 'no', 8)}${pad(r.perSocketKb, 10)}${pad(vsFloor, 8)}           ` +
+        `${points.map((p) => pad(rss(p), 10)).join('')}${pad(mb(closed?.rssKb) + (closed && closed.pid !== r.pid ? '*' : ''), 10)}`,
     );
   }
   if (results.some((r) => r.samples.some((s) => s.pid !== r.pid))) lines.push('  * after the storm: the restarted edge workerd, not the process of the earlier samples');
@@ -777,7 +840,10 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
   if (!CFG.compression && results.some((r) => r.target !== 'floor-direct' && r.target !== 'raw' && r.compressionNegotiated))
     lines.push(`  NOTE: compression was asked to be off, yet ${results.filter((r) => r.compressionNegotiated).map((r) => r.target).join(', ')} negotiated permessage-deflate (Miniflare's entry Worker negotiates it itself; see the top of this file)`);
   if (mismatch) lines.push(`  NOTE: the edge ${ed!.compressionNegotiated ? 'negotiated' : 'did not negotiate'} permessage-deflate and the floor ${fl!.compressionNegotiated ? 'did' : 'did not'}: the memory comparison is not like for like`);
-  if (ed?.serviceLogLines && Object.keys(ed.serviceLogLines).length) lines.push(`  service log lines at warn/error: ${JSON.stringify(ed.serviceLogLines)} (CONN_VERBOSE=1 shows them)`);
+  if (ed?.serviceLogLines && Object.keys(ed.serviceLogLines).length) {
+    lines.push('  warn/error lines of the edge and the region over the run (storm included; CONN_VERBOSE=1 shows them):');
+    for (const [k, v] of Object.entries(ed.serviceLogLines).sort((a, b) => b[1] - a[1])) lines.push(`    ${String(v).padStart(6)}  ${k}`);
+  }
   if (storm) {
     lines.push(
       `storm (SIGKILL of the edge's workerd, restarted on the same port and state): edge listening again at +${storm.edgeListeningSeconds ?? '-'} s, all ${storm.devices} online at +${storm.allOnlineSeconds ?? '-'} s, all resumed at +${storm.allResumedSeconds ?? '-'} s ` +
