@@ -329,6 +329,30 @@ class Fleet {
   }
 }
 
+/**
+ * When to stop waiting for resumes: every device online and none has completed a resume for
+ * longer than the SDK's request timeout (10 s), so the rest failed. The SDK does not retry a
+ * failed resume until the device's next connect (it catches up the conversations it follows).
+ */
+class ResumeStall {
+  static readonly MS = 20_000;
+  private last = -1;
+  private since = performance.now();
+  why: string | null = null;
+
+  stalled(resumed: number, allOnline: boolean): boolean {
+    const now = performance.now();
+    if (resumed !== this.last || !allOnline) {
+      this.last = resumed;
+      this.since = now;
+      return false;
+    }
+    if (now - this.since < ResumeStall.MS) return false;
+    this.why = `every device online and no resume completed for ${ResumeStall.MS / 1000} s: the rest failed, and the SDK resumes again only at the next connect`;
+    return true;
+  }
+}
+
 // ---- one target: connect all, settle, sample, close ---------------------------------------------
 
 interface ConnectFigures {
@@ -406,11 +430,12 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
   const cpu = cpuPercent(cpu0, cpuSnapshot(server.cpu));
   const seconds = (lastHelloAt - t0) / 1000;
   // The resume that follows each connect (the SDK's `onResumed`).
+  const stall = new ResumeStall();
   const deadline = performance.now() + 120_000;
-  while (fleet.count((d) => d.resumedAt === 0) > 0 && performance.now() < deadline) await sleep(50);
+  while (fleet.count((d) => d.resumedAt === 0) > 0 && performance.now() < deadline && !stall.stalled(fleet.count((d) => d.resumedAt > 0), true)) await sleep(50);
   const lastResumed = Math.max(...fleet.devices.map((d) => d.resumedAt));
   const unresumed = fleet.count((d) => d.resumedAt === 0);
-  if (unresumed) progress(`${name}: ${unresumed} devices did not complete their resume within 120 s of the last hello`);
+  if (unresumed) progress(`${name}: ${unresumed} devices online but not resumed (${stall.why ?? 'not within 120 s'})`);
   const figures: ConnectFigures = {
     devices: n,
     concurrency: CFG.concurrency,
@@ -584,6 +609,8 @@ interface StormResult {
   listeningToAllResumedSeconds: number | null;
   notOnline: number;
   notResumed: number;
+  /** Why the wait ended before every device resumed (null: all resumed, or CONN_STORM_TIMEOUT_SECONDS). */
+  stopReason: string | null;
   /** Sockets the SDK clients opened after the kill, in all (refused ones included). */
   reconnectAttempts: number;
   attemptsPerDevice: number;
@@ -719,8 +746,9 @@ async function reconnectStorm(fleet: Fleet, edgeSvc: Service, workerdPid: number
   const attempts = () => fleet.devices.reduce((a, d, i) => a + d.attempts - attemptsBefore[i]!, 0);
   const deadline = killAt + CFG.stormTimeoutSeconds * 1000;
   let nextTick = killAt + 1000;
+  const stall = new ResumeStall();
   try {
-    while (resumed() < n && performance.now() < deadline && !restart.failed) {
+    while (resumed() < n && performance.now() < deadline && !restart.failed && !stall.stalled(resumed(), online() === n)) {
       await sleep(50);
       if (performance.now() >= nextTick) {
         nextTick += 1000;
@@ -752,6 +780,7 @@ async function reconnectStorm(fleet: Fleet, edgeSvc: Service, workerdPid: number
     listeningToAllResumedSeconds: allResumedSeconds !== null && listeningS !== null ? r1(allResumedSeconds - listeningS) : null,
     notOnline: n - online(),
     notResumed: n - resumed(),
+    stopReason: resumed() === n ? null : (stall.why ?? `CONN_STORM_TIMEOUT_SECONDS=${CFG.stormTimeoutSeconds} passed`),
     reconnectAttempts: attempts(),
     attemptsPerDevice: r1(attempts() / n),
     maxAttemptsOneDevice: Math.max(...perDevice),
@@ -760,10 +789,19 @@ async function reconnectStorm(fleet: Fleet, edgeSvc: Service, workerdPid: number
     met: allResumedSeconds !== null && allResumedSeconds < GOALS.stormSeconds,
   };
   progress(
-    `storm: edge listening at +${result.edgeListeningSeconds ?? '-'} s, all online at +${result.allOnlineSeconds ?? '-'} s, all resumed at +${result.allResumedSeconds ?? '-'} s ` +
-      `(${result.notResumed} not resumed); ${result.reconnectAttempts} reconnect attempts (${result.attemptsPerDevice} per device, at most ${result.maxAttemptsOneDevice}); restarted workerd RSS ${mb(rssKbAfter)} MB`,
+    `storm: ${stormTimes(result)}; ${result.reconnectAttempts} reconnect attempts (${result.attemptsPerDevice} per device, at most ${result.maxAttemptsOneDevice}); restarted workerd RSS ${mb(rssKbAfter)} MB`,
   );
   return { result, edge };
+}
+
+/** The storm's times from the kill, in words. */
+function stormTimes(r: StormResult): string {
+  const at = (x: number | null, what: string) => (x === null ? `not all ${what}` : `all ${what} at +${x} s`);
+  return (
+    `edge listening again at +${r.edgeListeningSeconds ?? '-'} s, ${at(r.allOnlineSeconds, 'online')}, ${at(r.allResumedSeconds, 'resumed')}` +
+    (r.listeningToAllResumedSeconds !== null ? ` (listening → all resumed ${r.listeningToAllResumedSeconds} s)` : '') +
+    (r.notOnline || r.notResumed ? `; ${r.notOnline} not online, ${r.notResumed} not resumed${r.stopReason ? ` (${r.stopReason})` : ''}` : '')
+  );
 }
 
 // ---- the run ------------------------------------------------------------------------------------
@@ -789,7 +827,7 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
     { goal: `connects per second ≥ ${GOALS.connectsPerSec}`, measured: ed ? `${ed.connect.perSec}/s` : null, met: ed ? ed.connect.perSec >= GOALS.connectsPerSec : null },
     {
       goal: `reconnect storm: every device back and resumed in < ${GOALS.stormSeconds} s`,
-      measured: storm ? (storm.allResumedSeconds === null ? `${storm.notResumed} devices not resumed after ${CFG.stormTimeoutSeconds} s` : `${storm.allResumedSeconds} s`) : null,
+      measured: storm ? (storm.allResumedSeconds === null ? `${storm.notResumed} of ${storm.devices} devices not resumed: ${storm.stopReason}` : `${storm.allResumedSeconds} s`) : null,
       met: storm ? storm.met : null,
     },
   ];
@@ -846,8 +884,7 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
   }
   if (storm) {
     lines.push(
-      `storm (SIGKILL of the edge's workerd, restarted on the same port and state): edge listening again at +${storm.edgeListeningSeconds ?? '-'} s, all ${storm.devices} online at +${storm.allOnlineSeconds ?? '-'} s, all resumed at +${storm.allResumedSeconds ?? '-'} s ` +
-        `(listening → all resumed ${storm.listeningToAllResumedSeconds ?? '-'} s; not online ${storm.notOnline}, not resumed ${storm.notResumed})`,
+      `storm (SIGKILL of the edge's workerd, restarted on the same port and state): ${stormTimes(storm)}`,
       `  ${storm.reconnectAttempts} reconnect attempts by the SDK clients (${storm.attemptsPerDevice} per device, at most ${storm.maxAttemptsOneDevice}); extensions ${fmtExtensions(storm.extensions)}; restarted workerd RSS ${mb(storm.rssKbAfter)} MB`,
     );
   }
