@@ -223,6 +223,33 @@ function openFilesLimit(): number | null {
   }
 }
 
+/** What a server process holds: open descriptors and memory mappings, and its limits on them. */
+interface ProcFigures {
+  fds: number | null;
+  fdLimit: number | null;
+  maps: number | null;
+  mapLimit: number | null;
+}
+
+function procFigures(pid: number): ProcFigures {
+  if (!fs.existsSync(`/proc/${pid}`)) throw new Error(`process ${pid} is gone`);
+  const read = <T>(f: () => T): T | null => {
+    try {
+      return f();
+    } catch {
+      return null;
+    }
+  };
+  return {
+    fds: read(() => fs.readdirSync(`/proc/${pid}/fd`).length),
+    fdLimit: read(() => Number(/^Max open files\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))![1])),
+    maps: read(() => fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').length - 1),
+    mapLimit: read(() => Number(fs.readFileSync('/proc/sys/vm/max_map_count', 'utf8'))),
+  };
+}
+
+const fmtProc = (p: ProcFigures) => `${p.fds ?? '-'}/${p.fdLimit ?? '-'} fds, ${p.maps ?? '-'}/${p.mapLimit ?? '-'} maps`;
+
 /** Fails up front when this process (client sockets) or a server (accepted sockets) cannot hold them all. */
 function checkLimits(): void {
   const need = CFG.devices + 512;
@@ -249,6 +276,17 @@ interface Sample {
   afterConnectedS: number | null;
   pid: number;
   rssKb: number | null;
+  /** Open descriptors and memory mappings of the process. */
+  fds: number | null;
+  maps: number | null;
+}
+
+function takeSample(point: string, afterConnectedS: number | null, pid: number): Sample {
+  let proc: ProcFigures | null = null;
+  try {
+    proc = procFigures(pid);
+  } catch {}
+  return { point, afterConnectedS, pid, rssKb: rssKb(pid), fds: proc?.fds ?? null, maps: proc?.maps ?? null };
 }
 
 // ---- the devices: one SDK client each -----------------------------------------------------------
@@ -268,7 +306,8 @@ interface Device {
 
 /** One SDK client per device against `url`, all in this process. */
 class Fleet {
-  readonly devices: Device[];
+  devices: Device[];
+  private droppedAttempts = 0;
   constructor(url: string, tokens: string[]) {
     this.devices = tokens.map((token, i) => {
       const d: Device = { user: `u${i}`, token, client: null as unknown as SwitchboardClient, ws: null, attempts: 0, onlineAt: 0, resumedAt: 0 };
@@ -292,8 +331,9 @@ class Fleet {
     });
   }
 
+  /** Connect attempts in all, of the devices given up too. */
   attempts(): number {
-    return this.devices.reduce((n, d) => n + d.attempts, 0);
+    return this.devices.reduce((n, d) => n + d.attempts, this.droppedAttempts);
   }
 
   count(pred: (d: Device) => boolean): number {
@@ -310,6 +350,17 @@ class Fleet {
       out[e] = (out[e] ?? 0) + 1;
     }
     return out;
+  }
+
+  /** Gives up the devices that are not online: closed (no more retries), and no longer counted. */
+  keepOnline(): void {
+    const [keep, drop] = [this.devices.filter((d) => d.onlineAt > 0), this.devices.filter((d) => d.onlineAt === 0)];
+    for (const d of drop) {
+      d.client.close();
+      d.ws?.terminate();
+      this.droppedAttempts += d.attempts;
+    }
+    this.devices = keep;
   }
 
   /** At once, on the way out: no close handshake, no reconnect. */
@@ -356,10 +407,14 @@ class ResumeStall {
 // ---- one target: connect all, settle, sample, close ---------------------------------------------
 
 interface ConnectFigures {
+  /** Devices asked to connect, and those that came online (the rest were given up: `stopReason`). */
+  requested: number;
   devices: number;
+  stopReason: string | null;
   concurrency: number;
   /** First attempt → last `hello`. */
   seconds: number;
+  /** Online devices / seconds. */
   perSec: number;
   /** Sockets opened in all (more than `devices`: the SDK retried). */
   attempts: number;
@@ -367,6 +422,8 @@ interface ConnectFigures {
   allResumedSeconds: number | null;
   /** CPU % of one core while connecting. */
   cpuPercent: Record<string, number | null>;
+  /** The server process at its busiest: open descriptors and memory mappings, and their limits. */
+  peak: ProcFigures | null;
 }
 
 interface TargetResult {
@@ -390,42 +447,78 @@ interface Server {
   pid(): number;
   describe: string;
   cpu: Map<string, Target>;
+  /** Its last lines of output, when it has stopped answering. */
+  tail?: () => string[];
 }
 
+/** Bench client CPU (% of one core) while connecting above which its connect rate may be its own limit. */
+const CLIENT_BUSY_PERCENT = 90;
+
+/** Connecting gives up on the devices not yet online when none came online for this long. */
+const CONNECT_STALL_SECONDS = 60;
+
+/**
+ * Connects every device, at most CONN_CONCURRENCY at a time. A server that stops taking devices
+ * (none online for CONNECT_STALL_SECONDS, its process gone, or CONN_CONNECT_TIMEOUT_SECONDS) is a
+ * result, not a crash: the devices not online are given up and the rest go on being measured.
+ */
 async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promise<ConnectFigures> {
   const n = fleet.devices.length;
   let next = 0;
   let online = 0;
   let lastHelloAt = 0;
+  let stopReason: string | null = null;
+  let peak: ProcFigures | null = null;
+  let giveUp: (reason: string) => void = () => {};
+  const stopped = new Promise<void>((resolve) => (giveUp = (reason) => ((stopReason ??= reason), resolve())));
   const t0 = performance.now();
   const cpu0 = cpuSnapshot(server.cpu);
   let lastTick = { at: t0, online: 0 };
+  let lastGain = t0;
   const ticker = setInterval(() => {
     const now = performance.now();
     const rate = ((online - lastTick.online) * 1000) / (now - lastTick.at);
+    if (online > lastTick.online) lastGain = now;
     lastTick = { at: now, online };
-    progress(`${name}: ${online}/${n} online (${Math.round(rate)}/s now, ${Math.round((online * 1000) / (now - t0))}/s since the first), ${fleet.attempts()} attempts, ${Math.min(CFG.concurrency, n - online)} in flight`);
+    let proc: ProcFigures | null = null;
+    try {
+      proc = procFigures(server.pid());
+    } catch {
+      giveUp(`the server process is gone${server.tail ? `; its last output:\n${server.tail().slice(-12).join('\n')}` : ''}`);
+    }
+    if (proc && (peak === null || (proc.fds ?? 0) > (peak.fds ?? 0))) peak = proc;
+    progress(
+      `${name}: ${online}/${n} online (${Math.round(rate)}/s now, ${Math.round((online * 1000) / (now - t0))}/s since the first), ${fleet.attempts()} attempts, ${Math.min(CFG.concurrency, n - online)} in flight` +
+        (proc ? `; server ${fmtProc(proc)}` : ''),
+    );
+    if (now - lastGain > CONNECT_STALL_SECONDS * 1000) giveUp(`no device came online for ${CONNECT_STALL_SECONDS} s${proc ? ` (server ${fmtProc(proc)})` : ''}`);
   }, 1000);
+  const timer = setTimeout(() => giveUp(`CONN_CONNECT_TIMEOUT_SECONDS=${CFG.connectTimeoutSeconds} passed`), CFG.connectTimeoutSeconds * 1000);
   const lane = async () => {
-    while (next < n && !abort.signal.aborted) {
+    while (next < n && !abort.signal.aborted && stopReason === null) {
       const d = fleet.devices[next++]!;
-      await d.client.connect();
+      try {
+        await d.client.connect();
+      } catch {
+        continue; // closed here after giving up
+      }
       online++;
       lastHelloAt = performance.now();
     }
   };
-  let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       Promise.all(Array.from({ length: Math.min(CFG.concurrency, n) }, lane)),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${name}: ${online}/${n} devices online after CONN_CONNECT_TIMEOUT_SECONDS=${CFG.connectTimeoutSeconds}`)), CFG.connectTimeoutSeconds * 1000);
-        abort.signal.addEventListener('abort', () => reject(new Aborted()), { once: true });
-      }),
+      stopped,
+      new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new Aborted()), { once: true })),
     ]);
   } finally {
     clearInterval(ticker);
     clearTimeout(timer);
+  }
+  if (stopReason !== null) {
+    progress(`${name}: giving up on the ${n - online} devices not online: ${stopReason}`);
+    fleet.keepOnline();
   }
   const cpu = cpuPercent(cpu0, cpuSnapshot(server.cpu));
   const seconds = (lastHelloAt - t0) / 1000;
@@ -437,15 +530,22 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
   const unresumed = fleet.count((d) => d.resumedAt === 0);
   if (unresumed) progress(`${name}: ${unresumed} devices online but not resumed (${stall.why ?? 'not within 120 s'})`);
   const figures: ConnectFigures = {
-    devices: n,
+    requested: n,
+    devices: online,
+    stopReason,
     concurrency: CFG.concurrency,
     seconds: r1(seconds),
-    perSec: Math.round(n / seconds),
+    perSec: online ? Math.round(online / seconds) : 0,
     attempts: fleet.attempts(),
-    allResumedSeconds: unresumed ? null : r1((lastResumed - t0) / 1000),
+    allResumedSeconds: unresumed || !online ? null : r1((lastResumed - t0) / 1000),
     cpuPercent: cpu,
+    peak,
   };
-  progress(`${name}: ${n} online in ${figures.seconds} s: ${figures.perSec} connects/s (${figures.attempts} attempts; all resumed at ${figures.allResumedSeconds ?? '-'} s); CPU % of one core: ${fmtCpu(cpu)}`);
+  progress(
+    `${name}: ${online}${online < n ? ` of ${n}` : ''} online in ${figures.seconds} s: ${figures.perSec} connects/s (${figures.attempts} attempts; all resumed at ${figures.allResumedSeconds ?? '-'} s); ` +
+      `CPU % of one core: ${fmtCpu(cpu)}${peak ? `; server at most ${fmtProc(peak)}` : ''}`,
+  );
+  if (online === 0) throw new Error(`${name}: no device came online (${stopReason})`);
   return figures;
 }
 
@@ -460,10 +560,9 @@ async function measure(name: TargetName, server: Server, tokens: string[]): Prom
   const fleet = new Fleet(server.url, tokens);
   const samples: Sample[] = [];
   const sample = (point: string, afterConnectedS: number | null) => {
-    const pid = server.pid();
-    const s: Sample = { point, afterConnectedS, pid, rssKb: rssKb(pid) };
+    const s = takeSample(point, afterConnectedS, server.pid());
     samples.push(s);
-    progress(`${name}: RSS ${point}: ${mb(s.rssKb)} MB (pid ${pid})`);
+    progress(`${name}: RSS ${point}: ${mb(s.rssKb)} MB (pid ${s.pid}, ${s.fds ?? '-'} fds, ${s.maps ?? '-'} maps)`);
     return s;
   };
   // Its code loaded and running before the baseline sample, as the edge's is.
@@ -493,10 +592,9 @@ async function closeAndSample(name: TargetName, fleet: Fleet, server: Server, re
   progress(`${name}: closing every socket …`);
   await fleet.closeAll();
   await sleep(CFG.closedSeconds * 1000);
-  const pid = server.pid();
-  const s: Sample = { point: `closed +${CFG.closedSeconds} s`, afterConnectedS: null, pid, rssKb: rssKb(pid) };
+  const s = takeSample(`closed +${CFG.closedSeconds} s`, null, server.pid());
   result.samples.push(s);
-  progress(`${name}: RSS ${s.point}: ${mb(s.rssKb)} MB (pid ${pid})`);
+  progress(`${name}: RSS ${s.point}: ${mb(s.rssKb)} MB (pid ${s.pid}, ${s.fds ?? '-'} fds)`);
 }
 
 const mb = (kb: number | null | undefined) => (kb === null || kb === undefined ? '-' : (kb / 1024).toFixed(1));
@@ -616,6 +714,8 @@ interface StormResult {
   attemptsPerDevice: number;
   maxAttemptsOneDevice: number;
   extensions: Record<string, number>;
+  /** The restarted edge's workerd at its most descriptors during the storm. */
+  peak: ProcFigures | null;
   /** RSS of the restarted edge's workerd once every device resumed. */
   rssKbAfter: number | null;
   met: boolean;
@@ -646,11 +746,12 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
   const sink = (svc: string, line: string) => {
     if (CFG.verbose) process.stderr.write(`[${svc}] ${line}\n`);
     if (svc === 'edge' && line.includes('Ready on')) listeningAt = performance.now();
+    // Counted by message, so a storm's lines say what happened: JSON lines at warn/error, and
+    // workerd's own error lines (an exhausted resource shows there, e.g. SQLITE_NOMEM).
     const level = /"level":"(warn|error)"/.exec(line)?.[1];
-    if (!level) return;
-    // Counted by message, so a storm's lines say what happened.
-    const msg = /"msg":"([^"]{1,80})/.exec(line)?.[1] ?? 'other';
-    const key = `${svc} ${level}: ${msg}`;
+    const runtime = !line.startsWith('{') && /\berror: /.exec(line) ? line.replace(/^.*?\berror: (e = )?/, '').replace(/\S+\.c\+\+:\d+: /g, '').slice(0, 100) : null;
+    if (!level && !runtime) return;
+    const key = level ? `${svc} ${level}: ${/"msg":"([^"]{1,80})/.exec(line)?.[1] ?? 'other'}` : `${svc} runtime error: ${runtime}`;
     logLines[key] = (logLines[key] ?? 0) + 1;
   };
   let fleet: Fleet | null = null;
@@ -688,6 +789,7 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
       url: edgeSvc.url,
       pid: workerdOf(edgeSvc),
       describe: 'workerd (edge)',
+      tail: () => edgeSvc?.tail ?? [],
       cpu: new Map<string, Target>([
         ['bench client', { self: true }],
         ['edge workerd', { pgrp: edgeSvc.child.pid!, comm: 'workerd' }],
@@ -747,13 +849,25 @@ async function reconnectStorm(fleet: Fleet, edgeSvc: Service, workerdPid: number
   const deadline = killAt + CFG.stormTimeoutSeconds * 1000;
   let nextTick = killAt + 1000;
   const stall = new ResumeStall();
+  let peak: ProcFigures | null = null;
+  const restartedWorkerd = () => {
+    const svc = [...services].find((x) => x !== edgeSvc && x.url === edgeSvc.url);
+    const pid = svc ? pidsOf({ pgrp: svc.child.pid!, comm: 'workerd' })[0] : undefined;
+    try {
+      return pid === undefined ? null : procFigures(pid);
+    } catch {
+      return null;
+    }
+  };
   try {
     while (resumed() < n && performance.now() < deadline && !restart.failed && !stall.stalled(resumed(), online() === n)) {
       await sleep(50);
       if (performance.now() >= nextTick) {
         nextTick += 1000;
         const up = listening() > killAt ? `edge listening since +${r1((listening() - killAt) / 1000)} s` : 'edge down';
-        progress(`storm +${secondsSince(killAt)} s: ${up}; ${online()}/${n} online, ${resumed()}/${n} resumed, ${attempts()} reconnect attempts`);
+        const proc = restartedWorkerd();
+        if (proc && (peak === null || (proc.fds ?? 0) > (peak.fds ?? 0))) peak = proc;
+        progress(`storm +${secondsSince(killAt)} s: ${up}; ${online()}/${n} online, ${resumed()}/${n} resumed, ${attempts()} reconnect attempts${proc ? `; server ${fmtProc(proc)}` : ''}`);
       }
     }
   } catch (err) {
@@ -785,6 +899,7 @@ async function reconnectStorm(fleet: Fleet, edgeSvc: Service, workerdPid: number
     attemptsPerDevice: r1(attempts() / n),
     maxAttemptsOneDevice: Math.max(...perDevice),
     extensions: fleet.extensions(),
+    peak,
     rssKbAfter,
     met: allResumedSeconds !== null && allResumedSeconds < GOALS.stormSeconds,
   };
@@ -818,17 +933,22 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
   const by = (t: TargetName) => results.find((r) => r.target === t);
   const [fl, ed] = [by('floor'), by('edge')];
   const memoryRatio = ed?.perSocketKb != null && fl?.perSocketKb ? Math.round((ed.perSocketKb / fl.perSocketKb) * 100) / 100 : null;
+  const partial = (r: TargetResult | undefined) => (r && r.connect.devices < r.connect.requested ? ` (only ${r.connect.devices} of ${r.connect.requested} devices came online)` : '');
   const goals = [
     {
       goal: `edge memory per idle socket within ${GOALS.memoryVsFloor}× the floor`,
-      measured: memoryRatio === null ? null : `${ed!.perSocketKb} KB vs ${fl!.perSocketKb} KB: ${memoryRatio}×`,
+      measured: memoryRatio === null ? null : `${ed!.perSocketKb} KB vs ${fl!.perSocketKb} KB: ${memoryRatio}×${partial(ed)}${partial(fl)}`,
       met: memoryRatio === null ? null : memoryRatio <= GOALS.memoryVsFloor,
     },
-    { goal: `connects per second ≥ ${GOALS.connectsPerSec}`, measured: ed ? `${ed.connect.perSec}/s` : null, met: ed ? ed.connect.perSec >= GOALS.connectsPerSec : null },
+    {
+      goal: `connects per second ≥ ${GOALS.connectsPerSec}`,
+      measured: ed ? `${ed.connect.perSec}/s${partial(ed)}` : null,
+      met: ed ? ed.connect.perSec >= GOALS.connectsPerSec && ed.connect.devices === ed.connect.requested : null,
+    },
     {
       goal: `reconnect storm: every device back and resumed in < ${GOALS.stormSeconds} s`,
-      measured: storm ? (storm.allResumedSeconds === null ? `${storm.notResumed} of ${storm.devices} devices not resumed: ${storm.stopReason}` : `${storm.allResumedSeconds} s`) : null,
-      met: storm ? storm.met : null,
+      measured: storm ? (storm.allResumedSeconds === null ? `${storm.notResumed} of ${storm.devices} devices not resumed: ${storm.stopReason}` : `${storm.allResumedSeconds} s`) + (storm.devices < CFG.devices ? ` (over the ${storm.devices} devices that came online)` : '') : null,
+      met: storm ? storm.met && storm.devices === CFG.devices : null,
     },
   ];
   const fd = by('floor-direct');
@@ -873,7 +993,16 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
     );
   }
   if (results.some((r) => r.samples.some((s) => s.pid !== r.pid))) lines.push('  * after the storm: the restarted edge workerd, not the process of the earlier samples');
-  for (const r of results) lines.push(`  ${r.target}: ${r.connect.attempts} connect attempts; extensions ${fmtExtensions(r.extensions)}; CPU % of one core while connecting: ${fmtCpu(r.connect.cpuPercent)}`);
+  for (const r of results) {
+    lines.push(
+      `  ${r.target}: ${r.connect.devices === r.connect.requested ? `all ${r.connect.devices}` : `only ${r.connect.devices} of ${r.connect.requested}`} devices online, ${r.connect.attempts} connect attempts; ` +
+        `extensions ${fmtExtensions(r.extensions)}; CPU % of one core while connecting: ${fmtCpu(r.connect.cpuPercent)}${r.connect.peak ? `; server at most ${fmtProc(r.connect.peak)}` : ''}`,
+    );
+    if (r.connect.stopReason) lines.push(`    gave up on the rest: ${r.connect.stopReason.split('\n')[0]}`);
+    const client = r.connect.cpuPercent['bench client'];
+    if (client != null && client >= CLIENT_BUSY_PERCENT)
+      lines.push(`    the bench client used ${client} % of a core while connecting: this rate may be the client's limit, not the server's${r.compressionNegotiated ? ' (permessage-deflate costs the ws client about 3× the CPU per connect)' : ''}`);
+  }
   if (vsDirect !== null) lines.push(`  edge vs floor-direct (no Miniflare entry Worker${CFG.compression ? '' : ', no compression'}): ${ed!.perSocketKb} KB vs ${fd!.perSocketKb} KB per socket, ${vsDirect}×`);
   if (!CFG.compression && results.some((r) => r.target !== 'floor-direct' && r.target !== 'raw' && r.compressionNegotiated))
     lines.push(`  NOTE: compression was asked to be off, yet ${results.filter((r) => r.compressionNegotiated).map((r) => r.target).join(', ')} negotiated permessage-deflate (Miniflare's entry Worker negotiates it itself; see the top of this file)`);
@@ -885,7 +1014,7 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
   if (storm) {
     lines.push(
       `storm (SIGKILL of the edge's workerd, restarted on the same port and state): ${stormTimes(storm)}`,
-      `  ${storm.reconnectAttempts} reconnect attempts by the SDK clients (${storm.attemptsPerDevice} per device, at most ${storm.maxAttemptsOneDevice}); extensions ${fmtExtensions(storm.extensions)}; restarted workerd RSS ${mb(storm.rssKbAfter)} MB`,
+      `  ${storm.reconnectAttempts} reconnect attempts by the SDK clients (${storm.attemptsPerDevice} per device, at most ${storm.maxAttemptsOneDevice}); extensions ${fmtExtensions(storm.extensions)}; restarted workerd RSS ${mb(storm.rssKbAfter)} MB${storm.peak ? `, at most ${fmtProc(storm.peak)}` : ''}`,
     );
   }
   for (const g of goals) lines.push(`target: ${g.goal}: ${g.met === null ? 'not measured' : g.met ? 'MET' : 'NOT MET'}${g.measured ? ` (${g.measured})` : ''}`);
