@@ -297,6 +297,8 @@ interface Device {
   client: SwitchboardClient;
   /** The current socket (the SDK opens a new one per attempt). */
   ws: WebSocket | null;
+  /** What the server negotiated on the socket that last came online (`ws.extensions`, '' = none). */
+  extensions: string;
   /** Sockets opened (connect attempts) in all. */
   attempts: number;
   /** performance.now() of the last `hello`, and of the last completed resume (onResumed). */
@@ -310,7 +312,7 @@ class Fleet {
   private droppedAttempts = 0;
   constructor(url: string, tokens: string[]) {
     this.devices = tokens.map((token, i) => {
-      const d: Device = { user: `u${i}`, token, client: null as unknown as SwitchboardClient, ws: null, attempts: 0, onlineAt: 0, resumedAt: 0 };
+      const d: Device = { user: `u${i}`, token, client: null as unknown as SwitchboardClient, ws: null, extensions: '', attempts: 0, onlineAt: 0, resumedAt: 0 };
       d.client = new SwitchboardClient({
         url,
         token: () => d.token,
@@ -321,7 +323,9 @@ class Fleet {
           return d.ws as unknown as SocketLike;
         },
         onStatus: (s) => {
-          if (s === 'online') d.onlineAt = performance.now();
+          if (s !== 'online') return;
+          d.onlineAt = performance.now();
+          d.extensions = d.ws?.extensions ?? '';
         },
         onResumed: () => {
           d.resumedAt = performance.now();
@@ -342,13 +346,10 @@ class Fleet {
     return n;
   }
 
-  /** What the servers negotiated on the current sockets: `ws.extensions` values and their counts ('' = none). */
+  /** What the server negotiated on each device's last socket to come online: `ws.extensions` values and their counts ('' = none). */
   extensions(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const d of this.devices) {
-      const e = d.ws?.extensions ?? '';
-      out[e] = (out[e] ?? 0) + 1;
-    }
+    for (const d of this.devices) out[d.extensions] = (out[d.extensions] ?? 0) + 1;
     return out;
   }
 
@@ -439,6 +440,8 @@ interface TargetResult {
   perSocketKb: number | null;
   /** The region's and the edge's warn/error lines over the run (storm included), by message. */
   serviceLogLines?: Record<string, number>;
+  /** The server process died (why, from its last output): nothing after that was measured. */
+  died: string | null;
 }
 
 interface Server {
@@ -468,6 +471,7 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
   let online = 0;
   let lastHelloAt = 0;
   let stopReason: string | null = null;
+  const server_ = { gone: false };
   let peak: ProcFigures | null = null;
   let giveUp: (reason: string) => void = () => {};
   const stopped = new Promise<void>((resolve) => (giveUp = (reason) => ((stopReason ??= reason), resolve())));
@@ -484,6 +488,7 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
     try {
       proc = procFigures(server.pid());
     } catch {
+      server_.gone = true;
       giveUp(`the server process is gone${server.tail ? `; its last output:\n${server.tail().slice(-12).join('\n')}` : ''}`);
     }
     if (proc && (peak === null || (proc.fds ?? 0) > (peak.fds ?? 0))) peak = proc;
@@ -522,9 +527,9 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
   }
   const cpu = cpuPercent(cpu0, cpuSnapshot(server.cpu));
   const seconds = (lastHelloAt - t0) / 1000;
-  // The resume that follows each connect (the SDK's `onResumed`).
+  // The resume that follows each connect (the SDK's `onResumed`); none from a server that is gone.
   const stall = new ResumeStall();
-  const deadline = performance.now() + 120_000;
+  const deadline = server_.gone ? 0 : performance.now() + 120_000;
   while (fleet.count((d) => d.resumedAt === 0) > 0 && performance.now() < deadline && !stall.stalled(fleet.count((d) => d.resumedAt > 0), true)) await sleep(50);
   const lastResumed = Math.max(...fleet.devices.map((d) => d.resumedAt));
   const unresumed = fleet.count((d) => d.resumedAt === 0);
@@ -559,8 +564,17 @@ const fmtCpu = (cpu: Record<string, number | null>) =>
 async function measure(name: TargetName, server: Server, tokens: string[]): Promise<{ result: TargetResult; fleet: Fleet }> {
   const fleet = new Fleet(server.url, tokens);
   const samples: Sample[] = [];
-  const sample = (point: string, afterConnectedS: number | null) => {
-    const s = takeSample(point, afterConnectedS, server.pid());
+  let died: string | null = null;
+  /** A sample, or null once the server process is gone (then `died` says why). */
+  const sample = (point: string, afterConnectedS: number | null): Sample | null => {
+    let pid: number;
+    try {
+      pid = server.pid();
+    } catch (err) {
+      died ??= `its process is gone (${(err as Error).message})`;
+      return null;
+    }
+    const s = takeSample(point, afterConnectedS, pid);
     samples.push(s);
     progress(`${name}: RSS ${point}: ${mb(s.rssKb)} MB (pid ${s.pid}, ${s.fds ?? '-'} fds, ${s.maps ?? '-'} maps)`);
     return s;
@@ -568,7 +582,7 @@ async function measure(name: TargetName, server: Server, tokens: string[]): Prom
   // Its code loaded and running before the baseline sample, as the edge's is.
   await waitForHttp(`${server.url}/healthz`, 30_000);
   await sleep(2000);
-  const before = sample('before', null);
+  const before = sample('before', null)!;
   const connect = await connectAll(name, fleet, server);
   const connectedAt = performance.now();
   sample('connected', 0);
@@ -576,23 +590,41 @@ async function measure(name: TargetName, server: Server, tokens: string[]): Prom
   progress(`${name}: negotiated extensions: ${fmtExtensions(extensions)}`);
   let last: Sample | null = null;
   for (const s of SAMPLE_AT) {
+    if (died) break;
     await sleep(Math.max(0, connectedAt + s * 1000 - performance.now()));
     last = sample(`+${s} s`, s);
   }
+  if (died) {
+    died = crashLine(connect.stopReason) ?? died;
+    progress(`${name}: the server died: ${died}`);
+  }
   const online = fleet.count((d) => d.client.status === 'online');
-  if (online < fleet.devices.length) progress(`${name}: only ${online}/${fleet.devices.length} devices online at +${CFG.settleSeconds} s`);
+  if (!died && online < fleet.devices.length) progress(`${name}: only ${online}/${fleet.devices.length} devices online at +${CFG.settleSeconds} s`);
   const perSocketKb = last?.rssKb != null && before.rssKb !== null && last.pid === before.pid ? r1((last.rssKb - before.rssKb) / fleet.devices.length) : null;
-  progress(`${name}: ${perSocketKb ?? '-'} KB per idle socket (RSS growth at +${CFG.settleSeconds} s / ${fleet.devices.length})`);
+  if (!died) progress(`${name}: ${perSocketKb ?? '-'} KB per idle socket (RSS growth at +${CFG.settleSeconds} s / ${fleet.devices.length})`);
   const compressionNegotiated = Object.entries(extensions).some(([e, count]) => count > 0 && e.includes('permessage-deflate'));
-  return { result: { target: name, process: server.describe, pid: before.pid, connect, extensions, compressionNegotiated, samples, perSocketKb }, fleet };
+  return { result: { target: name, process: server.describe, pid: before.pid, connect, extensions, compressionNegotiated, samples, perSocketKb, died }, fleet };
 }
 
-/** Closes every socket, waits CONN_CLOSED_SECONDS and takes the last sample. */
+/** The line of a dead server's last output that says why (workerd's fatal exception), if any. */
+function crashLine(reason: string | null): string | null {
+  const lines = (reason ?? '').split('\n');
+  return lines.reverse().find((l) => /fatal|uncaught|too many open files|out of memory/i.test(l))?.slice(0, 200) ?? null;
+}
+
+/** Closes every socket, waits CONN_CLOSED_SECONDS and takes the last sample (none from a dead server). */
 async function closeAndSample(name: TargetName, fleet: Fleet, server: Server, result: TargetResult): Promise<void> {
   progress(`${name}: closing every socket …`);
+  if (result.died) return fleet.dropAll();
   await fleet.closeAll();
   await sleep(CFG.closedSeconds * 1000);
-  const s = takeSample(`closed +${CFG.closedSeconds} s`, null, server.pid());
+  let pid: number;
+  try {
+    pid = server.pid();
+  } catch {
+    return;
+  }
+  const s = takeSample(`closed +${CFG.closedSeconds} s`, null, pid);
   result.samples.push(s);
   progress(`${name}: RSS ${s.point}: ${mb(s.rssKb)} MB (pid ${s.pid}, ${s.fds ?? '-'} fds)`);
 }
@@ -800,7 +832,8 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
     fleet = m.fleet;
     m.result.serviceLogLines = logLines;
     let storm: StormResult | null = null;
-    if (CFG.storm) {
+    if (CFG.storm && m.result.died) progress('storm: not run, the edge is gone');
+    else if (CFG.storm) {
       const s = await reconnectStorm(m.fleet, edgeSvc, server.pid(), async () => {
         edgeSvc = await launchEdge();
         return edgeSvc;
@@ -937,8 +970,8 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
   const goals = [
     {
       goal: `edge memory per idle socket within ${GOALS.memoryVsFloor}× the floor`,
-      measured: memoryRatio === null ? null : `${ed!.perSocketKb} KB vs ${fl!.perSocketKb} KB: ${memoryRatio}×${partial(ed)}${partial(fl)}`,
-      met: memoryRatio === null ? null : memoryRatio <= GOALS.memoryVsFloor,
+      measured: ed?.died ? `the edge's workerd died with ${ed.connect.devices} sockets: ${ed.died}` : memoryRatio === null ? null : `${ed!.perSocketKb} KB vs ${fl!.perSocketKb} KB: ${memoryRatio}×${partial(ed)}${partial(fl)}`,
+      met: ed?.died ? false : memoryRatio === null ? null : memoryRatio <= GOALS.memoryVsFloor,
     },
     {
       goal: `connects per second ≥ ${GOALS.connectsPerSec}`,
@@ -947,8 +980,8 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
     },
     {
       goal: `reconnect storm: every device back and resumed in < ${GOALS.stormSeconds} s`,
-      measured: storm ? (storm.allResumedSeconds === null ? `${storm.notResumed} of ${storm.devices} devices not resumed: ${storm.stopReason}` : `${storm.allResumedSeconds} s`) + (storm.devices < CFG.devices ? ` (over the ${storm.devices} devices that came online)` : '') : null,
-      met: storm ? storm.met && storm.devices === CFG.devices : null,
+      measured: ed?.died && CFG.storm ? 'not run: the edge died while connecting' : storm ? (storm.allResumedSeconds === null ? `${storm.notResumed} of ${storm.devices} devices not resumed: ${storm.stopReason}` : `${storm.allResumedSeconds} s`) + (storm.devices < CFG.devices ? ` (over the ${storm.devices} devices that came online)` : '') : null,
+      met: ed?.died && CFG.storm ? false : storm ? storm.met && storm.devices === CFG.devices : null,
     },
   ];
   const fd = by('floor-direct');
@@ -998,7 +1031,8 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
       `  ${r.target}: ${r.connect.devices === r.connect.requested ? `all ${r.connect.devices}` : `only ${r.connect.devices} of ${r.connect.requested}`} devices online, ${r.connect.attempts} connect attempts; ` +
         `extensions ${fmtExtensions(r.extensions)}; CPU % of one core while connecting: ${fmtCpu(r.connect.cpuPercent)}${r.connect.peak ? `; server at most ${fmtProc(r.connect.peak)}` : ''}`,
     );
-    if (r.connect.stopReason) lines.push(`    gave up on the rest: ${r.connect.stopReason.split('\n')[0]}`);
+    if (r.died) lines.push(`    the server process died while connecting: ${r.died}`);
+    else if (r.connect.stopReason) lines.push(`    gave up on the rest: ${r.connect.stopReason.split('\n')[0]}`);
     const client = r.connect.cpuPercent['bench client'];
     if (client != null && client >= CLIENT_BUSY_PERCENT)
       lines.push(`    the bench client used ${client} % of a core while connecting: this rate may be the client's limit, not the server's${r.compressionNegotiated ? ' (permessage-deflate costs the ws client about 3× the CPU per connect)' : ''}`);
