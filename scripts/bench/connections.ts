@@ -417,6 +417,9 @@ interface ConnectFigures {
   seconds: number;
   /** Online devices / seconds. */
   perSec: number;
+  /** First attempt → 90 % of the devices online (null: never), and the rate until then: a tail of stragglers shows as the gap to `perSec`. */
+  to90Seconds: number | null;
+  perSecTo90: number | null;
   /** Sockets opened in all (more than `devices`: the SDK retried). */
   attempts: number;
   /** First attempt → every device's first resume completed. */
@@ -470,6 +473,7 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
   let next = 0;
   let online = 0;
   let lastHelloAt = 0;
+  let at90 = 0;
   let stopReason: string | null = null;
   const server_ = { gone: false };
   let peak: ProcFigures | null = null;
@@ -509,6 +513,7 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
       }
       online++;
       lastHelloAt = performance.now();
+      if (online === Math.ceil(n * 0.9)) at90 = lastHelloAt;
     }
   };
   try {
@@ -533,7 +538,7 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
   while (fleet.count((d) => d.resumedAt === 0) > 0 && performance.now() < deadline && !stall.stalled(fleet.count((d) => d.resumedAt > 0), true)) await sleep(50);
   const lastResumed = Math.max(...fleet.devices.map((d) => d.resumedAt));
   const unresumed = fleet.count((d) => d.resumedAt === 0);
-  if (unresumed) progress(`${name}: ${unresumed} devices online but not resumed (${stall.why ?? 'not within 120 s'})`);
+  if (unresumed) progress(`${name}: ${unresumed} devices not resumed (${server_.gone ? 'the server is gone' : (stall.why ?? 'not within 120 s')})`);
   const figures: ConnectFigures = {
     requested: n,
     devices: online,
@@ -541,6 +546,8 @@ async function connectAll(name: TargetName, fleet: Fleet, server: Server): Promi
     concurrency: CFG.concurrency,
     seconds: r1(seconds),
     perSec: online ? Math.round(online / seconds) : 0,
+    to90Seconds: at90 ? r1((at90 - t0) / 1000) : null,
+    perSecTo90: at90 ? Math.round((Math.ceil(n * 0.9) * 1000) / (at90 - t0)) : null,
     attempts: fleet.attempts(),
     allResumedSeconds: unresumed || !online ? null : r1((lastResumed - t0) / 1000),
     cpuPercent: cpu,
@@ -783,7 +790,8 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
     const level = /"level":"(warn|error)"/.exec(line)?.[1];
     const runtime = !line.startsWith('{') && /\berror: /.exec(line) ? line.replace(/^.*?\berror: (e = )?/, '').replace(/\S+\.c\+\+:\d+: /g, '').slice(0, 100) : null;
     if (!level && !runtime) return;
-    const key = level ? `${svc} ${level}: ${/"msg":"([^"]{1,80})/.exec(line)?.[1] ?? 'other'}` : `${svc} runtime error: ${runtime}`;
+    // Ids and numbers taken out, so one kind of line is one count.
+    const key = (level ? `${svc} ${level}: ${/"msg":"([^"]{1,80})/.exec(line)?.[1] ?? 'other'}` : `${svc} runtime error: ${runtime}`).replace(/\b[0-9a-f]{8,}\b/g, '…');
     logLines[key] = (logLines[key] ?? 0) + 1;
   };
   let fleet: Fleet | null = null;
@@ -1028,7 +1036,8 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
   if (results.some((r) => r.samples.some((s) => s.pid !== r.pid))) lines.push('  * after the storm: the restarted edge workerd, not the process of the earlier samples');
   for (const r of results) {
     lines.push(
-      `  ${r.target}: ${r.connect.devices === r.connect.requested ? `all ${r.connect.devices}` : `only ${r.connect.devices} of ${r.connect.requested}`} devices online, ${r.connect.attempts} connect attempts; ` +
+      `  ${r.target}: ${r.connect.devices === r.connect.requested ? `all ${r.connect.devices}` : `only ${r.connect.devices} of ${r.connect.requested}`} devices online` +
+        `${r.connect.to90Seconds !== null ? ` (90 % at ${r.connect.to90Seconds} s: ${r.connect.perSecTo90}/s)` : ''}, ${r.connect.attempts} connect attempts; ` +
         `extensions ${fmtExtensions(r.extensions)}; CPU % of one core while connecting: ${fmtCpu(r.connect.cpuPercent)}${r.connect.peak ? `; server at most ${fmtProc(r.connect.peak)}` : ''}`,
     );
     if (r.died) lines.push(`    the server process died while connecting: ${r.died}`);
@@ -1043,7 +1052,9 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
   if (mismatch) lines.push(`  NOTE: the edge ${ed!.compressionNegotiated ? 'negotiated' : 'did not negotiate'} permessage-deflate and the floor ${fl!.compressionNegotiated ? 'did' : 'did not'}: the memory comparison is not like for like`);
   if (ed?.serviceLogLines && Object.keys(ed.serviceLogLines).length) {
     lines.push('  warn/error lines of the edge and the region over the run (storm included; CONN_VERBOSE=1 shows them):');
-    for (const [k, v] of Object.entries(ed.serviceLogLines).sort((a, b) => b[1] - a[1])) lines.push(`    ${String(v).padStart(6)}  ${k}`);
+    const kinds = Object.entries(ed.serviceLogLines).sort((a, b) => b[1] - a[1]);
+    for (const [k, v] of kinds.slice(0, 12)) lines.push(`    ${String(v).padStart(7)}  ${k}`);
+    if (kinds.length > 12) lines.push(`    … and ${kinds.length - 12} more kinds (${path.relative(process.cwd(), CFG.out) || CFG.out} has them all)`);
   }
   if (storm) {
     lines.push(
