@@ -3,6 +3,7 @@ import { ConnId, ConvId, DeviceId, GATEWAY_ID_PATTERN, GatewayId, PRINCIPAL_ID_P
 import { LIMITS } from './limits.ts';
 import { parseJsonBody } from './decode.ts';
 import { Msg } from './frames.ts';
+import { PresenceOp } from './presence.ts';
 import { PositionChange } from './receipts.ts';
 
 /**
@@ -187,20 +188,29 @@ export function deliveriesByGateway(req: DeliverRequest): Map<string, { msgs: nu
 }
 
 /**
- * Gateway → region, for a device's `resume`: a page of the user's conversations (by id, after
- * `after`) with their last seqs and the cursor `device` acked in each (0 when none is stored).
+ * A device's `resume`: a page of the user's conversations (by id, after `after`) with their last
+ * seqs and the cursor `device` acked in each (0 when none is stored).
  */
-export const ConversationsRequest = z.object({
+export const ConversationsPageRequest = z.object({
   user: UserId,
   device: DeviceId,
   after: z.union([ConvId, z.literal('')]).default(''),
   limit: z.number().int().min(1).max(1000),
 });
-export const ConversationsResponse = z.object({
+export type ConversationsPageRequest = z.infer<typeof ConversationsPageRequest>;
+export const ConversationsPage = z.object({
   convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq })),
   /** The id to pass as `after` for the next page; absent on the last page. */
   next: ConvId.optional(),
 });
+export type ConversationsPage = z.infer<typeof ConversationsPage>;
+/**
+ * Gateway → region: the resume pages of many devices at once (a gateway batches the resumes that
+ * arrive together: after a reconnect storm, thousands), answered in the same order.
+ */
+export const ConversationsRequest = z.object({ pages: z.array(ConversationsPageRequest).min(1).max(200) });
+export type ConversationsRequest = z.infer<typeof ConversationsRequest>;
+export const ConversationsResponse = z.object({ pages: z.array(ConversationsPage) });
 export type ConversationsResponse = z.infer<typeof ConversationsResponse>;
 
 /**
@@ -251,3 +261,20 @@ export const InboxEntry = z.object({
 export type InboxEntry = z.infer<typeof InboxEntry>;
 export const InboxResponse = z.object({ convs: z.array(InboxEntry), next: z.string().optional() });
 export type InboxResponse = z.infer<typeof InboxResponse>;
+
+/**
+ * Gateway → region `/internal/gateway`: one batch of everything a gateway has for the region — route
+ * changes (as `/internal/routes`), presence ops (as `/internal/presence`) and acked cursors (as
+ * `/internal/cursors`) — so a connect storm costs a gateway one call per batch, not three. Each
+ * list keeps its own order; the lists are independent of each other. Answered with the routes
+ * epoch when it carried routes.
+ */
+export const GatewayBatchRequest = z
+  .object({
+    routes: z.array(RouteOp).max(5000).default([]),
+    presence: z.array(PresenceOp).max(5000).default([]),
+    cursors: z.array(DeviceCursor).max(10_000).default([]),
+  })
+  .refine((b) => b.routes.length + b.presence.length + b.cursors.length > 0, { message: 'an empty batch' });
+export type GatewayBatchRequest = z.infer<typeof GatewayBatchRequest>;
+export type GatewayBatchResponse = { applied: { routes: number; presence: number; cursors: number }; epoch?: string };

@@ -2,6 +2,10 @@ import { Hono } from 'hono';
 import type { ZodType, ZodTypeDef } from 'zod';
 import {
   ConversationsRequest,
+  GatewayBatchRequest,
+  type GatewayBatchResponse,
+  type ConversationsPage,
+  type ConversationsPageRequest,
   CursorsRequest,
   EventsRequest,
   InboxRequest,
@@ -13,6 +17,7 @@ import {
   type MessageEvent,
 } from '@switchboard/protocol';
 import { inboxPage } from './inbox.ts';
+import { limiter } from './limiter.ts';
 import { internalAuth } from './internal-auth.ts';
 import { errorFields, type Logger } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
@@ -147,18 +152,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   /**
-   * For a device's resume: a page of the user's conversations by id, each with its last seq and
-   * the cursor this device acked in it (0 when none is stored). `acked` may exceed `last` for a
-   * while: a device acks what the live path pushed before the outbox drains it to the region.
+   * For devices' resumes: per request, a page of the user's conversations by id, each with its
+   * last seq and the cursor that device acked in it (0 when none is stored), in request order.
+   * `acked` may exceed `last` for a while: a device acks what the live path pushed before the
+   * outbox drains it to the region.
    */
   app.post('/internal/conversations', async (c) => {
     const req = parse(c.get('rawBody'), ConversationsRequest);
+    const slot = limiter(16);
+    const pages = await Promise.all(req.pages.map((p) => slot(() => conversationsPage(p))));
+    return c.json({ pages });
+  });
+
+  async function conversationsPage(req: ConversationsPageRequest): Promise<ConversationsPage> {
     const rows = await storage.userConversations(req.user, req.after, req.limit + 1);
     const page = rows.slice(0, req.limit);
     const next = rows.length > req.limit ? page.at(-1)?.conv : undefined;
     const acked = page.length ? await storage.deviceCursors(req.user, req.device, page.map((r) => r.conv)) : new Map<string, number>();
-    return c.json({ convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq, acked: acked.get(r.conv) ?? 0 })), ...(next ? { next } : {}) });
-  });
+    return { convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq, acked: acked.get(r.conv) ?? 0 })), ...(next ? { next } : {}) };
+  }
 
   /** Devices' acked cursors, forward-only (storage.setDeviceCursors): any order, or twice, is harmless. 200 once stored. */
   app.post('/internal/cursors', async (c) => {
@@ -178,6 +190,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const req = parse(c.get('rawBody'), RoutesRequest);
     await applyRouteOps(routes, req.ops, deps.routeTtlMs);
     return c.json({ applied: req.ops.length, epoch: await routes.epoch() });
+  });
+
+  /**
+   * A gateway's batch (protocol GatewayBatchRequest): its route changes, presence ops and acked
+   * cursors in one call, each applied as its own route would (each list in order; the lists
+   * independently). 200 once all are applied.
+   */
+  app.post('/internal/gateway', async (c) => {
+    const req = parse(c.get('rawBody'), GatewayBatchRequest);
+    if (req.presence.length && !deps.presence) throw new ProtocolError('not_found', 'presence is not served here');
+    await Promise.all([
+      req.routes.length ? applyRouteOps(routes, req.routes, deps.routeTtlMs) : null,
+      req.presence.length ? deps.presence!.apply(req.presence) : null,
+      req.cursors.length ? storage.setDeviceCursors(req.cursors) : null,
+    ]);
+    const body: GatewayBatchResponse = { applied: { routes: req.routes.length, presence: req.presence.length, cursors: req.cursors.length } };
+    if (req.routes.length) body.epoch = await routes.epoch();
+    return c.json(body);
   });
 
   if (deps.presence) registerPresenceApi(app, deps.presence);

@@ -119,6 +119,38 @@ describe('/internal/routes', () => {
   });
 });
 
+describe('/internal/gateway (a gateway\'s batch)', () => {
+  it('applies routes, presence and cursors of one call, and answers the routes epoch', async () => {
+    const { post, routes, storage } = await setup();
+    const route = (user: string, conn: number): RouteOp => ({ op: 'up', user, device: 'phone', edge: EDGE_A, gw: 'gw:local:1', conn });
+    const res = await post('/internal/gateway', {
+      routes: [route('ann', 1), { ...route('ann', 1), op: 'down' }, route('ann', 2), route('bob', 3)],
+      presence: [{ op: 'connect', user: 'ann', device: 'phone' }],
+      cursors: [{ user: 'ann', device: 'phone', conv: 'cA', seq: 4 }],
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.applied, { routes: 4, presence: 1, cursors: 1 });
+    assert.equal(typeof res.body.epoch, 'string');
+    const found = await routes.lookup(['ann', 'bob']);
+    assert.deepEqual(found.get('ann')!.map((r) => r.conn), [2], "each device's ops in order");
+    assert.equal(found.get('bob')!.length, 1);
+    assert.deepEqual(await storage.deviceCursors('ann', 'phone', ['cA']), new Map([['cA', 4]]));
+    const watched = await post('/internal/watch', { user: 'ann', device: 'phone', edge: EDGE_A, gw: 'gw:local:1', watch: ['ann'] });
+    assert.equal(watched.body.users[0].status, 'online', 'the presence connect was applied');
+  });
+
+  it('answers no epoch without routes, and refuses an empty or oversized batch', async () => {
+    const { post } = await setup();
+    const res = await post('/internal/gateway', { cursors: [{ user: 'ann', device: 'phone', conv: 'cA', seq: 1 }] });
+    assert.deepEqual(res.body, { applied: { routes: 0, presence: 0, cursors: 1 } });
+    for (const bad of [{}, { routes: [], presence: [], cursors: [] }, { presence: Array.from({ length: 5001 }, () => ({ op: 'beat', user: 'ann', device: 'd' })) }]) {
+      const r = await post('/internal/gateway', bad);
+      assert.equal(r.status, 400, JSON.stringify(bad).slice(0, 60));
+      assert.equal(r.body.error.code, 'invalid_frame');
+    }
+  });
+});
+
 describe('/internal/cursors and /internal/conversations', () => {
   async function withConversations() {
     const s = await setup();
@@ -153,29 +185,29 @@ describe('/internal/cursors and /internal/conversations', () => {
   it("answers each conversation with the device's acked cursor, 0 when none", async () => {
     const { post } = await withConversations();
     await post('/internal/cursors', { cursors: [{ user: 'ann', device: 'phone', conv: 'cA', seq: 3 }, { user: 'ann', device: 'laptop', conv: 'cA', seq: 5 }, { user: 'ann', device: 'phone', conv: 'cC', seq: 0 }] });
-    const phone = await post('/internal/conversations', { user: 'ann', device: 'phone', after: '', limit: 10 });
-    assert.deepEqual(phone, {
-      status: 200,
-      body: { convs: [{ conv: 'cA', last: 5, acked: 3 }, { conv: 'cB', last: 1, acked: 0 }, { conv: 'cC', last: 0, acked: 0 }] },
-    });
-    const laptop = await post('/internal/conversations', { user: 'ann', device: 'laptop', limit: 10 });
-    assert.deepEqual(laptop.body.convs.map((c: { acked: number }) => c.acked), [5, 0, 0]);
+    const both = await post('/internal/conversations', { pages: [{ user: 'ann', device: 'phone', after: '', limit: 10 }, { user: 'ann', device: 'laptop', limit: 10 }] });
+    assert.equal(both.status, 200);
+    assert.deepEqual(both.body.pages[0], { convs: [{ conv: 'cA', last: 5, acked: 3 }, { conv: 'cB', last: 1, acked: 0 }, { conv: 'cC', last: 0, acked: 0 }] });
+    assert.deepEqual(both.body.pages[1].convs.map((c: { acked: number }) => c.acked), [5, 0, 0], 'each page for its own device, in request order');
   });
 
   it('pages with next, each page with its cursors', async () => {
     const { post } = await withConversations();
     await post('/internal/cursors', { cursors: [{ user: 'ann', device: 'phone', conv: 'cC', seq: 1 }] });
-    const p1 = await post('/internal/conversations', { user: 'ann', device: 'phone', after: '', limit: 2 });
-    assert.deepEqual(p1.body, { convs: [{ conv: 'cA', last: 5, acked: 0 }, { conv: 'cB', last: 1, acked: 0 }], next: 'cB' });
-    const p2 = await post('/internal/conversations', { user: 'ann', device: 'phone', after: 'cB', limit: 2 });
-    assert.deepEqual(p2.body, { convs: [{ conv: 'cC', last: 0, acked: 1 }] });
+    const p1 = await post('/internal/conversations', { pages: [{ user: 'ann', device: 'phone', after: '', limit: 2 }] });
+    assert.deepEqual(p1.body, { pages: [{ convs: [{ conv: 'cA', last: 5, acked: 0 }, { conv: 'cB', last: 1, acked: 0 }], next: 'cB' }] });
+    const p2 = await post('/internal/conversations', { pages: [{ user: 'ann', device: 'phone', after: 'cB', limit: 2 }] });
+    assert.deepEqual(p2.body, { pages: [{ convs: [{ conv: 'cC', last: 0, acked: 1 }] }] });
   });
 
-  it('refuses a request without the device', async () => {
+  it('refuses a request without the device, with no pages, or with too many', async () => {
     const { post } = await withConversations();
-    const res = await post('/internal/conversations', { user: 'ann', after: '', limit: 10 });
-    assert.equal(res.status, 400);
-    assert.equal(res.body.error.code, 'invalid_frame');
+    const one = { user: 'ann', device: 'phone', after: '', limit: 10 };
+    for (const bad of [{ pages: [{ user: 'ann', after: '', limit: 10 }] }, { user: 'ann', device: 'phone', after: '', limit: 10 }, { pages: [] }, { pages: Array.from({ length: 201 }, () => one) }]) {
+      const res = await post('/internal/conversations', bad);
+      assert.equal(res.status, 400, JSON.stringify(bad).slice(0, 80));
+      assert.equal(res.body.error.code, 'invalid_frame');
+    }
   });
 });
 

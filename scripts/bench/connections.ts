@@ -4,13 +4,10 @@
  *   1. raw: a plain Node `ws` server (scripts/bench/idle-ws-server.ts) holding the sockets;
  *   2. floor: the runtime's own floor, a minimal Worker + Durable Object in workerd through
  *      Miniflare (scripts/bench/floor-worker.js: hibernatable sockets over 16 objects by user,
- *      the compatibility date and flags of wrangler.toml), on Miniflare's port as the edge runner
- *      serves the edge: the edge's memory target is against this one;
- *   3. floor-direct: the same on the Worker's own socket, without Miniflare's entry Worker (which
- *      negotiates permessage-deflate with any client that offers it, whatever the Worker
- *      answered), and with compression really off (`no_web_socket_compression`) unless
- *      --compression: the runtime as production runs it;
- *   4. edge: the edge in workerd (scripts/edge-runner.ts) beside a region (embedded engines;
+ *      the compatibility date and flags of wrangler.toml, so no compression unless
+ *      --compression), served on the Worker's own socket as scripts/edge-runner.ts serves the
+ *      edge: the edge's memory target is against this one;
+ *   3. edge: the edge in workerd (scripts/edge-runner.ts) beside a region (embedded engines;
  *      `--real`: the real ones of `npm run stack:up`), then the storm: its workerd killed with
  *      SIGKILL and the edge started again on the same port and state dir, as a crash or a
  *      redeploy would, while every device comes back through the SDK's own backoff.
@@ -19,15 +16,16 @@
  * At most CONN_CONCURRENCY connects are in flight; a connect counts at `hello`. Memory is the
  * server process's RSS (VmRSS): before the first connect, once all are connected, at +5, +30 and
  * +CONN_SETTLE_SECONDS s, and after every socket is closed. The clients offer permessage-deflate,
- * as browsers do; what each server negotiated is recorded (`ws.extensions`). `--compression` runs
- * the edge with WS_COMPRESSION:true, the floors and the raw server negotiating too.
+ * as browsers do; what each server negotiated is recorded (`ws.extensions`). `--compression` drops
+ * `no_web_socket_compression` for the edge (EDGE_WS_COMPRESSION=true) and the floor, and lets the
+ * raw server negotiate too.
  * Prints progress while it runs, a table and the targets, and writes .bench/connections.json.
  * Ctrl-C or SIGTERM stops everything it started and removes its temp dirs (npm runs it with
  * `exec node --import tsx`: the tsx CLI kills a child that has not answered a relayed signal
  * within 30 ms, which a bench busy with thousands of sockets often has not, and a shell in
  * between would not pass SIGTERM on).
  *
- * One process keeps up: against floor-direct it made 2,000–3,100 SDK connects/s on this 2-core
+ * One process keeps up: against the floor it made 2,000–3,100 SDK connects/s on this 2-core
  * machine (bench client at 80–115 % of one core), so the clients are not split over threads
  * (threads would not add cores). Where permessage-deflate is negotiated the ws client spends
  * about 3× the CPU per connect; the table says when the bench client may have been the limit.
@@ -39,7 +37,7 @@
  * | CONN_DEVICES | 10000 | devices (= users), one socket each |
  * | CONN_SETTLE_SECONDS | 60 | idle time after the last connect, before the memory figure |
  * | CONN_CONCURRENCY | 256 | connects in flight at most |
- * | CONN_TARGETS | raw,floor,floor-direct,edge | which to measure, in this order (the storm needs edge) |
+ * | CONN_TARGETS | raw,floor,edge | which to measure, in this order (the storm needs edge) |
  * | CONN_STORM | 1 | 0 skips the reconnect storm |
  * | CONN_CONNECT_TIMEOUT_SECONDS | 900 | devices not online by then are given up (as when none comes online for 60 s, or the server dies); the rest are measured and the target is NOT MET |
  * | CONN_STORM_TIMEOUT_SECONDS | 180 | how long to wait for every device to resume after the kill |
@@ -57,7 +55,7 @@ import readline from 'node:readline';
 import { Miniflare } from 'miniflare';
 import WebSocket from 'ws';
 import { SwitchboardClient, type SocketLike } from '@switchboard/protocol/client';
-import { mintToken } from '../../edge/src/auth.ts';
+import { mintToken } from '../../edge/src/http/auth.ts';
 import { freePort, waitForHttp } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
 import { removeNamespace } from './cleanup.ts';
@@ -67,7 +65,7 @@ import { num } from './env-number.ts';
 
 // ---- configuration ----------------------------------------------------------------------------
 
-const TARGETS = ['raw', 'floor', 'floor-direct', 'edge'] as const;
+const TARGETS = ['raw', 'floor', 'edge'] as const;
 type TargetName = (typeof TARGETS)[number];
 
 function targets(): TargetName[] {
@@ -682,49 +680,42 @@ async function wranglerCompatibility(): Promise<{ date: string; flags: string[] 
 }
 
 /**
- * The floor worker in workerd through Miniflare. `floor`: on Miniflare's port, as the edge runner
- * serves the edge, so through Miniflare's entry Worker, which negotiates permessage-deflate with a
- * client that offers it whatever the Worker answered. `floor-direct`: on a socket of the Worker
- * itself (`unsafeDirectSockets`), with the `no_web_socket_compression` flag unless --compression
- * (workerd takes an empty `Sec-WebSocket-Extensions` for an absent one, and negotiates): the
- * runtime as production runs it, without that hop.
+ * The floor worker in workerd through Miniflare, on a socket of the Worker itself
+ * (`unsafeDirectSockets`), with wrangler.toml's compatibility date and flags: served exactly as
+ * scripts/edge-runner.ts serves the edge (Miniflare's own entry Worker in front would add a hop
+ * and negotiate permessage-deflate by its own compatibility date).
  */
-async function floor(name: 'floor' | 'floor-direct', tokens: string[]): Promise<TargetResult> {
-  const direct = name === 'floor-direct';
-  progress(
-    `${name}: floor-worker.js in workerd through Miniflare, hibernatable sockets over 16 objects, ` +
-      (direct ? `on the Worker's own socket${CFG.compression ? '' : ', no_web_socket_compression'}` : `through Miniflare's entry Worker; the Worker answers ${CFG.compression ? 'without' : 'with an empty'} Sec-WebSocket-Extensions`) +
-      ' …',
-  );
+async function floor(tokens: string[]): Promise<TargetResult> {
+  const name = 'floor';
+  progress(`${name}: floor-worker.js in workerd through Miniflare, hibernatable sockets over 16 objects, on the Worker's own socket${CFG.compression ? ', compression on' : ''} …`);
   const compat = await wranglerCompatibility();
   const dir = edgeStateDir(CFG.edgeState);
   dirs.add(dir);
   const [port, directPort] = [await freePort(), await freePort()];
-  const flags = compat.flags;
+  const flags = compat.flags.filter((f) => !(CFG.compression && f === 'no_web_socket_compression'));
   const mf = await ownSignals(() => new Miniflare({
     host: '127.0.0.1',
     port,
     modules: true,
     scriptPath: path.join(ROOT, 'scripts/bench/floor-worker.js'),
     compatibilityDate: compat.date,
-    compatibilityFlags: direct && !CFG.compression ? [...flags, 'no_web_socket_compression'] : flags,
+    compatibilityFlags: flags,
     durableObjects: { GATEWAYS: { className: 'Gateway', useSQLite: true } },
     durableObjectsPersist: dir,
-    bindings: { WS_COMPRESSION: String(CFG.compression) },
-    ...(direct ? { unsafeDirectSockets: [{ host: '127.0.0.1', port: directPort }] } : {}),
+    unsafeDirectSockets: [{ host: '127.0.0.1', port: directPort }],
   }));
   floorMf = mf;
   let fleet: Fleet | null = null;
   try {
     await mf.ready;
-    const url = (direct ? await mf.unsafeGetDirectURL() : await mf.ready).origin;
+    const url = (await mf.unsafeGetDirectURL()).origin;
     const pgrp = ownPgrp();
     const pid = () => {
       const pids = pidsOf({ pgrp, comm: 'workerd' });
       if (pids.length !== 1) throw new Error(`floor: expected one workerd process in this process group, found ${pids.length}`);
       return pids[0]!;
     };
-    const server: Server = { url, pid, describe: `workerd (${direct ? 'direct' : 'entry'})`, cpu: new Map<string, Target>([['bench client', { self: true }], ['floor workerd', { pgrp, comm: 'workerd' }]]) };
+    const server: Server = { url, pid, describe: 'workerd', cpu: new Map<string, Target>([['bench client', { self: true }], ['floor workerd', { pgrp, comm: 'workerd' }]]) };
     const m = await measure(name, server, tokens);
     fleet = m.fleet;
     await closeAndSample(name, m.fleet, server, m.result);
@@ -807,12 +798,13 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
     region = await startRegion({ port: regionPort, dataDir: path.join(dir, 'region'), internalSecret, env: regionEnv, sink });
     services.add(region);
     check();
-    const edgeVars = CFG.compression ? { WS_COMPRESSION: 'true' } : undefined;
+    // The edge runner drops `no_web_socket_compression` with EDGE_WS_COMPRESSION=true.
+    if (CFG.compression) process.env.EDGE_WS_COMPRESSION = 'true';
     const launchEdge = async () => {
       // A restart right after a kill may lose a race for the port: tried again.
       for (let attempt = 1; ; attempt++) {
         try {
-          const svc = await startEdge({ port: edgePort, regionUrl: region!.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: false, ...(edgeVars ? { vars: edgeVars } : {}), sink });
+          const svc = await startEdge({ port: edgePort, regionUrl: region!.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: false, sink });
           services.add(svc);
           return svc;
         } catch (err) {
@@ -821,7 +813,7 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
         }
       }
     };
-    progress(`edge: the edge in workerd (scripts/edge-runner.ts${edgeVars ? ', WS_COMPRESSION:true' : ''}; state on ${CFG.edgeState}) …`);
+    progress(`edge: the edge in workerd (scripts/edge-runner.ts${CFG.compression ? ', EDGE_WS_COMPRESSION=true' : ''}; state on ${CFG.edgeState}) …`);
     edgeSvc = await launchEdge();
     check();
     const workerdOf = (svc: Service) => () => {
@@ -996,8 +988,6 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
       met: ed?.died && CFG.storm ? false : storm ? storm.met && storm.devices === CFG.devices : null,
     },
   ];
-  const fd = by('floor-direct');
-  const vsDirect = ed?.perSocketKb != null && fd?.perSocketKb ? Math.round((ed.perSocketKb / fd.perSocketKb) * 100) / 100 : null;
   const mismatch = fl && ed && fl.compressionNegotiated !== ed.compressionNegotiated;
   const record = {
     at: startedAt.toISOString(),
@@ -1005,14 +995,13 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
     config: { ...CFG, out: undefined, sampleAtSeconds: SAMPLE_AT },
     host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
     loadAvg: { atStart: loadAtStart, atEnd: load() },
-    setup: `${CFG.devices} SDK clients (user u<i>, device d1) in one Node process, offering permessage-deflate; at most ${CFG.concurrency} connects in flight; raw = ws server in its own Node process; floor = scripts/bench/floor-worker.js in workerd through Miniflare; edge = scripts/edge-runner.ts (workerd through Miniflare), region on ${CFG.real ? 'real' : 'embedded'} engines; Durable Object state on ${CFG.edgeState}`,
+    setup: `${CFG.devices} SDK clients (user u<i>, device d1) in one Node process, offering permessage-deflate; at most ${CFG.concurrency} connects in flight; raw = ws server in its own Node process; floor = scripts/bench/floor-worker.js in workerd through Miniflare, on its own socket; edge = scripts/edge-runner.ts (workerd through Miniflare, on its own socket), region on ${CFG.real ? 'real' : 'embedded'} engines; Durable Object state on ${CFG.edgeState}`,
     definitions: {
       perSocketKb: `RSS (VmRSS) of the server process at +${CFG.settleSeconds} s after the last hello, minus before the first connect, divided by the sockets`,
       connectsPerSec: 'devices / (last hello − first connect attempt)',
       storm: 'from the SIGKILL of the edge workerd to the last device completing the resume that follows its reconnect (SDK onResumed); the edge restart (bundling, Miniflare, workerd) is in it',
     },
     compression: { requested: CFG.compression, negotiated: Object.fromEntries(results.map((r) => [r.target, r.compressionNegotiated])), mismatchFloorEdge: mismatch || false },
-    edgeVsFloorDirect: vsDirect,
     results,
     storm,
     goals,
@@ -1050,9 +1039,8 @@ function report(results: TargetResult[], storm: StormResult | null, startedAt: D
     if (client != null && client >= CLIENT_BUSY_PERCENT)
       lines.push(`    the bench client used ${client} % of a core while connecting: this rate may be the client's limit, not the server's${r.compressionNegotiated ? ' (permessage-deflate costs the ws client about 3× the CPU per connect)' : ''}`);
   }
-  if (vsDirect !== null) lines.push(`  edge vs floor-direct (no Miniflare entry Worker${CFG.compression ? '' : ', no compression'}): ${ed!.perSocketKb} KB vs ${fd!.perSocketKb} KB per socket, ${vsDirect}×`);
-  if (!CFG.compression && results.some((r) => r.target !== 'floor-direct' && r.target !== 'raw' && r.compressionNegotiated))
-    lines.push(`  NOTE: compression was asked to be off, yet ${results.filter((r) => r.compressionNegotiated).map((r) => r.target).join(', ')} negotiated permessage-deflate (Miniflare's entry Worker negotiates it itself; see the top of this file)`);
+  if (!CFG.compression && results.some((r) => r.compressionNegotiated))
+    lines.push(`  NOTE: compression was asked to be off, yet ${results.filter((r) => r.compressionNegotiated).map((r) => r.target).join(', ')} negotiated permessage-deflate`);
   if (mismatch) lines.push(`  NOTE: the edge ${ed!.compressionNegotiated ? 'negotiated' : 'did not negotiate'} permessage-deflate and the floor ${fl!.compressionNegotiated ? 'did' : 'did not'}: the memory comparison is not like for like`);
   if (ed?.serviceLogLines && Object.keys(ed.serviceLogLines).length) {
     lines.push('  warn/error lines of the edge and the region over the run (storm included; CONN_VERBOSE=1 shows them):');
@@ -1086,7 +1074,7 @@ async function main(): Promise<void> {
   for (const t of CFG.targets) {
     check();
     if (t === 'raw') results.push(await raw(tokens));
-    else if (t === 'floor' || t === 'floor-direct') results.push(await floor(t, tokens));
+    else if (t === 'floor') results.push(await floor(tokens));
     else {
       const e = await edge(tokens, authSecret);
       results.push(e.result);

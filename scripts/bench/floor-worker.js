@@ -5,11 +5,8 @@
 // to come online: `hello`, `changes` with nothing changed for `resume`, and `pong` for the SDK's
 // heartbeat, answered by the runtime without waking the object. The token is read, not verified.
 //
-// Compression as the edge's WS_COMPRESSION: unless the var is "true", the 101 carries an empty
-// `Sec-WebSocket-Extensions`, which workerd documents as "no compression". workerd 1.20260426
-// takes an empty header for an absent one and negotiates anyway, and Miniflare's entry Worker
-// negotiates on its own in front of any Worker: connections.ts measures this Worker both ways
-// (`floor`, and `floor-direct` with the `no_web_socket_compression` flag on its own socket).
+// Compression as the edge's: decided by the `no_web_socket_compression` compatibility flag, which
+// connections.ts sets as wrangler.toml does (and drops with --compression).
 import { DurableObject } from 'cloudflare:workers';
 
 const GATEWAY_SHARDS = 16;
@@ -34,7 +31,7 @@ function shardOf(user) {
 export class Gateway extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"t":"ping"}', '{"t":"pong","ts":0}'));
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"t":"ping"}', '{"t":"pong"}'));
   }
 
   async fetch(request) {
@@ -43,8 +40,7 @@ export class Gateway extends DurableObject {
     const [client, server] = Object.values(new WebSocketPair());
     this.ctx.acceptWebSocket(server, [user]);
     server.send(JSON.stringify({ t: 'hello', user, dev, v: 1 }));
-    const headers = this.env.WS_COMPRESSION === 'true' ? {} : { 'Sec-WebSocket-Extensions': '' };
-    return new Response(null, { status: 101, webSocket: client, headers });
+    return new Response(null, { status: 101, webSocket: client });
   }
 
   async webSocketMessage(ws, message) {

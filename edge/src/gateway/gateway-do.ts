@@ -6,6 +6,8 @@ import {
   ProtocolError,
   decodeClientFrame,
   type ClientFrame,
+  type ConversationsPage,
+  type ConversationsPageRequest,
   type ConversationsResponse,
   type PresenceEvent,
   type ServerFrame,
@@ -16,6 +18,7 @@ import { callRegion } from '../internal/region-client.ts';
 import { errorFields, log } from '../log.ts';
 import { StubCache } from '../stub-cache.ts';
 import type { DeliverResult, GatewayBatch, GatewayRpc, ReceiptEvent, WireMsg } from './api.ts';
+import { Batcher } from './batcher.ts';
 import { Conn, Connections, type Attachment } from './connections.ts';
 import { DeliveredReports } from './delivered-reports.ts';
 import { DeliveryTracker } from './delivery.ts';
@@ -30,6 +33,14 @@ export const GATEWAY_HEADER = 'x-sb-gateway';
 /** Conversations per `changes` page. */
 const RESUME_PAGE = 500;
 /**
+ * An idle gateway waits this long for more before a batched call to the region: a connect costs
+ * that much more latency, and a connect storm far fewer region requests (each costs the region
+ * about a millisecond of CPU, whatever it carries).
+ */
+const REGION_GATHER_MS = 10;
+/** Devices' resume pages per region call at most (they are batched: after a reconnect storm, thousands arrive together). */
+const RESUMES_PER_CALL = 40;
+/**
  * Acked cursors reach the region at most this long after the ack (one call for every device of
  * the gateway). A gateway lost before that re-sends at most that much, which devices drop.
  */
@@ -38,8 +49,6 @@ const CURSOR_FLUSH_MS = 10_000;
 const CLOSED_CURSOR_FLUSH_MS = 1000;
 /** Acks are reported to ConversationDOs as delivered positions this long after they arrive. */
 const DELIVERED_REPORT_MS = 1000;
-/** Route, presence and cursor changes leave for the region together, this long after the first. */
-const REGION_OPS_DELAY_MS = 50;
 /**
  * Per device: `send` frames queued or in progress, and other requests in progress. Past them a
  * frame is refused with `rate_limited` (the SDK retries it with backoff): a device that floods
@@ -69,6 +78,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private readonly reports = new DeliveredReports();
   private readonly typingLimiter = new TypingLimiter();
   private readonly conversations;
+  private readonly resumes: Batcher<ConversationsPageRequest, ConversationsPage>;
   /** The last connection id given (see `nextConn`). */
   private lastConn = 0;
   /**
@@ -95,7 +105,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
     this.ops = new RegionOps({
       call: (path, body) => callRegion(this.cfg, path, body),
-      delayMs: REGION_OPS_DELAY_MS,
+      gatherMs: REGION_GATHER_MS,
       onEpoch: (epoch) => this.onEpoch(epoch),
       onError: (path, count, err) => log('warn', 'region call failed', { gw: this.name, path, count, ...errorFields(err) }),
       onCursorsFailed: (cursors) => {
@@ -104,6 +114,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       },
     });
     this.conversations = new StubCache((conv: string) => env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv)));
+    this.resumes = new Batcher(async (pages) => (await callRegion<ConversationsResponse>(this.cfg, '/internal/conversations', { pages })).pages, RESUMES_PER_CALL, REGION_GATHER_MS);
     // The SDK's bare heartbeat is answered by the runtime without waking the object; its time is
     // read back as the device's last beat (getWebSocketAutoResponseTimestamp).
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
@@ -357,9 +368,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
    */
   private async resume(c: Conn, rid: string | undefined, after: string): Promise<void> {
     const { user, device } = c.att;
-    let page: ConversationsResponse;
+    let page: ConversationsPage;
     try {
-      page = await callRegion<ConversationsResponse>(this.cfg, '/internal/conversations', { user, device, after, limit: RESUME_PAGE });
+      page = await this.resumes.call({ user, device, after, limit: RESUME_PAGE });
     } catch (err) {
       log('warn', 'resume: region unavailable', { user, ...errorFields(err) });
       throw new ProtocolError('unavailable', 'conversation list unavailable; retry later');

@@ -1,15 +1,15 @@
-import type { DeviceCursor, PresenceOp, RouteOp } from '@switchboard/protocol';
+import type { DeviceCursor, GatewayBatchResponse, PresenceOp, RouteOp } from '@switchboard/protocol';
 
 /** Calls the region's signed internal API (callRegion in production). */
 export type RegionCall = <T>(path: string, body: unknown) => Promise<T>;
 
 export interface RegionOpsOptions {
   call: RegionCall;
-  /** Queued operations leave this long after the first of them, together. */
-  delayMs: number;
-  /** The routes registry's epoch, as each routes call answers it. */
+  /** An idle RegionOps waits this long for more before it sends (default 0: the same turn only). */
+  gatherMs?: number;
+  /** The routes registry's epoch, as each batch with routes answers it. */
   onEpoch?: (epoch: string) => void;
-  /** A call failed (logged by the caller). Routes and presence are soft state; cursors are queued again. */
+  /** A batch failed (logged by the caller). Routes and presence are soft state; cursors are handed back. */
   onError?: (path: string, count: number, err: unknown) => void;
   /** Cursors whose write failed: the owner queues them again with its next flush. */
   onCursorsFailed?: (cursors: DeviceCursor[]) => void;
@@ -21,9 +21,12 @@ const CURSORS_PER_CALL = 10_000;
 
 /**
  * A gateway's calls to the region, batched: the route, presence and cursor changes of every
- * socket on the gateway leave together, within `delayMs` of the first, in as few calls as the
- * region's limits allow. A connect storm of thousands of sockets is then a few dozen calls, not
- * thousands. Contract:
+ * socket on the gateway leave together, in one `/internal/gateway` call (more only past the
+ * region's limits of a list). An idle
+ * gateway sends what is queued at once (with whatever was queued in the same turn of the event
+ * loop); while a batch is on its way, what is queued waits and leaves with the next, as soon as
+ * it is answered. So a lone connect waits one round trip, and a connect storm of thousands of
+ * sockets is a few dozen calls, not thousands. Contract:
  * - operations of one kind reach the region in the order they were queued (a device's `up`
  *   before its `down`, its presence `connect` before its `down`);
  * - `flush()` resolves once everything queued before it was sent (answered or failed): callers
@@ -40,6 +43,8 @@ export class RegionOps {
   private cursors: DeviceCursor[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
   private running: Promise<void> = Promise.resolve();
+  /** A batch is on its way: what is queued now leaves when it is answered. */
+  private busy = false;
   /** Callers of `whenSent` waiting for the next batch. */
   private waiters: (() => void)[] = [];
 
@@ -81,45 +86,41 @@ export class RegionOps {
   }
 
   private schedule(): void {
+    if (this.busy) return;
     this.timer ??= setTimeout(() => {
       this.timer = null;
       void this.flush();
-    }, this.opts.delayMs);
+    }, this.opts.gatherMs ?? 0);
   }
 
-  /** Never rejects: every failure is reported and the flush goes on. */
+  /**
+   * One `/internal/gateway` call per batch (more only past the region's limits of a list), each
+   * list in order. Never rejects: a failure is reported, and cursors are handed back.
+   */
   private async send(): Promise<void> {
     const routes = this.routes.splice(0);
     const presence = this.presence.splice(0);
     const cursors = this.cursors.splice(0);
     const waiters = this.waiters.splice(0);
-    await Promise.all([
-      this.chunks('/internal/routes', routes, ROUTES_PER_CALL, (ops) => ({ ops }), (r: { epoch?: string }) => r.epoch && this.opts.onEpoch?.(r.epoch)),
-      this.chunks('/internal/presence', presence, PRESENCE_PER_CALL, (ops) => ({ ops })),
-      this.chunks('/internal/cursors', cursors, CURSORS_PER_CALL, (list) => ({ cursors: list }), undefined, (list) => this.opts.onCursorsFailed?.(list)),
-    ]);
-    for (const w of waiters) w();
-  }
-
-  /** Sends `items` in order, `per` at a time, one call after the other. */
-  private async chunks<I, R>(
-    path: string,
-    items: I[],
-    per: number,
-    body: (chunk: I[]) => unknown,
-    onAnswer?: (r: R) => unknown,
-    onFail?: (chunk: I[]) => void,
-  ): Promise<void> {
-    for (let i = 0; i < items.length; i += per) {
-      const chunk = items.slice(i, i + per);
+    this.busy = true;
+    for (let i = 0; ; i++) {
+      const batch = {
+        routes: routes.slice(i * ROUTES_PER_CALL, (i + 1) * ROUTES_PER_CALL),
+        presence: presence.slice(i * PRESENCE_PER_CALL, (i + 1) * PRESENCE_PER_CALL),
+        cursors: cursors.slice(i * CURSORS_PER_CALL, (i + 1) * CURSORS_PER_CALL),
+      };
+      const n = batch.routes.length + batch.presence.length + batch.cursors.length;
+      if (n === 0) break;
       try {
-        // Called first: `onAnswer?.(await …)` would skip the call itself when there is no onAnswer.
-        const answer = await this.opts.call<R>(path, body(chunk));
-        onAnswer?.(answer);
+        const answer = await this.opts.call<GatewayBatchResponse>('/internal/gateway', batch);
+        if (answer.epoch) this.opts.onEpoch?.(answer.epoch);
       } catch (err) {
-        this.opts.onError?.(path, chunk.length, err);
-        onFail?.(chunk);
+        this.opts.onError?.('/internal/gateway', n, err);
+        if (batch.cursors.length) this.opts.onCursorsFailed?.(batch.cursors);
       }
     }
+    this.busy = false;
+    for (const w of waiters) w();
+    if (this.pending > 0) this.schedule();
   }
 }
