@@ -184,6 +184,21 @@ export function gatewaySuite(engines: Engines): void {
       assert.ok(slowest < 1000, `the bystander's pings were answered throughout (slowest ${slowest} ms)`);
     });
 
+
+    it('while the region is down, a device still connects (its hello waits for the region only briefly) and sends', async () => {
+      const conv = await newConv('eve', ['fay']);
+      await sys.stopRegion({ hard: true });
+      try {
+        const t0 = Date.now();
+        const e = await open('eve', 'down');
+        assert.ok(Date.now() - t0 < 5000, 'hello within a few seconds without the region');
+        const fay = await open('fay', 'down');
+        assert.equal((await e.request({ t: 'send', conv, cmid: 'while-down', body: 'still here' })).t, 'sent');
+        assert.deepEqual(await fay.waitSeqs(conv, 1), [1], 'the live path needs no region');
+      } finally {
+        await sys.startRegion();
+      }
+    });
   });
 }
 

@@ -17,8 +17,6 @@ export class Conn {
   readonly key: string;
   /** Last frame seen from the device (ms); the runtime's auto-answered pings are read separately. */
   lastBeat: number;
-  /** `send` frames queued or in progress (bounded: a flood is refused, not queued without end). */
-  sends = 0;
   /** Other requests in progress (sync, history, resume, watch …). */
   requests = 0;
   /** The gateway closed it (lagging, stalled): nothing more is pushed to it while it closes. */
@@ -28,8 +26,6 @@ export class Conn {
    * for it but not written; they follow the `hello`.
    */
   ready: boolean;
-  /** The device's sends, in the order it sent them. */
-  chain: Promise<void> = Promise.resolve();
 
   constructor(
     readonly ws: WebSocket,

@@ -56,6 +56,8 @@ const DELIVERED_REPORT_MS = 1000;
  */
 const MAX_QUEUED_SENDS = 32;
 const MAX_REQUESTS = 32;
+/** A new socket's `hello` waits this long at most for its route to reach the region. */
+const HELLO_WAIT_MS = 2000;
 
 /**
  * THE CONNECTION SERVER: one gateway holds the hibernatable sockets of every user whose id hashes
@@ -90,6 +92,11 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private cursorTimer: ReturnType<typeof setTimeout> | null = null;
   private cursorAt = Infinity;
   private reportTimer: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * Per device (not per socket: a reconnect's resends must queue behind what its previous socket
+   * still has in progress), its `send` frames queued or in progress, one after the other.
+   */
+  private readonly sendQueues = new Map<string, { tail: Promise<void>; size: number }>();
   /** Devices whose socket closed since the last cursor flush: their state goes after it. */
   private readonly closed = new Set<string>();
   /** The alarm as last read or set (undefined: not known yet). */
@@ -145,8 +152,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.ops.route({ op: 'up', user, device, edge: this.cfg.edgeUrl, gw, conn: att.conn });
     this.ops.presenceOp({ op: 'connect', user, device });
     // `hello` once the route is at the region (with the batch it rides in): from then on every
-    // message the region fans out finds this socket, even for a client that never resumes.
-    void this.ops.whenSent().then(() => this.open(c));
+    // message the region fans out finds this socket, even for a client that never resumes. A
+    // region that does not answer holds it HELLO_WAIT_MS at most: the edge serves without it.
+    void withinMs(this.ops.whenSent(), HELLO_WAIT_MS).then(() => this.open(c));
     await this.armAlarm(now);
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -175,16 +183,20 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         send(ws, { t: 'pong', rid: frame.rid, ts: Date.now() });
         return;
       case 'send': {
-        if (c.sends >= MAX_QUEUED_SENDS) return sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
-        c.sends++;
-        // A device's messages are sequenced in the order it sent them; `run` never rejects. With
-        // sends waiting behind, each first yields to the event loop: one device's chain of sends
-        // (each a call, a commit, a delivery) otherwise runs back to back without letting the
-        // runtime read other sockets, and a burst of 2,000 held another user's ping for 0.6 s.
-        const next = c.chain.then(() => (c.sends > 1 ? yieldToIo() : undefined)).then(() => this.run(c, frame));
-        c.chain = next;
+        let q = this.sendQueues.get(c.key);
+        if (q && q.size >= MAX_QUEUED_SENDS) return sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
+        if (!q) this.sendQueues.set(c.key, (q = { tail: Promise.resolve(), size: 0 }));
+        q.size++;
+        // A device's messages are sequenced in the order it sent them, across its sockets; `run`
+        // never rejects. With sends waiting behind, each first yields to the event loop: one
+        // device's chain of sends (each a call, a commit, a delivery) otherwise runs back to back
+        // without letting the runtime read other sockets, and a burst of 2,000 held another
+        // user's ping for 0.6 s.
+        const queue = q;
+        const next = queue.tail.then(() => (queue.size > 1 ? yieldToIo() : undefined)).then(() => this.run(c, frame));
+        queue.tail = next;
         await next;
-        c.sends--;
+        if (--queue.size === 0 && this.sendQueues.get(c.key) === queue) this.sendQueues.delete(c.key);
         return;
       }
       default: {
@@ -559,6 +571,13 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private upTo(now: number): number {
     return Math.max(this.lastConn, now * 1024 - 1);
   }
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first; never rejects. */
+function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([p.then(() => {}, () => {}), bound]).finally(() => timer !== null && clearTimeout(timer));
 }
 
 /** Resolves after the runtime has had a chance to read its sockets (a timer, not a microtask). */
