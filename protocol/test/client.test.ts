@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SwitchboardClient, type SocketLike } from '../src/client/index.ts';
+import { MAX_SENDS_IN_FLIGHT, SwitchboardClient, type SocketLike } from '../src/client/index.ts';
 import type { Msg } from '../src/index.ts';
 
 type Frame = Record<string, any>;
@@ -159,6 +159,50 @@ describe('SwitchboardClient', () => {
     assert.equal(server.sockets.length, 2);
     assert.deepEqual(server.sent('send').map((f) => f.cmid), ['cm-1', 'cm-1']);
     assert.equal(c.stats.reconnects, 1);
+    c.close();
+  });
+
+  it('keeps at most MAX_SENDS_IN_FLIGHT sends awaiting replies, sending the rest in order as replies come', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    const held: (() => void)[] = [];
+    server.reply = (f, s) => (f.t === 'send' ? void held.push(() => base(f, s)) : base(f, s));
+    const { c } = client(server);
+    await c.connect();
+    const sends = Array.from({ length: 40 }, (_, i) => c.send('c', `m${i}`, `cm-${i}`));
+    await until(() => held.length === MAX_SENDS_IN_FLIGHT);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.sent('send').length, MAX_SENDS_IN_FLIGHT, 'no more than the window goes out');
+    while (server.sent('send').length < 40 || held.length > 0) {
+      if (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+      else held.shift()!();
+    }
+    const seqs = (await Promise.all(sends)).map((f) => f.seq);
+    assert.deepEqual(server.sent('send').map((f) => f.cmid), Array.from({ length: 40 }, (_, i) => `cm-${i}`), 'in the order sent');
+    assert.deepEqual(seqs, Array.from({ length: 40 }, (_, i) => i + 1));
+    c.close();
+  });
+
+  it('a send refused with rate_limited is retried, and holds the later ones back so the order is kept', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    let refused = false;
+    server.reply = (f, s) => {
+      if (f.t === 'send' && f.cmid === 'b' && !refused) {
+        refused = true;
+        return s.push({ t: 'error', rid: f.rid, code: 'rate_limited', message: 'slow down' });
+      }
+      base(f, s);
+    };
+    const { c } = client(server);
+    await c.connect();
+    const a = c.send('c', 'a', 'a');
+    const b = c.send('c', 'b', 'b');
+    await a;
+    await new Promise((r) => setTimeout(r, 20)); // b's refusal has arrived; its retry waits
+    const cc = c.send('c', 'c', 'c');
+    assert.deepEqual((await Promise.all([b, cc])).map((f) => f.cmid), ['b', 'c']);
+    assert.deepEqual(server.sent('send').map((f) => f.cmid), ['a', 'b', 'b', 'c'], 'c went out only after b was retried');
     c.close();
   });
 

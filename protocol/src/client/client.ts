@@ -5,6 +5,13 @@ import { ConversationCursor } from '../ordering.ts';
 import { PRESENCE, type PresenceState, type WatchingFrame } from '../presence.ts';
 import { MemoryStore, type ClientStore } from './store.ts';
 
+/**
+ * Sends awaiting their reply at once, at most. The edge holds at most 32 of a device's sends
+ * waiting or in progress and refuses more (`rate_limited`); a client under it never has a message
+ * refused for that, so its messages keep the order it sent them in.
+ */
+export const MAX_SENDS_IN_FLIGHT = 16;
+
 /** The subset of the WebSocket API the client needs: the browser's, or `ws` in Node. */
 export interface SocketLike {
   readonly readyState: number;
@@ -110,6 +117,8 @@ interface OutboxEntry {
   tries: number;
   /** A `send` frame for it is awaiting its reply. */
   inflight: boolean;
+  /** After a refusal worth retrying (unavailable, rate_limited …): not sent again before this (ms). */
+  notBefore: number;
   /** Every `send()` call for this cmid, settled together. */
   waiters: { done: (f: SentFrame) => void; fail: (e: Error) => void }[];
 }
@@ -145,6 +154,8 @@ export class SwitchboardClient {
   private readonly readSent = new Map<string, number>();
 
   private readonly acks: AckCoalescer;
+  /** `send` frames awaiting their reply. */
+  private sendsInFlight = 0;
 
   constructor(private readonly opts: ClientOptions) {
     this.store = opts.store ?? new MemoryStore();
@@ -183,7 +194,7 @@ export class SwitchboardClient {
       for (const [conv, seq] of Object.entries(state.cursors)) this.follow(conv, seq);
       for (const p of state.outbox) {
         if (this.outbox.has(p.cmid)) continue;
-        this.outbox.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: p.body, tries: 1, inflight: false, waiters: [{ done: (f) => this.opts.onSent?.(f), fail: () => {} }] });
+        this.outbox.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: p.body, tries: 1, inflight: false, notBefore: 0, waiters: [{ done: (f) => this.opts.onSent?.(f), fail: () => {} }] });
       }
     });
     return this.loaded;
@@ -207,9 +218,9 @@ export class SwitchboardClient {
       const queued = this.outbox.get(cmid);
       // The same cmid while it is still unconfirmed: one message, and both callers get its seq.
       if (queued) return void queued.waiters.push({ done, fail });
-      const entry: OutboxEntry = { conv, cmid, body, tries: 0, inflight: false, waiters: [{ done, fail }] };
+      const entry: OutboxEntry = { conv, cmid, body, tries: 0, inflight: false, notBefore: 0, waiters: [{ done, fail }] };
       this.outbox.set(cmid, entry);
-      if (this.status === 'online') this.flushOne(entry);
+      this.pumpSends();
     });
   }
 
@@ -411,10 +422,8 @@ export class SwitchboardClient {
     if (this.connectedOnce) this.stats.reconnects++;
     this.connectedOnce = true;
     this.setStatus('online');
-    for (const entry of this.outbox.values()) {
-      if (entry.tries > 0) this.stats.resent++;
-      this.flushOne(entry);
-    }
+    for (const entry of this.outbox.values()) entry.notBefore = 0;
+    this.pumpSends();
     this.resumeOrCatchUp(Date.now());
     this.flushReads();
     if (this.watched.size) this.watch([...this.watched]).catch(() => {});
@@ -472,40 +481,59 @@ export class SwitchboardClient {
     else p.resolve(f);
   }
 
+  /**
+   * Sends the oldest unsent messages, in the order they were sent, at most MAX_SENDS_IN_FLIGHT at
+   * a time (the edge refuses a device more than 32 waiting sends; staying under it keeps every
+   * message in order). One waiting to be retried holds the ones after it back, for the same reason.
+   */
+  private pumpSends(): void {
+    if (this.status !== 'online') return;
+    const now = Date.now();
+    for (const entry of this.outbox.values()) {
+      if (this.sendsInFlight >= MAX_SENDS_IN_FLIGHT) return;
+      if (entry.inflight) continue;
+      if (entry.notBefore > now) return;
+      this.flushOne(entry);
+    }
+  }
+
   private flushOne(entry: OutboxEntry): void {
-    if (entry.inflight) return;
     entry.inflight = true;
-    entry.tries++;
+    if (entry.tries++ > 0) this.stats.resent++;
+    this.sendsInFlight++;
+    const settled = () => {
+      entry.inflight = false;
+      this.sendsInFlight--;
+    };
     this.request({ t: 'send', conv: entry.conv, cmid: entry.cmid, body: entry.body }).then(
       (f) => {
-        entry.inflight = false;
+        settled();
         const sent = f as SentFrame;
-        if (this.outbox.get(entry.cmid) !== entry) return;
-        this.outbox.delete(entry.cmid);
-        this.stored(this.store.removePending(entry.cmid));
-        for (const w of entry.waiters) w.done(sent);
-        // The sender's own message takes its place in the ordered stream like any other.
-        if (this.me && this.cursors.has(entry.conv)) {
-          this.onMsg({ t: 'msg', conv: entry.conv, seq: sent.seq, cmid: entry.cmid, from: this.me.user, dev: this.me.dev, ts: sent.ts, body: entry.body });
+        if (this.outbox.get(entry.cmid) === entry) {
+          this.outbox.delete(entry.cmid);
+          this.stored(this.store.removePending(entry.cmid));
+          for (const w of entry.waiters) w.done(sent);
+          // The sender's own message takes its place in the ordered stream like any other.
+          if (this.me && this.cursors.has(entry.conv)) {
+            this.onMsg({ t: 'msg', conv: entry.conv, seq: sent.seq, cmid: entry.cmid, from: this.me.user, dev: this.me.dev, ts: sent.ts, body: entry.body });
+          }
         }
+        this.pumpSends();
       },
       (err: RequestError) => {
-        entry.inflight = false;
-        if (this.outbox.get(entry.cmid) !== entry) return;
+        settled();
+        if (this.outbox.get(entry.cmid) !== entry) return this.pumpSends();
         if (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'internal' || err.code === 'rate_limited') {
           // A lost connection is flushed again at the next connect; on a live one, retry soon.
           const delay = Math.min(10_000, 500 * 2 ** Math.min(entry.tries, 5));
-          setTimeout(() => {
-            if (this.status === 'online' && this.outbox.get(entry.cmid) === entry) {
-              this.stats.resent++;
-              this.flushOne(entry);
-            }
-          }, delay);
+          entry.notBefore = Date.now() + delay;
+          setTimeout(() => this.pumpSends(), delay);
           return;
         }
         this.outbox.delete(entry.cmid);
         this.stored(this.store.removePending(entry.cmid));
         for (const w of entry.waiters) w.fail(err);
+        this.pumpSends();
       },
     );
   }
