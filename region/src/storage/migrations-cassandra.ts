@@ -155,6 +155,37 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY ((user_id, device_id), conversation_id))`,
     ],
   },
+  {
+    version: 7,
+    name: 'push registrations',
+    statements: (ks) => [
+      /*
+       * A user's devices' push tokens in one partition (fan-out reads a member's whole list), and
+       * each token's owner by (service, token), so registering a token another device holds
+       * finds that device. Every cell is written USING TIMESTAMP registered_at (µs), and a
+       * registration is deleted USING TIMESTAMP its own registered_at: a tombstone then removes
+       * exactly that registration and older ones, and a device that registered again since
+       * keeps its newer one, with no lightweight transaction (storage-cassandra.ts). (`token` is
+       * a CQL keyword, hence push_token.)
+       */
+      `CREATE TABLE IF NOT EXISTS ${ks}.push_devices (
+        user_id text,
+        device_id text,
+        service text,
+        push_token text,
+        env text,
+        topic text,
+        registered_at bigint,
+        PRIMARY KEY (user_id, device_id))`,
+      `CREATE TABLE IF NOT EXISTS ${ks}.push_tokens (
+        service text,
+        push_token text,
+        user_id text,
+        device_id text,
+        registered_at bigint,
+        PRIMARY KEY ((service, push_token)))`,
+    ],
+  },
 ];
 
 /**

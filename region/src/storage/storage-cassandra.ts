@@ -5,6 +5,8 @@ import type { RegionConfig } from '../config.ts';
 import { limiter } from '../limiter.ts';
 import type { Logger } from '../log.ts';
 import { MESSAGES_PER_BUCKET, applyMigrations } from './migrations-cassandra.ts';
+import type { PushRegistration, PushService } from '../push/provider.ts';
+import type { PushRegistrationRequest } from '../push/registrations.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
 
 const { Client, concurrent, policies, types } = cassandra;
@@ -13,6 +15,22 @@ type CassandraConfig = NonNullable<RegionConfig['cassandra']>;
 
 const Long = types.Long;
 const bucketOf = (seq: number) => Math.floor(seq / MESSAGES_PER_BUCKET);
+/** A write timestamp (µs) from a time in ms. */
+const micros = (ms: number) => Long.fromNumber(ms).multiply(1000);
+
+function pushRow(r: Row): PushRegistration {
+  const env = r.get('env') as string | null;
+  const topic = r.get('topic') as string | null;
+  return {
+    user: r.get('user_id') as string,
+    device: r.get('device_id') as string,
+    service: r.get('service') as PushService,
+    token: r.get('push_token') as string,
+    ...(env ? { env: env as 'sandbox' | 'production' } : {}),
+    ...(topic ? { topic } : {}),
+    registeredAt: num(r.get('registered_at')) ?? 0,
+  };
+}
 /** Largest exclusive upper bound a read binds; every seq is at most MAX_SAFE_INTEGER. */
 const SEQ_CEILING = Number.MAX_SAFE_INTEGER + 1;
 const MEMBERS_PER_BATCH = 50;
@@ -151,6 +169,13 @@ function statements(ks: string) {
     selectPositions: `SELECT conversation_id, delivered_seq, read_seq FROM ${ks}.member_positions WHERE user_id = ? AND conversation_id IN ?`,
     setDeviceCursor: `UPDATE ${ks}.device_cursors USING TIMESTAMP ? SET acked_seq = ? WHERE user_id = ? AND device_id = ? AND conversation_id = ?`,
     selectDeviceCursors: `SELECT conversation_id, acked_seq FROM ${ks}.device_cursors WHERE user_id = ? AND device_id = ? AND conversation_id IN ?`,
+    insertPushDevice: `INSERT INTO ${ks}.push_devices (user_id, device_id, service, push_token, env, topic, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`,
+    insertPushToken: `INSERT INTO ${ks}.push_tokens (service, push_token, user_id, device_id, registered_at) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?`,
+    selectPushDevice: `SELECT user_id, device_id, service, push_token, env, topic, registered_at FROM ${ks}.push_devices WHERE user_id = ? AND device_id = ?`,
+    selectPushDevices: `SELECT user_id, device_id, service, push_token, env, topic, registered_at FROM ${ks}.push_devices WHERE user_id = ?`,
+    selectPushToken: `SELECT user_id, device_id, registered_at FROM ${ks}.push_tokens WHERE service = ? AND push_token = ?`,
+    deletePushDevice: `DELETE FROM ${ks}.push_devices USING TIMESTAMP ? WHERE user_id = ? AND device_id = ?`,
+    deletePushToken: `DELETE FROM ${ks}.push_tokens USING TIMESTAMP ? WHERE service = ? AND push_token = ?`,
     ping: 'SELECT release_version FROM system.local',
   } as const;
 }
@@ -354,6 +379,67 @@ export class CassandraStorage implements Storage {
     }
     const slot = limiter(WRITE_CONCURRENCY);
     await Promise.all(writes.map((write) => slot(write)));
+  }
+
+  // ---- push registrations (push/registrations.ts) ------------------------------------------
+  // Written at timestamp registered_at and deleted at the timestamp of the registration being
+  // removed (migrations-cassandra.ts, version 7): a device that registered again since keeps it.
+
+  async registerPush(reg: PushRegistrationRequest, at: number): Promise<void> {
+    const [owner, mine] = await Promise.all([
+      this.client.execute(this.cql.selectPushToken, [reg.service, reg.token]).then((r) => r.first()),
+      this.pushRegistration(reg.user, reg.device),
+    ]);
+    const removals: Promise<unknown>[] = [];
+    // One owner per token: the device that held it gives it up (that registration only).
+    if (owner && (owner.get('user_id') !== reg.user || owner.get('device_id') !== reg.device)) {
+      removals.push(this.client.execute(this.cql.deletePushDevice, [micros(num(owner.get('registered_at')) ?? 0), owner.get('user_id'), owner.get('device_id')]));
+    }
+    // This device's earlier token is no longer its.
+    if (mine && (mine.token !== reg.token || mine.service !== reg.service)) {
+      removals.push(this.client.execute(this.cql.deletePushToken, [micros(mine.registeredAt), mine.service, mine.token]));
+    }
+    await Promise.all(removals);
+    const ts = micros(at);
+    await Promise.all([
+      this.client.execute(this.cql.insertPushToken, [reg.service, reg.token, reg.user, reg.device, Long.fromNumber(at), ts]),
+      this.client.execute(this.cql.insertPushDevice, [reg.user, reg.device, reg.service, reg.token, reg.env ?? null, reg.topic ?? null, Long.fromNumber(at), ts]),
+    ]);
+  }
+
+  async unregisterPush(user: string, device: string): Promise<void> {
+    const mine = await this.pushRegistration(user, device);
+    if (mine) await this.removePush(mine);
+  }
+
+  async pushRegistration(user: string, device: string): Promise<PushRegistration | null> {
+    const row = (await this.client.execute(this.cql.selectPushDevice, [user, device])).first();
+    return row ? pushRow(row) : null;
+  }
+
+  async pushRegistrations(users: string[]): Promise<Map<string, PushRegistration[]>> {
+    const unique = [...new Set(users)];
+    const slot = limiter(WRITE_CONCURRENCY);
+    const lists = await Promise.all(unique.map((u) => slot(async () => (await this.client.execute(this.cql.selectPushDevices, [u])).rows.map(pushRow))));
+    const out = new Map<string, PushRegistration[]>();
+    unique.forEach((u, i) => lists[i]!.length && out.set(u, lists[i]!));
+    return out;
+  }
+
+  async invalidatePush(reg: { user: string; device: string; token: string }, before?: number): Promise<boolean> {
+    const mine = await this.pushRegistration(reg.user, reg.device);
+    if (!mine || mine.token !== reg.token || (before !== undefined && mine.registeredAt >= before)) return false;
+    await this.removePush(mine);
+    return true;
+  }
+
+  /** Deletes exactly this registration (and older cells): one registered again since is kept. */
+  private async removePush(reg: PushRegistration): Promise<void> {
+    const ts = micros(reg.registeredAt);
+    await Promise.all([
+      this.client.execute(this.cql.deletePushDevice, [ts, reg.user, reg.device]),
+      this.client.execute(this.cql.deletePushToken, [ts, reg.service, reg.token]),
+    ]);
   }
 
   /** One partition; the conversations asked IN_LIST at a time, those reads at once. */

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import type { PushRegistration, PushService } from '../push/provider.ts';
+import type { PushRegistrationRequest } from '../push/registrations.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
 
 interface MessageRow {
@@ -14,6 +16,26 @@ interface MessageRow {
   body: string;
   sys: string | null;
 }
+
+interface PushRow {
+  user: string;
+  device: string;
+  service: string;
+  token: string;
+  env: string | null;
+  topic: string | null;
+  registered_at: number;
+}
+
+const toRegistration = (r: PushRow): PushRegistration => ({
+  user: r.user,
+  device: r.device,
+  service: r.service as PushService,
+  token: r.token,
+  ...(r.env ? { env: r.env as 'sandbox' | 'production' } : {}),
+  ...(r.topic ? { topic: r.topic } : {}),
+  registeredAt: r.registered_at,
+});
 
 const toMsg = (r: MessageRow): Msg => {
   const m: Msg = { t: 'msg', conv: r.conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body };
@@ -46,6 +68,9 @@ export class SqliteStorage implements Storage {
         read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user, conv)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS device_cursors (user TEXT NOT NULL, device TEXT NOT NULL, conv TEXT NOT NULL,
         seq INTEGER NOT NULL, PRIMARY KEY (user, device, conv)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS push_devices (user TEXT NOT NULL, device TEXT NOT NULL, service TEXT NOT NULL,
+        token TEXT NOT NULL, env TEXT, topic TEXT, registered_at INTEGER NOT NULL, PRIMARY KEY (user, device)) WITHOUT ROWID;
+      CREATE UNIQUE INDEX IF NOT EXISTS push_devices_by_token ON push_devices (service, token);
     `);
     // Files created before membership was sequenced: add the columns they lack.
     for (const ddl of ['ALTER TABLE members ADD COLUMN role TEXT', 'ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0', 'ALTER TABLE members ADD COLUMN left_seq INTEGER', 'ALTER TABLE messages ADD COLUMN sys TEXT']) {
@@ -164,6 +189,48 @@ export class SqliteStorage implements Storage {
       if (row) out.set(conv, row.seq);
     }
     return out;
+  }
+
+  // ---- push registrations (push/registrations.ts) ------------------------------------------
+
+  async registerPush(reg: PushRegistrationRequest, at: number): Promise<void> {
+    this.db.transaction(() => {
+      // One owner per token: whoever held it gives it up.
+      this.db.prepare('DELETE FROM push_devices WHERE service = ? AND token = ? AND NOT (user = ? AND device = ?)').run(reg.service, reg.token, reg.user, reg.device);
+      this.db
+        .prepare(
+          `INSERT INTO push_devices (user, device, service, token, env, topic, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(user, device) DO UPDATE SET service = excluded.service, token = excluded.token, env = excluded.env,
+             topic = excluded.topic, registered_at = excluded.registered_at`,
+        )
+        .run(reg.user, reg.device, reg.service, reg.token, reg.env ?? null, reg.topic ?? null, at);
+    })();
+  }
+
+  async unregisterPush(user: string, device: string): Promise<void> {
+    this.db.prepare('DELETE FROM push_devices WHERE user = ? AND device = ?').run(user, device);
+  }
+
+  async pushRegistration(user: string, device: string): Promise<PushRegistration | null> {
+    const row = this.db.prepare('SELECT * FROM push_devices WHERE user = ? AND device = ?').get(user, device) as PushRow | undefined;
+    return row ? toRegistration(row) : null;
+  }
+
+  async pushRegistrations(users: string[]): Promise<Map<string, PushRegistration[]>> {
+    const q = this.db.prepare('SELECT * FROM push_devices WHERE user = ? ORDER BY device');
+    const out = new Map<string, PushRegistration[]>();
+    for (const user of new Set(users)) {
+      const rows = q.all(user) as PushRow[];
+      if (rows.length) out.set(user, rows.map(toRegistration));
+    }
+    return out;
+  }
+
+  async invalidatePush(reg: { user: string; device: string; token: string }, before?: number): Promise<boolean> {
+    const r = this.db
+      .prepare('DELETE FROM push_devices WHERE user = ? AND device = ? AND token = ? AND registered_at < ?')
+      .run(reg.user, reg.device, reg.token, before ?? Number.MAX_SAFE_INTEGER);
+    return r.changes > 0;
   }
 
   async ping(): Promise<void> {

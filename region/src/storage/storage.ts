@@ -1,4 +1,5 @@
 import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import type { PushRegistrations } from '../push/registrations.ts';
 
 export interface StoredConversation {
   id: string;
@@ -52,12 +53,13 @@ export function membersAt(roster: StoredMember[], seq: number): string[] {
  * - a message's `sys` is stored and read back with it;
  * - `setPositions` only ever moves a member's delivered/read position forward, whatever order
  *   changes arrive in; `positions` reads them back (zeros when none);
+ * - push registrations keep the promises of PushRegistrations (push/registrations.ts);
  * - `setDeviceCursors` keeps, per (user, device, conversation), the highest seq it was ever given:
  *   a cursor lower than the stored one changes nothing, whatever order (or how many times)
  *   batches arrive in, concurrent ones too; cursors of two devices of one user never mix.
  *   `deviceCursors` reads one device's back.
  */
-export interface Storage {
+export interface Storage extends PushRegistrations {
   readonly name: string;
   init(): Promise<void>;
   saveConversation(c: StoredConversation): Promise<void>;

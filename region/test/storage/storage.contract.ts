@@ -369,6 +369,54 @@ export function storageContract(name: string, make: () => Promise<Storage>): voi
       assert.deepEqual(await storage.userConversations(`n${run}`, '', 10), [{ conv: id, lastSeq: 3, lastTs: msg(id, 3).ts }]);
     });
 
+    describe('push registrations', () => {
+      const reg = (user: string, device: string, token: string, extra: Record<string, unknown> = {}) => ({ user, device, service: 'apns' as const, token, env: 'production' as const, topic: 'app.example', ...extra });
+
+      it('a device has one registration, replaced by the next, read back with its time', async () => {
+        const u = `pu${run}`;
+        await storage.registerPush(reg(u, 'phone', `t1-${run}`), T0);
+        await storage.registerPush({ user: u, device: 'tablet', service: 'fcm', token: `f1-${run}` }, T0 + 1);
+        assert.deepEqual(await storage.pushRegistration(u, 'phone'), { ...reg(u, 'phone', `t1-${run}`), registeredAt: T0 });
+        await storage.registerPush(reg(u, 'phone', `t2-${run}`), T0 + 2);
+        assert.equal((await storage.pushRegistration(u, 'phone'))?.token, `t2-${run}`);
+        const all = await storage.pushRegistrations([u, u, `nobody${run}`]);
+        assert.deepEqual([...all.keys()], [u]);
+        assert.deepEqual(all.get(u)!.map((r) => [r.device, r.service, r.token]).sort(), [['phone', 'apns', `t2-${run}`], ['tablet', 'fcm', `f1-${run}`]]);
+        assert.deepEqual(all.get(u)!.find((r) => r.device === 'tablet'), { user: u, device: 'tablet', service: 'fcm', token: `f1-${run}`, registeredAt: T0 + 1 });
+      });
+
+      it('a token has one owner: registering it elsewhere moves it, and the old token of a device is freed', async () => {
+        const [a, b] = [`pa${run}`, `pb${run}`];
+        const token = `shared-${run}`;
+        await storage.registerPush(reg(a, 'phone', token), T0);
+        await storage.registerPush(reg(b, 'phone', token), T0 + 10); // signed out, another user signed in on that phone
+        assert.equal(await storage.pushRegistration(a, 'phone'), null, 'the previous owner no longer gets pushes for it');
+        assert.equal((await storage.pushRegistration(b, 'phone'))?.token, token);
+        await storage.registerPush(reg(b, 'phone', `new-${run}`), T0 + 20); // reinstall: a new token
+        await storage.registerPush(reg(a, 'laptop', token), T0 + 30); // the old token reused: nobody else holds it
+        assert.equal((await storage.pushRegistration(b, 'phone'))?.token, `new-${run}`);
+        assert.equal((await storage.pushRegistration(a, 'laptop'))?.token, token);
+      });
+
+      it('invalidates a token only while the device still holds it and registered it before the given time', async () => {
+        const u = `pi${run}`;
+        await storage.registerPush(reg(u, 'phone', `dead-${run}`), T0 + 100);
+        assert.equal(await storage.invalidatePush({ user: u, device: 'phone', token: `other-${run}` }), false, 'another token: untouched');
+        assert.equal(await storage.invalidatePush({ user: u, device: 'phone', token: `dead-${run}` }, T0 + 50), false, 'registered after the provider saw it die: kept');
+        assert.ok(await storage.pushRegistration(u, 'phone'));
+        assert.equal(await storage.invalidatePush({ user: u, device: 'phone', token: `dead-${run}` }, T0 + 200), true);
+        assert.equal(await storage.pushRegistration(u, 'phone'), null);
+        await storage.registerPush(reg(u, 'phone', `dead-${run}`), T0 + 300); // registered again: works again
+        assert.equal((await storage.pushRegistration(u, 'phone'))?.registeredAt, T0 + 300);
+        assert.equal(await storage.invalidatePush({ user: u, device: 'phone', token: `dead-${run}` }), true, 'without a time: deleted');
+        await storage.registerPush(reg(u, 'tablet', `t-${run}`), T0 + 400);
+        await storage.unregisterPush(u, 'tablet');
+        assert.equal(await storage.pushRegistration(u, 'tablet'), null);
+        await storage.registerPush(reg(u, 'tablet', `t-${run}`), T0 + 500);
+        assert.equal((await storage.pushRegistration(u, 'tablet'))?.token, `t-${run}`, 'registering after an unregister works');
+      });
+    });
+
     it('a second instance over the same store initializes cleanly and sees the same data', async () => {
       const c = conv();
       await append(c, 1, 3);
