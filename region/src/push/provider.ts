@@ -31,7 +31,11 @@ export interface PushMessage {
   id: string;
   conv: string;
   seq: number;
-  /** After this (ms) the notification is worthless: providers drop it rather than deliver it late. */
+  /**
+   * After this (ms) the notification is worthless: providers drop it rather than deliver it late
+   * (the service is told to keep it no longer; one already past answers `bad_message`, reason
+   * `expired`, without being sent).
+   */
   expireAt: number;
   /** Notifications of one conversation replace each other on the device (collapse id / key). */
   collapseId: string;
@@ -61,7 +65,12 @@ export type PushOutcome =
   | { kind: 'bad_message'; reason: string };
 
 export interface ProviderHealth {
-  /** `off`: not configured (its registrations are skipped); `misconfigured`: a `config` outcome stopped it. */
+  /**
+   * `off`: not configured (its registrations are skipped); `misconfigured`: a `config` outcome
+   * stopped it. The real providers stay `misconfigured` until a send is delivered or for a pause
+   * (configPauseMs, default 5 min); then they say `ok` again, `detail` still naming the error, so
+   * that the next send probes whether it is fixed.
+   */
   status: 'ok' | 'off' | 'misconfigured';
   detail?: string;
 }
