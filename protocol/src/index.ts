@@ -11,3 +11,4 @@ export * from './internal.ts';
 export * from './presence.ts';
 export * from './receipts.ts';
 export * from './acks.ts';
+export * from './push.ts';

@@ -4,6 +4,7 @@ import {
   ConversationsRequest,
   GatewayBatchRequest,
   type GatewayBatchResponse,
+  type PresenceOp,
   type ConversationsPage,
   type ConversationsPageRequest,
   CursorsRequest,
@@ -26,6 +27,9 @@ import type { PresenceService } from './presence/presence-service.ts';
 import { TOPICS, type Queue } from './queue/queue.ts';
 import { applyRouteOps, type Routes } from './routes/routes.ts';
 import type { Storage } from './storage/storage.ts';
+import { registerPushApi, type PushApiDeps } from './push/push-api.ts';
+import type { PushMetrics } from './push/push-metrics.ts';
+import type { PushProvider, PushService } from './push/provider.ts';
 
 export interface AppDeps {
   storage: Storage;
@@ -38,6 +42,8 @@ export interface AppDeps {
   metrics?: RegionMetrics;
   /** Presence and watches (`/internal/presence`, `/internal/watch`); absent → those routes 404. */
   presence?: PresenceService;
+  /** Push registrations and the workers' state (`/internal/push/*`, /healthz, /metrics); absent → those routes 404. */
+  push?: Omit<PushApiDeps, 'storage'> & { metrics: PushMetrics; providers: PushProvider[] };
 }
 
 type Env = { Variables: { rawBody: string } };
@@ -45,6 +51,15 @@ type Env = { Variables: { rawBody: string } };
 function parse<T>(text: string, schema: ZodType<T, ZodTypeDef, unknown>): T {
   if (text.length > LIMITS.maxInternalBodyBytes) throw new ProtocolError('too_large');
   return parseJsonBody(text, schema);
+}
+
+/** Each push service: which provider serves it and its state (`off` when none does). */
+function pushHealth(providers: PushProvider[]): Record<PushService, { provider: string | null; status: string; detail?: string }> {
+  const of = (s: PushService) => {
+    const p = [...providers].reverse().find((x) => x.serves.includes(s));
+    return p ? { provider: p.name, ...p.health() } : { provider: null, status: 'off', detail: 'not configured' };
+  };
+  return { apns: of('apns'), fcm: of('fcm') };
 }
 
 /** The region's HTTP surface: health, and the signed internal API the edge calls. */
@@ -63,15 +78,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/healthz', async (c) => {
     const checks = await Promise.allSettled([storage.ping(), routes.ping(), ...(deps.presence ? [deps.presence.ping()] : [])]);
     const ok = checks.every((r) => r.status === 'fulfilled');
-    return c.json({ status: ok ? 'ok' : 'degraded', storage: storage.name, queue: queue.name, routes: routes.name }, ok ? 200 : 503);
+    return c.json({ status: ok ? 'ok' : 'degraded', storage: storage.name, queue: queue.name, routes: routes.name, ...(deps.push ? { push: pushHealth(deps.push.providers) } : {}) }, ok ? 200 : 503);
   });
 
   // Unsigned on purpose, for a scraper on the same host: aggregate timings and counters only (no
   // ids, no content). The region listens on 127.0.0.1 by default; an operator exposing HOST
   // beyond loopback should keep /metrics behind the network boundary like /healthz.
-  app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/metrics', async (c) => c.text(metrics.render() + (deps.push ? await deps.push.metrics.render() : ''), 200, { 'content-type': 'text/plain; version=0.0.4' }));
 
   app.use('/internal/*', internalAuth(deps.internalSecret));
+
+  /** Devices that connected will sync: the next message may wake each of them again (push gate). */
+  async function connected(ops: PresenceOp[]): Promise<void> {
+    if (!deps.push) return;
+    await Promise.all(ops.filter((o) => o.op === 'connect').map((o) => deps.push!.gate.release(o.user, o.device)));
+  }
 
   /**
    * A conversation's outbox, in order: store, then publish for fan-out; then the members'
@@ -204,13 +225,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
       req.routes.length ? applyRouteOps(routes, req.routes, deps.routeTtlMs) : null,
       req.presence.length ? deps.presence!.apply(req.presence) : null,
       req.cursors.length ? storage.setDeviceCursors(req.cursors) : null,
+      connected(req.presence),
     ]);
     const body: GatewayBatchResponse = { applied: { routes: req.routes.length, presence: req.presence.length, cursors: req.cursors.length } };
     if (req.routes.length) body.epoch = await routes.epoch();
     return c.json(body);
   });
 
-  if (deps.presence) registerPresenceApi(app, deps.presence);
+  if (deps.presence) registerPresenceApi(app, deps.presence, connected);
+  if (deps.push) registerPushApi(app, { storage, ...deps.push });
 
   return app;
 }

@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { ConfigError } from './config-error.ts';
+import { loadPushProvidersConfig, type PushProvidersConfig } from './push/providers-config.ts';
 
 /** Regional core configuration, read from the environment once at startup. */
 export interface RegionConfig {
@@ -7,8 +9,12 @@ export interface RegionConfig {
   port: number;
   /** HMAC key shared with the edge (INTERNAL_SECRET, at least 16 characters). Required. */
   internalSecret: string;
-  /** Which loops this process runs: `all` (default), `api` (internal HTTP only), `fanout` (workers only). */
-  role: 'all' | 'api' | 'fanout';
+  /**
+   * What this process runs (REGION_ROLE: `all`, the default, or a comma-separated list of):
+   * `api` (the internal HTTP API), `fanout` (fan-out workers and the presence sweep), `push`
+   * (push workers). Several processes of a role share its work.
+   */
+  roles: ReadonlySet<RegionRole>;
   /** Embedded data folder (DATA_DIR, default ./.data/region): the SQLite file lives here. */
   dataDir: string;
   /** Route entries expire unless refreshed (ROUTE_TTL_SECONDS, default 180). */
@@ -40,11 +46,18 @@ export interface RegionConfig {
   redis: null | { url: string; prefix: string };
   /** Key/topic prefix so parallel test runs never collide (NAMESPACE, default "sb"). */
   namespace: string;
+  /**
+   * Push notifications: PUSH_PREVIEW (default false: content-free, conversation and seq only),
+   * PUSH_COALESCE_SECONDS (900: one wake per device outstanding at most this long, unless it
+   * comes online), PUSH_RATE_PER_HOUR (60) and PUSH_RATE_BURST (10) per device, PUSH_MAX_ATTEMPTS
+   * (10 sends of an intent, then the dead-letter topic), PUSH_RETRY_BASE_MS (2000: the first retry
+   * when a provider gave no delay, doubling up to 5 min), and the providers (providers-config.ts;
+   * PUSH_FALLBACK defaults to `recording` on embedded storage, `off` on Cassandra).
+   */
+  push: { preview: boolean; coalesceSeconds: number; ratePerHour: number; rateBurst: number; maxAttempts: number; retryBaseMs: number; providers: PushProvidersConfig };
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 type EnvMap = Record<string, string | undefined>;
 
@@ -61,12 +74,21 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
     host: str(env, 'HOST', '127.0.0.1', /^[\w.:-]+$/, 'a host name or IP'),
     port: int(env, 'PORT', 8788, 0, 65535),
     internalSecret: opts.needSecret === false ? (env.INTERNAL_SECRET ?? '') : required(env, 'INTERNAL_SECRET', 16),
-    role: oneOf(env, 'REGION_ROLE', 'all', ['all', 'api', 'fanout'] as const),
+    roles: roles(env, 'REGION_ROLE'),
     dataDir: path.resolve(env.DATA_DIR || '.data/region'),
     routeTtlSeconds: int(env, 'ROUTE_TTL_SECONDS', 180, 10, 86_400),
     fanoutBatch: int(env, 'FANOUT_BATCH', 50, 1, 1000),
     presence: { ttlSeconds: int(env, 'PRESENCE_TTL_SECONDS', 90, 2, 86_400), sweepMs: int(env, 'PRESENCE_SWEEP_MS', 1000, 50, 60_000) },
     namespace,
+    push: {
+      preview: bool(env, 'PUSH_PREVIEW', false),
+      coalesceSeconds: int(env, 'PUSH_COALESCE_SECONDS', 900, 1, 86_400),
+      ratePerHour: int(env, 'PUSH_RATE_PER_HOUR', 60, 1, 100_000),
+      rateBurst: int(env, 'PUSH_RATE_BURST', 10, 1, 10_000),
+      maxAttempts: int(env, 'PUSH_MAX_ATTEMPTS', 10, 1, 50),
+      retryBaseMs: int(env, 'PUSH_RETRY_BASE_MS', 2000, 10, 600_000),
+      providers: loadPushProvidersConfig(env, { fallback: cassandraPoints ? 'off' : 'recording' }),
+    },
     cassandra: cassandraPoints
       ? {
           contactPoints: list(cassandraPoints, 'CASSANDRA_CONTACT_POINTS'),
@@ -102,6 +124,26 @@ function str(env: EnvMap, name: string, dflt: string, re: RegExp, what: string):
   if (v === undefined || v === '') return dflt;
   if (!re.test(v)) throw new ConfigError(`${name}: expected ${what}, got ${JSON.stringify(v)}`);
   return v;
+}
+
+export const REGION_ROLES = ['api', 'fanout', 'push'] as const;
+export type RegionRole = (typeof REGION_ROLES)[number];
+
+function roles(env: EnvMap, name: string): ReadonlySet<RegionRole> {
+  const v = env[name]?.trim() || 'all';
+  if (v === 'all') return new Set(REGION_ROLES);
+  const list = v.split(',').map((x) => x.trim());
+  const bad = list.filter((x) => !(REGION_ROLES as readonly string[]).includes(x));
+  if (bad.length || list.length === 0) throw new ConfigError(`${name}: expected all or a comma-separated list of ${REGION_ROLES.join(', ')}, got ${JSON.stringify(v)}`);
+  return new Set(list as RegionRole[]);
+}
+
+function bool(env: EnvMap, name: string, dflt: boolean): boolean {
+  const v = env[name]?.trim();
+  if (!v) return dflt;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new ConfigError(`${name}: expected true or false, got ${JSON.stringify(v)}`);
 }
 
 function int(env: EnvMap, name: string, dflt: number, min: number, max: number): number {

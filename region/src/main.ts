@@ -1,13 +1,19 @@
 import { serve } from '@hono/node-server';
 import { createApp } from './app.ts';
 import { createBackends } from './backends.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, type RegionRole } from './config.ts';
 import { deliverToEdge, pushPresence } from './edge-client.ts';
 import { coalescingDeliver, fanoutHandlers } from './fanout/fanout.ts';
 import { startCpuProfile } from './cpu-profile.ts';
 import { createLogger, errorFields } from './log.ts';
 import { RegionMetrics } from './metrics.ts';
-import type { PushJob } from './push/push-jobs.ts';
+import { MemoryPushGate } from './push/gate-memory.ts';
+import type { PushGate } from './push/gate.ts';
+import { pushKey, type PushIntent } from './push/intents.ts';
+import { createProviders } from './push/providers-config.ts';
+import { PushMetrics } from './push/push-metrics.ts';
+import { RegistrationsCache } from './push/registrations-cache.ts';
+import { PushWorker } from './push/worker.ts';
 import { Contacts } from './presence/contacts.ts';
 import { PresenceService } from './presence/presence-service.ts';
 import { TOPICS, dlqOf, type Subscription } from './queue/queue.ts';
@@ -28,11 +34,15 @@ async function main(): Promise<void> {
   const profileTo = process.env.REGION_CPU_PROFILE;
   const stopProfile = profileTo ? await startCpuProfile(profileTo) : null;
   const { storage, queue, routes, presence } = await createBackends(cfg, log);
-  log.info('starting', { role: cfg.role, storage: storage.name, queue: queue.name, routes: routes.name, presence: presence.name });
+  log.info('starting', { roles: [...cfg.roles], storage: storage.name, queue: queue.name, routes: routes.name, presence: presence.name });
   await storage.init();
   await queue.init([TOPICS.fanout, TOPICS.push, dlqOf(TOPICS.fanout), dlqOf(TOPICS.push)]);
 
   const metrics = new RegionMetrics();
+  const pushMetrics = new PushMetrics();
+  const { providers, recording } = createProviders(cfg.push.providers, log.child({ component: 'push' }));
+  const gate: PushGate = cfg.redis ? new (await import('./push/gate-redis.ts')).RedisPushGate(cfg.redis, log.child({ component: 'push-gate' })) : new MemoryPushGate();
+  const registrations = new RegistrationsCache(storage);
   const presenceService = new PresenceService({
     presence,
     contacts: new Contacts(storage),
@@ -40,20 +50,49 @@ async function main(): Promise<void> {
     ttlMs: cfg.presence.ttlSeconds * 1000,
     push: (edge, events) => pushPresence(cfg.internalSecret, edge, events),
   });
-  // Presence expiry is a worker, like fan-out: processes that run workers sweep.
-  if (cfg.role !== 'api') presenceService.start(cfg.presence.sweepMs);
+  // Presence expiry is a worker, like fan-out: processes that run fan-out workers sweep.
+  const runs = (role: RegionRole) => cfg.roles.has(role);
+  if (runs('fanout')) presenceService.start(cfg.presence.sweepMs);
   const subs: Subscription[] = [];
-  if (cfg.role !== 'api') {
+  if (runs('push')) {
+    const worker = new PushWorker({
+      queue,
+      routes,
+      store: storage,
+      gate,
+      providers,
+      metrics: pushMetrics,
+      log: log.child({ component: 'push' }),
+      settings: { preview: cfg.push.preview, coalesceMs: cfg.push.coalesceSeconds * 1000, rate: { perHour: cfg.push.ratePerHour, burst: cfg.push.rateBurst }, maxAttempts: cfg.push.maxAttempts, retryBaseMs: cfg.push.retryBaseMs },
+      preview: async (conv, seq) => {
+        const m = (await storage.readAfter(conv, seq - 1, 1))[0];
+        return m && m.seq === seq && !m.sys ? { from: m.from, text: m.body.slice(0, 120) } : null;
+      },
+    });
+    subs.push(...(await worker.start()));
+    log.info('push workers started', { providers: providers.map((p) => ({ name: p.name, serves: p.serves, health: p.health() })) });
+  }
+  if (runs('fanout')) {
     const deliver = coalescingDeliver((edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch), { metrics });
-    const enqueuePush = (jobs: PushJob[]) => queue.publish(TOPICS.push, jobs.map((j) => ({ key: j.user, value: j })));
-    const fanout = fanoutHandlers({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics, enqueuePush });
+    const enqueuePush = (intents: PushIntent[]) => queue.publish(TOPICS.push, intents.map((i) => ({ key: pushKey(i.user, i.device), value: i })));
+    const fanout = fanoutHandlers({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics, enqueuePush, pushRegistrations: (users) => registrations.of(users) });
     // A conversation's waiting records go out together (FANOUT_BATCH; 1 turns it off).
     subs.push(await queue.subscribe(TOPICS.fanout, 'fanout', fanout.one, cfg.fanoutBatch > 1 ? { batch: { handler: fanout.many, max: cfg.fanoutBatch } } : {}));
   }
 
   let server: ReturnType<typeof serve> | undefined;
-  if (cfg.role !== 'fanout') {
-    const app = createApp({ storage, queue, routes, log, internalSecret: cfg.internalSecret, routeTtlMs: cfg.routeTtlSeconds * 1000, metrics, presence: presenceService });
+  if (runs('api')) {
+    const app = createApp({
+      storage,
+      queue,
+      routes,
+      log,
+      internalSecret: cfg.internalSecret,
+      routeTtlMs: cfg.routeTtlSeconds * 1000,
+      metrics,
+      presence: presenceService,
+      push: { cache: registrations, gate, recording, metrics: pushMetrics, providers },
+    });
     await new Promise<void>((resolve) => {
       server = serve({ fetch: app.fetch, hostname: cfg.host, port: cfg.port }, (info) => {
         log.info('listening', { url: `http://${cfg.host}:${info.port}` });
@@ -76,6 +115,8 @@ async function main(): Promise<void> {
     for (const s of subs) await s.stop().catch((err) => log.warn('stopping consumer failed', errorFields(err)));
     await presenceService.stop().catch((err) => log.warn('stopping presence sweep failed', errorFields(err)));
     await presence.close().catch((err) => log.warn('closing presence failed', errorFields(err)));
+    for (const p of providers) await p.close().catch((err) => log.warn('closing a push provider failed', { provider: p.name, ...errorFields(err) }));
+    await gate.close().catch((err) => log.warn('closing the push gate failed', errorFields(err)));
     await queue.close().catch((err) => log.warn('closing queue failed', errorFields(err)));
     await routes.close().catch((err) => log.warn('closing routes failed', errorFields(err)));
     await storage.close().catch((err) => log.warn('closing storage failed', errorFields(err)));

@@ -52,7 +52,7 @@ export const COUNTERS = {
   fanout_records: 'fan-out records handled (incl. retries)',
   fanout_failures: 'fan-out handler attempts that threw',
   deliver_calls: 'deliver calls to edges (one per record and edge)',
-  push_jobs: 'push jobs enqueued for members with no live device',
+  push_jobs: 'push intents enqueued: registered devices of members with no socket',
   members_cache_misses: 'fan-out member lookups that reloaded a conversation (new membership version)',
   deliver_requests: 'HTTP requests to edges carrying those calls (fewer when coalesced)',
   fanout_live_skipped: "members with a route not delivered to: the edge's live path reached every socket of theirs (or the sender's only one sent it)",

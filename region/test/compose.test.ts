@@ -15,7 +15,8 @@ it('docker-compose.yml is a valid Compose file with every regional service, heal
   const env = { ...process.env, INTERNAL_SECRET: 'validation-only-secret' };
   const config = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], { cwd: ROOT, env, encoding: 'utf8' });
   const services = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], { cwd: ROOT, env, encoding: 'utf8' }).trim().split('\n').sort();
-  assert.deepEqual(services, ['cassandra', 'fanout', 'kafka', 'redis', 'region']);
+  assert.deepEqual(services, ['cassandra', 'fanout', 'kafka', 'push', 'redis', 'region']);
+  assert.match(section(config, 'push'), /REGION_ROLE: push/, 'push workers run on their own');
   for (const svc of ['cassandra', 'kafka', 'redis', 'region']) assert.match(section(config, svc), /healthcheck:/, `${svc} has a healthcheck`);
   assert.match(section(config, 'kafka'), /KAFKA_PROCESS_ROLES: broker,controller/, 'Kafka runs in KRaft mode');
   assert.doesNotMatch(config, /zookeeper/i);

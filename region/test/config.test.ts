@@ -11,7 +11,7 @@ describe('region configuration', () => {
     assert.equal(c.cassandra, null);
     assert.equal(c.kafka, null);
     assert.equal(c.redis, null);
-    assert.equal(c.role, 'all');
+    assert.deepEqual([...c.roles], ['api', 'fanout', 'push']);
   });
 
   it('selects each real engine by its variable, with documented defaults', () => {
@@ -26,7 +26,8 @@ describe('region configuration', () => {
   const bad: [Record<string, string>, RegExp][] = [
     [{}, /^INTERNAL_SECRET: expected a secret/],
     [{ ...base, PORT: 'eighty' }, /^PORT: expected an integer in 0\.\.65535, got "eighty"/],
-    [{ ...base, REGION_ROLE: 'boss' }, /^REGION_ROLE: expected one of all, api, fanout/],
+    [{ ...base, REGION_ROLE: 'boss' }, /^REGION_ROLE: expected all or a comma-separated list of api, fanout, push/],
+    [{ ...base, REGION_ROLE: 'api,boss' }, /^REGION_ROLE: expected all or a comma-separated list/],
     [{ ...base, CASSANDRA_CONTACT_POINTS: 'http://x:9042' }, /^CASSANDRA_CONTACT_POINTS: expected comma-separated host\[:port\]/],
     [{ ...base, CASSANDRA_CONTACT_POINTS: 'h', CASSANDRA_CONSISTENCY: 'MOST' }, /^CASSANDRA_CONSISTENCY: expected one of/],
     [{ ...base, KAFKA_BROKERS: 'k:9092', KAFKA_PARTITIONS: '0' }, /^KAFKA_PARTITIONS: expected an integer in 1\.\.10000/],

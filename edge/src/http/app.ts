@@ -9,6 +9,7 @@ import { errorFields, log } from '../log.ts';
 import { mintToken, tokenFrom, verifyToken } from './auth.ts';
 import { listConversations } from './conversation-list.ts';
 import { conversationsApi } from './conversations-api.ts';
+import { devicesApi } from './devices-api.ts';
 import { errorBody, readJson } from './read-json.ts';
 
 type App = { Bindings: Env };
@@ -91,5 +92,7 @@ app.get('/v1/connect', async (c) => {
 
 /** Membership changes and conversation details (conversations-api.ts). */
 app.route('/', conversationsApi);
+/** Devices' push registrations (devices-api.ts). */
+app.route('/', devicesApi);
 /** Region → edge: deliveries and presence changes (internal/internal-routes.ts). */
 app.route('/', internalRoutes);

@@ -16,6 +16,7 @@ import { PresenceWatch, chooseWatched } from './presence.ts';
 import { clearSession, loadReadMarks, loadSession, randomId, saveReadMarks, saveSession, type Session } from './session.ts';
 import { TypingBook, TypingThrottle } from './typing.ts';
 import { ChatView } from './view.ts';
+import { startNotifications } from './notifications.ts';
 
 const base = location.origin;
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -168,6 +169,16 @@ async function startChat(s: Session): Promise<void> {
         // Receipts sent while this device was away are in the positions.
         if (view.openConv) void loadRoster(view.openConv);
       }
+    },
+  });
+
+  startNotifications($<HTMLDetailsElement>('notifications'), {
+    base,
+    device: s.device,
+    token: httpToken,
+    title: (conv) => {
+      const c = model.convs.get(conv);
+      return c ? model.name(c) : conv;
     },
   });
 

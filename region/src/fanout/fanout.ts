@@ -1,7 +1,8 @@
 import { MessageEvent, type Delivery } from '@switchboard/protocol';
 import type { Logger } from '../log.ts';
 import { MembersCache } from './members-cache.ts';
-import { pushJobId, type PushJob } from '../push/push-jobs.ts';
+import { MESSAGE_PUSH_TTL_MS, pushIntentId, type PushIntent } from '../push/intents.ts';
+import type { PushRegistration } from '../push/provider.ts';
 import { RegionMetrics } from '../metrics.ts';
 import type { QueueBatchHandler, QueueHandler, QueueRecord } from '../queue/queue.ts';
 import type { Route, Routes } from '../routes/routes.ts';
@@ -15,10 +16,12 @@ export interface FanoutDeps {
   /** Stage timing of the message path (default: a private, unread instance). */
   metrics?: RegionMetrics;
   /**
-   * Enqueues push jobs (the `push` topic) for members with no live device; called after the
-   * record's deliveries were accepted. Absent: no push jobs.
+   * Enqueues push intents (the `push` topic), one per registered device of a member (not the
+   * sender) that has no route; called after the record's deliveries were accepted. Absent: none.
    */
-  enqueuePush?: (jobs: PushJob[]) => Promise<void>;
+  enqueuePush?: (intents: PushIntent[]) => Promise<void>;
+  /** Members' push registrations (a RegistrationsCache); needed with `enqueuePush`. */
+  pushRegistrations?: (users: string[]) => Promise<Map<string, PushRegistration[]>>;
 }
 
 /** Deliveries to one edge per request at most; a run of records is delivered in sub-runs within it. */
@@ -34,7 +37,7 @@ interface Resolved {
 interface Plan {
   msg: MessageEvent['msg'];
   byEdge: Map<string, Delivery[]>;
-  jobs: PushJob[];
+  intents: PushIntent[];
 }
 
 /** The live hints of an event as gateway → the highest `upTo` named for it. */
@@ -92,7 +95,7 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
     return metrics.time('fanout_routes', () => deps.routes.lookup([...users]));
   };
 
-  const plan = ({ msg, members: convMembers, live }: Resolved, found: Map<string, Route[]>): Plan => {
+  const plan = ({ msg, members: convMembers, live }: Resolved, found: Map<string, Route[]>, regs: Map<string, PushRegistration[]>): Plan => {
     const byEdge = new Map<string, Delivery[]>();
     for (const user of convMembers) {
       const list = found.get(user);
@@ -117,14 +120,27 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
       }
     }
     metrics.age('fanout_resolved', msg.ts);
-    // Push jobs: one per member with no live device (not the sender, not for system events).
-    const jobs: PushJob[] =
-      deps.enqueuePush && !msg.sys
-        ? convMembers
-            .filter((user) => user !== msg.from && !found.has(user))
-            .map((user) => ({ kind: 'push', id: pushJobId(msg.conv, msg.seq, user), user, conv: msg.conv, seq: msg.seq, from: msg.from, ts: msg.ts }))
-        : [];
-    return { msg, byEdge, jobs };
+    // Push intents: one per registered device of a member with no socket (not the sender's, not
+    // for system events): the push worker checks again before it sends.
+    const intents: PushIntent[] = [];
+    if (deps.enqueuePush && !msg.sys)
+      for (const user of convMembers) {
+        if (user === msg.from) continue;
+        const online = new Set((found.get(user) ?? []).map((r) => r.device));
+        for (const reg of regs.get(user) ?? []) {
+          if (online.has(reg.device)) continue;
+          intents.push({ kind: 'push', id: pushIntentId(msg.conv, msg.seq, user, reg.device), user, device: reg.device, conv: msg.conv, seq: msg.seq, from: msg.from, ts: msg.ts, expireAt: msg.ts + MESSAGE_PUSH_TTL_MS, attempts: 0 });
+        }
+      }
+    return { msg, byEdge, intents };
+  };
+
+  /** Push registrations of the members of `resolved` but their senders (none without enqueuePush). */
+  const registrations = async (resolved: Resolved[]): Promise<Map<string, PushRegistration[]>> => {
+    if (!deps.enqueuePush || !deps.pushRegistrations) return new Map();
+    const users = new Set<string>();
+    for (const r of resolved) if (!r.msg.sys) for (const u of r.members) if (u !== r.msg.from) users.add(u);
+    return users.size ? deps.pushRegistrations([...users]) : new Map();
   };
 
   /** Plans of `records` (one conversation, in order), sharing one routes lookup. */
@@ -135,8 +151,8 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
       if (r) resolved.push(r);
     }
     if (resolved.length === 0) return [];
-    const found = await lookup(resolved);
-    return resolved.map((r) => plan(r, found));
+    const [found, regs] = await Promise.all([lookup(resolved), registrations(resolved)]);
+    return resolved.map((r) => plan(r, found, regs));
   };
 
   /** Delivers plans (one conversation, seq order) together, then queues their push jobs. */
@@ -151,10 +167,10 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
     metrics.inc('deliver_calls', byEdge.size);
     await Promise.all([...byEdge].map(([edge, batch]) => metrics.time('deliver', () => deps.deliver(edge, batch))));
     for (const p of plans) metrics.age('delivered', p.msg.ts);
-    const jobs = plans.flatMap((p) => p.jobs);
-    if (jobs.length && deps.enqueuePush) {
-      await deps.enqueuePush(jobs);
-      metrics.inc('push_jobs', jobs.length);
+    const intents = plans.flatMap((p) => p.intents);
+    if (intents.length && deps.enqueuePush) {
+      await deps.enqueuePush(intents);
+      metrics.inc('push_jobs', intents.length);
     }
     for (const p of plans) deps.log.debug('fanned out', { conv: p.msg.conv, seq: p.msg.seq, edges: p.byEdge.size });
   };

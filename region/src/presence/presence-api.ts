@@ -1,5 +1,5 @@
 import type { Hono } from 'hono';
-import { LIMITS, PresenceRequest, ProtocolError, WatchRequest, parseJsonBody } from '@switchboard/protocol';
+import { LIMITS, PresenceRequest, ProtocolError, WatchRequest, parseJsonBody, type PresenceOp } from '@switchboard/protocol';
 import type { PresenceService } from './presence-service.ts';
 
 type Env = { Variables: { rawBody: string } };
@@ -15,10 +15,10 @@ function body(c: { get(key: 'rawBody'): string }): string {
  * `/internal/presence` batched heartbeats, connects and disconnects; `/internal/watch` one device's
  * watch/unwatch, answered with the current state or a refusal (`{ok:false,code,message}`).
  */
-export function registerPresenceApi(app: Hono<Env>, service: PresenceService): void {
+export function registerPresenceApi(app: Hono<Env>, service: PresenceService, connected?: (ops: PresenceOp[]) => Promise<void>): void {
   app.post('/internal/presence', async (c) => {
     const req = parseJsonBody(body(c), PresenceRequest);
-    await service.apply(req.ops);
+    await Promise.all([service.apply(req.ops), connected?.(req.ops)]);
     return c.json({ applied: req.ops.length });
   });
 

@@ -48,7 +48,7 @@ export interface Queue {
   close(): Promise<void>;
 }
 
-export const TOPICS = { fanout: 'fanout', push: 'push' } as const;
+export const TOPICS = { fanout: 'fanout', push: 'push', pushRetry: 'push.retry' } as const;
 export const dlqOf = (topic: string) => `${topic}.dlq`;
 
 /** Exponential backoff with jitter, capped. */

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { PushGate } from '../../src/push/gate.ts';
+import { runId } from '../engines.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The PushGate contract (src/push/gate.ts) for any implementation; `make` returns a fresh one. */
+export function pushGateContract(name: string, make: () => Promise<PushGate>): void {
+  describe(`push gate contract: ${name}`, () => {
+    let gate: PushGate;
+    const run = runId();
+    let n = 0;
+    const user = () => `g${run}_${++n}`;
+
+    before(async () => {
+      gate = await make();
+    });
+    after(async () => {
+      await gate.close();
+    });
+
+    it('lets one wake through per device while it is outstanding, whatever the number of callers', async () => {
+      const u = user();
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => gate.claim(u, 'phone', 60_000, `intent-${i}`)));
+      assert.equal(results.filter(Boolean).length, 1, 'one of 20 concurrent claims');
+      const winner = `intent-${results.indexOf(true)}`;
+      assert.equal(await gate.claim(u, 'phone', 60_000, winner), true, 'its owner again (handled again after a crash)');
+      assert.equal(await gate.claim(u, 'phone', 60_000, 'another'), false);
+      assert.equal(await gate.claim(u, 'tablet', 60_000, 'x'), true, 'devices are apart');
+      assert.equal(await gate.claim(user(), 'phone', 60_000, 'x'), true, 'users are apart');
+    });
+
+    it('lets the next wake through once the device came online, or the hold passed', async () => {
+      const u = user();
+      assert.equal(await gate.claim(u, 'phone', 60_000, 'a'), true);
+      await gate.release(u, 'phone');
+      assert.equal(await gate.claim(u, 'phone', 150, 'b'), true, 'after release');
+      assert.equal(await gate.claim(u, 'phone', 150, 'c'), false);
+      await sleep(250);
+      assert.equal(await gate.claim(u, 'phone', 150, 'c'), true, 'after the hold');
+    });
+
+    it('takes a burst, then refuses with the time until the next token, and refills at the rate', async () => {
+      const u = user();
+      const rate = { perHour: 36_000, burst: 3 }; // one token per 100 ms
+      const first = await Promise.all(Array.from({ length: 5 }, () => gate.take(u, 'phone', rate)));
+      assert.equal(first.filter((t) => t.ok).length, 3, 'the burst, atomically');
+      const refused = first.find((t) => !t.ok) as { ok: false; retryAfterMs: number };
+      assert.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 100, `retry after ${refused.retryAfterMs} ms`);
+      await sleep(250);
+      assert.equal((await gate.take(u, 'phone', rate)).ok, true, 'refilled');
+      assert.equal((await gate.take(u, 'other', rate)).ok, true, 'per device');
+    });
+  });
+}
