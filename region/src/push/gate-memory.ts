@@ -1,18 +1,23 @@
-import { refill, type PushGate, type PushRate, type PushTake } from './gate.ts';
+import { refill, type PushClaim, type PushGate, type PushRate, type PushTake } from './gate.ts';
 
 /** Embedded gate: in-process maps, for a single region process (`npm start`). */
 export class MemoryPushGate implements PushGate {
   readonly name = 'memory';
-  private readonly holds = new Map<string, { until: number; owner: string }>();
+  private readonly holds = new Map<string, { until: number; owner: string; sent: boolean }>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
-  async claim(user: string, device: string, holdMs: number, owner: string, now = Date.now()): Promise<boolean> {
+  async claim(user: string, device: string, holdMs: number, owner: string, now = Date.now()): Promise<PushClaim> {
     const k = `${user}\n${device}`;
     const h = this.holds.get(k);
-    if (h && h.until > now) return h.owner === owner;
-    this.holds.set(k, { until: now + holdMs, owner });
+    if (h && h.until > now) return h.owner !== owner ? 'held' : h.sent ? 'sent' : 'claimed';
+    this.holds.set(k, { until: now + holdMs, owner, sent: false });
     if (this.holds.size > 100_000) for (const [key, x] of this.holds) if (x.until <= now) this.holds.delete(key);
-    return true;
+    return 'claimed';
+  }
+
+  async sent(user: string, device: string, owner: string, now = Date.now()): Promise<void> {
+    const h = this.holds.get(`${user}\n${device}`);
+    if (h && h.until > now && h.owner === owner) h.sent = true;
   }
 
   async release(user: string, device: string): Promise<void> {

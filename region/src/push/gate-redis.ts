@@ -2,7 +2,7 @@
  * Key layout (one key per command, each under the user's hash tag, as routes-redis.ts):
  *
  *   {prefix}push:wake:{<user>}:<device>   string  the intent holding the device's outstanding wake
- *                                                 (set NX, PX hold)
+ *                                                 (set NX, PX hold); "<intent>\tsent" once sent
  *   {prefix}push:rate:{<user>}:<device>   hash    tokens, at (ms): the device's bucket; expires
  *                                                 once it would be full again
  *
@@ -11,12 +11,19 @@
 import { Redis } from 'ioredis';
 import type { RegionConfig } from '../config.ts';
 import { errorFields, type Logger } from '../log.ts';
-import type { PushGate, PushRate, PushTake } from './gate.ts';
+import type { PushClaim, PushGate, PushRate, PushTake } from './gate.ts';
 
-/** KEYS[1] wake; ARGV owner, holdMs. 1 when this owner holds the wake now (taken, or its own already). */
+/** KEYS[1] wake; ARGV owner, holdMs. 1 when this owner holds the wake now (taken, or its own already), 2 when it sent it, 0 when another owner holds it. */
 const CLAIM = `
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return 1 end
+if v == ARGV[1] .. '\\tsent' then return 2 end
+return 0`;
+
+/** KEYS[1] wake; ARGV owner. Marks the owner's wake as sent, keeping its expiry. */
+const SENT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1] .. '\\tsent', 'KEEPTTL') end
 return 0`;
 
 /** KEYS[1] bucket; ARGV perHour, burst. Returns {1} when a token was taken, else {0, ms until the next}. */
@@ -35,6 +42,7 @@ return {1}`;
 
 interface GateCommands {
   pushClaim(key: string, owner: string, holdMs: number): Promise<number>;
+  pushSent(key: string, owner: string): Promise<number>;
   pushTake(key: string, perHour: number, burst: number): Promise<[number, number?]>;
 }
 
@@ -50,6 +58,7 @@ export class RedisPushGate implements PushGate {
     const redis = new Redis(cfg.url, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
     redis.defineCommand('pushTake', { numberOfKeys: 1, lua: TAKE });
     redis.defineCommand('pushClaim', { numberOfKeys: 1, lua: CLAIM });
+    redis.defineCommand('pushSent', { numberOfKeys: 1, lua: SENT });
     redis.on('error', (err) => this.log.warn('redis connection error', errorFields(err)));
     this.redis = redis as Redis & GateCommands;
   }
@@ -57,8 +66,13 @@ export class RedisPushGate implements PushGate {
   private wakeKey = (user: string, device: string) => `${this.cfg.prefix}push:wake:{${user}}:${device}`;
   private rateKey = (user: string, device: string) => `${this.cfg.prefix}push:rate:{${user}}:${device}`;
 
-  async claim(user: string, device: string, holdMs: number, owner: string): Promise<boolean> {
-    return (await this.redis.pushClaim(this.wakeKey(user, device), owner, Math.max(1, Math.ceil(holdMs)))) === 1;
+  async claim(user: string, device: string, holdMs: number, owner: string): Promise<PushClaim> {
+    const r = await this.redis.pushClaim(this.wakeKey(user, device), owner, Math.max(1, Math.ceil(holdMs)));
+    return r === 1 ? 'claimed' : r === 2 ? 'sent' : 'held';
+  }
+
+  async sent(user: string, device: string, owner: string): Promise<void> {
+    await this.redis.pushSent(this.wakeKey(user, device), owner);
   }
 
   async release(user: string, device: string): Promise<void> {

@@ -6,7 +6,7 @@ const SEND_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 const AGE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /** Why an intent was not sent: each is a value of `switchboard_push_skipped_total{reason}`. */
-export const SKIP_REASONS = ['online', 'expired', 'coalesced', 'rate_limited', 'no_token', 'provider_off'] as const;
+export const SKIP_REASONS = ['online', 'expired', 'coalesced', 'rate_limited', 'no_token', 'provider_off', 'sent_already'] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 /**

@@ -134,9 +134,12 @@ export class PushWorker {
     const provider = this.providers.get(reg.service);
     if (!provider || provider.health().status === 'off') return this.skip('provider_off', intent);
     if (provider.health().status === 'misconfigured') return this.retry(intent, provider.name, 'config', this.settings.configRetryMs, 'provider stopped by a configuration error');
-    // The first attempt takes the device's wake; a retry carries the wake it already took.
+    // The device's wake: taken by the first attempt, kept by a retry (taken again if it lapsed);
+    // an intent handled again after its worker died finds it sent, unless the send was in flight.
+    const claim = await gate.claim(intent.user, intent.device, this.settings.coalesceMs, intent.id);
+    if (claim === 'sent') return this.skip('sent_already', intent);
+    if (claim === 'held') return this.skip('coalesced', intent);
     if (intent.attempts === 0) {
-      if (!(await gate.claim(intent.user, intent.device, this.settings.coalesceMs, intent.id))) return this.skip('coalesced', intent);
       const take = await gate.take(intent.user, intent.device, this.settings.rate);
       if (!take.ok) {
         await gate.release(intent.user, intent.device);
@@ -144,6 +147,7 @@ export class PushWorker {
       }
     }
     const outcome = await this.send(provider, reg, intent);
+    if (outcome.kind === 'delivered') await gate.sent(intent.user, intent.device, intent.id);
     await this.decide(intent, provider, reg, outcome);
   }
 
@@ -190,7 +194,8 @@ export class PushWorker {
       case 'retry_device':
         return this.retry(intent, name, outcome.kind, outcome.afterMs, outcome.reason);
       case 'retry_provider':
-        return this.retry(intent, name, outcome.kind, outcome.afterMs ?? Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** intent.attempts), outcome.reason);
+        // The provider's delay is a floor: a long outage still backs off exponentially.
+        return this.retry(intent, name, outcome.kind, Math.max(outcome.afterMs ?? 0, Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** intent.attempts)), outcome.reason);
       case 'config':
         log.error('push provider configuration error: it stops sending until fixed (no token is deleted)', { provider: name, reason: outcome.reason });
         return this.retry(intent, name, outcome.kind, this.settings.configRetryMs, outcome.reason);

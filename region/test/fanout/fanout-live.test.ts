@@ -5,6 +5,7 @@ import { fanoutHandler, fanoutHandlers } from '../../src/fanout/fanout.ts';
 import { createLogger } from '../../src/log.ts';
 import { RegionMetrics } from '../../src/metrics.ts';
 import { MemoryRoutes } from '../../src/routes/routes-memory.ts';
+import type { PushRegistration } from '../../src/push/provider.ts';
 import type { Route } from '../../src/routes/routes.ts';
 import { SqliteStorage } from '../../src/storage/storage-sqlite.ts';
 
@@ -96,7 +97,7 @@ describe('fan-out after the edge live path', () => {
 });
 
 describe('fan-out of a run of records (the queue batch)', () => {
-  it('one deliver call per edge for the whole run, each (user, gateway) getting the messages in seq order; push jobs for each', async () => {
+  it('one deliver call per edge for the whole run, each (user, gateway) getting the messages in seq order; push intents for each registered device with no socket', async () => {
     const storage = new SqliteStorage(':memory:');
     await storage.init();
     await storage.saveConversation({ id: 'c1', title: null, creator: 'ann', createdAt: 0, members: ['ann', 'bob', 'cat', 'dan'] });
@@ -105,14 +106,23 @@ describe('fan-out of a run of records (the queue batch)', () => {
     await routes.up({ user: 'cat', device: 'laptop', edge: EDGE, gw: GW2, conn: 1 }, HOUR);
     await routes.up({ user: 'cat', device: 'tablet', edge: 'http://127.0.0.1:10', gw: GW1, conn: 1 }, HOUR);
     const calls: { edge: string; ds: Delivery[] }[] = [];
-    const jobs: { user: string; seq: number }[] = [];
+    const jobs: { user: string; device: string; seq: number }[] = [];
     const lookups: string[][] = [];
+    const reg = (user: string, device: string): PushRegistration => ({ user, device, service: 'fcm', token: `t-${user}-${device}`, registeredAt: 0 });
+    // dan has no socket; cat's phone is connected, her watch is not; ann (the sender of 1 and 3) is registered too.
+    const registered = new Map([
+      ['dan', [reg('dan', 'phone')]],
+      ['cat', [reg('cat', 'phone'), reg('cat', 'watch')]],
+      ['ann', [reg('ann', 'ipad')]],
+    ]);
+    const asked: string[][] = [];
     const { many } = fanoutHandlers({
       storage,
       routes: Object.assign(Object.create(routes) as MemoryRoutes, { lookup: (users: string[]) => (lookups.push(users), routes.lookup(users)) }),
       log: createLogger({ svc: 'test' }),
       deliver: async (edge, ds) => void calls.push({ edge, ds }),
-      enqueuePush: async (js) => void jobs.push(...js.map((j) => ({ user: j.user, seq: j.seq }))),
+      enqueuePush: async (js) => void jobs.push(...js.map((j) => ({ user: j.user, device: j.device, seq: j.seq }))),
+      pushRegistrations: async (users) => (asked.push(users), new Map(users.flatMap((u) => (registered.has(u) ? [[u, registered.get(u)!]] : [])))),
     });
     const at = (seq: number): MessageEvent => ({ kind: 'msg', msg: { ...msg, seq, cmid: `m${seq}`, from: seq % 2 ? 'ann' : 'bob' } });
     await many([1, 2, 3].map((seq) => ({ key: 'c1', value: at(seq) })));
@@ -123,7 +133,13 @@ describe('fan-out of a run of records (the queue batch)', () => {
     assert.deepEqual(seqsOf('cat', GW2), [1, 2, 3]);
     assert.deepEqual(seqsOf('bob', GW1), [1, 3], 'not his own seq 2: its sending device is his only one');
     assert.deepEqual(seqsOf('ann', GW1), [2]);
-    assert.deepEqual(jobs, [1, 2, 3].map((seq) => ({ user: 'dan', seq })), 'dan has no device: one push job per message');
+    const jobsOf = (user: string, device: string) => jobs.filter((j) => j.user === user && j.device === device).map((j) => j.seq);
+    assert.deepEqual(jobsOf('dan', 'phone'), [1, 2, 3], 'dan has no socket: one intent per message');
+    assert.deepEqual(jobsOf('cat', 'watch'), [1, 2, 3], 'a registered device with no socket gets intents though the user is online elsewhere');
+    assert.deepEqual(jobsOf('cat', 'phone'), [], 'a connected device gets none');
+    assert.deepEqual(jobsOf('ann', 'ipad'), [2], 'none for a message the user sent');
+    assert.equal(jobs.length, 7);
+    assert.equal(asked.length, 1, 'the run asks for registrations once');
     assert.equal(lookups.length, 1, 'the run looks its members up once, not once per message');
     assert.deepEqual([...lookups[0]!].sort(), ['ann', 'bob', 'cat', 'dan']);
   });

@@ -166,6 +166,30 @@ describe('PushWorker', () => {
     assert.equal(s.dead.length, 0);
   });
 
+  it('a provider’s short delay is a floor: a long outage still backs off exponentially', async () => {
+    const s = await make({ retryBaseMs: 40, maxAttempts: 6 });
+    await s.register('cat', 'phone', 'fcm', 'tok-floor');
+    const at: number[] = [];
+    s.fcm.answer = (_r, n) => (at.push(Date.now()), n <= 4 ? { kind: 'retry_provider', afterMs: 10, reason: '503' } : { kind: 'delivered' });
+    await s.publish(intent('cat', 'phone'));
+    await until(() => s.fcm.sent.length === 5);
+    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    // 40, 80, 160, 320 ms (+ up to 20 % jitter), not the provider's 10 ms each time.
+    gaps.forEach((g, i) => assert.ok(g >= 40 * 2 ** i, `gap ${i}: ${g} ms`));
+    assert.equal(s.dead.length, 0);
+  });
+
+  it('an intent handled again after its notification was delivered is not sent twice', async () => {
+    const s = await make();
+    await s.register('bob', 'phone', 'apns', 'tok-again');
+    const i = intent('bob', 'phone');
+    await s.publish(i);
+    await until(() => s.apns.sent.length === 1);
+    await s.publish(i); // as the next owner of a partition sees a record its dead worker had not committed
+    await until(async () => (await s.counter('switchboard_push_skipped_total', { reason: 'sent_already' })) === 1);
+    assert.equal(s.apns.sent.length, 1);
+  });
+
   it('dead-letters, with the reason: a bad message at once, a retry out of attempts', async () => {
     const s = await make({ maxAttempts: 3 });
     await s.register('bad', 'phone', 'apns', 'tok-bad');
