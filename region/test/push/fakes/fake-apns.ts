@@ -79,6 +79,10 @@ export class FakeApns {
   readonly jwts = new Set<string>();
   /** The timestamp (ms) a `dead…` token's 410 carries. */
   deadAt = 1_700_000_000_000;
+  /** Delay before each answer (ms); from the options, changeable while running. */
+  latencyMs: number;
+  /** Answers decided and not written yet (waiting out `latencyMs`): the senders' requests in flight. */
+  answering = 0;
   rejectJwts = false;
   expireEveryJwt = false;
   stall = false;
@@ -96,6 +100,7 @@ export class FakeApns {
     key: ApnsTestKey,
   ) {
     this.key = key;
+    this.latencyMs = opts.latencyMs ?? 0;
     this.topics = opts.topics ?? ['com.example.switchboard'];
     this.port = (server.address() as AddressInfo).port;
     this.origin = `https://127.0.0.1:${this.port}`;
@@ -214,8 +219,10 @@ export class FakeApns {
         stream.respond({ ':status': status, 'apns-id': apnsId, ...(reason ? { 'content-type': 'application/json' } : {}) });
         stream.end(reason ? JSON.stringify({ reason, ...extra }) : undefined);
       };
-      if (this.opts.latencyMs) setTimeout(send, this.opts.latencyMs);
-      else send();
+      if (this.latencyMs) {
+        this.answering++;
+        setTimeout(() => (this.answering--, send()), this.latencyMs);
+      } else send();
     };
     if (this.stall) {
       this.stalled.add(stream);

@@ -71,6 +71,10 @@ export class FakeFcm {
   tokensIssued = 0;
   /** Connections accepted (TCP). */
   connections = 0;
+  /** Delay before each answer to a send (ms); from the options, changeable while running. */
+  latencyMs: number;
+  /** Answers to sends decided and not written yet (waiting out `latencyMs`): the senders' requests in flight. */
+  answering = 0;
   rejectBearer = false;
   rejectAssertions = false;
   stall = false;
@@ -86,6 +90,7 @@ export class FakeFcm {
     projectId: string,
   ) {
     this.projectId = projectId;
+    this.latencyMs = opts.latencyMs ?? 0;
     this.account = serviceAccount(projectId);
     this.port = (server.address() as AddressInfo).port;
     this.origin = `https://127.0.0.1:${this.port}`;
@@ -162,8 +167,10 @@ export class FakeFcm {
         res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', ...headers });
         res.end(text);
       };
-      if (this.opts.latencyMs && url !== '/token') setTimeout(send, this.opts.latencyMs);
-      else send();
+      if (this.latencyMs && url !== '/token') {
+        this.answering++;
+        setTimeout(() => (this.answering--, send()), this.latencyMs);
+      } else send();
     };
     if (req.method !== 'POST') return reply(405, googleError(405, 'METHOD_NOT_ALLOWED', 'POST only'));
     if (url === '/token') return this.token(body, reply);
