@@ -8,9 +8,14 @@
  * count of accepted notifications to check against. BENCH_PROVIDERS (default apns,fcm) picks the
  * providers; BENCH_FAKE_LATENCY_MS (default 0) delays each fake answer, as a far service would.
  *
- * The record has one key per section under `sections`: `providers` is this one; the push
- * worker's intent → provider latency is meant to be a second section beside it
- * (BENCH_SECTIONS chooses which run). Writes .bench/push.json (BENCH_OUT) and prints a table;
+ * The record has one key per section under `sections` (BENCH_SECTIONS, default providers,worker):
+ * `providers` is the above; `worker` is the whole push worker (PushWorker as REGION_ROLE=push runs
+ * it: queue, routes check, registration read, coalescing gate and rate limit, the provider) fed
+ * intents at BENCH_PUSH_RATES intents/s (default 200,1000; each for a distinct registered device,
+ * BENCH_SECONDS each), measuring intent published → provider answered p50/p99 beside the provider
+ * send alone inside it (the baseline of the same run). Embedded engines (memory queue, SQLite,
+ * memory gate) by default; `--real` uses Kafka, Cassandra and Redis of `npm run stack:up`.
+ * Writes .bench/push.json (BENCH_OUT) and prints a table;
  * progress every second on stderr; Ctrl-C stops cleanly (providers and fakes closed, what was
  * measured so far written with `interrupted: true`).
  */
@@ -28,6 +33,7 @@ import { loadPushProvidersConfig } from '../../region/src/push/providers-config.
 import { ROOT } from '../lib/processes.ts';
 import { num } from './env-number.ts';
 import { dist, type Dist } from './load.ts';
+import { printWorker, runWorkerSection, type WorkerSection } from './push-worker.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -44,7 +50,7 @@ interface Level {
   fakeAccepted: number;
 }
 
-interface Fakes {
+export interface Fakes {
   env: Record<string, string>;
   counts(): Promise<{ apns: number; fcm: number }>;
   stop(): Promise<void>;
@@ -56,12 +62,15 @@ async function main(): Promise<void> {
     seconds: num('BENCH_SECONDS', 5, 1, 3600),
     warmup: num('BENCH_WARMUP', 200, 0, 1_000_000),
     providers: (process.env.BENCH_PROVIDERS?.trim() || 'apns,fcm').split(',').map((s) => s.trim()) as PushService[],
-    sections: (process.env.BENCH_SECTIONS?.trim() || 'providers').split(',').map((s) => s.trim()),
+    sections: (process.env.BENCH_SECTIONS?.trim() || 'providers,worker').split(',').map((s) => s.trim()),
+    rates: (process.env.BENCH_PUSH_RATES?.trim() || '200,1000').split(',').map(Number),
+    real: process.argv.includes('--real'),
     fakeLatencyMs: num('BENCH_FAKE_LATENCY_MS', 0, 0, 60_000),
     out: path.resolve(ROOT, process.env.BENCH_OUT || '.bench/push.json'),
   };
   if (!CFG.concurrency.every((c) => Number.isInteger(c) && c > 0 && c <= 10_000)) fail('BENCH_CONCURRENCY: expected comma-separated integers in 1..10000');
   if (!CFG.providers.every((p) => p === 'apns' || p === 'fcm')) fail('BENCH_PROVIDERS: expected apns, fcm or both');
+  if (!CFG.rates.every((r) => Number.isInteger(r) && r > 0 && r <= 100_000)) fail('BENCH_PUSH_RATES: expected comma-separated integers in 1..100000');
   for (const s of CFG.sections) if (!(s in SECTIONS)) fail(`BENCH_SECTIONS: expected some of ${Object.keys(SECTIONS).join(', ')}, got ${s}`);
 
   const progress = (m: string) => process.stderr.write(`bench:push: ${m}\n`);
@@ -69,7 +78,7 @@ async function main(): Promise<void> {
   const record: Record<string, unknown> = {
     at: new Date().toISOString(),
     host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, loadAvg: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-    config: { concurrency: CFG.concurrency, seconds: CFG.seconds, warmup: CFG.warmup, fakeLatencyMs: CFG.fakeLatencyMs },
+    config: { concurrency: CFG.concurrency, seconds: CFG.seconds, warmup: CFG.warmup, fakeLatencyMs: CFG.fakeLatencyMs, rates: CFG.rates, engines: CFG.real ? 'real' : 'embedded' },
     sections: {} as Record<string, unknown>,
   };
   const sections = record.sections as Record<string, unknown>;
@@ -116,10 +125,10 @@ function fail(msg: string): never {
 // ---------------------------------------------------------------------------------------------
 // Sections.
 
-interface SectionContext {
+export interface SectionContext {
   fakes: Fakes;
   providers: PushService[];
-  cfg: { concurrency: number[]; seconds: number; warmup: number };
+  cfg: { concurrency: number[]; seconds: number; warmup: number; rates: number[]; real: boolean };
   progress: (m: string) => void;
   signal: AbortSignal;
   /** The section's part of the record, filled as it goes (so an interrupted run keeps it). */
@@ -154,7 +163,8 @@ const SECTIONS: Record<string, (ctx: SectionContext) => Promise<void>> = {
       }
     }
   },
-  // worker: intent → provider latency through the push worker (to come).
+  /** The push worker, intents in at a fixed rate: intent published → provider answered. */
+  worker: (ctx) => runWorkerSection(ctx),
 };
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
@@ -244,6 +254,7 @@ async function startFakes(latencyMs: number): Promise<Fakes> {
 }
 
 function print(sections: Record<string, unknown>): void {
+  printWorker(sections.worker as WorkerSection | undefined);
   const providers = sections.providers as Record<string, Level[]> | undefined;
   if (!providers) return;
   const rows = [['provider', 'in flight', 'sends/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'sends', 'not delivered', 'fake accepted']];
