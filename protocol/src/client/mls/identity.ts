@@ -1,0 +1,161 @@
+import type { AuthenticationService } from 'ts-mls/authenticationService.js';
+import type { Credential } from 'ts-mls/credential.js';
+import { b64, mlsSuite } from './suite.ts';
+
+/**
+ * Who a device is, as its MLS credential says: a basic credential whose identity is a small JSON
+ * document naming the user and the device, the user's identity key (Ed25519), and the identity
+ * key's signature over the device's MLS signature key (the device certificate). The identity
+ * key lives on the user's devices only: a new device is certified from an existing one (linking),
+ * so the server cannot add a device to a user on its own.
+ */
+export interface DeviceCredential {
+  user: string;
+  device: string;
+  /** The user's identity public key. */
+  identityKey: Uint8Array;
+  /** The identity key's signature over certificateBody(user, device, signatureKey). */
+  certificate: Uint8Array;
+}
+
+/** The user's identity key pair: made on the first device, copied to linked devices. */
+export interface IdentityKeyPair {
+  publicKey: Uint8Array;
+  signKey: Uint8Array;
+}
+
+/** A device's MLS signature key pair: made on the device, never leaves it. */
+export interface SignatureKeyPair {
+  publicKey: Uint8Array;
+  signKey: Uint8Array;
+}
+
+const CERT_LABEL = 'switchboard device certificate v1';
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+/** What the identity key signs: label, user, device and the device's signature key, length-prefixed. */
+export function certificateBody(user: string, device: string, signatureKey: Uint8Array): Uint8Array {
+  const parts = [enc.encode(CERT_LABEL), enc.encode(user), enc.encode(device), signatureKey];
+  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const p of parts) {
+    view.setUint32(at, p.length);
+    out.set(p, at + 4);
+    at += 4 + p.length;
+  }
+  return out;
+}
+
+export async function newIdentityKey(): Promise<IdentityKeyPair> {
+  return (await mlsSuite()).signature.keygen();
+}
+
+export async function newSignatureKey(): Promise<SignatureKeyPair> {
+  return (await mlsSuite()).signature.keygen();
+}
+
+/** The credential of `device` of `user`, certified by the user's identity key. */
+export async function certifyDevice(identity: IdentityKeyPair, user: string, device: string, signatureKey: Uint8Array): Promise<Credential> {
+  const certificate = await (await mlsSuite()).signature.sign(identity.signKey, certificateBody(user, device, signatureKey));
+  return encodeCredential({ user, device, identityKey: identity.publicKey, certificate });
+}
+
+export function encodeCredential(c: DeviceCredential): Credential {
+  const doc = { v: 1, user: c.user, device: c.device, ik: b64.encode(c.identityKey), cert: b64.encode(c.certificate) };
+  return { credentialType: 'basic', identity: enc.encode(JSON.stringify(doc)) };
+}
+
+/** The credential's contents, or null when it is not one of ours. */
+export function decodeCredential(credential: Credential): DeviceCredential | null {
+  if (credential.credentialType !== 'basic') return null;
+  try {
+    const doc = JSON.parse(dec.decode(credential.identity)) as Record<string, unknown>;
+    if (doc.v !== 1 || typeof doc.user !== 'string' || typeof doc.device !== 'string' || typeof doc.ik !== 'string' || typeof doc.cert !== 'string') return null;
+    if (!doc.user || !doc.device) return null;
+    return { user: doc.user, device: doc.device, identityKey: b64.decode(doc.ik), certificate: b64.decode(doc.cert) };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `credential` is well formed and its certificate signs `signatureKey` with the identity key it names. */
+export async function verifyCredential(credential: Credential, signatureKey: Uint8Array): Promise<DeviceCredential | null> {
+  const c = decodeCredential(credential);
+  if (!c || c.identityKey.length !== 32 || c.certificate.length !== 64) return null;
+  const ok = await (await mlsSuite()).signature.verify(c.identityKey, certificateBody(c.user, c.device, signatureKey), c.certificate).catch(() => false);
+  return ok ? c : null;
+}
+
+/**
+ * The identity keys a device trusts: the first seen for a user is kept (trust on first use); a
+ * different one later is a key change, reported and (until the user accepts it) refused.
+ */
+export interface IdentityTrust {
+  /** Whether `identityKey` is the one trusted for `user` (recording it when the user is new). */
+  check(user: string, identityKey: Uint8Array): boolean;
+  /** Whether `signatureKey` is a Delivery Service (server) key this device was given. */
+  deliveryService(signatureKey: Uint8Array): boolean;
+}
+
+/** An in-memory IdentityTrust; `onChange` hears every key that differs from the trusted one. */
+export class TrustOnFirstUse implements IdentityTrust {
+  private readonly keys = new Map<string, string>();
+  private readonly servers = new Set<string>();
+  constructor(private readonly onChange: (user: string, was: Uint8Array, now: Uint8Array) => void = () => {}) {}
+
+  /** Trust `signatureKey` as a Delivery Service's (the server's, as its API hands it out). */
+  trustDeliveryService(signatureKey: Uint8Array): this {
+    this.servers.add(b64.encode(signatureKey));
+    return this;
+  }
+
+  deliveryService(signatureKey: Uint8Array): boolean {
+    return this.servers.has(b64.encode(signatureKey));
+  }
+
+  check(user: string, identityKey: Uint8Array): boolean {
+    const k = b64.encode(identityKey);
+    const known = this.keys.get(user);
+    if (known === undefined) return void this.keys.set(user, k), true;
+    if (known === k) return true;
+    this.onChange(user, b64.decode(known), identityKey);
+    return false;
+  }
+
+  /** The user accepted `identityKey` for `user` (after a key change was shown). */
+  accept(user: string, identityKey: Uint8Array): void {
+    this.keys.set(user, b64.encode(identityKey));
+  }
+
+  known(user: string): Uint8Array | null {
+    const k = this.keys.get(user);
+    return k === undefined ? null : b64.decode(k);
+  }
+}
+
+/** Whether a credential is a Delivery Service's (the server's), not a device's. */
+export function isDeliveryServiceCredential(credential: Credential): boolean {
+  if (credential.credentialType !== 'basic') return false;
+  try {
+    const doc = JSON.parse(dec.decode(credential.identity)) as { v?: unknown; ds?: unknown };
+    return doc.v === 1 && typeof doc.ds === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * MLS's authentication service: a device's credential counts only with a valid certificate from
+ * a trusted identity key; a Delivery Service's only with a key the device was given.
+ */
+export function authService(trust: IdentityTrust): AuthenticationService {
+  return {
+    async validateCredential(credential, signaturePublicKey) {
+      if (isDeliveryServiceCredential(credential)) return trust.deliveryService(signaturePublicKey);
+      const c = await verifyCredential(credential, signaturePublicKey);
+      return c !== null && trust.check(c.user, c.identityKey);
+    },
+  };
+}

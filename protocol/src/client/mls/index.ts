@@ -1,0 +1,5 @@
+export * from './suite.ts';
+export * from './identity.ts';
+export * from './key-package.ts';
+export * from './group.ts';
+export * from './delivery-service.ts';
