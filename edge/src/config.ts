@@ -26,6 +26,7 @@ export interface Env {
   DELIVERY_WINDOW?: string;
   LIVE_PUSH_MAX_MEMBERS?: string;
   MAX_GROUP_MEMBERS?: string;
+  E2E_MAX_MEMBERS?: string;
   PRESENCE_FLUSH_SECONDS?: string;
   DRAIN_COALESCE_MS?: string;
   GATEWAY_SHARDS?: string;
@@ -61,6 +62,8 @@ export interface EdgeConfig {
   livePushMaxMembers: number;
   /** Members one group may have; adding past it is `group_full`. Default 5000 (LIMITS.maxMembers). */
   maxGroupMembers: number;
+  /** Members of an end-to-end encrypted conversation at most (each of their devices is an MLS leaf). */
+  e2eMaxMembers: number;
   /** How often a gateway sends the heartbeats of all its devices to the region, in one call. Default 30 s. */
   presenceFlushSeconds: number;
   /**
@@ -108,6 +111,7 @@ export function config(env: Env): EdgeConfig {
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
     livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 5000, 0, 100_000),
     maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
+    e2eMaxMembers: int(env, 'E2E_MAX_MEMBERS', 1000, 2, 100_000),
     presenceFlushSeconds: int(env, 'PRESENCE_FLUSH_SECONDS', 30, 1, 300),
     drainCoalesceMs: int(env, 'DRAIN_COALESCE_MS', 1000, 0, 10_000),
     gatewayShards: int(env, 'GATEWAY_SHARDS', 16, 1, 4096),

@@ -14,6 +14,8 @@ export const ERRORS = {
   conflict: { status: 409, retry: false, message: 'conflicts with the current state' },
   not_admin: { status: 403, retry: false, message: 'only an owner or admin may change membership' },
   group_full: { status: 409, retry: false, message: 'the group is at its member limit' },
+  stale_epoch: { status: 409, retry: false, message: 'the MLS message is not at the conversation’s current epoch: catch up, then encrypt again' },
+  rekey_required: { status: 423, retry: true, message: 'the conversation is rotating its keys after a membership change; send again after the commit' },
   rate_limited: { status: 429, retry: true, message: 'too many requests' },
   unavailable: { status: 503, retry: true, message: 'a dependency is unavailable; retry later' },
   internal: { status: 500, retry: true, message: 'internal error' },

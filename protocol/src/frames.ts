@@ -123,6 +123,8 @@ export const CreateConversationRequest = z
     direct: z.boolean().optional(),
     /** Groups only: may members added later read the history before their join (default `join`). */
     history: HistoryVisibility.optional(),
+    /** End-to-end encrypted with MLS: the conversation carries MLS messages only (PROTOCOL.md). */
+    e2e: z.boolean().optional(),
   })
   .strict();
 export type CreateConversationRequest = z.infer<typeof CreateConversationRequest>;

@@ -12,3 +12,4 @@ export * from './presence.ts';
 export * from './receipts.ts';
 export * from './acks.ts';
 export * from './push.ts';
+export * from './mls-wire.ts';

@@ -7,7 +7,7 @@ import type { MemberRow, MembershipChange, Result } from './sequencer.ts';
  * connected, so its live path calls the right gateway.
  */
 export interface ConversationRpc {
-  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility }): Promise<Result<{ members: string[]; existed: boolean }>>;
+  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }): Promise<Result<{ members: string[]; existed: boolean }>>;
   send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>>;
   sync(input: { user: string; gw?: string; after: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
   history(input: { user: string; gw?: string; before?: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
@@ -20,7 +20,7 @@ export interface ConversationRpc {
    */
   delivered(input: { gw: string; reports: { user: string; seq: number }[] }): Promise<Result<{ reportEveryMs: number }>>;
   details(input: { user: string; after: string; limit: number }): Promise<
-    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string }>
+    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
   >;
   typing(input: { user: string; gw: string }): Promise<Result<{ relayed: number }>>;
 }

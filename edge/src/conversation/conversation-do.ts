@@ -90,7 +90,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     });
   }
 
-  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility }): Promise<Result<{ members: string[]; existed: boolean }>> {
+  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }): Promise<Result<{ members: string[]; existed: boolean }>> {
     const r = this.seq.create(input, Date.now());
     if (r.ok && !r.existed) this.scheduleDrain();
     return r;
@@ -281,7 +281,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
 
   /** The conversation as `user` may see it, with a page of current members (by id, after `after`). */
   async details(input: { user: string; after: string; limit: number }): Promise<
-    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string }>
+    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
   > {
     const conv = this.seq.conv;
     if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
@@ -301,6 +301,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
       count: this.seq.memberCount(),
       members,
       ...(next ? { next } : {}),
+      ...(this.seq.e2e ? { mls: { epoch: String(this.seq.mlsEpoch), rekeyPending: this.seq.rekeyPending } } : {}),
     };
   }
 

@@ -1,4 +1,5 @@
 import type { ConvEvent, ErrorCode, HistoryVisibility, Msg, Role, SysEvent } from '@switchboard/protocol';
+import { judge, mlsGroupIdHex, type DsState } from './delivery-service.ts';
 
 /** The part of a Durable Object's `SqlStorage` the sequencer uses (SQLite semantics). */
 export interface SqlLike {
@@ -98,9 +99,12 @@ export class Sequencer {
     return this.lastSeqCache;
   }
 
-  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility }, now: number): Result<{ members: string[]; existed: boolean }> {
+  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }, now: number): Result<{ members: string[]; existed: boolean }> {
     if (this.conv !== null) {
-      if (input.direct && this.meta('direct') === '1') return { ok: true, members: this.members(), existed: true };
+      if (input.direct && this.meta('direct') === '1') {
+        if ((input.e2e === true) !== this.e2e) return fail('conflict', `the direct conversation exists ${this.e2e ? 'with' : 'without'} end-to-end encryption`);
+        return { ok: true, members: this.members(), existed: true };
+      }
       return fail('conflict', 'conversation already exists');
     }
     const event: ConvEvent = { kind: 'created', conv: input.conv, title: input.title, members: input.members, creator: input.creator, ts: now };
@@ -112,6 +116,12 @@ export class Sequencer {
       this.setMeta('last_seq', '0');
       this.setMeta('history', input.history ?? 'join');
       this.setMeta('member_ver', '0');
+      if (input.e2e) {
+        // The creator's device makes the MLS group at epoch 0; its first commit adds the others.
+        this.setMeta('e2e', '1');
+        this.setMeta('mls_epoch', '0');
+        this.setMeta('rekey', input.members.length > 1 ? '1' : '0');
+      }
       for (const m of input.members) {
         const role: Role = !input.direct && m === input.creator ? 'owner' : 'member';
         this.sql.exec('INSERT OR IGNORE INTO members (user, joined_seq, role) VALUES (?, 0, ?)', m, role);
@@ -129,6 +139,15 @@ export class Sequencer {
     const conv = this.conv;
     if (conv === null) return fail('not_found', 'no such conversation');
     if (!this.isMember(input.from)) return fail('not_member', 'not a member of this conversation');
+    let commitsEpoch = false;
+    if (this.e2e) {
+      // A retry of something already sequenced gets its seq back, whatever the epoch is now.
+      const prior = this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', input.from, input.cmid)[0];
+      if (prior) return { ok: true, seq: prior.seq, ts: prior.ts, duplicate: true };
+      const verdict = judge(input.body, this.dsState());
+      if (!verdict.ok) return verdict;
+      commitsEpoch = verdict.kind === 'commit';
+    }
     const seq = this.lastSeq + 1;
     const msg: Msg = { t: 'msg', conv, seq, cmid: input.cmid, from: input.from, dev: input.dev, ts: now, body: input.body };
     let prior: { seq: number; ts: number } | undefined;
@@ -140,6 +159,11 @@ export class Sequencer {
       }
       this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body) VALUES (?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, msg.body);
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
+      if (commitsEpoch) {
+        // The first commit of the epoch ends it (and any pending rotation); later ones are stale.
+        this.setMeta('mls_epoch', String(this.mlsEpoch + 1n));
+        this.setMeta('rekey', '0');
+      }
       alsoWrite?.();
     });
     if (prior) return { ok: true, seq: prior.seq, ts: prior.ts, duplicate: true };
@@ -212,6 +236,25 @@ export class Sequencer {
 
   get direct(): boolean {
     return this.meta('direct') === '1';
+  }
+
+  /** End-to-end encrypted: the conversation carries MLS messages only (delivery-service.ts). */
+  get e2e(): boolean {
+    return this.meta('e2e') === '1';
+  }
+
+  /** The MLS epoch the conversation is at (e2e only): commits sequenced so far. */
+  get mlsEpoch(): bigint {
+    return BigInt(this.meta('mls_epoch') ?? '0');
+  }
+
+  /** A membership change waits for a commit: application messages are refused until then. */
+  get rekeyPending(): boolean {
+    return this.meta('rekey') === '1';
+  }
+
+  dsState(): DsState {
+    return { epoch: this.mlsEpoch, rekeyPending: this.rekeyPending, groupId: mlsGroupIdHex(this.conv!) };
   }
 
   member(user: string): MemberRow | null {
@@ -315,6 +358,8 @@ export class Sequencer {
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: seq } satisfies ConvEvent));
       this.setMeta('last_seq', String(seq));
       this.setMeta('member_ver', String(seq));
+      // Adds and removals force a key rotation (a role change does not touch the MLS group).
+      if (this.e2e && input.op !== 'role') this.setMeta('rekey', '1');
     }, true);
     return { ok: true, seq, ver: seq, users: changed };
   }

@@ -62,11 +62,12 @@ app.post('/v1/conversations', async (c) => {
   const members = [...new Set([me.user, ...req.members])];
   if (req.direct && members.length !== 2) throw new ProtocolError('invalid_frame', 'members: a direct conversation has exactly one other member');
   if (members.length > cfg.maxGroupMembers) throw new ProtocolError('group_full', `a group is limited to ${cfg.maxGroupMembers} members`);
+  if (req.e2e && members.length > cfg.e2eMaxMembers) throw new ProtocolError('group_full', `an end-to-end encrypted conversation is limited to ${cfg.e2eMaxMembers} members`);
   const conv = req.direct ? await directConvId(members[0]!, members[1]!) : newConvId();
   const stub = c.env.CONVERSATIONS.get(c.env.CONVERSATIONS.idFromName(conv));
-  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user, direct: req.direct === true, ...(req.history && !req.direct ? { history: req.history } : {}) });
+  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user, direct: req.direct === true, ...(req.history && !req.direct ? { history: req.history } : {}), ...(req.e2e ? { e2e: true } : {}) });
   if (!r.ok) throw new ProtocolError(r.code, r.message);
-  return c.json({ id: conv, members: r.members, direct: req.direct === true }, r.existed ? 200 : 201);
+  return c.json({ id: conv, members: r.members, direct: req.direct === true, e2e: req.e2e === true }, r.existed ? 200 : 201);
 });
 
 app.get('/v1/conversations', listConversations);

@@ -87,5 +87,7 @@ conversationsApi.get('/v1/conversations/:id', async (c) => {
     count: d.count,
     members: d.members.map((m) => ({ user: m.user, role: m.role, joined: m.joinedSeq, delivered: m.delivered, read: m.read })),
     ...(d.next ? { next: d.next } : {}),
+    e2e: d.mls !== undefined,
+    ...(d.mls ? { mls: d.mls } : {}),
   });
 });

@@ -32,7 +32,7 @@ export interface SignatureKeyPair {
 
 const CERT_LABEL = 'switchboard device certificate v1';
 const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: true });
+const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /** What the identity key signs: label, user, device and the device's signature key, length-prefixed. */
 export function certificateBody(user: string, device: string, signatureKey: Uint8Array): Uint8Array {

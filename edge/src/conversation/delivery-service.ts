@@ -1,0 +1,53 @@
+import { fromBase64Url, readMlsHeader, type ErrorCode, type MlsHeader } from '@switchboard/protocol';
+
+/**
+ * The conversation as MLS's Delivery Service (RFC 9420 §14, RFC 9750): for an end-to-end encrypted
+ * conversation the sequencer stores only MLS messages, and decides from their cleartext header
+ * alone (no key):
+ * - an application message (PrivateMessage) is accepted only at the current epoch, and not while
+ *   a rotation is pending (a membership change since the last commit): `stale_epoch`,
+ *   `rekey_required`;
+ * - a commit (a PublicMessage, so its sender is readable) is accepted only at the current epoch:
+ *   the first one sequenced ends the epoch, every later one for that epoch is `stale_epoch`
+ *   (exactly one commit per epoch), and it ends a pending rotation;
+ * - a member's proposal (PublicMessage) is accepted at the current epoch and changes nothing here;
+ * - Welcome, GroupInfo and KeyPackage messages are not conversation messages.
+ * The group id of every message must be the conversation's (UTF-8 of its id).
+ */
+export interface DsState {
+  epoch: bigint;
+  /** A membership change waits for a commit (set by the sequencer on every change). */
+  rekeyPending: boolean;
+  /** Hex of the MLS group id: UTF-8 of the conversation id. */
+  groupId: string;
+}
+
+export type DsVerdict = { ok: true; header: MlsHeader; kind: 'application' | 'commit' | 'proposal' } | { ok: false; code: ErrorCode; message: string };
+
+export function mlsGroupIdHex(conv: string): string {
+  return Array.from(new TextEncoder().encode(conv), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export function judge(body: string, state: DsState): DsVerdict {
+  const bytes = fromBase64Url(body);
+  const header = bytes && readMlsHeader(bytes);
+  if (!header) return { ok: false, code: 'invalid_frame', message: 'an end-to-end encrypted conversation takes MLS messages (base64url) only' };
+  if (header.wireFormat !== 'private' && header.wireFormat !== 'public') return { ok: false, code: 'invalid_frame', message: `an MLS ${header.wireFormat} is not a conversation message` };
+  if (header.groupId !== state.groupId) return { ok: false, code: 'invalid_frame', message: 'MLS message of another group' };
+  const epoch = header.epoch!;
+  if (header.contentType === 'application') {
+    if (header.wireFormat !== 'private') return { ok: false, code: 'invalid_frame', message: 'application messages must be encrypted (PrivateMessage)' };
+    if (epoch !== state.epoch) return { ok: false, code: 'stale_epoch', message: `message at epoch ${epoch}, conversation at ${state.epoch}` };
+    if (state.rekeyPending) return { ok: false, code: 'rekey_required', message: 'membership changed: waiting for a commit that rotates the keys' };
+    return { ok: true, header, kind: 'application' };
+  }
+  if (header.wireFormat !== 'public') return { ok: false, code: 'invalid_frame', message: 'commits and proposals must be PublicMessages (the server reads their epoch and sender)' };
+  if (epoch !== state.epoch) return { ok: false, code: 'stale_epoch', message: `${header.contentType} at epoch ${epoch}, conversation at ${state.epoch}` };
+  if (header.contentType === 'commit') {
+    const s = header.sender?.type;
+    if (s !== 'member' && s !== 'new_member_commit') return { ok: false, code: 'invalid_frame', message: 'a commit comes from a member or a joining device' };
+    return { ok: true, header, kind: 'commit' };
+  }
+  if (header.sender?.type !== 'member') return { ok: false, code: 'invalid_frame', message: 'only members send proposals here (the server’s own are sequenced by the server)' };
+  return { ok: true, header, kind: 'proposal' };
+}

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { MlsGroup, TrustOnFirstUse, b64, certifyDevice, newDeliveryServiceKey, newIdentityKey, newKeyPackage, newSignatureKey, proposeRemoval, type DeliveryServiceKeyPair } from '@switchboard/protocol/mls';
+import { Sequencer } from '../../src/conversation/sequencer.ts';
+import { memorySql } from './sqlite-adapter.ts';
+
+/**
+ * The sequencer as MLS's Delivery Service for an end-to-end encrypted conversation, fed real MLS
+ * messages made by the SDK's MLS layer: one commit per epoch, application messages only at the
+ * current epoch and never while a membership change waits for its commit.
+ */
+const conv = 'gE2eConversation';
+const text = (s: string) => new TextEncoder().encode(s);
+let ds: DeliveryServiceKeyPair;
+const trust = () => new TrustOnFirstUse().trustDeliveryService(ds.signaturePublicKey);
+
+async function device(user: string, name: string) {
+  const sig = await newSignatureKey();
+  return newKeyPackage(await certifyDevice(await newIdentityKey(), user, name, sig.publicKey), sig);
+}
+
+function fresh(members: string[], e2e = true): Sequencer {
+  const { sql, transaction } = memorySql();
+  const s = new Sequencer(sql, transaction);
+  assert.ok(s.create({ conv, members, title: null, creator: members[0]!, direct: false, e2e }, 1).ok);
+  return s;
+}
+
+let n = 0;
+const send = (s: Sequencer, from: string, bytes: Uint8Array | string, cmid = `c${++n}`) => s.send({ from, dev: 'd1', cmid, body: typeof bytes === 'string' ? bytes : b64.encode(bytes) }, 1000);
+const code = (r: ReturnType<Sequencer['send']>) => (r.ok ? 'ok' : r.code);
+
+/** alice creates the MLS group; her first commit adds bob's device. */
+async function started() {
+  const s = fresh(['alice', 'bob']);
+  const [akp, bkp] = [await device('alice', 'a1'), await device('bob', 'b1')];
+  const alice = await MlsGroup.create(text(conv), akp, trust(), ds);
+  const add = await alice.commit({ add: [bkp.bytes] });
+  return { s, alice, bkp, add };
+}
+
+describe('the conversation as MLS Delivery Service', () => {
+  before(async () => {
+    ds = await newDeliveryServiceKey('test');
+  });
+
+  it('a new encrypted group waits for the creator’s commit, then takes messages at epoch 1', async () => {
+    const { s, alice, bkp, add } = await started();
+    assert.equal(s.e2e, true);
+    assert.equal(s.rekeyPending, true, 'founding members are not in the MLS group until a commit adds them');
+    assert.equal(code(send(s, 'alice', await alice.encrypt(text('too early')))), 'rekey_required');
+    const r = send(s, 'alice', add.commit);
+    assert.ok(r.ok);
+    alice.applyCommit(add);
+    assert.equal(s.mlsEpoch, 1n);
+    assert.equal(s.rekeyPending, false);
+    const bob = await MlsGroup.join(add.welcome!, bkp, trust());
+    const hello = await bob.encrypt(text('hi'));
+    assert.ok(send(s, 'bob', hello).ok);
+    // What the server stored is the MLS message: base64url, no text.
+    const stored = s.readWindow(0, 10)!.msgs.map((m) => m.body);
+    assert.ok(stored.every((b) => /^[A-Za-z0-9_-]+$/.test(b) && !b.includes('hi')));
+    const p = await alice.process(Buffer.from(stored.at(-1)!, 'base64url'));
+    assert.equal(p.kind === 'application' && new TextDecoder().decode(p.plaintext), 'hi');
+  });
+
+  it('of two commits for the same epoch exactly one is sequenced; the other is stale, and a retry of the winner gets its seq back', async () => {
+    const { s, alice, bkp, add } = await started();
+    const first = send(s, 'alice', add.commit, 'commit-1');
+    assert.ok(first.ok);
+    alice.applyCommit(add);
+    const bob = await MlsGroup.join(add.welcome!, bkp, trust());
+    const [ca, cb] = [await alice.commit(), await bob.commit()];
+    const results = [send(s, 'alice', ca.commit), send(s, 'bob', cb.commit)];
+    assert.deepEqual(results.map(code), ['ok', 'stale_epoch']);
+    assert.equal(s.mlsEpoch, 2n);
+    const again = send(s, 'alice', add.commit, 'commit-1');
+    assert.ok(again.ok && again.duplicate && again.seq === (first.ok ? first.seq : -1));
+  });
+
+  it('a removal through the API forces a rotation: old-epoch and pending-epoch messages are refused until a commit lands', async () => {
+    const { s, alice, bkp, add } = await started();
+    assert.ok(send(s, 'alice', add.commit).ok);
+    alice.applyCommit(add);
+    const bob = await MlsGroup.join(add.welcome!, bkp, trust());
+    const removed = s.changeMembers({ by: 'alice', dev: 'a1', op: 'remove', users: ['bob'] }, 2000, 100);
+    assert.ok(removed.ok && removed.seq);
+    assert.equal(s.rekeyPending, true);
+    const stale = await alice.encrypt(text('from epoch 1'));
+    assert.equal(code(send(s, 'alice', stale)), 'rekey_required');
+    assert.equal(code(send(s, 'bob', await bob.encrypt(text('I am gone')))), 'not_member');
+    // The server's proposal, then alice's commit applying it.
+    const proposal = await proposeRemoval(await alice.groupInfo(), bob.leaf, ds);
+    await alice.process(proposal);
+    const commit = await alice.commit();
+    assert.ok(send(s, 'alice', commit.commit).ok);
+    alice.applyCommit(commit);
+    assert.equal(s.mlsEpoch, 2n);
+    assert.equal(code(send(s, 'alice', stale)), 'stale_epoch');
+    assert.ok(send(s, 'alice', await alice.encrypt(text('epoch 2'))).ok);
+  });
+
+  it('refuses what is not an MLS conversation message, and leaves plain conversations as they were', async () => {
+    const { s, add } = await started();
+    assert.equal(code(send(s, 'alice', 'hello in the clear')), 'invalid_frame');
+    assert.equal(code(send(s, 'alice', add.welcome!)), 'invalid_frame', 'a Welcome is not a message of the log');
+    const other = await MlsGroup.create(text('another-group'), await device('alice', 'a1'), trust(), ds);
+    assert.equal(code(send(s, 'alice', (await other.commit()).commit)), 'invalid_frame', 'another group');
+    const plain = fresh(['alice', 'bob'], false);
+    assert.equal(plain.e2e, false);
+    assert.ok(send(plain, 'alice', 'hello in the clear').ok);
+  });
+});
