@@ -128,3 +128,21 @@ export const CreateConversationRequest = z
   })
   .strict();
 export type CreateConversationRequest = z.infer<typeof CreateConversationRequest>;
+
+/** An MLSMessage in base64url, up to `max` characters. */
+const MlsB64 = (max: number) => z.string().min(8).max(max).regex(/^[A-Za-z0-9_-]+$/, 'base64url');
+
+/**
+ * `POST /v1/conversations/:id/mls/commit`: an MLS commit of an end-to-end encrypted conversation,
+ * with the group's new GroupInfo and, when it adds devices, their Welcome (up to 4 MiB in all:
+ * at 1,000 members the tree alone is ~220 KB).
+ */
+export const MlsCommitRequest = z
+  .object({
+    cmid: Cmid,
+    commit: MlsB64(1_500_000),
+    groupInfo: MlsB64(1_500_000),
+    welcome: MlsB64(1_500_000).optional(),
+  })
+  .strict();
+export type MlsCommitRequest = z.infer<typeof MlsCommitRequest>;

@@ -11,7 +11,7 @@ import type { ConversationRpc } from './api.ts';
 import { LivePush } from './live-push.ts';
 import { MemberGateways } from './member-gateways.ts';
 import { Receipts } from './receipts.ts';
-import { Sequencer, type MemberRow, type MembershipChange, type Result } from './sequencer.ts';
+import { Sequencer, type CommitExtras, type MemberRow, type MembershipChange, type Result } from './sequencer.ts';
 
 /** Outbox events sent to the region per request. */
 const DRAIN_BATCH = 200;
@@ -98,6 +98,27 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
 
   async send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>> {
     this.where.learn(input.from, input.gw);
+    return this.sequence(input);
+  }
+
+  /**
+   * An MLS commit of an end-to-end encrypted conversation (over HTTP: with its GroupInfo and
+   * Welcome it is larger than a frame), sequenced like a message: the first for its epoch wins.
+   */
+  async commit(input: { from: string; dev: string; cmid: string; commit: string; groupInfo: string; welcome?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean; epoch: string }>> {
+    const r = this.sequence({ from: input.from, dev: input.dev, cmid: input.cmid, body: input.commit, mls: { groupInfo: input.groupInfo, ...(input.welcome ? { welcome: input.welcome } : {}) } });
+    return r.ok ? { ...r, epoch: String(this.seq.mlsEpoch) } : r;
+  }
+
+  /** What a member's device needs to join or rejoin: the last GroupInfo and the Welcomes naming the user. */
+  async mlsState(input: { user: string }): Promise<Result<{ epoch: string; rekeyPending: boolean; groupInfo: string | null; welcomes: { seq: number; welcome: string }[] }>> {
+    if (this.seq.conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    if (!this.seq.e2e) return { ok: false, code: 'conflict', message: 'this conversation is not end-to-end encrypted' };
+    return { ok: true, epoch: String(this.seq.mlsEpoch), rekeyPending: this.seq.rekeyPending, groupInfo: this.seq.groupInfo(), welcomes: this.seq.welcomesFor(input.user) };
+  }
+
+  private sequence(input: { from: string; dev: string; cmid: string; body: string; mls?: CommitExtras }): Result<{ seq: number; ts: number; duplicate: boolean }> {
     this.writeAck();
     // Moved positions ride inside this message's transaction: a statement outside one costs
     // workerd an implicit transaction of its own, several times a statement inside.

@@ -1,4 +1,4 @@
-import type { ConvEvent, ErrorCode, HistoryVisibility, Msg, Role, SysEvent } from '@switchboard/protocol';
+import { fromBase64Url, readMlsHeader, type ConvEvent, type ErrorCode, type HistoryVisibility, type Msg, type Role, type SysEvent } from '@switchboard/protocol';
 import { judge, mlsGroupIdHex, type DsState } from './delivery-service.ts';
 
 /** The part of a Durable Object's `SqlStorage` the sequencer uses (SQLite semantics). */
@@ -32,6 +32,12 @@ export interface MemberRow {
   role: Role;
   joinedSeq: number;
   leftSeq: number | null;
+}
+
+/** What a commit carries beside itself: the group's new GroupInfo and, when it adds devices, their Welcome (base64url MLSMessages). */
+export interface CommitExtras {
+  groupInfo: string;
+  welcome?: string;
 }
 
 /** A membership change request (see `changeMembers`). */
@@ -121,6 +127,7 @@ export class Sequencer {
         this.setMeta('e2e', '1');
         this.setMeta('mls_epoch', '0');
         this.setMeta('rekey', input.members.length > 1 ? '1' : '0');
+        this.setMeta('pending_adds', JSON.stringify(input.members.filter((m) => m !== input.creator)));
       }
       for (const m of input.members) {
         const role: Role = !input.direct && m === input.creator ? 'owner' : 'member';
@@ -135,7 +142,7 @@ export class Sequencer {
    * `alsoWrite` runs inside the message's transaction when the message is new (the caller's own
    * writes that should share its commit); a duplicate writes nothing and does not run it.
    */
-  send(input: { from: string; dev: string; cmid: string; body: string }, now: number, alsoWrite?: () => void): Result<{ seq: number; ts: number; duplicate: boolean }> {
+  send(input: { from: string; dev: string; cmid: string; body: string; mls?: CommitExtras }, now: number, alsoWrite?: () => void): Result<{ seq: number; ts: number; duplicate: boolean }> {
     const conv = this.conv;
     if (conv === null) return fail('not_found', 'no such conversation');
     if (!this.isMember(input.from)) return fail('not_member', 'not a member of this conversation');
@@ -146,8 +153,13 @@ export class Sequencer {
       if (prior) return { ok: true, seq: prior.seq, ts: prior.ts, duplicate: true };
       const verdict = judge(input.body, this.dsState());
       if (!verdict.ok) return verdict;
-      commitsEpoch = verdict.kind === 'commit';
-    }
+      if (verdict.kind === 'commit') {
+        if (!input.mls) return fail('invalid_frame', 'a commit goes with its GroupInfo: POST /v1/conversations/:id/mls/commit');
+        const extras = checkCommitExtras(input.mls, this.pendingAdds().length > 0);
+        if (extras) return fail('invalid_frame', extras);
+        commitsEpoch = true;
+      } else if (input.mls) return fail('invalid_frame', 'not a commit');
+    } else if (input.mls) return fail('invalid_frame', 'this conversation is not end-to-end encrypted');
     const seq = this.lastSeq + 1;
     const msg: Msg = { t: 'msg', conv, seq, cmid: input.cmid, from: input.from, dev: input.dev, ts: now, body: input.body };
     let prior: { seq: number; ts: number } | undefined;
@@ -161,8 +173,14 @@ export class Sequencer {
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
       if (commitsEpoch) {
         // The first commit of the epoch ends it (and any pending rotation); later ones are stale.
+        // Its GroupInfo replaces the last (external joins, the server's proposals); its Welcome
+        // waits for the members added since the last commit, who fetch it from here on.
+        const added = this.pendingAdds();
         this.setMeta('mls_epoch', String(this.mlsEpoch + 1n));
         this.setMeta('rekey', '0');
+        this.setMeta('pending_adds', '[]');
+        this.setMeta('group_info', input.mls!.groupInfo);
+        if (input.mls!.welcome && added.length) this.sql.exec('INSERT INTO mls_welcomes (seq, users, welcome) VALUES (?, ?, ?)', seq, JSON.stringify(added), input.mls!.welcome);
       }
       alsoWrite?.();
     });
@@ -251,6 +269,25 @@ export class Sequencer {
   /** A membership change waits for a commit: application messages are refused until then. */
   get rekeyPending(): boolean {
     return this.meta('rekey') === '1';
+  }
+
+  /** Users added since the last commit: the next commit must add their devices (with a Welcome). */
+  pendingAdds(): string[] {
+    return JSON.parse(this.meta('pending_adds') || '[]') as string[];
+  }
+
+  /** The GroupInfo of the last commit (base64url MLSMessage), null before the first. */
+  groupInfo(): string | null {
+    return this.meta('group_info') || null;
+  }
+
+  /** Welcomes that name `user`, sequenced at or after their join (base64url MLSMessages, oldest first). */
+  welcomesFor(user: string): { seq: number; welcome: string }[] {
+    const m = this.member(user);
+    if (!m || m.leftSeq !== null) return [];
+    return this.all<{ seq: number; users: string; welcome: string }>('SELECT seq, users, welcome FROM mls_welcomes WHERE seq > ? ORDER BY seq', m.joinedSeq)
+      .filter((r) => (JSON.parse(r.users) as string[]).includes(user))
+      .map((r) => ({ seq: r.seq, welcome: r.welcome }));
   }
 
   dsState(): DsState {
@@ -360,6 +397,8 @@ export class Sequencer {
       this.setMeta('member_ver', String(seq));
       // Adds and removals force a key rotation (a role change does not touch the MLS group).
       if (this.e2e && input.op !== 'role') this.setMeta('rekey', '1');
+      if (this.e2e && input.op === 'add') this.setMeta('pending_adds', JSON.stringify([...new Set([...this.pendingAdds(), ...changed])]));
+      if (this.e2e && input.op === 'remove') this.setMeta('pending_adds', JSON.stringify(this.pendingAdds().filter((u) => !changed.includes(u))));
     }, true);
     return { ok: true, seq, ver: seq, users: changed };
   }
@@ -449,6 +488,18 @@ export class Sequencer {
   }
 }
 
+/** Why a commit's GroupInfo or Welcome is not acceptable (null: they are). */
+function checkCommitExtras(mls: CommitExtras, addsPending: boolean): string | null {
+  const kind = (b64: string) => {
+    const bytes = fromBase64Url(b64);
+    return bytes ? readMlsHeader(bytes)?.wireFormat : undefined;
+  };
+  if (kind(mls.groupInfo) !== 'group_info') return 'groupInfo: expected an MLS GroupInfo (base64url)';
+  if (mls.welcome !== undefined && kind(mls.welcome) !== 'welcome') return 'welcome: expected an MLS Welcome (base64url)';
+  if (addsPending && mls.welcome === undefined) return 'members were added since the last commit: the commit must add their devices and carry their Welcome';
+  return null;
+}
+
 function toMsg(conv: string, r: MessageRow): Msg {
   const msg: Msg = { t: 'msg', conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body };
   if (r.sys) msg.sys = JSON.parse(r.sys) as SysEvent;
@@ -464,6 +515,8 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS dedupe (sender TEXT NOT NULL, cmid TEXT NOT NULL, seq INTEGER NOT NULL,
      ts INTEGER NOT NULL, PRIMARY KEY (sender, cmid))`,
   'CREATE TABLE IF NOT EXISTS outbox (oseq INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER, event TEXT NOT NULL)',
+  // End-to-end encrypted conversations: each commit's Welcome, for the users it added.
+  'CREATE TABLE IF NOT EXISTS mls_welcomes (seq INTEGER PRIMARY KEY, users TEXT NOT NULL, welcome TEXT NOT NULL)',
 ];
 
 const UPGRADES = [

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { AddMembersRequest, ConvId, ProtocolError, SetRoleRequest, UserId } from '@switchboard/protocol';
+import { AddMembersRequest, ConvId, MlsCommitRequest, ProtocolError, SetRoleRequest, UserId } from '@switchboard/protocol';
 import { tokenFrom, verifyToken } from './auth.ts';
 import { config, type Env } from '../config.ts';
 import { readJson } from './read-json.ts';
@@ -38,6 +38,33 @@ function changed(r: Change): { seq: number | null; ver: number; users: string[] 
   if (!r.ok) throw new ProtocolError(r.code, r.message);
   return { seq: r.seq, ver: r.ver, users: r.users };
 }
+
+/**
+ * `POST /v1/conversations/:id/mls/commit {"cmid","commit","groupInfo","welcome"?}` → 200 {seq, ts,
+ * epoch}: an end-to-end encrypted conversation's commit, sequenced (the first for its epoch wins;
+ * any other is `stale_epoch`). A retry with the same cmid gets the same seq.
+ */
+conversationsApi.post('/v1/conversations/:id/mls/commit', async (c) => {
+  const me = await caller(c);
+  const req = await readJson(c, MlsCommitRequest, 4 * 1024 * 1024);
+  const stub = conversation(c.env, c.req.param('id'));
+  const r = await stub.commit({ from: me.user, dev: me.device, cmid: req.cmid, commit: req.commit, groupInfo: req.groupInfo, ...(req.welcome ? { welcome: req.welcome } : {}) });
+  if (!r.ok) throw new ProtocolError(r.code, r.message);
+  return c.json({ seq: r.seq, ts: r.ts, epoch: r.epoch, duplicate: r.duplicate });
+});
+
+/**
+ * `GET /v1/conversations/:id/mls` → 200 {epoch, rekeyPending, groupInfo, welcomes:[{seq, welcome}]}:
+ * what a member's device needs to join (the Welcomes naming its user since their join) or rejoin
+ * by external commit (the last GroupInfo).
+ */
+conversationsApi.get('/v1/conversations/:id/mls', async (c) => {
+  const me = await caller(c);
+  const stub = conversation(c.env, c.req.param('id'));
+  const r = await stub.mlsState({ user: me.user });
+  if (!r.ok) throw new ProtocolError(r.code, r.message);
+  return c.json({ epoch: r.epoch, rekeyPending: r.rekeyPending, groupInfo: r.groupInfo, welcomes: r.welcomes });
+});
 
 /** `POST /v1/conversations/:id/members {"users":[…],"role"?}` → 200 {seq, ver, users}: who was added. */
 conversationsApi.post('/v1/conversations/:id/members', async (c) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { MlsGroup, TrustOnFirstUse, b64, certifyDevice, newDeliveryServiceKey, newIdentityKey, newKeyPackage, newSignatureKey, proposeRemoval, type DeliveryServiceKeyPair } from '@switchboard/protocol/mls';
+import { MlsGroup, TrustOnFirstUse, b64, certifyDevice, newDeliveryServiceKey, newIdentityKey, newKeyPackage, newSignatureKey, proposeRemoval, type DeliveryServiceKeyPair, type PendingCommit } from '@switchboard/protocol/mls';
 import { Sequencer } from '../../src/conversation/sequencer.ts';
 import { memorySql } from './sqlite-adapter.ts';
 
@@ -29,6 +29,9 @@ function fresh(members: string[], e2e = true): Sequencer {
 let n = 0;
 const send = (s: Sequencer, from: string, bytes: Uint8Array | string, cmid = `c${++n}`) => s.send({ from, dev: 'd1', cmid, body: typeof bytes === 'string' ? bytes : b64.encode(bytes) }, 1000);
 const code = (r: ReturnType<Sequencer['send']>) => (r.ok ? 'ok' : r.code);
+/** A commit as the commit route hands it to the sequencer: with its GroupInfo and Welcome. */
+const sendCommit = (s: Sequencer, from: string, c: PendingCommit, cmid = `c${++n}`) =>
+  s.send({ from, dev: 'd1', cmid, body: b64.encode(c.commit), mls: { groupInfo: b64.encode(c.groupInfo), ...(c.welcome ? { welcome: b64.encode(c.welcome) } : {}) } }, 1000);
 
 /** alice creates the MLS group; her first commit adds bob's device. */
 async function started() {
@@ -49,38 +52,50 @@ describe('the conversation as MLS Delivery Service', () => {
     assert.equal(s.e2e, true);
     assert.equal(s.rekeyPending, true, 'founding members are not in the MLS group until a commit adds them');
     assert.equal(code(send(s, 'alice', await alice.encrypt(text('too early')))), 'rekey_required');
-    const r = send(s, 'alice', add.commit);
+    assert.equal(code(send(s, 'alice', add.commit)), 'invalid_frame', 'a commit goes with its GroupInfo (the commit route)');
+    assert.equal(code(sendCommit(s, 'alice', { ...add, welcome: null })), 'invalid_frame', 'bob was added: the commit must carry his Welcome');
+    const r = sendCommit(s, 'alice', add);
     assert.ok(r.ok);
     alice.applyCommit(add);
     assert.equal(s.mlsEpoch, 1n);
     assert.equal(s.rekeyPending, false);
-    const bob = await MlsGroup.join(add.welcome!, bkp, trust());
-    const hello = await bob.encrypt(text('hi'));
+    assert.deepEqual(s.pendingAdds(), []);
+    assert.equal(s.groupInfo(), b64.encode(add.groupInfo));
+    // Bob finds his Welcome at the commit's seq; alice has none.
+    assert.deepEqual(s.welcomesFor('alice'), []);
+    const [w] = s.welcomesFor('bob');
+    assert.equal(w?.seq, r.ok ? r.seq : -1);
+    const bob = await MlsGroup.join(b64.decode(w!.welcome), bkp, trust());
+    const canary = 'canary-4f7c1e9b-plaintext';
+    const hello = await bob.encrypt(text(canary));
     assert.ok(send(s, 'bob', hello).ok);
     // What the server stored is the MLS message: base64url, no text.
     const stored = s.readWindow(0, 10)!.msgs.map((m) => m.body);
-    assert.ok(stored.every((b) => /^[A-Za-z0-9_-]+$/.test(b) && !b.includes('hi')));
+    for (const b of stored) {
+      assert.match(b, /^[A-Za-z0-9_-]+$/);
+      assert.ok(!b.includes(canary) && !Buffer.from(b, 'base64url').toString('latin1').includes(canary), 'no plaintext stored');
+    }
     const p = await alice.process(Buffer.from(stored.at(-1)!, 'base64url'));
-    assert.equal(p.kind === 'application' && new TextDecoder().decode(p.plaintext), 'hi');
+    assert.equal(p.kind === 'application' && new TextDecoder().decode(p.plaintext), canary);
   });
 
   it('of two commits for the same epoch exactly one is sequenced; the other is stale, and a retry of the winner gets its seq back', async () => {
     const { s, alice, bkp, add } = await started();
-    const first = send(s, 'alice', add.commit, 'commit-1');
+    const first = sendCommit(s, 'alice', add, 'commit-1');
     assert.ok(first.ok);
     alice.applyCommit(add);
     const bob = await MlsGroup.join(add.welcome!, bkp, trust());
     const [ca, cb] = [await alice.commit(), await bob.commit()];
-    const results = [send(s, 'alice', ca.commit), send(s, 'bob', cb.commit)];
+    const results = [sendCommit(s, 'alice', ca), sendCommit(s, 'bob', cb)];
     assert.deepEqual(results.map(code), ['ok', 'stale_epoch']);
     assert.equal(s.mlsEpoch, 2n);
-    const again = send(s, 'alice', add.commit, 'commit-1');
+    const again = sendCommit(s, 'alice', add, 'commit-1');
     assert.ok(again.ok && again.duplicate && again.seq === (first.ok ? first.seq : -1));
   });
 
   it('a removal through the API forces a rotation: old-epoch and pending-epoch messages are refused until a commit lands', async () => {
     const { s, alice, bkp, add } = await started();
-    assert.ok(send(s, 'alice', add.commit).ok);
+    assert.ok(sendCommit(s, 'alice', add).ok);
     alice.applyCommit(add);
     const bob = await MlsGroup.join(add.welcome!, bkp, trust());
     const removed = s.changeMembers({ by: 'alice', dev: 'a1', op: 'remove', users: ['bob'] }, 2000, 100);
@@ -93,7 +108,7 @@ describe('the conversation as MLS Delivery Service', () => {
     const proposal = await proposeRemoval(await alice.groupInfo(), bob.leaf, ds);
     await alice.process(proposal);
     const commit = await alice.commit();
-    assert.ok(send(s, 'alice', commit.commit).ok);
+    assert.ok(sendCommit(s, 'alice', commit).ok);
     alice.applyCommit(commit);
     assert.equal(s.mlsEpoch, 2n);
     assert.equal(code(send(s, 'alice', stale)), 'stale_epoch');
@@ -105,7 +120,7 @@ describe('the conversation as MLS Delivery Service', () => {
     assert.equal(code(send(s, 'alice', 'hello in the clear')), 'invalid_frame');
     assert.equal(code(send(s, 'alice', add.welcome!)), 'invalid_frame', 'a Welcome is not a message of the log');
     const other = await MlsGroup.create(text('another-group'), await device('alice', 'a1'), trust(), ds);
-    assert.equal(code(send(s, 'alice', (await other.commit()).commit)), 'invalid_frame', 'another group');
+    assert.equal(code(sendCommit(s, 'alice', await other.commit())), 'invalid_frame', 'another group');
     const plain = fresh(['alice', 'bob'], false);
     assert.equal(plain.e2e, false);
     assert.ok(send(plain, 'alice', 'hello in the clear').ok);

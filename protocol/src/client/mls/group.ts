@@ -39,6 +39,8 @@ export interface PendingCommit {
   commit: Uint8Array;
   /** MLSMessage bytes of the Welcome for added devices (none without adds). */
   welcome: Uint8Array | null;
+  /** MLSMessage bytes of the new epoch's GroupInfo (with the tree), for the server to keep. */
+  groupInfo: Uint8Array;
   /** The epoch the commit ends (the group's current one). */
   fromEpoch: bigint;
   readonly next: ClientState;
@@ -100,12 +102,12 @@ export class MlsGroup {
    * Joins (or rejoins after losing state: `resync`) by external commit from the group's GroupInfo;
    * the commit must be sequenced by the conversation before the state is used (`applyCommit`).
    */
-  static async joinExternal(groupInfo: Uint8Array, own: DeviceKeyPackage, trust: IdentityTrust, resync: boolean): Promise<{ group: MlsGroup; commit: Uint8Array }> {
+  static async joinExternal(groupInfo: Uint8Array, own: DeviceKeyPackage, trust: IdentityTrust, resync: boolean): Promise<{ group: MlsGroup; commit: Uint8Array; groupInfo: Uint8Array }> {
     const m = decode(groupInfo);
     if (m.wireformat !== 'mls_group_info') throw new MlsError('not_mls', 'not a GroupInfo');
     const cs = await mlsSuite();
     const { publicMessage, newState } = await joinGroupExternal(m.groupInfo, own.publicPackage, own.privatePackage, resync, cs, undefined, config(trust));
-    return { group: new MlsGroup(newState), commit: encodeMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage }) };
+    return { group: new MlsGroup(newState), commit: encodeMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage }), groupInfo: await groupInfoOf(newState) };
   }
 
   /** A state written by `serialize()`. */
@@ -156,8 +158,7 @@ export class MlsGroup {
 
   /** A GroupInfo (with the tree and the external public key) the server keeps for external joins. */
   async groupInfo(): Promise<Uint8Array> {
-    const gi = await createGroupInfoWithExternalPubAndRatchetTree(this.state, [], await mlsSuite());
-    return encodeMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo: gi });
+    return groupInfoOf(this.state);
   }
 
   /** An application message at the current epoch (MLSMessage bytes); the state moves on. */
@@ -188,6 +189,7 @@ export class MlsGroup {
     return {
       commit: encodeMessage(r.commit),
       welcome: r.welcome ? encodeMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: r.welcome }) : null,
+      groupInfo: await groupInfoOf(r.newState),
       fromEpoch: this.epoch,
       next: r.newState,
       consumed: r.consumed,
@@ -258,6 +260,11 @@ export class MlsGroup {
     result.consumed.forEach(zeroOutUint8Array);
     return { kind: 'application', plaintext: content.applicationData, sender: { leaf, user: cred.user, device: cred.device }, epoch: pm.epoch };
   }
+}
+
+async function groupInfoOf(state: ClientState): Promise<Uint8Array> {
+  const gi = await createGroupInfoWithExternalPubAndRatchetTree(state, [], await mlsSuite());
+  return encodeMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo: gi });
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
