@@ -1,4 +1,5 @@
 import { fromBase64Url, readMlsHeader, type ErrorCode, type MlsHeader } from '@switchboard/protocol';
+import { groupInfoMembers, inspectCommit } from '@switchboard/protocol/mls/inspect';
 
 /**
  * The conversation as MLS's Delivery Service (RFC 9420 §14, RFC 9750): for an end-to-end encrypted
@@ -50,4 +51,45 @@ export function judge(body: string, state: DsState): DsVerdict {
   }
   if (header.sender?.type !== 'member') return { ok: false, code: 'invalid_frame', message: 'only members send proposals here (the server’s own are sequenced by the server)' };
   return { ok: true, header, kind: 'proposal' };
+}
+
+/** What the conversation knows when a commit arrives: the last GroupInfo and the changes waiting for a commit. */
+export interface PendingChanges {
+  /** base64url GroupInfo of the last commit (null before the first). */
+  groupInfo: string | null;
+  /** Users added through the API since the last commit: each needs a device added. */
+  adds: string[];
+  /** Users removed through the API since the last commit: every leaf of theirs must go. */
+  removes: string[];
+  /** Current members. */
+  isMember: (user: string) => boolean;
+  /** Who sends the commit: they may also remove their own devices (a revoked one). */
+  committer: string;
+}
+
+/**
+ * Whether a commit applies what waits (forced rotation) and nothing it may not: it removes every
+ * leaf of the removed users (as the last GroupInfo's tree lists them), adds a device of every added
+ * user, adds no device of a non-member, and removes no leaf but those and the committer's own.
+ * Proposals named by reference are refused for now: the server's and members' proposals must be
+ * carried in the commit so it can be checked without keys. Returns why not, or null.
+ */
+export function commitProblem(commit: Uint8Array, p: PendingChanges): string | null {
+  const summary = inspectCommit(commit);
+  if (!summary) return 'not a commit the server can read (send commits as PublicMessages)';
+  if (summary.byReference > 0) return 'proposals must be carried in the commit, not named by reference';
+  const tree = p.groupInfo ? groupInfoMembers(fromBase64Url(p.groupInfo) ?? new Uint8Array()) : null;
+  const leafUser = new Map((tree?.members ?? []).map((m) => [m.leaf, m.user]));
+  for (const user of p.removes) {
+    const theirs = (tree?.members ?? []).filter((m) => m.user === user).map((m) => m.leaf);
+    const missing = theirs.filter((l) => !summary.removed.includes(l));
+    if (missing.length) return `${user} was removed: the commit must remove their leaves ${missing.join(', ')}`;
+  }
+  for (const leaf of summary.removed) {
+    const user = leafUser.get(leaf);
+    if (user !== undefined && user !== p.committer && !p.removes.includes(user)) return `leaf ${leaf} (${user}) may not be removed by this commit`;
+  }
+  for (const user of p.adds) if (!summary.added.some((a) => a.user === user)) return `${user} was added: the commit must add their devices`;
+  for (const a of summary.added) if (!p.isMember(a.user)) return `${a.user} is not a member: their device may not be added`;
+  return null;
 }

@@ -1,5 +1,5 @@
 import { fromBase64Url, readMlsHeader, type ConvEvent, type ErrorCode, type HistoryVisibility, type Msg, type Role, type SysEvent } from '@switchboard/protocol';
-import { judge, mlsGroupIdHex, type DsState } from './delivery-service.ts';
+import { commitProblem, judge, mlsGroupIdHex, type DsState } from './delivery-service.ts';
 
 /** The part of a Durable Object's `SqlStorage` the sequencer uses (SQLite semantics). */
 export interface SqlLike {
@@ -157,6 +157,14 @@ export class Sequencer {
         if (!input.mls) return fail('invalid_frame', 'a commit goes with its GroupInfo: POST /v1/conversations/:id/mls/commit');
         const extras = checkCommitExtras(input.mls, this.pendingAdds().length > 0);
         if (extras) return fail('invalid_frame', extras);
+        const problem = commitProblem(fromBase64Url(input.body)!, {
+          groupInfo: this.groupInfo(),
+          adds: this.pendingAdds(),
+          removes: this.pendingRemoves(),
+          isMember: (u) => this.isMember(u),
+          committer: input.from,
+        });
+        if (problem) return fail('conflict', problem);
         commitsEpoch = true;
       } else if (input.mls) return fail('invalid_frame', 'not a commit');
     } else if (input.mls) return fail('invalid_frame', 'this conversation is not end-to-end encrypted');
@@ -179,6 +187,7 @@ export class Sequencer {
         this.setMeta('mls_epoch', String(this.mlsEpoch + 1n));
         this.setMeta('rekey', '0');
         this.setMeta('pending_adds', '[]');
+        this.setMeta('pending_removes', '[]');
         this.setMeta('group_info', input.mls!.groupInfo);
         if (input.mls!.welcome && added.length) this.sql.exec('INSERT INTO mls_welcomes (seq, users, welcome) VALUES (?, ?, ?)', seq, JSON.stringify(added), input.mls!.welcome);
       }
@@ -274,6 +283,11 @@ export class Sequencer {
   /** Users added since the last commit: the next commit must add their devices (with a Welcome). */
   pendingAdds(): string[] {
     return JSON.parse(this.meta('pending_adds') || '[]') as string[];
+  }
+
+  /** Users removed since the last commit: the next commit must remove all their leaves. */
+  pendingRemoves(): string[] {
+    return JSON.parse(this.meta('pending_removes') || '[]') as string[];
   }
 
   /** The GroupInfo of the last commit (base64url MLSMessage), null before the first. */
@@ -398,7 +412,11 @@ export class Sequencer {
       // Adds and removals force a key rotation (a role change does not touch the MLS group).
       if (this.e2e && input.op !== 'role') this.setMeta('rekey', '1');
       if (this.e2e && input.op === 'add') this.setMeta('pending_adds', JSON.stringify([...new Set([...this.pendingAdds(), ...changed])]));
-      if (this.e2e && input.op === 'remove') this.setMeta('pending_adds', JSON.stringify(this.pendingAdds().filter((u) => !changed.includes(u))));
+      if (this.e2e && input.op === 'remove') {
+        this.setMeta('pending_adds', JSON.stringify(this.pendingAdds().filter((u) => !changed.includes(u))));
+        this.setMeta('pending_removes', JSON.stringify([...new Set([...this.pendingRemoves(), ...changed])]));
+      }
+      if (this.e2e && input.op === 'add') this.setMeta('pending_removes', JSON.stringify(this.pendingRemoves().filter((u) => !changed.includes(u))));
     }, true);
     return { ok: true, seq, ver: seq, users: changed };
   }

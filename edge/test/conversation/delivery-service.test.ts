@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { MlsGroup, TrustOnFirstUse, b64, certifyDevice, newDeliveryServiceKey, newIdentityKey, newKeyPackage, newSignatureKey, proposeRemoval, type DeliveryServiceKeyPair, type PendingCommit } from '@switchboard/protocol/mls';
+import { MlsGroup, TrustOnFirstUse, b64, certifyDevice, newDeliveryServiceKey, newIdentityKey, newKeyPackage, newSignatureKey, type DeliveryServiceKeyPair, type PendingCommit } from '@switchboard/protocol/mls';
 import { Sequencer } from '../../src/conversation/sequencer.ts';
 import { memorySql } from './sqlite-adapter.ts';
 
@@ -104,15 +104,47 @@ describe('the conversation as MLS Delivery Service', () => {
     const stale = await alice.encrypt(text('from epoch 1'));
     assert.equal(code(send(s, 'alice', stale)), 'rekey_required');
     assert.equal(code(send(s, 'bob', await bob.encrypt(text('I am gone')))), 'not_member');
-    // The server's proposal, then alice's commit applying it.
-    const proposal = await proposeRemoval(await alice.groupInfo(), bob.leaf, ds);
-    await alice.process(proposal);
-    const commit = await alice.commit();
+    // Alice's commit removes bob's leaves (carried by value, so the server can check it).
+    const commit = await alice.commit({ remove: alice.leavesOf('bob') });
     assert.ok(sendCommit(s, 'alice', commit).ok);
     alice.applyCommit(commit);
     assert.equal(s.mlsEpoch, 2n);
     assert.equal(code(send(s, 'alice', stale)), 'stale_epoch');
     assert.ok(send(s, 'alice', await alice.encrypt(text('epoch 2'))).ok);
+  });
+
+  it('a commit must apply the membership changes waiting for it, and no other removal', async () => {
+    const { s, alice, bkp, add } = await started();
+    assert.ok(sendCommit(s, 'alice', add).ok);
+    alice.applyCommit(add);
+    const bob = await MlsGroup.join(add.welcome!, bkp, trust());
+    // Carol is added through the API: a commit without her device is refused.
+    assert.ok(s.changeMembers({ by: 'alice', dev: 'a1', op: 'add', users: ['carol'] }, 2000, 100).ok);
+    const empty = await alice.commit();
+    assert.equal(code(sendCommit(s, 'alice', { ...empty, welcome: add.welcome })), 'conflict');
+    // Nor may a commit add a non-member's device, or remove another member's leaf on its own.
+    const mallory = await device('mallory', 'm1');
+    const carol = await device('carol', 'c1');
+    const sneaky = await alice.commit({ add: [carol.bytes, mallory.bytes] });
+    assert.equal(code(sendCommit(s, 'alice', sneaky)), 'conflict');
+    const kick = await alice.commit({ add: [carol.bytes], remove: [bob.leaf] });
+    const kicked = sendCommit(s, 'alice', kick);
+    assert.ok(!kicked.ok && kicked.code === 'conflict' && /may not be removed/.test(kicked.message));
+    const good = await alice.commit({ add: [carol.bytes] });
+    assert.ok(sendCommit(s, 'alice', good).ok);
+    alice.applyCommit(good);
+    assert.deepEqual(s.pendingAdds(), []);
+    // Bob is removed through the API: the commit must remove his leaf.
+    await bob.process(good.commit);
+    assert.ok(s.changeMembers({ by: 'alice', dev: 'a1', op: 'remove', users: ['bob'] }, 3000, 100).ok);
+    assert.deepEqual(s.pendingRemoves(), ['bob']);
+    const missing = await alice.commit();
+    const refused = sendCommit(s, 'alice', missing);
+    assert.ok(!refused.ok && refused.code === 'conflict' && /bob was removed/.test(refused.message));
+    const removal = await alice.commit({ remove: alice.leavesOf('bob') });
+    assert.ok(sendCommit(s, 'alice', removal).ok);
+    assert.deepEqual(s.pendingRemoves(), []);
+    assert.equal(s.rekeyPending, false);
   });
 
   it('refuses what is not an MLS conversation message, and leaves plain conversations as they were', async () => {

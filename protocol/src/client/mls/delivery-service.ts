@@ -1,6 +1,8 @@
 import type { Credential } from 'ts-mls/credential.js';
 import { proposeExternal } from 'ts-mls/externalProposal.js';
+import { ratchetTreeFromExtension, type GroupInfo } from 'ts-mls/groupInfo.js';
 import { decodeMlsMessage, encodeMlsMessage } from 'ts-mls/message.js';
+import { decodeCredential } from './identity.ts';
 import type { DeliveryServiceKey } from './group.ts';
 import { mlsSuite } from './suite.ts';
 
@@ -22,10 +24,31 @@ export async function newDeliveryServiceKey(name: string): Promise<DeliveryServi
   return { signaturePublicKey: publicKey, signKey, credential };
 }
 
+function groupInfoOf(bytes: Uint8Array): GroupInfo {
+  const d = decodeMlsMessage(bytes, 0);
+  if (!d || d[0].wireformat !== 'mls_group_info') throw new Error('not a GroupInfo');
+  return d[0].groupInfo;
+}
+
 /** The server's proposal (an MLSMessage, PublicMessage) to remove `leaf`, at the epoch of `groupInfo`. */
 export async function proposeRemoval(groupInfo: Uint8Array, leaf: number, ds: DeliveryServiceKeyPair): Promise<Uint8Array> {
-  const d = decodeMlsMessage(groupInfo, 0);
-  if (!d || d[0].wireformat !== 'mls_group_info') throw new Error('not a GroupInfo');
-  const msg = await proposeExternal(d[0].groupInfo, { proposalType: 'remove', remove: { removed: leaf } }, ds.signaturePublicKey, ds.signKey, await mlsSuite());
+  const msg = await proposeExternal(groupInfoOf(groupInfo), { proposalType: 'remove', remove: { removed: leaf } }, ds.signaturePublicKey, ds.signKey, await mlsSuite());
   return encodeMlsMessage(msg);
+}
+
+/**
+ * The leaves whose credentials name `user` (and `device`, when given) in the tree a GroupInfo
+ * carries (its ratchet_tree extension), with the GroupInfo's epoch: what the server removes.
+ */
+export function leavesInGroupInfo(groupInfo: Uint8Array, user: string, device?: string): { epoch: bigint; leaves: number[] } {
+  const gi = groupInfoOf(groupInfo);
+  const tree = ratchetTreeFromExtension(gi);
+  if (!tree) throw new Error('the GroupInfo carries no ratchet tree');
+  const leaves: number[] = [];
+  tree.forEach((node, i) => {
+    if (i % 2 !== 0 || node?.nodeType !== 'leaf') return;
+    const c = decodeCredential(node.leaf.credential);
+    if (c && c.user === user && (device === undefined || c.device === device)) leaves.push(i / 2);
+  });
+  return { epoch: gi.groupContext.epoch, leaves };
 }

@@ -1,22 +1,9 @@
 import type { AuthenticationService } from 'ts-mls/authenticationService.js';
 import type { Credential } from 'ts-mls/credential.js';
+import { decodeCredential, encodeCredential, isDeliveryServiceCredential, type DeviceCredential } from './credential.ts';
 import { b64, mlsSuite } from './suite.ts';
 
-/**
- * Who a device is, as its MLS credential says: a basic credential whose identity is a small JSON
- * document naming the user and the device, the user's identity key (Ed25519), and the identity
- * key's signature over the device's MLS signature key (the device certificate). The identity
- * key lives on the user's devices only: a new device is certified from an existing one (linking),
- * so the server cannot add a device to a user on its own.
- */
-export interface DeviceCredential {
-  user: string;
-  device: string;
-  /** The user's identity public key. */
-  identityKey: Uint8Array;
-  /** The identity key's signature over certificateBody(user, device, signatureKey). */
-  certificate: Uint8Array;
-}
+export { decodeCredential, encodeCredential, isDeliveryServiceCredential, type DeviceCredential };
 
 /** The user's identity key pair: made on the first device, copied to linked devices. */
 export interface IdentityKeyPair {
@@ -32,7 +19,6 @@ export interface SignatureKeyPair {
 
 const CERT_LABEL = 'switchboard device certificate v1';
 const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /** What the identity key signs: label, user, device and the device's signature key, length-prefixed. */
 export function certificateBody(user: string, device: string, signatureKey: Uint8Array): Uint8Array {
@@ -60,24 +46,6 @@ export async function newSignatureKey(): Promise<SignatureKeyPair> {
 export async function certifyDevice(identity: IdentityKeyPair, user: string, device: string, signatureKey: Uint8Array): Promise<Credential> {
   const certificate = await (await mlsSuite()).signature.sign(identity.signKey, certificateBody(user, device, signatureKey));
   return encodeCredential({ user, device, identityKey: identity.publicKey, certificate });
-}
-
-export function encodeCredential(c: DeviceCredential): Credential {
-  const doc = { v: 1, user: c.user, device: c.device, ik: b64.encode(c.identityKey), cert: b64.encode(c.certificate) };
-  return { credentialType: 'basic', identity: enc.encode(JSON.stringify(doc)) };
-}
-
-/** The credential's contents, or null when it is not one of ours. */
-export function decodeCredential(credential: Credential): DeviceCredential | null {
-  if (credential.credentialType !== 'basic') return null;
-  try {
-    const doc = JSON.parse(dec.decode(credential.identity)) as Record<string, unknown>;
-    if (doc.v !== 1 || typeof doc.user !== 'string' || typeof doc.device !== 'string' || typeof doc.ik !== 'string' || typeof doc.cert !== 'string') return null;
-    if (!doc.user || !doc.device) return null;
-    return { user: doc.user, device: doc.device, identityKey: b64.decode(doc.ik), certificate: b64.decode(doc.cert) };
-  } catch {
-    return null;
-  }
 }
 
 /** Whether `credential` is well formed and its certificate signs `signatureKey` with the identity key it names. */
@@ -132,17 +100,6 @@ export class TrustOnFirstUse implements IdentityTrust {
   known(user: string): Uint8Array | null {
     const k = this.keys.get(user);
     return k === undefined ? null : b64.decode(k);
-  }
-}
-
-/** Whether a credential is a Delivery Service's (the server's), not a device's. */
-export function isDeliveryServiceCredential(credential: Credential): boolean {
-  if (credential.credentialType !== 'basic') return false;
-  try {
-    const doc = JSON.parse(dec.decode(credential.identity)) as { v?: unknown; ds?: unknown };
-    return doc.v === 1 && typeof doc.ds === 'string';
-  } catch {
-    return false;
   }
 }
 

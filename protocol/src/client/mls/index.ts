@@ -3,3 +3,4 @@ export * from './identity.ts';
 export * from './key-package.ts';
 export * from './group.ts';
 export * from './delivery-service.ts';
+export * from './inspect.ts';

@@ -22,16 +22,4 @@ export function keyPackageLifetime(now = Date.now()): { notBefore: bigint; notAf
   return { notBefore: s - 3600n, notAfter: s + 90n * 86_400n };
 }
 
-export const b64 = {
-  encode(bytes: Uint8Array): string {
-    let s = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  },
-  decode(text: string): Uint8Array {
-    const s = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-    return out;
-  },
-};
+export { b64 } from './b64.ts';
