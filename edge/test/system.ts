@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/lib/ports.ts';
-import { startEdge, startRegion, type Service } from '../../scripts/lib/processes.ts';
+import { startEdge, startRegion, type LineSink, type Service } from '../../scripts/lib/processes.ts';
 
 export type Engines = 'embedded' | 'real';
 
@@ -14,6 +14,8 @@ export interface System {
   authSecret: string;
   internalSecret: string;
   regionEnv: Record<string, string>;
+  /** Where the region's and the edge's state live (edge Durable Objects under `edge/`). */
+  dir: string;
   stop(): Promise<void>;
   /** Stops the region (as kill -9 when `hard`) and starts it again on the same port and data. */
   restartRegion(opts?: { hard?: boolean; downMs?: number }): Promise<void>;
@@ -39,7 +41,7 @@ const quiet = process.env.E2E_VERBOSE ? undefined : () => {};
 const verbose = (svc: string, line: string) => process.stderr.write(`[${svc}] ${line}\n`);
 
 /** A whole system for one test file: region (embedded or real engines) and the edge in workerd. */
-export async function startSystem(engines: Engines, opts: { edgeVars?: Record<string, string>; regionEnv?: Record<string, string> } = {}): Promise<System> {
+export async function startSystem(engines: Engines, opts: { edgeVars?: Record<string, string>; regionEnv?: Record<string, string>; sink?: LineSink } = {}): Promise<System> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-e2e-'));
   const namespace = `e2e_${crypto.randomBytes(4).toString('hex')}`;
   let regionEnv: Record<string, string> = { NAMESPACE: namespace, LOG_LEVEL: 'warn', ...opts.regionEnv };
@@ -51,7 +53,7 @@ export async function startSystem(engines: Engines, opts: { edgeVars?: Record<st
   const [regionPort, edgePort] = [await freePort(), await freePort()];
   const authSecret = crypto.randomBytes(24).toString('base64url');
   const internalSecret = crypto.randomBytes(24).toString('base64url');
-  const sink = process.env.E2E_VERBOSE ? verbose : quiet;
+  const sink = opts.sink ?? (process.env.E2E_VERBOSE ? verbose : quiet);
   const launchRegion = () => startRegion({ port: regionPort, dataDir: path.join(dir, 'region'), internalSecret, env: regionEnv, sink });
   let region: Service | null = await launchRegion();
   const regionUrl = region.url;
@@ -84,6 +86,7 @@ export async function startSystem(engines: Engines, opts: { edgeVars?: Record<st
     authSecret,
     internalSecret,
     regionEnv,
+    dir,
     stopRegion,
     async startRegion() {
       region = await launchRegion();

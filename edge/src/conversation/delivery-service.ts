@@ -93,3 +93,8 @@ export function commitProblem(commit: Uint8Array, p: PendingChanges): string | n
   for (const a of summary.added) if (!p.isMember(a.user)) return `${a.user} is not a member: their device may not be added`;
   return null;
 }
+
+/** Users whose devices a commit adds (who get its Welcome). */
+export function commitAddedUsers(commit: Uint8Array): string[] {
+  return [...new Set((inspectCommit(commit)?.added ?? []).map((a) => a.user))];
+}

@@ -1,5 +1,5 @@
 import { fromBase64Url, readMlsHeader, type ConvEvent, type ErrorCode, type HistoryVisibility, type Msg, type Role, type SysEvent } from '@switchboard/protocol';
-import { commitProblem, judge, mlsGroupIdHex, type DsState } from './delivery-service.ts';
+import { commitAddedUsers, commitProblem, judge, mlsGroupIdHex, type DsState } from './delivery-service.ts';
 
 /** The part of a Durable Object's `SqlStorage` the sequencer uses (SQLite semantics). */
 export interface SqlLike {
@@ -147,6 +147,7 @@ export class Sequencer {
     if (conv === null) return fail('not_found', 'no such conversation');
     if (!this.isMember(input.from)) return fail('not_member', 'not a member of this conversation');
     let commitsEpoch = false;
+    let welcomed: string[] = [];
     if (this.e2e) {
       // A retry of something already sequenced gets its seq back, whatever the epoch is now.
       const prior = this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', input.from, input.cmid)[0];
@@ -166,6 +167,7 @@ export class Sequencer {
         });
         if (problem) return fail('conflict', problem);
         commitsEpoch = true;
+        welcomed = commitAddedUsers(fromBase64Url(input.body)!);
       } else if (input.mls) return fail('invalid_frame', 'not a commit');
     } else if (input.mls) return fail('invalid_frame', 'this conversation is not end-to-end encrypted');
     const seq = this.lastSeq + 1;
@@ -182,14 +184,14 @@ export class Sequencer {
       if (commitsEpoch) {
         // The first commit of the epoch ends it (and any pending rotation); later ones are stale.
         // Its GroupInfo replaces the last (external joins, the server's proposals); its Welcome
-        // waits for the members added since the last commit, who fetch it from here on.
-        const added = this.pendingAdds();
+        // waits for the users whose devices it adds (new members, members' new devices), who
+        // fetch it from here on.
         this.setMeta('mls_epoch', String(this.mlsEpoch + 1n));
         this.setMeta('rekey', '0');
         this.setMeta('pending_adds', '[]');
         this.setMeta('pending_removes', '[]');
         this.setMeta('group_info', input.mls!.groupInfo);
-        if (input.mls!.welcome && added.length) this.sql.exec('INSERT INTO mls_welcomes (seq, users, welcome) VALUES (?, ?, ?)', seq, JSON.stringify(added), input.mls!.welcome);
+        if (input.mls!.welcome && welcomed.length) this.sql.exec('INSERT INTO mls_welcomes (seq, users, welcome) VALUES (?, ?, ?)', seq, JSON.stringify(welcomed), input.mls!.welcome);
       }
       alsoWrite?.();
     });
