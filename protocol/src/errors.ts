@@ -11,6 +11,8 @@ export const ERRORS = {
   forbidden: { status: 403, retry: false, message: 'not allowed' },
   not_member: { status: 403, retry: false, message: 'not a member of this conversation' },
   not_found: { status: 404, retry: false, message: 'no such resource' },
+  invalid_key_package: { status: 400, retry: false, message: 'a KeyPackage failed its check' },
+  too_many: { status: 409, retry: false, message: 'over the number this resource may hold' },
   conflict: { status: 409, retry: false, message: 'conflicts with the current state' },
   not_admin: { status: 403, retry: false, message: 'only an owner or admin may change membership' },
   group_full: { status: 409, retry: false, message: 'the group is at its member limit' },

@@ -12,4 +12,5 @@ export * from './presence.ts';
 export * from './receipts.ts';
 export * from './acks.ts';
 export * from './push.ts';
+export * from './keys.ts';
 export * from './mls-wire.ts';

@@ -27,6 +27,7 @@ import type { PresenceService } from './presence/presence-service.ts';
 import { TOPICS, type Queue } from './queue/queue.ts';
 import { applyRouteOps, type Routes } from './routes/routes.ts';
 import type { Storage } from './storage/storage.ts';
+import { registerKeysApi, type KeysApiDeps } from './keys/keys-api.ts';
 import { registerPushApi, type PushApiDeps } from './push/push-api.ts';
 import type { PushMetrics } from './push/push-metrics.ts';
 import type { PushProvider, PushService } from './push/provider.ts';
@@ -44,6 +45,8 @@ export interface AppDeps {
   presence?: PresenceService;
   /** Push registrations and the workers' state (`/internal/push/*`, /healthz, /metrics); absent → those routes 404. */
   push?: Omit<PushApiDeps, 'storage'> & { metrics: PushMetrics; providers: PushProvider[] };
+  /** The key directory's claim rate and clock (`/internal/keys/*`, always served; defaults: KEY_LIMITS, Date.now). */
+  keys?: Omit<KeysApiDeps, 'directory'>;
 }
 
 type Env = { Variables: { rawBody: string } };
@@ -234,6 +237,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   if (deps.presence) registerPresenceApi(app, deps.presence, connected);
   if (deps.push) registerPushApi(app, { storage, ...deps.push });
+  registerKeysApi(app, { directory: storage, ...deps.keys });
 
   return app;
 }

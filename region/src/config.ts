@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { KEY_LIMITS } from '@switchboard/protocol';
 import { ConfigError } from './config-error.ts';
 import { loadPushProvidersConfig, type PushProvidersConfig } from './push/providers-config.ts';
 
@@ -55,6 +56,11 @@ export interface RegionConfig {
    * PUSH_FALLBACK defaults to `recording` on embedded storage, `off` on Cassandra).
    */
   push: { preview: boolean; coalesceSeconds: number; ratePerHour: number; rateBurst: number; maxAttempts: number; retryBaseMs: number; providers: PushProvidersConfig };
+  /**
+   * The key directory: users whose KeyPackages one user may claim, KEYS_CLAIM_PER_MINUTE (60) with
+   * bursts of KEYS_CLAIM_BURST (200), per API process (keys/claim-rate.ts).
+   */
+  keys: { claimPerMinute: number; claimBurst: number };
 }
 
 export { ConfigError };
@@ -89,6 +95,7 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
       retryBaseMs: int(env, 'PUSH_RETRY_BASE_MS', 2000, 10, 600_000),
       providers: loadPushProvidersConfig(env, { fallback: cassandraPoints ? 'off' : 'recording' }),
     },
+    keys: { claimPerMinute: int(env, 'KEYS_CLAIM_PER_MINUTE', KEY_LIMITS.claimUsersPerMinute, 1, 1_000_000), claimBurst: int(env, 'KEYS_CLAIM_BURST', KEY_LIMITS.claimBurst, 1, 1_000_000) },
     cassandra: cassandraPoints
       ? {
           contactPoints: list(cassandraPoints, 'CASSANDRA_CONTACT_POINTS'),

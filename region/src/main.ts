@@ -92,6 +92,7 @@ async function main(): Promise<void> {
       metrics,
       presence: presenceService,
       push: { cache: registrations, gate, recording, metrics: pushMetrics, providers },
+      keys: { claimRate: { perMinute: cfg.keys.claimPerMinute, burst: cfg.keys.claimBurst } },
     });
     await new Promise<void>((resolve) => {
       server = serve({ fetch: app.fetch, hostname: cfg.host, port: cfg.port }, (info) => {

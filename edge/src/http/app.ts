@@ -10,6 +10,7 @@ import { mintToken, tokenFrom, verifyToken } from './auth.ts';
 import { listConversations } from './conversation-list.ts';
 import { conversationsApi } from './conversations-api.ts';
 import { devicesApi } from './devices-api.ts';
+import { keysApi } from './keys-api.ts';
 import { errorBody, readJson } from './read-json.ts';
 
 type App = { Bindings: Env };
@@ -95,5 +96,7 @@ app.get('/v1/connect', async (c) => {
 app.route('/', conversationsApi);
 /** Devices' push registrations (devices-api.ts). */
 app.route('/', devicesApi);
+/** The key directory: devices' MLS KeyPackages, claims of them, users' devices (keys-api.ts). */
+app.route('/', keysApi);
 /** Region → edge: deliveries and presence changes (internal/internal-routes.ts). */
 app.route('/', internalRoutes);

@@ -6,10 +6,34 @@ export interface RegionTarget {
   internalSecret: string;
 }
 
+/** The region's typed refusal (`{"error":{"code","message"}}`), and its Retry-After in seconds. */
+export interface RegionRefusal {
+  code: string;
+  message: string;
+  retryAfter?: number;
+}
+
 export class RegionError extends Error {
   override name = 'RegionError';
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+    /** What the region said, when it answered with a typed error (a caller may relay some). */
+    readonly refusal?: RegionRefusal,
+  ) {
     super(message);
+  }
+}
+
+/** The typed error in a region's error answer, if it is one. */
+function refusalOf(text: string, headers: Headers): RegionRefusal | undefined {
+  try {
+    const e = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+    if (typeof e?.code !== 'string' || typeof e.message !== 'string') return undefined;
+    const retryAfter = Number(headers.get('retry-after') ?? NaN);
+    return { code: e.code, message: e.message, ...(Number.isFinite(retryAfter) ? { retryAfter } : {}) };
+  } catch {
+    return undefined;
   }
 }
 
@@ -41,7 +65,7 @@ async function post<T>(url: string, path: string, text: string, headers: Record<
   }
   if (!res.ok) {
     const detail = await res.text().catch(() => '');
-    throw new RegionError(`region answered ${res.status} to ${path}: ${detail.slice(0, 200)}`, res.status);
+    throw new RegionError(`region answered ${res.status} to ${path}: ${detail.slice(0, 200)}`, res.status, refusalOf(detail, res.headers));
   }
   try {
     return (await res.json()) as T;

@@ -186,6 +186,44 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY ((service, push_token)))`,
     ],
   },
+  {
+    version: 8,
+    name: 'key directory: devices\' MLS KeyPackages',
+    statements: (ks) => [
+      /*
+       * A user's devices in the key directory, one partition per user (the device list and a
+       * claim's first read are one partition read): the identity key of the device's latest
+       * upload, when that was, and its one last-resort KeyPackage (replaced by the next, never
+       * consumed). A user has at most 100 devices here (KEY_LIMITS.maxDevicesPerUser).
+       */
+      `CREATE TABLE IF NOT EXISTS ${ks}.key_devices (
+        user_id text,
+        device_id text,
+        identity_key text,
+        uploaded_at bigint,
+        last_resort blob,
+        last_resort_not_after bigint,
+        PRIMARY KEY (user_id, device_id))`,
+      /*
+       * A device's one-time KeyPackages, one partition per device (at most 100 live rows of about
+       * 0.5 KB), clustered by expiry then ref (hex SHA-256 of the bytes, so a retried upload
+       * rewrites the same row): a claim reads the soonest-expiring live ones with
+       * `not_after >= now` and takes one with `DELETE … IF EXISTS` (a lightweight transaction),
+       * which only one of any number of concurrent claimers sees applied. Rows are written with
+       * a TTL ending at their not_after, so expired packages leave by themselves. Each consumed
+       * package leaves a tombstone that claims read past until compaction drops it (gc_grace,
+       * 10 days): a device claimed thousands of times within that would make its claims slow.
+       */
+      `CREATE TABLE IF NOT EXISTS ${ks}.key_packages (
+        user_id text,
+        device_id text,
+        not_after bigint,
+        ref text,
+        package blob,
+        PRIMARY KEY ((user_id, device_id), not_after, ref))
+        WITH CLUSTERING ORDER BY (not_after ASC, ref ASC)`,
+    ],
+  },
 ];
 
 /**

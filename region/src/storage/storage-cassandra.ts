@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import { KEY_LIMITS, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
 import type { RegionConfig } from '../config.ts';
 import { limiter } from '../limiter.ts';
 import type { Logger } from '../log.ts';
 import { MESSAGES_PER_BUCKET, applyMigrations } from './migrations-cassandra.ts';
+import { tooManyDevices, tooManyPackages, tooManyUserDevices, type ClaimOptions, type ClaimedPackage, type KeyClaim, type StoredKeyPackage } from '../keys/directory.ts';
 import type { PushRegistration, PushService } from '../push/provider.ts';
 import type { PushRegistrationRequest } from '../push/registrations.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
@@ -31,6 +32,34 @@ function pushRow(r: Row): PushRegistration {
     registeredAt: num(r.get('registered_at')) ?? 0,
   };
 }
+/** A claim reads this many of a device's soonest-expiring packages at a time, and reads again at most CLAIM_ROUNDS times. */
+const CLAIM_CANDIDATES = 8;
+const CLAIM_ROUNDS = 4;
+/** Cassandra's largest TTL (20 years), in seconds. */
+const MAX_TTL_S = 630_720_000;
+
+/** A TTL (s) that ends a row at `notAfter` (ms), as seen at `at`; at least 1 s. */
+function ttlUntil(notAfter: number, at: number): number {
+  return Math.min(MAX_TTL_S, Math.max(1, Math.ceil((notAfter - at) / 1000)));
+}
+
+/** `rows` in a random order (Fisher-Yates on a copy). */
+function shuffled<T>(rows: T[]): T[] {
+  const out = [...rows];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** A lightweight transaction that timed out: whether it applied is unknown. */
+function casTimedOut(err: unknown): boolean {
+  if (!(err instanceof cassandra.errors.ResponseError)) return false;
+  const codes = types.responseErrorCodes;
+  return (err.code === codes.writeTimeout && (err as { writeType?: string }).writeType === 'CAS') || err.code === codes.readTimeout;
+}
+
 /** Largest exclusive upper bound a read binds; every seq is at most MAX_SAFE_INTEGER. */
 const SEQ_CEILING = Number.MAX_SAFE_INTEGER + 1;
 const MEMBERS_PER_BATCH = 50;
@@ -176,6 +205,19 @@ function statements(ks: string) {
     selectPushToken: `SELECT user_id, device_id, registered_at FROM ${ks}.push_tokens WHERE service = ? AND push_token = ?`,
     deletePushDevice: `DELETE FROM ${ks}.push_devices USING TIMESTAMP ? WHERE user_id = ? AND device_id = ?`,
     deletePushToken: `DELETE FROM ${ks}.push_tokens USING TIMESTAMP ? WHERE service = ? AND push_token = ?`,
+    selectKeyDeviceIds: `SELECT device_id, identity_key FROM ${ks}.key_devices WHERE user_id = ?`,
+    selectKeyDevices: `SELECT device_id, identity_key, uploaded_at FROM ${ks}.key_devices WHERE user_id = ?`,
+    selectKeyDevicesLastResort: `SELECT device_id, last_resort, last_resort_not_after FROM ${ks}.key_devices WHERE user_id = ?`,
+    selectLastResortExpiry: `SELECT last_resort_not_after FROM ${ks}.key_devices WHERE user_id = ? AND device_id = ?`,
+    upsertKeyDevice: `INSERT INTO ${ks}.key_devices (user_id, device_id, identity_key, uploaded_at) VALUES (?, ?, ?, ?)`,
+    upsertKeyDeviceLastResort: `INSERT INTO ${ks}.key_devices (user_id, device_id, identity_key, uploaded_at, last_resort, last_resort_not_after) VALUES (?, ?, ?, ?, ?, ?)`,
+    clearLastResort: `UPDATE ${ks}.key_devices SET last_resort = null, last_resort_not_after = null WHERE user_id = ? AND device_id = ?`,
+    deleteKeyDevice: `DELETE FROM ${ks}.key_devices WHERE user_id = ? AND device_id = ?`,
+    insertKeyPackage: `INSERT INTO ${ks}.key_packages (user_id, device_id, not_after, ref, package) VALUES (?, ?, ?, ?, ?) USING TTL ?`,
+    selectKeyPackageRefs: `SELECT ref FROM ${ks}.key_packages WHERE user_id = ? AND device_id = ? AND not_after >= ?`,
+    selectKeyPackages: `SELECT not_after, ref, package FROM ${ks}.key_packages WHERE user_id = ? AND device_id = ? AND not_after >= ? LIMIT ?`,
+    consumeKeyPackage: `DELETE FROM ${ks}.key_packages WHERE user_id = ? AND device_id = ? AND not_after = ? AND ref = ? IF EXISTS`,
+    deleteKeyPackages: `DELETE FROM ${ks}.key_packages WHERE user_id = ? AND device_id = ?`,
     ping: 'SELECT release_version FROM system.local',
   } as const;
 }
@@ -440,6 +482,120 @@ export class CassandraStorage implements Storage {
       this.client.execute(this.cql.deletePushDevice, [ts, reg.user, reg.device]),
       this.client.execute(this.cql.deletePushToken, [ts, reg.service, reg.token]),
     ]);
+  }
+
+  // ---- key directory (keys/directory.ts) ----------------------------------------------------
+  // Plain writes, except the claim of a one-time package: a lightweight transaction (`DELETE …
+  // IF EXISTS`) that exactly one claimer sees applied (migrations-cassandra.ts, version 8).
+
+  /**
+   * The limits are checked against what the store held when the upload began: a device's own
+   * concurrent uploads (it has no reason to make them) could together pass the limit once.
+   */
+  async uploadKeyPackages(user: string, device: string, identityKey: string, packages: StoredKeyPackage[], lastResort: StoredKeyPackage | null, at: number): Promise<KeyPackageCount> {
+    const [devices, held] = await Promise.all([this.client.execute(this.cql.selectKeyDeviceIds, [user], { fetchSize: 1_000 }), this.heldRefs(user, device, at)]);
+    const mine = devices.rows.find((r) => r.get('device_id') === device);
+    if (!mine && devices.rowLength >= KEY_LIMITS.maxDevicesPerUser) throw tooManyUserDevices();
+    const changed = mine !== undefined && mine.get('identity_key') !== identityKey;
+    if (changed) held.clear();
+    const fresh = new Set(packages.map((p) => p.ref).filter((ref) => !held.has(ref)));
+    if (held.size + fresh.size > KEY_LIMITS.maxKeyPackagesPerDevice) throw tooManyPackages(held.size, fresh.size);
+    if (changed) {
+      // Certified by an identity key the user no longer uses: none of it is handed out again.
+      // Awaited first: the writes below then carry later timestamps and survive these deletes.
+      await Promise.all([this.client.execute(this.cql.deleteKeyPackages, [user, device]), this.client.execute(this.cql.clearLastResort, [user, device])]);
+    }
+    const slot = limiter(WRITE_CONCURRENCY);
+    await Promise.all(
+      packages.map((p) =>
+        slot(() => this.client.execute(this.cql.insertKeyPackage, [user, device, Long.fromNumber(p.notAfter), p.ref, Buffer.from(p.bytes), ttlUntil(p.notAfter, at)])),
+      ),
+    );
+    // The listing last: a device listed has its packages stored.
+    await (lastResort
+      ? this.client.execute(this.cql.upsertKeyDeviceLastResort, [user, device, identityKey, Long.fromNumber(at), Buffer.from(lastResort.bytes), Long.fromNumber(lastResort.notAfter)])
+      : this.client.execute(this.cql.upsertKeyDevice, [user, device, identityKey, Long.fromNumber(at)]));
+    return this.countKeyPackages(user, device, at);
+  }
+
+  /** The refs of the device's unexpired one-time packages. */
+  private async heldRefs(user: string, device: string, now: number): Promise<Set<string>> {
+    const rs = await this.client.execute(this.cql.selectKeyPackageRefs, [user, device, Long.fromNumber(now)], { fetchSize: 1_000 });
+    const refs = new Set<string>();
+    for await (const r of rs) refs.add(r.get('ref') as string);
+    return refs;
+  }
+
+  async countKeyPackages(user: string, device: string, now: number): Promise<KeyPackageCount> {
+    const [held, lr] = await Promise.all([this.heldRefs(user, device, now), this.client.execute(this.cql.selectLastResortExpiry, [user, device])]);
+    const until = num(lr.first()?.get('last_resort_not_after'));
+    return { count: held.size, lastResort: until !== null && until >= now };
+  }
+
+  async claimKeyPackages(users: string[], now: number, opts: ClaimOptions = {}): Promise<KeyClaim> {
+    const unique = [...new Set(users)];
+    const slot = limiter(WRITE_CONCURRENCY);
+    const lists = await Promise.all(unique.map((u) => slot(async () => (await this.client.execute(this.cql.selectKeyDevicesLastResort, [u], { fetchSize: 1_000 })).rows)));
+    const devices = unique.flatMap((user, i) =>
+      lists[i]!.map((r) => ({ user, device: r.get('device_id') as string, lastResort: r.get('last_resort') as Buffer | null, until: num(r.get('last_resort_not_after')) })),
+    ).filter((d) => !(opts.skip && opts.skip.user === d.user && opts.skip.device === d.device));
+    if (opts.maxDevices !== undefined && devices.length > opts.maxDevices) throw tooManyDevices(devices.length, opts.maxDevices);
+    const taken = await Promise.all(devices.map((d) => slot(() => this.claimOne(d.user, d.device, now))));
+    const out: KeyClaim = { packages: [], missing: [] };
+    devices.forEach((d, i) => {
+      const bytes = taken[i];
+      const ref: DeviceRef = { user: d.user, device: d.device };
+      let claimed: ClaimedPackage | null = null;
+      if (bytes) claimed = { ...ref, bytes, lastResort: false };
+      else if (d.lastResort && d.until !== null && d.until >= now) claimed = { ...ref, bytes: new Uint8Array(d.lastResort), lastResort: true };
+      if (claimed) out.packages.push(claimed);
+      else out.missing.push(ref);
+    });
+    return out;
+  }
+
+  /**
+   * One one-time package of the device, consumed, or null when it has none left. Concurrent
+   * claimers read the same candidates: each tries the soonest-expiring one, then the others in
+   * its own random order (fewer of them collide on one row); a candidate another claimer took is
+   * not applied, and the next is tried, then the candidates read again. All of a device's claims are Paxos rounds on its one
+   * partition: under heavy contention a round can time out, and its package may then be taken
+   * by it or not: it is skipped either way (possibly lost, never handed out twice).
+   */
+  private async claimOne(user: string, device: string, now: number): Promise<Uint8Array | null> {
+    for (let round = 0; round < CLAIM_ROUNDS; round++) {
+      const rs = await this.client.execute(this.cql.selectKeyPackages, [user, device, Long.fromNumber(now), CLAIM_CANDIDATES], { fetchSize: CLAIM_CANDIDATES });
+      if (rs.rowLength === 0) return null;
+      // The soonest-expiring first (it would be the first wasted); once that is contended, the rest
+      // in a random order.
+      for (const r of [rs.rows[0]!, ...shuffled(rs.rows.slice(1))]) {
+        if (await this.consume(user, device, r.get('not_after') as cassandra.types.Long, r.get('ref') as string)) return new Uint8Array(r.get('package') as Buffer);
+      }
+    }
+    return null;
+  }
+
+  private async consume(user: string, device: string, notAfter: cassandra.types.Long, ref: string): Promise<boolean> {
+    try {
+      // Not idempotent: a retried round would report "not applied" for the package it took.
+      const rs = await this.client.execute(this.cql.consumeKeyPackage, [user, device, notAfter, ref], { isIdempotent: false, serialConsistency: types.consistencies.localSerial });
+      return rs.wasApplied();
+    } catch (err) {
+      if (casTimedOut(err)) {
+        this.log.warn('key package claim: a Paxos round timed out; skipping that package', { user, device });
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  async devicesOf(user: string): Promise<KeyDevice[]> {
+    const rs = await this.client.execute(this.cql.selectKeyDevices, [user], { fetchSize: 1_000 });
+    return rs.rows.map((r) => ({ device: r.get('device_id') as string, identityKey: r.get('identity_key') as string, uploadedAt: num(r.get('uploaded_at')) ?? 0 }));
+  }
+
+  async removeDevice(user: string, device: string): Promise<void> {
+    await Promise.all([this.client.execute(this.cql.deleteKeyPackages, [user, device]), this.client.execute(this.cql.deleteKeyDevice, [user, device])]);
   }
 
   /** One partition; the conversations asked IN_LIST at a time, those reads at once. */

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import { KEY_LIMITS, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
+import { tooManyDevices, tooManyPackages, tooManyUserDevices, type ClaimOptions, type KeyClaim, type StoredKeyPackage } from '../keys/directory.ts';
 import type { PushRegistration, PushService } from '../push/provider.ts';
 import type { PushRegistrationRequest } from '../push/registrations.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
@@ -37,6 +38,12 @@ const toRegistration = (r: PushRow): PushRegistration => ({
   registeredAt: r.registered_at,
 });
 
+interface KeyDeviceRow {
+  device: string;
+  last_resort: Buffer | null;
+  last_resort_not_after: number | null;
+}
+
 const toMsg = (r: MessageRow): Msg => {
   const m: Msg = { t: 'msg', conv: r.conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body };
   if (r.sys) m.sys = JSON.parse(r.sys) as SysEvent;
@@ -71,6 +78,10 @@ export class SqliteStorage implements Storage {
       CREATE TABLE IF NOT EXISTS push_devices (user TEXT NOT NULL, device TEXT NOT NULL, service TEXT NOT NULL,
         token TEXT NOT NULL, env TEXT, topic TEXT, registered_at INTEGER NOT NULL, PRIMARY KEY (user, device)) WITHOUT ROWID;
       CREATE UNIQUE INDEX IF NOT EXISTS push_devices_by_token ON push_devices (service, token);
+      CREATE TABLE IF NOT EXISTS key_devices (user TEXT NOT NULL, device TEXT NOT NULL, identity_key TEXT NOT NULL,
+        uploaded_at INTEGER NOT NULL, last_resort BLOB, last_resort_not_after INTEGER, PRIMARY KEY (user, device)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS key_packages (user TEXT NOT NULL, device TEXT NOT NULL, ref TEXT NOT NULL, bytes BLOB NOT NULL,
+        not_after INTEGER NOT NULL, PRIMARY KEY (user, device, ref)) WITHOUT ROWID;
     `);
     // Files created before membership was sequenced: add the columns they lack.
     for (const ddl of ['ALTER TABLE members ADD COLUMN role TEXT', 'ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0', 'ALTER TABLE members ADD COLUMN left_seq INTEGER', 'ALTER TABLE messages ADD COLUMN sys TEXT']) {
@@ -231,6 +242,88 @@ export class SqliteStorage implements Storage {
       .prepare('DELETE FROM push_devices WHERE user = ? AND device = ? AND token = ? AND registered_at < ?')
       .run(reg.user, reg.device, reg.token, before ?? Number.MAX_SAFE_INTEGER);
     return r.changes > 0;
+  }
+
+  // ---- key directory (keys/directory.ts) ----------------------------------------------------
+  // Every operation is one transaction: a package is consumed by exactly one claim, and a refused
+  // upload changes nothing.
+
+  async uploadKeyPackages(user: string, device: string, identityKey: string, packages: StoredKeyPackage[], lastResort: StoredKeyPackage | null, at: number): Promise<KeyPackageCount> {
+    return this.db.transaction(() => {
+      const known = this.db.prepare('SELECT identity_key FROM key_devices WHERE user = ? AND device = ?').get(user, device) as { identity_key: string } | undefined;
+      if (!known) {
+        const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM key_devices WHERE user = ?').get(user) as { n: number };
+        if (n >= KEY_LIMITS.maxDevicesPerUser) throw tooManyUserDevices();
+      } else if (known.identity_key !== identityKey) {
+        // Certified by an identity key the user no longer uses: none of it is handed out again.
+        this.db.prepare('DELETE FROM key_packages WHERE user = ? AND device = ?').run(user, device);
+        this.db.prepare('UPDATE key_devices SET last_resort = NULL, last_resort_not_after = NULL WHERE user = ? AND device = ?').run(user, device);
+      }
+      // Expired packages go first, so that they never count against the limit.
+      this.db.prepare('DELETE FROM key_packages WHERE user = ? AND device = ? AND not_after < ?').run(user, device, at);
+      const held = new Set((this.db.prepare('SELECT ref FROM key_packages WHERE user = ? AND device = ?').all(user, device) as { ref: string }[]).map((r) => r.ref));
+      const fresh = new Set(packages.map((p) => p.ref).filter((ref) => !held.has(ref)));
+      if (held.size + fresh.size > KEY_LIMITS.maxKeyPackagesPerDevice) throw tooManyPackages(held.size, fresh.size);
+      const insert = this.db.prepare('INSERT OR IGNORE INTO key_packages (user, device, ref, bytes, not_after) VALUES (?, ?, ?, ?, ?)');
+      for (const p of packages) insert.run(user, device, p.ref, Buffer.from(p.bytes), p.notAfter);
+      this.db
+        .prepare(
+          `INSERT INTO key_devices (user, device, identity_key, uploaded_at, last_resort, last_resort_not_after) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT(user, device) DO UPDATE SET identity_key = excluded.identity_key, uploaded_at = excluded.uploaded_at,
+             last_resort = COALESCE(excluded.last_resort, last_resort), last_resort_not_after = COALESCE(excluded.last_resort_not_after, last_resort_not_after)`,
+        )
+        .run(user, device, identityKey, at, lastResort ? Buffer.from(lastResort.bytes) : null, lastResort?.notAfter ?? null);
+      return this.keyCount(user, device, at);
+    })();
+  }
+
+  async countKeyPackages(user: string, device: string, now: number): Promise<KeyPackageCount> {
+    return this.keyCount(user, device, now);
+  }
+
+  private keyCount(user: string, device: string, now: number): KeyPackageCount {
+    const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM key_packages WHERE user = ? AND device = ? AND not_after >= ?').get(user, device, now) as { n: number };
+    const lr = this.db.prepare('SELECT last_resort_not_after AS at FROM key_devices WHERE user = ? AND device = ? AND last_resort IS NOT NULL').get(user, device) as { at: number } | undefined;
+    return { count: n, lastResort: lr !== undefined && lr.at >= now };
+  }
+
+  async claimKeyPackages(users: string[], now: number, opts: ClaimOptions = {}): Promise<KeyClaim> {
+    const listDevices = this.db.prepare('SELECT device, last_resort, last_resort_not_after FROM key_devices WHERE user = ? ORDER BY device');
+    const dropExpired = this.db.prepare('DELETE FROM key_packages WHERE user = ? AND device = ? AND not_after < ?');
+    // The package expiring soonest first: it would be the first wasted.
+    const first = this.db.prepare('SELECT ref, bytes FROM key_packages WHERE user = ? AND device = ? ORDER BY not_after, ref LIMIT 1');
+    const consume = this.db.prepare('DELETE FROM key_packages WHERE user = ? AND device = ? AND ref = ?');
+    return this.db.transaction(() => {
+      const devices: (KeyDeviceRow & { user: string })[] = [];
+      for (const user of new Set(users)) {
+        for (const d of listDevices.all(user) as KeyDeviceRow[]) if (!(opts.skip && opts.skip.user === user && opts.skip.device === d.device)) devices.push({ ...d, user });
+      }
+      if (opts.maxDevices !== undefined && devices.length > opts.maxDevices) throw tooManyDevices(devices.length, opts.maxDevices);
+      const out: KeyClaim = { packages: [], missing: [] };
+      for (const d of devices) {
+        dropExpired.run(d.user, d.device, now);
+        const row = first.get(d.user, d.device) as { ref: string; bytes: Buffer } | undefined;
+        if (row) {
+          consume.run(d.user, d.device, row.ref);
+          out.packages.push({ user: d.user, device: d.device, bytes: new Uint8Array(row.bytes), lastResort: false });
+        } else if (d.last_resort && d.last_resort_not_after !== null && d.last_resort_not_after >= now) {
+          out.packages.push({ user: d.user, device: d.device, bytes: new Uint8Array(d.last_resort), lastResort: true });
+        } else out.missing.push({ user: d.user, device: d.device });
+      }
+      return out;
+    })();
+  }
+
+  async devicesOf(user: string): Promise<KeyDevice[]> {
+    const rows = this.db.prepare('SELECT device, identity_key, uploaded_at FROM key_devices WHERE user = ? ORDER BY device').all(user) as { device: string; identity_key: string; uploaded_at: number }[];
+    return rows.map((r) => ({ device: r.device, identityKey: r.identity_key, uploadedAt: r.uploaded_at }));
+  }
+
+  async removeDevice(user: string, device: string): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM key_packages WHERE user = ? AND device = ?').run(user, device);
+      this.db.prepare('DELETE FROM key_devices WHERE user = ? AND device = ?').run(user, device);
+    })();
   }
 
   async ping(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
+import type { KeyDirectory } from '../keys/directory.ts';
 import type { PushRegistrations } from '../push/registrations.ts';
 
 export interface StoredConversation {
@@ -54,12 +55,14 @@ export function membersAt(roster: StoredMember[], seq: number): string[] {
  * - `setPositions` only ever moves a member's delivered/read position forward, whatever order
  *   changes arrive in; `positions` reads them back (zeros when none);
  * - push registrations keep the promises of PushRegistrations (push/registrations.ts);
+ * - the key directory keeps the promises of KeyDirectory (keys/directory.ts; its own contract suite,
+ *   region/test/keys/directory.contract.ts);
  * - `setDeviceCursors` keeps, per (user, device, conversation), the highest seq it was ever given:
  *   a cursor lower than the stored one changes nothing, whatever order (or how many times)
  *   batches arrive in, concurrent ones too; cursors of two devices of one user never mix.
  *   `deviceCursors` reads one device's back.
  */
-export interface Storage extends PushRegistrations {
+export interface Storage extends PushRegistrations, KeyDirectory {
   readonly name: string;
   init(): Promise<void>;
   saveConversation(c: StoredConversation): Promise<void>;

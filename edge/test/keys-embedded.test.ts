@@ -1,0 +1,3 @@
+import { keysSuite } from './keys.suite.ts';
+
+keysSuite('embedded');
