@@ -10,7 +10,7 @@ export interface ConversationRpc {
   create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }): Promise<Result<{ members: string[]; existed: boolean }>>;
   send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>>;
   commit(input: { from: string; dev: string; cmid: string; commit: string; groupInfo: string; welcome?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean; epoch: string }>>;
-  mlsState(input: { user: string }): Promise<Result<{ epoch: string; rekeyPending: boolean; groupInfo: string | null; welcomes: { seq: number; welcome: string }[] }>>;
+  mlsState(input: { user: string }): Promise<Result<{ epoch: string; rekeyPending: boolean; pendingAdds: string[]; pendingRemoves: string[]; groupInfo: string | null; welcomes: { seq: number; welcome: string }[] }>>;
   sync(input: { user: string; gw?: string; after: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
   history(input: { user: string; gw?: string; before?: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
   changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>>;

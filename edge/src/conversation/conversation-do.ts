@@ -111,11 +111,19 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
   }
 
   /** What a member's device needs to join or rejoin: the last GroupInfo and the Welcomes naming the user. */
-  async mlsState(input: { user: string }): Promise<Result<{ epoch: string; rekeyPending: boolean; groupInfo: string | null; welcomes: { seq: number; welcome: string }[] }>> {
+  async mlsState(input: { user: string }): Promise<Result<{ epoch: string; rekeyPending: boolean; pendingAdds: string[]; pendingRemoves: string[]; groupInfo: string | null; welcomes: { seq: number; welcome: string }[] }>> {
     if (this.seq.conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
     if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
     if (!this.seq.e2e) return { ok: false, code: 'conflict', message: 'this conversation is not end-to-end encrypted' };
-    return { ok: true, epoch: String(this.seq.mlsEpoch), rekeyPending: this.seq.rekeyPending, groupInfo: this.seq.groupInfo(), welcomes: this.seq.welcomesFor(input.user) };
+    return {
+      ok: true,
+      epoch: String(this.seq.mlsEpoch),
+      rekeyPending: this.seq.rekeyPending,
+      pendingAdds: this.seq.pendingAdds(),
+      pendingRemoves: this.seq.pendingRemoves(),
+      groupInfo: this.seq.groupInfo(),
+      welcomes: this.seq.welcomesFor(input.user),
+    };
   }
 
   private sequence(input: { from: string; dev: string; cmid: string; body: string; mls?: CommitExtras }): Result<{ seq: number; ts: number; duplicate: boolean }> {

@@ -54,7 +54,7 @@ conversationsApi.post('/v1/conversations/:id/mls/commit', async (c) => {
 });
 
 /**
- * `GET /v1/conversations/:id/mls` → 200 {epoch, rekeyPending, groupInfo, welcomes:[{seq, welcome}]}:
+ * `GET /v1/conversations/:id/mls` → 200 {epoch, rekeyPending, pendingAdds, pendingRemoves, groupInfo, welcomes:[{seq, welcome}]}:
  * what a member's device needs to join (the Welcomes naming its user since their join) or rejoin
  * by external commit (the last GroupInfo).
  */
@@ -63,7 +63,7 @@ conversationsApi.get('/v1/conversations/:id/mls', async (c) => {
   const stub = conversation(c.env, c.req.param('id'));
   const r = await stub.mlsState({ user: me.user });
   if (!r.ok) throw new ProtocolError(r.code, r.message);
-  return c.json({ epoch: r.epoch, rekeyPending: r.rekeyPending, groupInfo: r.groupInfo, welcomes: r.welcomes });
+  return c.json({ epoch: r.epoch, rekeyPending: r.rekeyPending, pendingAdds: r.pendingAdds, pendingRemoves: r.pendingRemoves, groupInfo: r.groupInfo, welcomes: r.welcomes });
 });
 
 /** `POST /v1/conversations/:id/members {"users":[…],"role"?}` → 200 {seq, ver, users}: who was added. */

@@ -35,6 +35,14 @@ export interface ClientOptions {
   socket?: SocketFactory;
   /** Each message, once, in seq order per conversation. */
   onMessage?: (msg: Msg) => void;
+  /**
+   * Each message passes through this first, in seq order per conversation, one at a time: what it
+   * resolves to goes to `onMessage` (null: nothing, e.g. an MLS commit), and the conversation's
+   * cursor and ack move only once it resolved (end-to-end encryption writes its state here, before
+   * the ack). A rejection is reported to `onTransformError` and the message is passed over.
+   */
+  transform?: (msg: Msg) => Promise<Msg | null>;
+  onTransformError?: (msg: Msg, err: unknown) => void;
   onStatus?: (status: Status, detail?: string) => void;
   /** Milliseconds to wait for a reply before a request fails. Default 10 000. */
   requestTimeoutMs?: number;
@@ -156,6 +164,8 @@ export class SwitchboardClient {
   private readonly acks: AckCoalescer;
   /** `send` frames awaiting their reply. */
   private sendsInFlight = 0;
+  /** Per conversation, the messages going through `transform`, in order. */
+  private readonly transforming = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: ClientOptions) {
     this.store = opts.store ?? new MemoryStore();
@@ -555,11 +565,37 @@ export class SwitchboardClient {
 
   private release(conv: string, msgs: Msg[]): void {
     this.stats.delivered += msgs.length;
-    for (const m of msgs) this.opts.onMessage?.(m);
     const last = msgs.at(-1);
     if (!last) return;
-    this.stored(this.store.setCursor(conv, last.seq));
-    this.acks.ack(conv, last.seq);
+    const transform = this.opts.transform;
+    if (!transform) {
+      for (const m of msgs) this.opts.onMessage?.(m);
+      this.stored(this.store.setCursor(conv, last.seq));
+      this.acks.ack(conv, last.seq);
+      return;
+    }
+    const next = (this.transforming.get(conv) ?? Promise.resolve()).then(async () => {
+      for (const m of msgs) {
+        let out: Msg | null = null;
+        try {
+          out = await transform(m);
+        } catch (err) {
+          this.opts.onTransformError?.(m, err);
+        }
+        if (out) this.opts.onMessage?.(out);
+      }
+      this.stored(this.store.setCursor(conv, last.seq));
+      this.acks.ack(conv, last.seq);
+    });
+    this.transforming.set(conv, next);
+    void next.finally(() => {
+      if (this.transforming.get(conv) === next) this.transforming.delete(conv);
+    });
+  }
+
+  /** Resolves once every message of `conv` released so far went through `transform`. */
+  async settled(conv: string): Promise<void> {
+    await this.transforming.get(conv);
   }
 
   /** Background store writes: a failure is reported, never an unhandled rejection. */

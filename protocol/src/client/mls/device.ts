@@ -1,0 +1,299 @@
+import type { Msg } from '../../frames.ts';
+import { readMlsHeader } from '../../mls-wire.ts';
+import { b64 } from './b64.ts';
+import { MlsError, MlsGroup, type PendingCommit } from './group.ts';
+import { certifyDevice, newIdentityKey, newSignatureKey, TrustOnFirstUse, type IdentityKeyPair, type SignatureKeyPair } from './identity.ts';
+import { decodeKeyPackage, newKeyPackage, type DeviceKeyPackage } from './key-package.ts';
+import type { MlsStore } from './store.ts';
+import type { Credential } from 'ts-mls/credential.js';
+
+/** The edge's HTTP API as a device calls it (bearer token of this device). */
+export interface E2eHttp {
+  call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T>;
+}
+
+/** An HTTP refusal, with the server's error code. */
+export class E2eHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'E2eHttpError';
+  }
+}
+
+/** E2eHttp over fetch: `token` gives this device's bearer token. */
+export function e2eHttp(baseUrl: string, token: () => string | Promise<string>): E2eHttp {
+  return {
+    async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+      const res = await fetch(`${baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${await token()}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
+      if (!res.ok) throw new E2eHttpError(res.status, json.error?.code ?? 'http_error', json.error?.message ?? `HTTP ${res.status}`);
+      return json as T;
+    },
+  };
+}
+
+interface MlsView {
+  epoch: string;
+  rekeyPending: boolean;
+  pendingAdds: string[];
+  pendingRemoves: string[];
+  groupInfo: string | null;
+  welcomes: { seq: number; welcome: string }[];
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const json = (v: unknown) => enc.encode(JSON.stringify(v));
+const parse = <T>(b: Uint8Array) => JSON.parse(dec.decode(b)) as T;
+
+/** How many one-time KeyPackages a device keeps published (topped up when fewer than half remain). */
+const KEY_PACKAGES = 20;
+
+/**
+ * One device's end-to-end encryption, beside its SwitchboardClient: its keys (made here, kept in
+ * its MlsStore, never sent), its published KeyPackages, and one MlsGroup per encrypted
+ * conversation. `transform` is the client's `transform` option: it turns each MLS message of the
+ * log, in seq order, into the plaintext message (or nothing, for commits and proposals), writing
+ * the group state before the client acks. `send` encrypts at the current epoch, and commits what a
+ * membership change waits for when the server says so.
+ */
+export class E2eDevice {
+  private readonly groups = new Map<string, MlsGroup>();
+  /** Plaintexts of this device's own messages by cmid (it cannot decrypt what it sent). */
+  private readonly sentPlain = new Map<string, string>();
+  /** Per conversation, this device's work in order (sends, commits, processing). */
+  private readonly chains = new Map<string, Promise<unknown>>();
+
+  private constructor(
+    readonly user: string,
+    readonly device: string,
+    private readonly identity: IdentityKeyPair,
+    private readonly signature: SignatureKeyPair,
+    private readonly credential: Credential,
+    private readonly store: MlsStore,
+    private readonly http: E2eHttp,
+    readonly trust: TrustOnFirstUse,
+  ) {}
+
+  /**
+   * The device's keys from its store, made on first use. `identity`: the user's identity key when
+   * this device was linked from another of theirs (absent: this is the user's first device).
+   */
+  static async open(opts: { user: string; device: string; store: MlsStore; http: E2eHttp; identity?: IdentityKeyPair; onKeyChange?: (user: string) => void }): Promise<E2eDevice> {
+    const { store } = opts;
+    const load = async <T>(key: string, make: () => Promise<T>, to: (v: T) => unknown, from: (raw: any) => T): Promise<T> => {
+      const raw = await store.get(key);
+      if (raw) return from(parse(raw));
+      const v = await make();
+      await store.put(key, json(to(v)));
+      return v;
+    };
+    const pair = (p: { publicKey: Uint8Array; signKey: Uint8Array }) => ({ publicKey: b64.encode(p.publicKey), signKey: b64.encode(p.signKey) });
+    const unpair = (r: { publicKey: string; signKey: string }) => ({ publicKey: b64.decode(r.publicKey), signKey: b64.decode(r.signKey) });
+    const identity = await load('identity', async () => opts.identity ?? (await newIdentityKey()), pair, unpair);
+    const signature = await load('signature', newSignatureKey, pair, unpair);
+    const credential = await certifyDevice(identity, opts.user, opts.device, signature.publicKey);
+    const trust = new TrustOnFirstUse((user) => opts.onKeyChange?.(user));
+    trust.check(opts.user, identity.publicKey);
+    return new E2eDevice(opts.user, opts.device, identity, signature, credential, store, opts.http, trust);
+  }
+
+  /** A fresh KeyPackage whose private half is kept (to join from a Welcome made for it). */
+  private async keyPackage(): Promise<DeviceKeyPackage> {
+    const kp = await newKeyPackage(this.credential, this.signature);
+    const ref = await digest(kp.bytes);
+    const priv = kp.privatePackage;
+    await this.store.put(`kp/${ref}`, json({ bytes: b64.encode(kp.bytes), init: b64.encode(priv.initPrivateKey), hpke: b64.encode(priv.hpkePrivateKey), sig: b64.encode(priv.signaturePrivateKey) }));
+    return kp;
+  }
+
+  private async storedKeyPackages(): Promise<DeviceKeyPackage[]> {
+    const out: DeviceKeyPackage[] = [];
+    for (const key of await this.store.keys('kp/')) {
+      const raw = await this.store.get(key);
+      if (!raw) continue;
+      const r = parse<{ bytes: string; init: string; hpke: string; sig: string }>(raw);
+      const bytes = b64.decode(r.bytes);
+      const publicPackage = decodeKeyPackage(bytes);
+      if (publicPackage) out.push({ bytes, publicPackage, privatePackage: { initPrivateKey: b64.decode(r.init), hpkePrivateKey: b64.decode(r.hpke), signaturePrivateKey: b64.decode(r.sig) } });
+    }
+    return out;
+  }
+
+  /** Keeps KEY_PACKAGES one-time KeyPackages and a last-resort one published in the key directory. */
+  async publishKeyPackages(): Promise<{ count: number; lastResort: boolean }> {
+    const base = `/v1/devices/${encodeURIComponent(this.device)}/key-packages`;
+    const now = await this.http.call<{ count: number; lastResort: boolean }>('GET', `${base}/count`);
+    if (now.count >= KEY_PACKAGES / 2 && now.lastResort) return now;
+    const fresh = await Promise.all(Array.from({ length: KEY_PACKAGES - now.count }, () => this.keyPackage()));
+    const lastResort = now.lastResort ? undefined : await this.keyPackage();
+    return this.http.call('PUT', base, { keyPackages: fresh.map((k) => b64.encode(k.bytes)), ...(lastResort ? { lastResort: b64.encode(lastResort.bytes) } : {}) });
+  }
+
+  /** Serializes this device's work on one conversation. */
+  private inOrder<T>(conv: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.chains.get(conv) ?? Promise.resolve()).then(fn, fn);
+    this.chains.set(conv, run.catch(() => {}));
+    return run;
+  }
+
+  private async group(conv: string): Promise<MlsGroup | null> {
+    const cached = this.groups.get(conv);
+    if (cached) return cached;
+    const raw = await this.store.get(`group/${conv}`);
+    if (!raw) return null;
+    const g = MlsGroup.restore(raw, this.trust);
+    this.groups.set(conv, g);
+    return g;
+  }
+
+  private async save(conv: string, g: MlsGroup): Promise<void> {
+    this.groups.set(conv, g);
+    await this.store.put(`group/${conv}`, g.serialize());
+  }
+
+  /** Devices of `users` (theirs, from the key directory), as KeyPackage bytes; this device excepted. */
+  private async claim(users: string[]): Promise<Uint8Array[]> {
+    if (users.length === 0) return [];
+    const r = await this.http.call<{ packages: { keyPackage: string }[] }>('POST', '/v1/key-packages/claim', { users });
+    return r.packages.map((p) => b64.decode(p.keyPackage));
+  }
+
+  /** Creates an end-to-end encrypted group conversation and its MLS group, adding every member's devices. */
+  async createConversation(members: string[], title?: string): Promise<string> {
+    const created = await this.http.call<{ id: string }>('POST', '/v1/conversations', { members, e2e: true, ...(title ? { title } : {}) });
+    await this.inOrder(created.id, async () => {
+      const g = await MlsGroup.create(enc.encode(created.id), await this.keyPackage(), this.trust);
+      await this.save(created.id, g);
+      await this.commitPending(created.id);
+    });
+    return created.id;
+  }
+
+  /** Commits what the conversation waits for (added users' devices, removed users' leaves). */
+  private async commitPending(conv: string): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const view = await this.http.call<MlsView>('GET', `/v1/conversations/${conv}/mls`);
+      const g = await this.group(conv);
+      if (!g || !view.rekeyPending) return;
+      if (BigInt(view.epoch) !== g.epoch) return; // behind: the log brings the commits first
+      const add = await this.claim([...view.pendingAdds, ...(g.epoch === 0n ? [this.user] : [])]);
+      const remove = view.pendingRemoves.flatMap((u) => g.leavesOf(u));
+      const pending = await g.commit({ add, remove });
+      try {
+        await this.postCommit(conv, pending, `commit-${this.device}-${g.epoch}-${attempt}`);
+        g.applyCommit(pending);
+        await this.save(conv, g);
+        return;
+      } catch (err) {
+        if (err instanceof E2eHttpError && err.code === 'stale_epoch') return; // another member's commit won
+        throw err;
+      }
+    }
+  }
+
+  private postCommit(conv: string, c: PendingCommit, cmid: string): Promise<unknown> {
+    return this.http.call('POST', `/v1/conversations/${conv}/mls/commit`, {
+      cmid,
+      commit: b64.encode(c.commit),
+      groupInfo: b64.encode(c.groupInfo),
+      ...(c.welcome ? { welcome: b64.encode(c.welcome) } : {}),
+    });
+  }
+
+  /** Joins `conv` from a Welcome made for one of this device's KeyPackages; the seq it joined at, or null. */
+  private async join(conv: string): Promise<number | null> {
+    const view = await this.http.call<MlsView>('GET', `/v1/conversations/${conv}/mls`);
+    const kps = await this.storedKeyPackages();
+    for (const w of view.welcomes) {
+      for (const kp of kps) {
+        try {
+          const g = await MlsGroup.join(b64.decode(w.welcome), kp, this.trust);
+          await this.save(conv, g);
+          await this.store.put(`joined/${conv}`, json(w.seq));
+          return w.seq;
+        } catch {
+          // Not this KeyPackage's Welcome.
+        }
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The client's `transform`: a plaintext conversation's message as it is; an encrypted one's
+   * decrypted (its sender checked against the member the server names), commits and proposals
+   * applied (nothing shown), the state written before the client acks.
+   */
+  transform = (msg: Msg): Promise<Msg | null> =>
+    this.inOrder(msg.conv, async () => {
+      if (msg.sys) return msg;
+      const bytes = /^[A-Za-z0-9_-]+$/.test(msg.body) ? b64.decode(msg.body) : null;
+      const header = bytes && readMlsHeader(bytes);
+      let g = await this.group(msg.conv);
+      if (!header || (!g && header.wireFormat !== 'private' && header.wireFormat !== 'public')) return g ? null : msg;
+      if (msg.from === this.user && msg.dev === this.device) {
+        // Our own: its plaintext is ours already, and our commits were applied when accepted.
+        const plain = this.sentPlain.get(msg.cmid);
+        this.sentPlain.delete(msg.cmid);
+        return header.contentType === 'application' ? { ...msg, body: plain ?? '' } : null;
+      }
+      if (!g) {
+        const joinedAt = await this.join(msg.conv);
+        g = await this.group(msg.conv);
+        if (!g || joinedAt === null || msg.seq <= joinedAt) return null; // from before this device joined
+      } else {
+        const joined = await this.store.get(`joined/${msg.conv}`);
+        if (joined && msg.seq <= parse<number>(joined)) return null;
+      }
+      const p = await g.process(bytes);
+      await this.save(msg.conv, g);
+      if (p.kind !== 'application') return null;
+      if (p.sender.user !== msg.from) throw new MlsError('rejected', `seq ${msg.seq}: sent by ${msg.from}, encrypted by ${p.sender.user}`);
+      return { ...msg, body: dec.decode(p.plaintext) };
+    });
+
+  /**
+   * Sends `text` to an encrypted conversation through `send` (the client's), encrypting at the
+   * current epoch; when the server says a membership change waits, commits it (or waits for the
+   * commit of whoever was first) and encrypts again.
+   */
+  async send(conv: string, text: string, send: (conv: string, body: string, cmid: string) => Promise<{ seq: number }>, cmid: string = crypto.randomUUID()): Promise<{ seq: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const body = await this.inOrder(conv, async () => {
+        const g = await this.group(conv);
+        if (!g) throw new MlsError('not_member', `no MLS state for ${conv}`);
+        const ct = await g.encrypt(enc.encode(text));
+        await this.save(conv, g);
+        return b64.encode(ct);
+      });
+      this.sentPlain.set(cmid, text);
+      try {
+        return await send(conv, body, cmid);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (attempt >= 8 || (code !== 'rekey_required' && code !== 'stale_epoch')) throw err;
+        if (code === 'rekey_required') await this.inOrder(conv, () => this.commitPending(conv));
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      }
+    }
+  }
+
+  /** This conversation's epoch here (null: no state). */
+  async epoch(conv: string): Promise<bigint | null> {
+    return (await this.group(conv))?.epoch ?? null;
+  }
+}
+
+async function digest(bytes: Uint8Array): Promise<string> {
+  const h = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes.slice()));
+  return Array.from(h, (x) => x.toString(16).padStart(2, '0')).join('');
+}
