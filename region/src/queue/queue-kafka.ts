@@ -10,6 +10,8 @@ type KafkaConfig = NonNullable<RegionConfig['kafka']>;
 const JOIN_TIMEOUT_MS = 60_000;
 /** Handlers in flight at once per partition (each of a different key). */
 const KEYS_IN_FLIGHT_PER_PARTITION = 16;
+/** How long `init` waits for new topics to have leaders before it gives up. */
+const TOPICS_READY_MS = 60_000;
 /** Publishes that wait for the producer go out together, up to this many value and key bytes. */
 const PUBLISH_BATCH_BYTES = 512 * 1024;
 
@@ -96,19 +98,38 @@ export class KafkaQueue implements Queue {
     const missing = [...new Set(topics)].filter((t) => !this.known.has(t));
     if (missing.length === 0) return;
     const rf = this.cfg.replicationFactor;
-    try {
-      await this.admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({
-          topic: this.topicName(t),
-          numPartitions: this.cfg.partitions,
-          replicationFactor: rf,
-          // With acks=all, a write survives the loss of one replica once there are 3.
-          configEntries: [{ name: 'min.insync.replicas', value: String(rf >= 3 ? 2 : 1) }],
-        })),
-      });
-    } catch (err) {
-      if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw err;
+    const names = missing.map((t) => this.topicName(t));
+    // A broker busy creating many topics at once (processes starting together) can answer a
+    // metadata request for a topic it has not finished creating with UNKNOWN_TOPIC_OR_PARTITION
+    // or LEADER_NOT_AVAILABLE: retriable, so this waits (up to TOPICS_READY_MS) until every
+    // partition of every topic has a leader, instead of failing the process's start.
+    const deadline = Date.now() + TOPICS_READY_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        try {
+          await this.admin.createTopics({
+            waitForLeaders: true,
+            topics: names.map((topic) => ({
+              topic,
+              numPartitions: this.cfg.partitions,
+              replicationFactor: rf,
+              // With acks=all, a write survives the loss of one replica once there are 3.
+              configEntries: [{ name: 'min.insync.replicas', value: String(rf >= 3 ? 2 : 1) }],
+            })),
+          });
+        } catch (err) {
+          if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw err;
+        }
+        const meta = await this.admin.fetchTopicMetadata({ topics: names });
+        const leaderless = meta.topics.filter((t) => t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0)).map((t) => t.name);
+        if (leaderless.length === 0) break;
+        throw Object.assign(new Error(`topics without a leader yet: ${leaderless.join(', ')}`), { retriable: true });
+      } catch (err) {
+        const retriable = (err as { retriable?: boolean }).retriable === true || ['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'].includes((err as { type?: string }).type ?? '');
+        if (!retriable || Date.now() > deadline) throw err;
+        this.log.warn('topics not ready yet; retrying', { topics: names, attempt, ...errorFields(err) });
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
     }
     for (const t of missing) this.known.add(t);
     this.log.info('topics ready', { topics: missing.map((t) => this.topicName(t)), partitions: this.cfg.partitions, replicationFactor: rf });
