@@ -1,9 +1,10 @@
 import { Hono } from 'hono';
-import { DeviceId, ProtocolError, PushRegistrationBody, type PushRecordedResponse } from '@switchboard/protocol';
+import { ProtocolError, PushRegistrationBody, type PushRecordedResponse } from '@switchboard/protocol';
 import { config, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
 import { errorFields, log } from '../log.ts';
 import { tokenFrom, verifyToken } from './auth.ts';
+import { ownDevice } from './own-device.ts';
 import { readJson } from './read-json.ts';
 
 /**
@@ -11,14 +12,6 @@ import { readJson } from './read-json.ts';
  * notifications while the device has no socket. A device registers only itself.
  */
 export const devicesApi = new Hono<{ Bindings: Env }>();
-
-async function self(c: { env: Env; req: { raw: Request; param(name: string): string | undefined } }) {
-  const me = await verifyToken(config(c.env).authSecret, tokenFrom(c.req.raw, false));
-  const device = DeviceId.safeParse(c.req.param('device'));
-  if (!device.success) throw new ProtocolError('invalid_frame', 'device: 1-64 of [A-Za-z0-9._-]');
-  if (device.data !== me.device) throw new ProtocolError('forbidden', 'a device may register (or read the registration of) only itself');
-  return me;
-}
 
 /** The region's answer, or `unavailable` (never a stack trace). */
 async function region<T>(env: Env, path: string, body: unknown): Promise<T> {
@@ -33,7 +26,7 @@ async function region<T>(env: Env, path: string, body: unknown): Promise<T> {
 
 /** `PUT /v1/devices/:device/push {"provider","token","env"?,"topic"?}` → 200 {device, provider, registeredAt}. */
 devicesApi.put('/v1/devices/:device/push', async (c) => {
-  const me = await self(c);
+  const me = await ownDevice(c, 'register (or read the registration of) only itself');
   const registration = await readJson(c, PushRegistrationBody, 8192);
   const r = await region<{ registeredAt: number }>(c.env, '/internal/push/register', { user: me.user, device: me.device, registration });
   return c.json({ device: me.device, provider: registration.provider, registeredAt: r.registeredAt });
@@ -41,13 +34,13 @@ devicesApi.put('/v1/devices/:device/push', async (c) => {
 
 /** `GET /v1/devices/:device/push` → 200 {registration: {provider, env?, topic?, registeredAt} | null}: is this device registered? */
 devicesApi.get('/v1/devices/:device/push', async (c) => {
-  const me = await self(c);
+  const me = await ownDevice(c, 'register (or read the registration of) only itself');
   return c.json(await region(c.env, '/internal/push/registration', { user: me.user, device: me.device }));
 });
 
 /** `DELETE /v1/devices/:device/push` → 204: no more notifications for this device. */
 devicesApi.delete('/v1/devices/:device/push', async (c) => {
-  const me = await self(c);
+  const me = await ownDevice(c, 'register (or read the registration of) only itself');
   await region(c.env, '/internal/push/unregister', { user: me.user, device: me.device });
   return c.body(null, 204);
 });

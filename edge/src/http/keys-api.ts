@@ -1,6 +1,5 @@
 import { Hono, type Context } from 'hono';
 import {
-  DeviceId,
   KEY_UPLOAD_BODY_BYTES,
   KeyClaimBody,
   KeyPackagesUploadBody,
@@ -16,6 +15,7 @@ import { config, type Env } from '../config.ts';
 import { RegionError, callRegion } from '../internal/region-client.ts';
 import { errorFields, log } from '../log.ts';
 import { tokenFrom, verifyToken, type Principal } from './auth.ts';
+import { ownDevice } from './own-device.ts';
 import { errorBody, readJson } from './read-json.ts';
 
 /**
@@ -43,15 +43,6 @@ class RetryLater extends ProtocolError {
 
 async function caller(c: Ctx): Promise<Principal> {
   return verifyToken(config(c.env).authSecret, tokenFrom(c.req.raw, false));
-}
-
-/** The caller, when `:device` is its own device: only a device uploads (or counts) its packages. */
-async function self(c: Ctx): Promise<Principal> {
-  const me = await caller(c);
-  const device = DeviceId.safeParse(c.req.param('device'));
-  if (!device.success) throw new ProtocolError('invalid_frame', 'device: 1-64 of [A-Za-z0-9._-]');
-  if (device.data !== me.device) throw new ProtocolError('forbidden', 'a device may upload (or count) only its own KeyPackages');
-  return me;
 }
 
 /** The region's answer; its typed refusals of the request relayed, anything else `unavailable` (never a stack trace). */
@@ -90,7 +81,7 @@ function route(handler: (c: Ctx) => Promise<Response>): (c: Ctx) => Promise<Resp
 keysApi.put(
   '/v1/devices/:device/key-packages',
   route(async (c) => {
-    const me = await self(c);
+    const me = await ownDevice(c, 'upload (or count) only its own KeyPackages');
     const upload = await readJson(c, KeyPackagesUploadBody, KEY_UPLOAD_BODY_BYTES);
     return c.json(await region<KeyPackageCount>(c.env, '/internal/keys/upload', { user: me.user, device: me.device, ...upload }));
   }),
@@ -100,7 +91,7 @@ keysApi.put(
 keysApi.get(
   '/v1/devices/:device/key-packages/count',
   route(async (c) => {
-    const me = await self(c);
+    const me = await ownDevice(c, 'upload (or count) only its own KeyPackages');
     return c.json(await region<KeyPackageCount>(c.env, '/internal/keys/count', { user: me.user, device: me.device }));
   }),
 );
