@@ -113,15 +113,17 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
   /** What a member's device needs to join or rejoin: the last GroupInfo and the Welcomes naming the user. */
   async mlsState(input: { user: string }): Promise<Result<{ epoch: string; rekeyPending: boolean; pendingAdds: string[]; pendingRemoves: string[]; groupInfo: string | null; welcomes: { seq: number; welcome: string }[] }>> {
     if (this.seq.conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
-    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    // A former member may still fetch the Welcomes of their membership; nothing current.
+    const current = this.seq.isMember(input.user);
+    if (!current && !this.seq.member(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
     if (!this.seq.e2e) return { ok: false, code: 'conflict', message: 'this conversation is not end-to-end encrypted' };
     return {
       ok: true,
       epoch: String(this.seq.mlsEpoch),
       rekeyPending: this.seq.rekeyPending,
-      pendingAdds: this.seq.pendingAdds(),
-      pendingRemoves: this.seq.pendingRemoves(),
-      groupInfo: this.seq.groupInfo(),
+      pendingAdds: current ? this.seq.pendingAdds() : [],
+      pendingRemoves: current ? this.seq.pendingRemoves() : [],
+      groupInfo: current ? this.seq.groupInfo() : null,
       welcomes: this.seq.welcomesFor(input.user),
     };
   }

@@ -297,11 +297,15 @@ export class Sequencer {
     return this.meta('group_info') || null;
   }
 
-  /** Welcomes that name `user`, sequenced at or after their join (base64url MLSMessages, oldest first). */
+  /**
+   * Welcomes that name `user`, sequenced after their latest join and (for a member since removed)
+   * before their removal: a device that had not joined yet when its user was removed can still
+   * read what was sent while it was a member. Base64url MLSMessages, oldest first.
+   */
   welcomesFor(user: string): { seq: number; welcome: string }[] {
     const m = this.member(user);
-    if (!m || m.leftSeq !== null) return [];
-    return this.all<{ seq: number; users: string; welcome: string }>('SELECT seq, users, welcome FROM mls_welcomes WHERE seq > ? ORDER BY seq', m.joinedSeq)
+    if (!m) return [];
+    return this.all<{ seq: number; users: string; welcome: string }>('SELECT seq, users, welcome FROM mls_welcomes WHERE seq > ? AND seq < ? ORDER BY seq', m.joinedSeq, m.leftSeq ?? Number.MAX_SAFE_INTEGER)
       .filter((r) => (JSON.parse(r.users) as string[]).includes(user))
       .map((r) => ({ seq: r.seq, welcome: r.welcome }));
   }

@@ -201,7 +201,7 @@ export class SwitchboardClient {
   /** Restores what the store kept: unsent messages go out again with their cmid, cursors resume. */
   private load(): Promise<void> {
     this.loaded ??= this.store.load().then((state) => {
-      for (const [conv, seq] of Object.entries(state.cursors)) this.follow(conv, seq);
+      for (const [conv, seq] of Object.entries(state.cursors)) this.track(conv, seq);
       for (const p of state.outbox) {
         if (this.outbox.has(p.cmid)) continue;
         this.outbox.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: p.body, tries: 1, inflight: false, notBefore: 0, waiters: [{ done: (f) => this.opts.onSent?.(f), fail: () => {} }] });
@@ -212,10 +212,17 @@ export class SwitchboardClient {
 
   /** Follows a conversation from `delivered` (the highest seq this device already has). */
   follow(conv: string, delivered = 0): void {
+    const before = this.cursors.get(conv)?.delivered ?? 0;
+    this.track(conv, delivered);
+    // A jump forward (a member added again reads from their addition) survives a restart too.
+    if (delivered > before) this.stored(this.load().then(() => this.store.setCursor(conv, this.cursors.get(conv)!.delivered)));
+    if (this.status === 'online') void this.catchUp(conv);
+  }
+
+  private track(conv: string, delivered: number): void {
     const cursor = this.cursors.get(conv);
     if (cursor) cursor.advance(delivered);
     else this.cursors.set(conv, new ConversationCursor(delivered));
-    if (this.status === 'online') void this.catchUp(conv);
   }
 
   /**
@@ -576,14 +583,18 @@ export class SwitchboardClient {
     }
     const next = (this.transforming.get(conv) ?? Promise.resolve()).then(async () => {
       for (const m of msgs) {
+        // Closed: nothing more is shown, stored or acked; the next start gets these again.
+        if (this.closed) return;
         let out: Msg | null = null;
         try {
           out = await transform(m);
         } catch (err) {
+          if (this.closed) return;
           this.opts.onTransformError?.(m, err);
         }
         if (out) this.opts.onMessage?.(out);
       }
+      if (this.closed) return;
       this.stored(this.store.setCursor(conv, last.seq));
       this.acks.ack(conv, last.seq);
     });

@@ -66,9 +66,8 @@ const KEY_PACKAGES = 20;
  * membership change waits for when the server says so.
  */
 export class E2eDevice {
-  private readonly groups = new Map<string, MlsGroup>();
-  /** Plaintexts of this device's own messages by cmid (it cannot decrypt what it sent). */
-  private readonly sentPlain = new Map<string, string>();
+  private readonly groups = new Map<string, { group: MlsGroup; seq: number }>();
+  private closed = false;
   /** Per conversation, this device's work in order (sends, commits, processing). */
   private readonly chains = new Map<string, Promise<unknown>>();
 
@@ -140,24 +139,51 @@ export class E2eDevice {
 
   /** Serializes this device's work on one conversation. */
   private inOrder<T>(conv: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.chains.get(conv) ?? Promise.resolve()).then(fn, fn);
+    const guarded = () => (this.closed ? Promise.reject(new Error('E2eDevice closed')) : fn());
+    const run = (this.chains.get(conv) ?? Promise.resolve()).then(guarded, guarded);
     this.chains.set(conv, run.catch(() => {}));
     return run;
   }
 
+  /**
+   * The conversation's group here, and the highest seq of its log already applied to it (stored
+   * with the state in one write, so a message delivered again after a restart, before the client
+   * had stored its cursor, is recognised and not applied twice).
+   */
   private async group(conv: string): Promise<MlsGroup | null> {
     const cached = this.groups.get(conv);
-    if (cached) return cached;
+    if (cached) return cached.group;
     const raw = await this.store.get(`group/${conv}`);
-    if (!raw) return null;
-    const g = MlsGroup.restore(raw, this.trust);
-    this.groups.set(conv, g);
+    if (!raw || raw.length < 8) return null;
+    const seq = Number(new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0));
+    const g = MlsGroup.restore(raw.subarray(8), this.trust);
+    this.groups.set(conv, { group: g, seq });
     return g;
   }
 
-  private async save(conv: string, g: MlsGroup): Promise<void> {
-    this.groups.set(conv, g);
-    await this.store.put(`group/${conv}`, g.serialize());
+  private applied(conv: string): number {
+    return this.groups.get(conv)?.seq ?? 0;
+  }
+
+  private async forget(conv: string): Promise<void> {
+    this.groups.delete(conv);
+    await this.store.delete(`group/${conv}`);
+  }
+
+  /** Writes the group's state, with `seq` the log position it now includes (default: unchanged). */
+  private async save(conv: string, g: MlsGroup, seq = this.applied(conv)): Promise<void> {
+    if (this.closed) throw new Error('E2eDevice closed: another instance owns this store now');
+    const state = g.serialize();
+    const raw = new Uint8Array(8 + state.length);
+    new DataView(raw.buffer).setBigUint64(0, BigInt(seq));
+    raw.set(state, 8);
+    this.groups.set(conv, { group: g, seq });
+    await this.store.put(`group/${conv}`, raw);
+  }
+
+  /** Stops this instance (its store may then be opened again): no more writes, no scheduled work. */
+  close(): void {
+    this.closed = true;
   }
 
   /** Devices of `users` (theirs, from the key directory), as KeyPackage bytes; this device excepted. */
@@ -178,13 +204,42 @@ export class E2eDevice {
     return created.id;
   }
 
+  /**
+   * Adds `users` to an encrypted conversation (an owner's or admin's device) and commits their
+   * devices at once, so the conversation is not held waiting for another sender's commit.
+   */
+  async addMembers(conv: string, users: string[]): Promise<{ seq: number | null }> {
+    const r = await this.http.call<{ seq: number | null }>('POST', `/v1/conversations/${conv}/members`, { users });
+    await this.rotate(conv);
+    return r;
+  }
+
+  /** Removes `user` (or leaves, for oneself) and commits the removal of their devices at once. */
+  async removeMember(conv: string, user: string): Promise<{ seq: number | null }> {
+    const r = await this.http.call<{ seq: number | null }>('DELETE', `/v1/conversations/${conv}/members/${encodeURIComponent(user)}`);
+    if (user !== this.user) await this.rotate(conv);
+    else await this.inOrder(conv, () => this.forget(conv));
+    return r;
+  }
+
+  /** Commits what the conversation waits for, if anything (a commit of another member may win). */
+  rotate(conv: string): Promise<void> {
+    return this.inOrder(conv, () => this.commitPending(conv));
+  }
+
   /** Commits what the conversation waits for (added users' devices, removed users' leaves). */
   private async commitPending(conv: string): Promise<void> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let attempt = 0; attempt < 20; attempt++) {
       const view = await this.http.call<MlsView>('GET', `/v1/conversations/${conv}/mls`);
       const g = await this.group(conv);
       if (!g || !view.rekeyPending) return;
-      if (BigInt(view.epoch) !== g.epoch) return; // behind: the log brings the commits first
+      if (BigInt(view.epoch) !== g.epoch) {
+        // Behind: commits are on their way through the log. They are processed on this
+        // conversation's chain, which this holds: let go, and try again once they were.
+        if (attempt >= 3) return;
+        setTimeout(() => void (this.closed ? undefined : this.rotate(conv).catch(() => {})), 200 * (attempt + 1));
+        return;
+      }
       const add = await this.claim([...view.pendingAdds, ...(g.epoch === 0n ? [this.user] : [])]);
       const remove = view.pendingRemoves.flatMap((u) => g.leavesOf(u));
       const pending = await g.commit({ add, remove });
@@ -213,12 +268,13 @@ export class E2eDevice {
   private async join(conv: string): Promise<number | null> {
     const view = await this.http.call<MlsView>('GET', `/v1/conversations/${conv}/mls`);
     const kps = await this.storedKeyPackages();
-    for (const w of view.welcomes) {
+    // Newest first: a user removed and added again was welcomed more than once.
+    for (const w of [...view.welcomes].reverse()) {
       for (const kp of kps) {
         try {
           const g = await MlsGroup.join(b64.decode(w.welcome), kp, this.trust);
-          await this.save(conv, g);
-          await this.store.put(`joined/${conv}`, json(w.seq));
+          // Everything up to the commit that added this device is before its join.
+          await this.save(conv, g, w.seq);
           return w.seq;
         } catch {
           // Not this KeyPackage's Welcome.
@@ -235,27 +291,36 @@ export class E2eDevice {
    */
   transform = (msg: Msg): Promise<Msg | null> =>
     this.inOrder(msg.conv, async () => {
-      if (msg.sys) return msg;
+      if (msg.sys) {
+        // Removed, or added again: the old state is worthless (the server serves nothing past a
+        // removal, so it never saw the commit that removed it); a new Welcome starts it afresh.
+        // (Not a state that already includes it: one joined from a later Welcome.)
+        if (msg.sys.users.includes(this.user) && (msg.sys.op === 'remove' || msg.sys.op === 'add')) {
+          if ((await this.group(msg.conv)) && msg.seq > this.applied(msg.conv)) await this.forget(msg.conv);
+        }
+        return msg;
+      }
       const bytes = /^[A-Za-z0-9_-]+$/.test(msg.body) ? b64.decode(msg.body) : null;
       const header = bytes && readMlsHeader(bytes);
       let g = await this.group(msg.conv);
       if (!header || (!g && header.wireFormat !== 'private' && header.wireFormat !== 'public')) return g ? null : msg;
       if (msg.from === this.user && msg.dev === this.device) {
         // Our own: its plaintext is ours already, and our commits were applied when accepted.
-        const plain = this.sentPlain.get(msg.cmid);
-        this.sentPlain.delete(msg.cmid);
-        return header.contentType === 'application' ? { ...msg, body: plain ?? '' } : null;
+        if (header.contentType !== 'application') return null;
+        const key = /^[A-Za-z0-9._-]{1,128}$/.test(msg.cmid) ? `sent/${msg.cmid}` : null;
+        // Kept: a restart before the client stored its cursor delivers it again.
+        const plain = key ? await this.store.get(key) : null;
+        return { ...msg, body: plain ? dec.decode(plain) : '' };
       }
       if (!g) {
-        const joinedAt = await this.join(msg.conv);
+        await this.join(msg.conv);
         g = await this.group(msg.conv);
-        if (!g || joinedAt === null || msg.seq <= joinedAt) return null; // from before this device joined
-      } else {
-        const joined = await this.store.get(`joined/${msg.conv}`);
-        if (joined && msg.seq <= parse<number>(joined)) return null;
+        if (!g) return null; // from before this device joined
       }
+      // From before this device joined, or applied already (delivered again after a restart).
+      if (msg.seq <= this.applied(msg.conv)) return null;
       const p = await g.process(bytes);
-      await this.save(msg.conv, g);
+      await this.save(msg.conv, g, msg.seq);
       if (p.kind !== 'application') return null;
       if (p.sender.user !== msg.from) throw new MlsError('rejected', `seq ${msg.seq}: sent by ${msg.from}, encrypted by ${p.sender.user}`);
       return { ...msg, body: dec.decode(p.plaintext) };
@@ -268,20 +333,24 @@ export class E2eDevice {
    */
   async send(conv: string, text: string, send: (conv: string, body: string, cmid: string) => Promise<{ seq: number }>, cmid: string = crypto.randomUUID()): Promise<{ seq: number }> {
     for (let attempt = 0; ; attempt++) {
-      const body = await this.inOrder(conv, async () => {
-        const g = await this.group(conv);
-        if (!g) throw new MlsError('not_member', `no MLS state for ${conv}`);
-        const ct = await g.encrypt(enc.encode(text));
-        await this.save(conv, g);
-        return b64.encode(ct);
-      });
-      this.sentPlain.set(cmid, text);
       try {
+        const body = await this.inOrder(conv, async () => {
+          let g = await this.group(conv);
+          // Added a moment ago: join from the Welcome if its commit was sequenced already.
+          if (!g && (await this.join(conv)) !== null) g = await this.group(conv);
+          if (!g) throw new NotJoinedYet(conv);
+          const ct = await g.encrypt(enc.encode(text));
+          await this.save(conv, g);
+          return b64.encode(ct);
+        });
+        // Kept (on the device) until the message comes back in the log: this device cannot
+        // decrypt what it sent, and a restart in between must not lose its text.
+        await this.store.put(`sent/${cmid}`, enc.encode(text));
         return await send(conv, body, cmid);
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (attempt >= 8 || (code !== 'rekey_required' && code !== 'stale_epoch')) throw err;
-        if (code === 'rekey_required') await this.inOrder(conv, () => this.commitPending(conv));
+        const code = err instanceof NotJoinedYet ? 'not_joined' : (err as { code?: string }).code;
+        if (attempt >= 10 || (code !== 'rekey_required' && code !== 'stale_epoch' && code !== 'not_joined')) throw err;
+        if (code === 'rekey_required') await this.rotate(conv);
         await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
       }
     }
@@ -290,6 +359,14 @@ export class E2eDevice {
   /** This conversation's epoch here (null: no state). */
   async epoch(conv: string): Promise<bigint | null> {
     return (await this.group(conv))?.epoch ?? null;
+  }
+}
+
+/** This device was added to a conversation whose commit (and Welcome) has not been sequenced yet. */
+class NotJoinedYet extends Error {
+  constructor(conv: string) {
+    super(`not joined ${conv} yet: its Welcome waits for the commit that adds this device`);
+    this.name = 'NotJoinedYet';
   }
 }
 
