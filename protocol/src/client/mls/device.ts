@@ -82,6 +82,11 @@ export class E2eDevice {
     readonly trust: TrustOnFirstUse,
   ) {}
 
+  /** The user's identity public key as this device holds it (what a UI shows as a safety number). */
+  get identityKey(): Uint8Array {
+    return this.identity.publicKey;
+  }
+
   /**
    * The device's keys from its store, made on first use. `identity`: the user's identity key when
    * this device was linked from another of theirs (absent: this is the user's first device).
