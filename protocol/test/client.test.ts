@@ -77,6 +77,40 @@ function client(server: FakeServer, extra: Partial<ConstructorParameters<typeof 
 }
 
 describe('SwitchboardClient', () => {
+  it('transform: each message in order, one at a time; the ack waits for it; a failure is reported and passed over', async () => {
+    const server = new FakeServer();
+    const seen: number[] = [];
+    const errors: number[] = [];
+    let inside = 0;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const { c, got } = client(server, {
+      ackDelayMs: 0,
+      transform: async (m) => {
+        inside++;
+        assert.equal(inside, 1, 'one at a time');
+        seen.push(m.seq);
+        if (m.seq === 1) await gate;
+        inside--;
+        if (m.seq === 2) throw new Error('undecryptable');
+        return m.seq === 3 ? null : { ...m, body: m.body.toUpperCase() };
+      },
+      onTransformError: (m) => void errors.push(m.seq),
+    });
+    await c.connect();
+    for (const seq of [1, 2, 3, 4]) server.last.push(msg(seq));
+    await until(() => seen.length === 1);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(got, [], 'nothing shown while the first is in transform');
+    assert.deepEqual(server.sent('ack'), [], 'and nothing acked');
+    release();
+    await until(() => got.length === 2 && server.sent('ack').some((a) => a.seq === 4));
+    assert.deepEqual(seen, [1, 2, 3, 4]);
+    assert.deepEqual(got.map((m) => m.body), ['B1', 'B4'], 'a null hides the message (seq 3); a failure skips it (seq 2)');
+    assert.deepEqual(errors, [2]);
+    c.close();
+  });
+
   it('releases in order, drops duplicates, fills a gap by syncing exactly the missing range, and acks', async () => {
     const server = new FakeServer();
     const base = server.reply;

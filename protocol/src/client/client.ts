@@ -39,7 +39,8 @@ export interface ClientOptions {
    * Each message passes through this first, in seq order per conversation, one at a time: what it
    * resolves to goes to `onMessage` (null: nothing, e.g. an MLS commit), and the conversation's
    * cursor and ack move only once it resolved (end-to-end encryption writes its state here, before
-   * the ack). A rejection is reported to `onTransformError` and the message is passed over.
+   * the ack). A rejection (or an `onMessage` that throws) is reported to `onTransformError` and
+   * the message is passed over.
    */
   transform?: (msg: Msg) => Promise<Msg | null>;
   onTransformError?: (msg: Msg, err: unknown) => void;
@@ -581,7 +582,7 @@ export class SwitchboardClient {
       this.acks.ack(conv, last.seq);
       return;
     }
-    const next = (this.transforming.get(conv) ?? Promise.resolve()).then(async () => {
+    const run = async () => {
       for (const m of msgs) {
         // Closed: nothing more is shown, stored or acked; the next start gets these again.
         if (this.closed) return;
@@ -592,12 +593,18 @@ export class SwitchboardClient {
           if (this.closed) return;
           this.opts.onTransformError?.(m, err);
         }
-        if (out) this.opts.onMessage?.(out);
+        try {
+          if (out) this.opts.onMessage?.(out);
+        } catch (err) {
+          this.opts.onTransformError?.(m, err);
+        }
       }
       if (this.closed) return;
       this.stored(this.store.setCursor(conv, last.seq));
       this.acks.ack(conv, last.seq);
-    });
+    };
+    // One run after the other; a failure is reported, never an unhandled rejection.
+    const next = (this.transforming.get(conv) ?? Promise.resolve()).then(run).catch((err: unknown) => this.opts.onTransformError?.(last, err));
     this.transforming.set(conv, next);
     void next.finally(() => {
       if (this.transforming.get(conv) === next) this.transforming.delete(conv);
