@@ -105,7 +105,14 @@ export class E2eDevice {
     const identity = await load('identity', async () => opts.identity ?? (await newIdentityKey()), pair, unpair);
     const signature = await load('signature', newSignatureKey, pair, unpair);
     const credential = await certifyDevice(identity, opts.user, opts.device, signature.publicKey);
-    const trust = new TrustOnFirstUse((user) => opts.onKeyChange?.(user));
+    // The identity keys this device trusts survive restarts: a key change is then noticed.
+    const saved = await store.get('trust');
+    let writes = Promise.resolve();
+    const trust = new TrustOnFirstUse(
+      (user) => opts.onKeyChange?.(user),
+      saved ? parse<Record<string, string>>(saved) : {},
+      (snapshot) => void (writes = writes.then(() => store.put('trust', json(snapshot))).catch(() => {})),
+    );
     trust.check(opts.user, identity.publicKey);
     return new E2eDevice(opts.user, opts.device, identity, signature, credential, store, opts.http, trust);
   }

@@ -71,7 +71,22 @@ export interface IdentityTrust {
 export class TrustOnFirstUse implements IdentityTrust {
   private readonly keys = new Map<string, string>();
   private readonly servers = new Set<string>();
-  constructor(private readonly onChange: (user: string, was: Uint8Array, now: Uint8Array) => void = () => {}) {}
+  /**
+   * `saved`: the keys trusted before (`snapshot()`); `save` is told each time the trusted keys
+   * change, so a restart keeps them (a device that forgot them would trust a new key silently).
+   */
+  constructor(
+    private readonly onChange: (user: string, was: Uint8Array, now: Uint8Array) => void = () => {},
+    saved: Record<string, string> = {},
+    private readonly save: (snapshot: Record<string, string>) => void = () => {},
+  ) {
+    for (const [user, key] of Object.entries(saved)) this.keys.set(user, key);
+  }
+
+  /** The trusted identity keys, by user (base64url): what `save` is given. */
+  snapshot(): Record<string, string> {
+    return Object.fromEntries(this.keys);
+  }
 
   /** Trust `signatureKey` as a Delivery Service's (the server's, as its API hands it out). */
   trustDeliveryService(signatureKey: Uint8Array): this {
@@ -86,7 +101,11 @@ export class TrustOnFirstUse implements IdentityTrust {
   check(user: string, identityKey: Uint8Array): boolean {
     const k = b64.encode(identityKey);
     const known = this.keys.get(user);
-    if (known === undefined) return void this.keys.set(user, k), true;
+    if (known === undefined) {
+      this.keys.set(user, k);
+      this.save(this.snapshot());
+      return true;
+    }
     if (known === k) return true;
     this.onChange(user, b64.decode(known), identityKey);
     return false;
@@ -95,6 +114,7 @@ export class TrustOnFirstUse implements IdentityTrust {
   /** The user accepted `identityKey` for `user` (after a key change was shown). */
   accept(user: string, identityKey: Uint8Array): void {
     this.keys.set(user, b64.encode(identityKey));
+    this.save(this.snapshot());
   }
 
   known(user: string): Uint8Array | null {
