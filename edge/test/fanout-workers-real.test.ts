@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../scripts/lib/ports.ts';
-import { ROOT, startEdge, startRegion, type Service } from '../../scripts/lib/processes.ts';
+import { startEdge, startRegion, type Service } from '../../scripts/lib/processes.ts';
+import { killWorker, spawnWorker } from './region-worker.ts';
 import { TestSocket, createConversation, token } from './socket.ts';
 import { realEngineEnv } from './system.ts';
 
@@ -22,33 +22,19 @@ const env = realEngineEnv(`fw_${crypto.randomBytes(3).toString('hex')}`);
 /** Records each worker fanned out (its debug log lines), by worker name. */
 const handled = new Map<string, number>();
 
-function worker(name: string, vars: Record<string, string>): { child: ChildProcess; subscribed: Promise<void> } {
-  const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'region/src/main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, ...vars, REGION_ROLE: 'fanout', LOG_LEVEL: 'debug' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
+/** A fan-out worker (REGION_ROLE=fanout) whose "fanned out" log lines are counted in `handled`. */
+function worker(name: string, vars: Record<string, string>) {
+  const { child, ready } = spawnWorker({
+    name,
+    role: 'fanout',
+    vars,
+    readyLine: '"msg":"subscribed"',
+    onLine: (line) => void (line.includes('"msg":"fanned out"') && handled.set(name, (handled.get(name) ?? 0) + 1)),
   });
-  const subscribed = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not subscribe within 90 s`)), 90_000);
-    for (const s of [child.stdout!, child.stderr!]) {
-      readline.createInterface({ input: s }).on('line', (line) => {
-        if (process.env.E2E_VERBOSE) process.stderr.write(`[${name}] ${line}\n`);
-        if (line.includes('"msg":"subscribed"')) clearTimeout(timer), resolve();
-        if (line.includes('"msg":"fanned out"')) handled.set(name, (handled.get(name) ?? 0) + 1);
-      });
-    }
-    child.once('exit', () => reject(new Error(`${name} exited`)));
-  });
-  subscribed.catch(() => {});
-  return { child, subscribed };
+  return { child, subscribed: ready };
 }
 
-const kill = (child: ChildProcess, signal: NodeJS.Signals) => {
-  try {
-    process.kill(-child.pid!, signal);
-  } catch {}
-};
+const kill = killWorker;
 
 if (!env) {
   if (process.env.CI === 'true') it('fan-out workers (real engines)', () => assert.fail('CI requires the real engines'));

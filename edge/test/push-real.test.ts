@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { FakeApns } from '../../region/test/push/fakes/fake-apns.ts';
 import { FakeFcm } from '../../region/test/push/fakes/fake-fcm.ts';
 import { freePort } from '../../scripts/lib/ports.ts';
-import { ROOT, startEdge, startRegion, type Service } from '../../scripts/lib/processes.ts';
+import { startEdge, startRegion, type Service } from '../../scripts/lib/processes.ts';
+import { killWorker, spawnWorker } from './region-worker.ts';
 import { TestSocket, createConversation, token } from './socket.ts';
 import { realEngineEnv } from './system.ts';
 
@@ -32,40 +32,24 @@ interface PushEvent {
   at: number;
 }
 const events: PushEvent[] = [];
-const started = new Map<string, number>();
-
-function pushWorker(name: string, vars: Record<string, string>): { child: ChildProcess; ready: Promise<void> } {
-  const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'region/src/main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, ...vars, REGION_ROLE: 'push', LOG_LEVEL: 'debug' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
+/** A push worker (REGION_ROLE=push) whose "push …" log lines become `events`. */
+function pushWorker(name: string, vars: Record<string, string>) {
+  return spawnWorker({
+    name,
+    role: 'push',
+    vars,
+    readyLine: '"msg":"push workers started"',
+    onLine: (line) => {
+      if (!line.includes('"msg":"push ')) return;
+      try {
+        const f = JSON.parse(line) as Omit<PushEvent, 'worker' | 'at'>;
+        events.push({ worker: name, msg: f.msg, user: f.user, device: f.device, seq: f.seq, result: f.result, reason: f.reason, at: Date.now() });
+      } catch {}
+    },
   });
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 90 s`)), 90_000);
-    for (const s of [child.stdout!, child.stderr!]) {
-      readline.createInterface({ input: s }).on('line', (line) => {
-        if (process.env.E2E_VERBOSE) process.stderr.write(`[${name}] ${line}\n`);
-        if (line.includes('"msg":"push workers started"')) clearTimeout(timer), started.set(name, Date.now()), resolve();
-        if (!line.includes('"msg":"push ')) return;
-        try {
-          const f = JSON.parse(line) as Omit<PushEvent, 'worker' | 'at'>;
-          events.push({ worker: name, msg: f.msg, user: f.user, device: f.device, seq: f.seq, result: f.result, reason: f.reason, at: Date.now() });
-        } catch {}
-      });
-    }
-    child.once('exit', () => reject(new Error(`${name} exited`)));
-  });
-  ready.catch(() => {});
-  return { child, ready };
 }
 
-const kill = (child: ChildProcess, signal: NodeJS.Signals) => {
-  try {
-    process.kill(-child.pid!, signal);
-  } catch {}
-};
-
+const kill = killWorker;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(what: string, pred: () => boolean, timeoutMs: number): Promise<void> {

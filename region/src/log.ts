@@ -11,6 +11,9 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+/** A logger that writes nothing (benchmarks, tools). */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLogger };
+
 export function createLogger(base: Record<string, unknown> = {}): Logger {
   const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (rank[level] < threshold) return;

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createBackends } from '../../region/src/backends.ts';
 import { loadConfig } from '../../region/src/config.ts';
-import type { Logger } from '../../region/src/log.ts';
+import { silentLogger as silent } from '../../region/src/log.ts';
 import { MemoryPushGate } from '../../region/src/push/gate-memory.ts';
 import type { PushGate } from '../../region/src/push/gate.ts';
 import { pushIntentId, pushKey, type PushIntent } from '../../region/src/push/intents.ts';
@@ -47,7 +47,6 @@ export interface WorkerSection {
   levels: WorkerLevel[];
 }
 
-const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
 export async function runWorkerSection(ctx: SectionContext): Promise<void> {
   const real = ctx.cfg.real;

@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from '../../region/src/log.ts';
+import { silentLogger as silent } from '../../region/src/log.ts';
 import type { PushMessage, PushOutcome, PushProvider, PushRegistration, PushService } from '../../region/src/push/provider.ts';
 import { ApnsProvider } from '../../region/src/push/provider-apns.ts';
 import { FcmProvider } from '../../region/src/push/provider-fcm.ts';
@@ -167,7 +167,6 @@ const SECTIONS: Record<string, (ctx: SectionContext) => Promise<void>> = {
   worker: (ctx) => runWorkerSection(ctx),
 };
 
-const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
 let seq = 0;
 function next(service: PushService): { reg: PushRegistration; msg: PushMessage } {

@@ -67,34 +67,46 @@ export interface PendingChanges {
   committer: string;
 }
 
+/** What a commit carries beside itself: the group's new GroupInfo and, when it adds devices, their Welcome (base64url MLSMessages). */
+export interface CommitExtras {
+  groupInfo: string;
+  welcome?: string;
+}
+
 /**
- * Whether a commit applies what waits (forced rotation) and nothing it may not: it removes every
- * leaf of the removed users (as the last GroupInfo's tree lists them), adds a device of every added
- * user, adds no device of a non-member, and removes no leaf but those and the committer's own.
- * Proposals named by reference are refused for now: the server's and members' proposals must be
- * carried in the commit so it can be checked without keys. Returns why not, or null.
+ * A commit (already judged one) with its extras, against what waits for it: its GroupInfo and
+ * Welcome must be those (a Welcome is required when users were added: `invalid_frame`), and the
+ * commit must apply what waits (forced rotation) and nothing it may not (`conflict`): it removes
+ * every leaf of the removed users (as the last GroupInfo's tree lists them), adds a device of
+ * every added user, adds no device of a non-member, and removes no leaf but those and the
+ * committer's own. Proposals named by reference are refused for now: the server's and members'
+ * proposals must be carried in the commit so it can be checked without keys. Accepted, it names
+ * the users whose devices it adds (who get its Welcome).
  */
-export function commitProblem(commit: Uint8Array, p: PendingChanges): string | null {
-  const summary = inspectCommit(commit);
-  if (!summary) return 'not a commit the server can read (send commits as PublicMessages)';
-  if (summary.byReference > 0) return 'proposals must be carried in the commit, not named by reference';
-  const tree = p.groupInfo ? groupInfoMembers(fromBase64Url(p.groupInfo) ?? new Uint8Array()) : null;
-  const leafUser = new Map((tree?.members ?? []).map((m) => [m.leaf, m.user]));
+export function judgeCommit(commit: string, extras: CommitExtras, p: PendingChanges): { ok: true; welcomed: string[] } | { ok: false; code: ErrorCode; message: string } {
+  const invalid = (message: string) => ({ ok: false as const, code: 'invalid_frame' as const, message });
+  const conflict = (message: string) => ({ ok: false as const, code: 'conflict' as const, message });
+  const kind = (text: string) => {
+    const bytes = fromBase64Url(text);
+    return bytes ? readMlsHeader(bytes)?.wireFormat : undefined;
+  };
+  if (kind(extras.groupInfo) !== 'group_info') return invalid('groupInfo: expected an MLS GroupInfo (base64url)');
+  if (extras.welcome !== undefined && kind(extras.welcome) !== 'welcome') return invalid('welcome: expected an MLS Welcome (base64url)');
+  if (p.adds.length > 0 && extras.welcome === undefined) return invalid('members were added since the last commit: the commit must add their devices and carry their Welcome');
+  const summary = inspectCommit(fromBase64Url(commit) ?? new Uint8Array());
+  if (!summary) return conflict('not a commit the server can read (send commits as PublicMessages)');
+  if (summary.byReference > 0) return conflict('proposals must be carried in the commit, not named by reference');
+  const members = (p.groupInfo ? groupInfoMembers(fromBase64Url(p.groupInfo) ?? new Uint8Array()) : null)?.members ?? [];
+  const leafUser = new Map(members.map((m) => [m.leaf, m.user]));
   for (const user of p.removes) {
-    const theirs = (tree?.members ?? []).filter((m) => m.user === user).map((m) => m.leaf);
-    const missing = theirs.filter((l) => !summary.removed.includes(l));
-    if (missing.length) return `${user} was removed: the commit must remove their leaves ${missing.join(', ')}`;
+    const missing = members.filter((m) => m.user === user && !summary.removed.includes(m.leaf)).map((m) => m.leaf);
+    if (missing.length) return conflict(`${user} was removed: the commit must remove their leaves ${missing.join(', ')}`);
   }
   for (const leaf of summary.removed) {
     const user = leafUser.get(leaf);
-    if (user !== undefined && user !== p.committer && !p.removes.includes(user)) return `leaf ${leaf} (${user}) may not be removed by this commit`;
+    if (user !== undefined && user !== p.committer && !p.removes.includes(user)) return conflict(`leaf ${leaf} (${user}) may not be removed by this commit`);
   }
-  for (const user of p.adds) if (!summary.added.some((a) => a.user === user)) return `${user} was added: the commit must add their devices`;
-  for (const a of summary.added) if (!p.isMember(a.user)) return `${a.user} is not a member: their device may not be added`;
-  return null;
-}
-
-/** Users whose devices a commit adds (who get its Welcome). */
-export function commitAddedUsers(commit: Uint8Array): string[] {
-  return [...new Set((inspectCommit(commit)?.added ?? []).map((a) => a.user))];
+  for (const user of p.adds) if (!summary.added.some((a) => a.user === user)) return conflict(`${user} was added: the commit must add their devices`);
+  for (const a of summary.added) if (!p.isMember(a.user)) return conflict(`${a.user} is not a member: their device may not be added`);
+  return { ok: true, welcomed: [...new Set(summary.added.map((a) => a.user))] };
 }

@@ -1,5 +1,7 @@
-import { fromBase64Url, readMlsHeader, type ConvEvent, type ErrorCode, type HistoryVisibility, type Msg, type Role, type SysEvent } from '@switchboard/protocol';
-import { commitAddedUsers, commitProblem, judge, mlsGroupIdHex, type DsState } from './delivery-service.ts';
+import { type ConvEvent, type ErrorCode, type HistoryVisibility, type Msg, type Role, type SysEvent } from '@switchboard/protocol';
+import { judge, judgeCommit, mlsGroupIdHex, type CommitExtras, type DsState } from './delivery-service.ts';
+
+export type { CommitExtras };
 
 /** The part of a Durable Object's `SqlStorage` the sequencer uses (SQLite semantics). */
 export interface SqlLike {
@@ -32,12 +34,6 @@ export interface MemberRow {
   role: Role;
   joinedSeq: number;
   leftSeq: number | null;
-}
-
-/** What a commit carries beside itself: the group's new GroupInfo and, when it adds devices, their Welcome (base64url MLSMessages). */
-export interface CommitExtras {
-  groupInfo: string;
-  welcome?: string;
 }
 
 /** A membership change request (see `changeMembers`). */
@@ -150,24 +146,22 @@ export class Sequencer {
     let welcomed: string[] = [];
     if (this.e2e) {
       // A retry of something already sequenced gets its seq back, whatever the epoch is now.
-      const prior = this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', input.from, input.cmid)[0];
+      const prior = this.sequenced(input.from, input.cmid);
       if (prior) return { ok: true, seq: prior.seq, ts: prior.ts, duplicate: true };
       const verdict = judge(input.body, this.dsState());
       if (!verdict.ok) return verdict;
       if (verdict.kind === 'commit') {
         if (!input.mls) return fail('invalid_frame', 'a commit goes with its GroupInfo: POST /v1/conversations/:id/mls/commit');
-        const extras = checkCommitExtras(input.mls, this.pendingAdds().length > 0);
-        if (extras) return fail('invalid_frame', extras);
-        const problem = commitProblem(fromBase64Url(input.body)!, {
+        const commit = judgeCommit(input.body, input.mls, {
           groupInfo: this.groupInfo(),
           adds: this.pendingAdds(),
           removes: this.pendingRemoves(),
           isMember: (u) => this.isMember(u),
           committer: input.from,
         });
-        if (problem) return fail('conflict', problem);
+        if (!commit.ok) return commit;
         commitsEpoch = true;
-        welcomed = commitAddedUsers(fromBase64Url(input.body)!);
+        welcomed = commit.welcomed;
       } else if (input.mls) return fail('invalid_frame', 'not a commit');
     } else if (input.mls) return fail('invalid_frame', 'this conversation is not end-to-end encrypted');
     const seq = this.lastSeq + 1;
@@ -176,7 +170,7 @@ export class Sequencer {
     this.tx(() => {
       // The dedupe row first: if (sender, cmid) has a seq already, nothing is written.
       if (this.all('INSERT INTO dedupe (sender, cmid, seq, ts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq', msg.from, msg.cmid, seq, now).length === 0) {
-        prior = this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', input.from, input.cmid)[0];
+        prior = this.sequenced(input.from, input.cmid);
         return;
       }
       this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body) VALUES (?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, msg.body);
@@ -464,6 +458,11 @@ export class Sequencer {
     this.sql.exec('DELETE FROM messages WHERE seq <= ?', cutoff);
   }
 
+  /** The seq and time (sender, cmid) was sequenced at, if it was. */
+  private sequenced(sender: string, cmid: string): { seq: number; ts: number } | undefined {
+    return this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', sender, cmid)[0];
+  }
+
   private all<T>(query: string, ...bindings: unknown[]): T[] {
     return this.sql.exec(query, ...bindings).toArray() as T[];
   }
@@ -510,18 +509,6 @@ export class Sequencer {
       if (changesMembers) this.memberCache = this.memberSet = null;
     }
   }
-}
-
-/** Why a commit's GroupInfo or Welcome is not acceptable (null: they are). */
-function checkCommitExtras(mls: CommitExtras, addsPending: boolean): string | null {
-  const kind = (b64: string) => {
-    const bytes = fromBase64Url(b64);
-    return bytes ? readMlsHeader(bytes)?.wireFormat : undefined;
-  };
-  if (kind(mls.groupInfo) !== 'group_info') return 'groupInfo: expected an MLS GroupInfo (base64url)';
-  if (mls.welcome !== undefined && kind(mls.welcome) !== 'welcome') return 'welcome: expected an MLS Welcome (base64url)';
-  if (addsPending && mls.welcome === undefined) return 'members were added since the last commit: the commit must add their devices and carry their Welcome';
-  return null;
 }
 
 function toMsg(conv: string, r: MessageRow): Msg {

@@ -611,11 +611,6 @@ export class SwitchboardClient {
     });
   }
 
-  /** Resolves once every message of `conv` released so far went through `transform`. */
-  async settled(conv: string): Promise<void> {
-    await this.transforming.get(conv);
-  }
-
   /** Background store writes: a failure is reported, never an unhandled rejection. */
   private stored(write: Promise<void>): void {
     write.catch((err: unknown) => this.opts.onStoreError?.(err instanceof Error ? err : new Error(String(err))));

@@ -6,7 +6,8 @@ export class HttpError extends Error {
   }
 }
 
-async function call<T>(url: string, init: RequestInit): Promise<T> {
+/** A JSON call to the edge; a refusal is an HttpError with the server's code. */
+export async function call<T>(url: string, init: RequestInit): Promise<T> {
   const res = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
   const body = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
   if (!res.ok) throw new HttpError(res.status, body.error?.code ?? 'http_error', body.error?.message ?? `HTTP ${res.status}`);

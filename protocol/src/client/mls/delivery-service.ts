@@ -1,8 +1,7 @@
 import type { Credential } from 'ts-mls/credential.js';
 import { proposeExternal } from 'ts-mls/externalProposal.js';
-import { ratchetTreeFromExtension, type GroupInfo } from 'ts-mls/groupInfo.js';
+import type { GroupInfo } from 'ts-mls/groupInfo.js';
 import { decodeMlsMessage, encodeMlsMessage } from 'ts-mls/message.js';
-import { decodeCredential } from './identity.ts';
 import type { DeliveryServiceKey } from './group.ts';
 import { mlsSuite } from './suite.ts';
 
@@ -34,21 +33,4 @@ function groupInfoOf(bytes: Uint8Array): GroupInfo {
 export async function proposeRemoval(groupInfo: Uint8Array, leaf: number, ds: DeliveryServiceKeyPair): Promise<Uint8Array> {
   const msg = await proposeExternal(groupInfoOf(groupInfo), { proposalType: 'remove', remove: { removed: leaf } }, ds.signaturePublicKey, ds.signKey, await mlsSuite());
   return encodeMlsMessage(msg);
-}
-
-/**
- * The leaves whose credentials name `user` (and `device`, when given) in the tree a GroupInfo
- * carries (its ratchet_tree extension), with the GroupInfo's epoch: what the server removes.
- */
-export function leavesInGroupInfo(groupInfo: Uint8Array, user: string, device?: string): { epoch: bigint; leaves: number[] } {
-  const gi = groupInfoOf(groupInfo);
-  const tree = ratchetTreeFromExtension(gi);
-  if (!tree) throw new Error('the GroupInfo carries no ratchet tree');
-  const leaves: number[] = [];
-  tree.forEach((node, i) => {
-    if (i % 2 !== 0 || node?.nodeType !== 'leaf') return;
-    const c = decodeCredential(node.leaf.credential);
-    if (c && c.user === user && (device === undefined || c.device === device)) leaves.push(i / 2);
-  });
-  return { epoch: gi.groupContext.epoch, leaves };
 }

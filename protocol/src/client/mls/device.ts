@@ -1,5 +1,6 @@
 import type { Msg } from '../../frames.ts';
-import { readMlsHeader } from '../../mls-wire.ts';
+import { HttpError, call } from '../http.ts';
+import { fromBase64Url, readMlsHeader } from '../../mls-wire.ts';
 import { b64 } from './b64.ts';
 import { MlsError, MlsGroup, type PendingCommit } from './group.ts';
 import { certifyDevice, newIdentityKey, newSignatureKey, TrustOnFirstUse, type IdentityKeyPair, type SignatureKeyPair } from './identity.ts';
@@ -12,30 +13,11 @@ export interface E2eHttp {
   call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T>;
 }
 
-/** An HTTP refusal, with the server's error code. */
-export class E2eHttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'E2eHttpError';
-  }
-}
-
-/** E2eHttp over fetch: `token` gives this device's bearer token. */
+/** E2eHttp over fetch: `token` gives this device's bearer token; a refusal is an HttpError. */
 export function e2eHttp(baseUrl: string, token: () => string | Promise<string>): E2eHttp {
   return {
     async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-      const res = await fetch(`${baseUrl}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${await token()}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
-      if (!res.ok) throw new E2eHttpError(res.status, json.error?.code ?? 'http_error', json.error?.message ?? `HTTP ${res.status}`);
-      return json as T;
+      return call<T>(`${baseUrl}${path}`, { method, headers: { authorization: `Bearer ${await token()}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     },
   };
 }
@@ -261,7 +243,7 @@ export class E2eDevice {
         await this.save(conv, g);
         return;
       } catch (err) {
-        if (err instanceof E2eHttpError && err.code === 'stale_epoch') return; // another member's commit won
+        if (err instanceof HttpError && err.code === 'stale_epoch') return; // another member's commit won
         throw err;
       }
     }
@@ -312,7 +294,7 @@ export class E2eDevice {
         }
         return msg;
       }
-      const bytes = /^[A-Za-z0-9_-]+$/.test(msg.body) ? b64.decode(msg.body) : null;
+      const bytes = fromBase64Url(msg.body);
       const header = bytes && readMlsHeader(bytes);
       let g = await this.group(msg.conv);
       if (!header || (!g && header.wireFormat !== 'private' && header.wireFormat !== 'public')) return g ? null : msg;

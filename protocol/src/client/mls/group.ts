@@ -12,15 +12,12 @@ import { zeroOutUint8Array } from 'ts-mls/util/byteArray.js';
 import { defaultClientConfig } from 'ts-mls/clientConfig.js';
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js';
 import { authService, decodeCredential, type IdentityTrust } from './identity.ts';
+import { treeMembers, type LeafMember } from './inspect.ts';
 import { decodeKeyPackage, type DeviceKeyPackage } from './key-package.ts';
 import { mlsSuite } from './suite.ts';
 
 /** A member of the group: its leaf and the user and device its credential names. */
-export interface GroupMember {
-  leaf: number;
-  user: string;
-  device: string;
-}
+export type GroupMember = LeafMember;
 
 /** The server (the conversation's Delivery Service) as the group's external sender. */
 export interface DeliveryServiceKey {
@@ -140,13 +137,7 @@ export class MlsGroup {
   }
 
   members(): GroupMember[] {
-    const out: GroupMember[] = [];
-    this.state.ratchetTree.forEach((node, i) => {
-      if (i % 2 !== 0 || node?.nodeType !== 'leaf') return;
-      const c = decodeCredential(node.leaf.credential);
-      if (c) out.push({ leaf: i / 2, user: c.user, device: c.device });
-    });
-    return out;
+    return treeMembers(this.state.ratchetTree);
   }
 
   /** Leaves of the devices of `user` (all of them, or the named one). */

@@ -1,5 +1,6 @@
 import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js';
 import { decodeMlsMessage, type MLSMessage } from 'ts-mls/message.js';
+import type { RatchetTree } from 'ts-mls/ratchetTree.js';
 import { decodeCredential } from './credential.ts';
 
 /**
@@ -38,14 +39,18 @@ export function groupInfoMembers(bytes: Uint8Array): { epoch: bigint; members: L
   const m = decode(bytes);
   if (m?.wireformat !== 'mls_group_info') return null;
   const tree = ratchetTreeFromExtension(m.groupInfo);
-  if (!tree) return null;
+  return tree ? { epoch: m.groupInfo.groupContext.epoch, members: treeMembers(tree) } : null;
+}
+
+/** The leaves of a ratchet tree (leaf i is node 2i) whose credentials are our devices'. */
+export function treeMembers(tree: RatchetTree): LeafMember[] {
   const members: LeafMember[] = [];
   tree.forEach((node, i) => {
     if (i % 2 !== 0 || node?.nodeType !== 'leaf') return;
     const c = decodeCredential(node.leaf.credential);
     if (c) members.push({ leaf: i / 2, user: c.user, device: c.device });
   });
-  return { epoch: m.groupInfo.groupContext.epoch, members };
+  return members;
 }
 
 /** What a commit sent as a PublicMessage adds and removes; null if it is not one. */

@@ -6,7 +6,6 @@ import { getCiphersuiteImpl } from 'ts-mls/crypto/getCiphersuiteImpl.js';
  * (Node 20, Chromium, workerd) with no extra primitives.
  */
 export const MLS_SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const;
-export const MLS_SUITE_ID = 1;
 
 let impl: Promise<CiphersuiteImpl> | undefined;
 
