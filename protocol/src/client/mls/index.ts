@@ -6,3 +6,4 @@ export * from './delivery-service.ts';
 export * from './inspect.ts';
 export * from './store.ts';
 export * from './device.ts';
+export * from './store-indexeddb.ts';
