@@ -199,6 +199,19 @@ export class E2eDevice {
   }
 
   /**
+   * The MLS group of an encrypted conversation this device created through its own call (POST
+   * /v1/conversations with `e2e: true` answered 201: a direct one, whose 200 means it existed),
+   * made if this device has none yet, and its members' devices committed; called again, it
+   * retries a commit that failed.
+   */
+  async startGroup(conv: string): Promise<void> {
+    await this.inOrder(conv, async () => {
+      if (!(await this.group(conv))) await this.save(conv, await MlsGroup.create(enc.encode(conv), await this.keyPackage(), this.trust));
+      await this.commitPending(conv);
+    });
+  }
+
+  /**
    * Adds `users` to an encrypted conversation (an owner's or admin's device) and commits their
    * devices at once, so the conversation is not held waiting for another sender's commit.
    */
