@@ -8,12 +8,13 @@ import {
   type ClientStore,
   type Status,
 } from '@switchboard/protocol/client';
-import { RECEIPTS, type Msg, type MsgsFrame, type SentFrame } from '@switchboard/protocol';
+import { RECEIPTS, type Msg, type MsgsFrame } from '@switchboard/protocol';
 import { conversationMembers, listConversations } from './api.ts';
-import { ChatModel } from './model.ts';
+import { WebE2e, withoutText } from './e2e.ts';
+import { ChatModel, type PendingMsg, type ShownMsg } from './model.ts';
 import { ReceiptsState } from './receipts.ts';
 import { PresenceWatch, chooseWatched } from './presence.ts';
-import { clearSession, loadReadMarks, loadSession, randomId, saveReadMarks, saveSession, type Session } from './session.ts';
+import { clearSession, holdDevice, loadReadMarks, loadSession, randomId, saveReadMarks, saveSession, type Session } from './session.ts';
 import { TypingBook, TypingThrottle } from './typing.ts';
 import { ChatView } from './view.ts';
 import { startNotifications } from './notifications.ts';
@@ -27,6 +28,13 @@ function explain(err: unknown): string {
     return err.message;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A standing line about end-to-end encryption on this device (empty: nothing to say). */
+function e2eStatus(text: string): void {
+  const el = $('e2e-status');
+  el.textContent = text;
+  el.hidden = text === '';
 }
 
 function showSignin(): void {
@@ -59,20 +67,45 @@ async function openStore(s: Session): Promise<ClientStore> {
   }
 }
 
-async function startChat(s: Session): Promise<void> {
+async function startChat(signedIn: Session): Promise<void> {
+  const s = await holdDevice(signedIn);
   $('app').hidden = false;
   $('me').textContent = s.user;
   const store = await openStore(s);
   const stored = await store.load();
   const model = new ChatModel(s.user, loadReadMarks(s.user));
-  for (const p of stored.outbox) {
-    model.pending.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: p.body, state: 'pending' });
-    model.upsertConv({ id: p.conv });
-  }
 
   let token: string | null = null;
   const freshToken = async () => (token = await devToken(base, s.user, s.device));
   const httpToken = async () => token ?? (await freshToken());
+
+  // End-to-end encryption: this device's MLS keys and groups in IndexedDB. Without it (no
+  // IndexedDB) encrypted conversations show no text and new conversations are not encrypted.
+  let e2e: WebE2e | null = null;
+  try {
+    e2e = await WebE2e.open(s, base, httpToken, (user) => keyChanged(user));
+  } catch (err) {
+    e2eStatus(`End-to-end encryption is unavailable in this browser (${explain(err)}): new conversations are not encrypted, and encrypted ones cannot be read here.`);
+    const box = $<HTMLInputElement>('new-e2e');
+    box.checked = box.defaultChecked = false;
+    box.disabled = true;
+  }
+  const reveal = (m: Msg): Promise<ShownMsg | null> => (e2e ? e2e.reveal(m) : Promise.resolve(withoutText(m)));
+  /** Per conversation, whether it is end-to-end encrypted, once known. */
+  const encryption = new Map<string, boolean>();
+  const learnEncryption = (conv: string, e2eOn: boolean) => {
+    encryption.set(conv, e2eOn);
+    if (e2eOn && !model.convs.get(conv)?.e2e) model.upsertConv({ id: conv, e2e: true });
+  };
+
+  for (const p of stored.outbox) {
+    // An encrypted send is ciphertext in the outbox: its text was kept beside it.
+    const shown = await reveal({ t: 'msg', conv: p.conv, seq: 0, cmid: p.cmid, from: s.user, dev: s.device, ts: p.createdAt, body: p.body });
+    const text = shown?.sealed ? await e2e?.pendingText(p.cmid) : shown?.body;
+    model.pending.set(p.cmid, { conv: p.conv, cmid: p.cmid, body: text ?? '', state: 'pending', ...(text == null ? { sealed: true } : {}) });
+    model.upsertConv({ id: p.conv });
+    if (shown?.body !== p.body) learnEncryption(p.conv, true);
+  }
 
   const typingBook = new TypingBook(s.user);
   const throttle = new TypingThrottle();
@@ -88,9 +121,10 @@ async function startChat(s: Session): Promise<void> {
     open: (conv) => openConv(conv),
     older: (conv) => void loadOlder(conv),
     send: (conv, body) => send(conv, body),
-    create: (members, title) => create(members, title),
+    create: (members, title, encrypted) => create(members, title, encrypted),
     signOut: () => {
       client.close();
+      e2e?.close();
       clearSession();
       location.reload();
     },
@@ -125,9 +159,12 @@ async function startChat(s: Session): Promise<void> {
   // "last seen 5 min ago" ages.
   setInterval(() => view.renderLive(), 30_000);
 
-  const confirmed = (p: { conv: string; cmid: string; body: string }, sent: SentFrame) => {
+  const confirmed = (p: PendingMsg, sent: { seq: number; ts: number }) => {
     if (!model.pending.has(p.cmid)) return;
-    model.addMsg({ t: 'msg', conv: p.conv, seq: sent.seq, cmid: p.cmid, from: s.user, dev: s.device, ts: sent.ts, body: p.body });
+    const m: ShownMsg = { t: 'msg', conv: p.conv, seq: sent.seq, cmid: p.cmid, from: s.user, dev: s.device, ts: sent.ts, body: p.body, ...(p.sealed ? { sealed: true } : {}) };
+    // Its text, for this device's history after a reload (the log holds ciphertext).
+    if (e2e && encryption.get(p.conv) && !p.sealed) e2e.keep(m).catch((err: unknown) => view.flash(`Could not store a sent message on this device: ${explain(err)}`));
+    model.addMsg(m);
     if (view.openConv === p.conv) markRead(p.conv);
     view.render();
   };
@@ -136,6 +173,23 @@ async function startChat(s: Session): Promise<void> {
     url: base,
     token: freshToken,
     store,
+    // Encrypted conversations' messages are decrypted (their text kept) before they are acked.
+    transform: async (m: Msg) => {
+      const out = e2e ? await e2e.transform(m) : withoutText(m);
+      if (e2e && (await e2e.holdsGroup(m.conv))) learnEncryption(m.conv, true);
+      if (!out) {
+        model.skip(m.conv, m.seq);
+        view.render();
+      }
+      return out;
+    },
+    onTransformError: (m, err) => {
+      model.skip(m.conv, m.seq);
+      const text = `A message from ${m.from} (#${m.seq}) could not be decrypted: ${explain(err)}`;
+      model.notice(m.conv, text);
+      view.flash(text);
+      view.render();
+    },
     onMessage: (m: Msg) => {
       const added = model.addMsg(m);
       if (!added) return;
@@ -164,6 +218,7 @@ async function startChat(s: Session): Promise<void> {
       view.status(st, detail);
       presence.connection(st === 'online');
       if (st === 'online') {
+        void publishKeys();
         void refreshList();
         if (view.openConv && !model.history.has(view.openConv)) void loadOlder(view.openConv);
         // Receipts sent while this device was away are in the positions.
@@ -171,6 +226,32 @@ async function startChat(s: Session): Promise<void> {
       }
     },
   });
+
+  /** Keeps this device's KeyPackages published, so others can add it to encrypted conversations. */
+  async function publishKeys(): Promise<void> {
+    if (!e2e) return;
+    try {
+      await e2e.publish();
+      e2eStatus('');
+    } catch (err) {
+      const text = `Could not publish this device's encryption keys (others cannot add it to encrypted conversations yet): ${explain(err)}`;
+      e2eStatus(text);
+      view.flash(text);
+    }
+  }
+
+  /** A user's identity key differs from the one this device trusts: said in every conversation shared with them. */
+  const keyFlashed = new Set<string>();
+  function keyChanged(user: string): void {
+    const who = user === s.user ? 'Your' : `${user}’s`;
+    const text = `${who} security key has changed: messages and devices with the new key are not accepted on this device.`;
+    for (const c of model.convs.values()) if (model.members(c.id).includes(user)) model.notice(c.id, text, `key:${user}`);
+    if (!keyFlashed.has(user)) {
+      keyFlashed.add(user);
+      view.flash(text);
+    }
+    view.render();
+  }
 
   startNotifications($<HTMLDetailsElement>('notifications'), {
     base,
@@ -214,7 +295,11 @@ async function startChat(s: Session): Promise<void> {
       const convs = await listConversations(base, await httpToken());
       for (const c of convs) {
         listed.add(c.id);
-        model.upsertConv({ id: c.id, title: c.title, members: c.members, count: c.memberCount, direct: c.direct, last: c.last, lastMsg: c.lastMsg });
+        // An encrypted conversation's newest message is ciphertext: its kept text, or "Encrypted message".
+        const last = c.lastMsg && (await reveal(c.lastMsg));
+        if (c.lastMsg && last !== c.lastMsg) learnEncryption(c.id, true);
+        const lastMsg = last ? { from: last.from, body: last.body, ts: last.ts, seq: last.seq, ...(last.sealed ? { sealed: true } : {}) } : null;
+        model.upsertConv({ id: c.id, title: c.title, members: c.members, count: c.memberCount, direct: c.direct, last: c.last, lastMsg });
         // The server's read position (this user's, from any device); the local mark never goes back.
         if (model.markRead(c.id, c.read)) saveReadMarks(s.user, model.readMarks());
       }
@@ -237,6 +322,7 @@ async function startChat(s: Session): Promise<void> {
   async function loadRoster(conv: string): Promise<void> {
     try {
       const r = await conversationMembers(base, await httpToken(), conv, 200);
+      learnEncryption(conv, r.e2e);
       receipts.load(conv, r.positions);
       if (model.convs.get(conv)?.direct) {
         if (view.openConv === conv) view.render();
@@ -258,7 +344,12 @@ async function startChat(s: Session): Promise<void> {
     if (h && !h.more) return;
     try {
       const page = (await client.request({ t: 'history', conv, limit: 50, ...(h ? { before: h.oldest } : {}) })) as MsgsFrame;
-      for (const m of page.msgs) model.addMsg(m);
+      for (const m of page.msgs) {
+        // Ciphertext shows by its kept text (or sealed); commits show nothing.
+        const shown = await reveal(m);
+        if (shown) model.addMsg(shown);
+        else model.skip(m.conv, m.seq);
+      }
       const oldest = page.msgs.at(-1)?.seq ?? h?.oldest ?? 1;
       model.history.set(conv, { oldest, more: page.more });
       if (view.openConv === conv) markRead(conv);
@@ -268,13 +359,30 @@ async function startChat(s: Session): Promise<void> {
     }
   }
 
+  /** Whether `conv` is end-to-end encrypted: known here, or asked (never guessed: a wrong guess would send text in the clear). */
+  async function isEncrypted(conv: string): Promise<boolean> {
+    const known = encryption.get(conv) ?? (model.convs.get(conv)?.e2e || (await e2e?.holdsGroup(conv)) ? true : undefined);
+    if (known !== undefined) return known;
+    try {
+      learnEncryption(conv, (await conversationMembers(base, await httpToken(), conv, 1)).e2e);
+    } catch (err) {
+      throw new Error(`could not tell whether the conversation is end-to-end encrypted (${explain(err)}); try again when online`);
+    }
+    return encryption.get(conv) === true;
+  }
+
   function send(conv: string, body: string): void {
     throttle.sent(conv);
     const cmid = randomId();
-    const p = { conv, cmid, body, state: 'pending' as const };
+    const p: PendingMsg = { conv, cmid, body, state: 'pending' };
     model.pending.set(cmid, p);
     view.render({ keepBottom: true });
-    client.send(conv, body, cmid).then(
+    const sending = async () => {
+      if (!(await isEncrypted(conv))) return client.send(conv, body, cmid);
+      if (!e2e) throw new Error('this conversation is end-to-end encrypted, and encryption is unavailable in this browser');
+      return e2e.send(conv, body, cmid, (c, b, id) => client.send(c, b, id));
+    };
+    sending().then(
       (sent) => confirmed(p, sent),
       (err: unknown) => {
         const cur = model.pending.get(cmid);
@@ -285,9 +393,16 @@ async function startChat(s: Session): Promise<void> {
     );
   }
 
-  async function create(members: string[], title: string): Promise<void> {
+  /** Starts a conversation: end-to-end encrypted unless the user unticked it. */
+  async function create(members: string[], title: string, encrypted: boolean): Promise<void> {
     const direct = members.length === 1 && !title;
-    const c = await createConversation(base, await httpToken(), { members, direct, ...(title ? { title } : {}) });
+    let c: { id: string; members: string[]; direct?: boolean };
+    if (encrypted) {
+      if (!e2e) throw new Error('End-to-end encryption is unavailable in this browser.');
+      const r = await e2e.create(members, title);
+      c = { id: r.id, members: [...new Set([s.user, ...members])], direct: r.direct };
+    } else c = await createConversation(base, await httpToken(), { members, direct, ...(title ? { title } : {}) });
+    learnEncryption(c.id, encrypted);
     model.upsertConv({ id: c.id, members: c.members, direct: c.direct === true, title: title || null });
     client.follow(c.id);
     view.select(c.id);
@@ -304,7 +419,12 @@ async function startChat(s: Session): Promise<void> {
     model.upsertConv({ id: wasOpen });
     view.select(wasOpen);
   }
-  if (navigator.onLine) void client.connect().catch(() => {});
+  if (navigator.onLine) {
+    // Published before connecting (waiting 5 s at most): whoever starts an encrypted
+    // conversation with this user next can add this device.
+    await Promise.race([publishKeys(), new Promise((r) => setTimeout(r, 5000))]);
+    void client.connect().catch(() => {});
+  }
   else view.status('offline', 'no network');
 }
 

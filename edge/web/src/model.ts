@@ -8,9 +8,23 @@ export interface ConvInfo {
   /** How many members the conversation has (the list API's count; else as many as named). */
   count: number;
   direct: boolean;
+  /** End-to-end encrypted (MLS): its log holds ciphertext only this device can turn into text. */
+  e2e: boolean;
   /** Highest seq known (from the list API or the live stream). */
   last: number;
-  lastMsg: { from: string; body: string; ts: number; seq: number } | null;
+  lastMsg: { from: string; body: string; ts: number; seq: number; sealed?: boolean } | null;
+}
+
+/**
+ * A message as shown. `sealed`: an encrypted message whose text this device does not have (sent
+ * before it joined, or its plaintext never stored here): shown as such, never as ciphertext.
+ */
+export type ShownMsg = Msg & { sealed?: boolean };
+
+/** A line among a conversation's messages that is no message (a key change, a message that failed to decrypt), after seq `after`. */
+export interface Notice {
+  after: number;
+  text: string;
 }
 
 export type SendState = 'pending' | 'failed';
@@ -19,6 +33,8 @@ export interface PendingMsg {
   cmid: string;
   body: string;
   state: SendState;
+  /** Restored after a reload without its text (see ShownMsg). */
+  sealed?: boolean;
 }
 
 /**
@@ -28,7 +44,11 @@ export interface PendingMsg {
  */
 export class ChatModel {
   readonly convs = new Map<string, ConvInfo>();
-  private readonly msgs = new Map<string, Map<number, Msg>>();
+  private readonly msgs = new Map<string, Map<number, ShownMsg>>();
+  /** Per conversation: seqs of log entries that show nothing (MLS commits), never unread. */
+  private readonly skipped = new Map<string, Set<number>>();
+  private readonly notes = new Map<string, Notice[]>();
+  private readonly noted = new Set<string>();
   readonly pending = new Map<string, PendingMsg>();
   /** Per conversation: oldest seq loaded and whether older messages exist. */
   readonly history = new Map<string, { oldest: number; more: boolean }>();
@@ -45,6 +65,7 @@ export class ChatModel {
       members: c.members?.length ? c.members : (old?.members ?? []),
       count: 0,
       direct: c.direct ?? old?.direct ?? c.id.startsWith('d'),
+      e2e: c.e2e === true || old?.e2e === true,
       last: Math.max(c.last ?? 0, old?.last ?? 0),
       lastMsg: newest(old?.lastMsg ?? null, c.lastMsg ?? null),
     };
@@ -53,16 +74,43 @@ export class ChatModel {
     return merged;
   }
 
-  /** Adds a message; false when that (conv, seq) is already here. Its pending send, if any, is done. */
-  addMsg(m: Msg): boolean {
+  /** Adds a message; false when that (conv, seq) is already here (with its text). Its pending send, if any, is done. */
+  addMsg(m: ShownMsg): boolean {
     this.pending.delete(m.cmid);
     let byConv = this.msgs.get(m.conv);
     if (!byConv) this.msgs.set(m.conv, (byConv = new Map()));
-    if (byConv.has(m.seq)) return false;
+    // Once per seq; but its text replaces a sealed placeholder (history read before it was decrypted).
+    const had = byConv.get(m.seq);
+    if (had && !(had.sealed && !m.sealed)) return false;
     byConv.set(m.seq, m);
-    const conv = this.upsertConv({ id: m.conv, last: m.seq, lastMsg: { from: m.from, body: m.body, ts: m.ts, seq: m.seq } });
+    const conv = this.upsertConv({ id: m.conv, last: m.seq, lastMsg: { from: m.from, body: m.body, ts: m.ts, seq: m.seq, ...(m.sealed ? { sealed: true } : {}) } });
     if (conv.members.length === 0 || !conv.members.includes(m.from)) conv.members = [...new Set([...conv.members, m.from])].sort();
     return true;
+  }
+
+  /** A log entry that shows nothing (an MLS commit): it moves `last` but is never unread. */
+  skip(conv: string, seq: number): void {
+    let s = this.skipped.get(conv);
+    if (!s) this.skipped.set(conv, (s = new Set()));
+    s.add(seq);
+    this.upsertConv({ id: conv, last: seq });
+  }
+
+  /** Adds a notice after the newest message known; `once`: a key that shows it only the first time. */
+  notice(conv: string, text: string, once?: string): boolean {
+    if (once !== undefined) {
+      if (this.noted.has(`${conv}\n${once}`)) return false;
+      this.noted.add(`${conv}\n${once}`);
+    }
+    const c = this.convs.get(conv) ?? this.upsertConv({ id: conv });
+    let list = this.notes.get(conv);
+    if (!list) this.notes.set(conv, (list = []));
+    list.push({ after: c.last, text });
+    return true;
+  }
+
+  notices(conv: string): Notice[] {
+    return this.notes.get(conv) ?? [];
   }
 
   /** Everyone known in a conversation: its fetched roster, else the members the list and messages named. */
@@ -76,7 +124,7 @@ export class ChatModel {
   }
 
   /** Messages of a conversation in seq order. */
-  messages(conv: string): Msg[] {
+  messages(conv: string): ShownMsg[] {
     return [...(this.msgs.get(conv)?.values() ?? [])].sort((a, b) => a.seq - b.seq);
   }
 
@@ -101,7 +149,7 @@ export class ChatModel {
 
   /**
    * Unread messages: seqs above the read mark, not counting the user's own messages among those
-   * loaded. Until the server keeps read positions (read receipts), the mark is this browser's.
+   * loaded, nor entries that show nothing. Until the server keeps read positions (read receipts), the mark is this browser's.
    */
   unread(conv: string): number {
     const c = this.convs.get(conv);
@@ -109,6 +157,7 @@ export class ChatModel {
     const read = this.readSeq(conv);
     let own = 0;
     for (const m of this.msgs.get(conv)?.values() ?? []) if (m.seq > read && m.from === this.me) own++;
+    for (const seq of this.skipped.get(conv) ?? []) if (seq > read) own++;
     return Math.max(0, c.last - read - own);
   }
 
@@ -126,8 +175,9 @@ export class ChatModel {
   }
 }
 
-function newest<T extends { seq: number }>(a: T | null, b: T | null): T | null {
+function newest<T extends { seq: number; sealed?: boolean }>(a: T | null, b: T | null): T | null {
   if (!a) return b;
   if (!b) return a;
-  return b.seq > a.seq ? b : a;
+  // Of one seq, the text wins over a sealed placeholder.
+  return b.seq > a.seq || (b.seq === a.seq && a.sealed === true && b.sealed !== true) ? b : a;
 }

@@ -24,6 +24,31 @@ export function saveSession(user: string): Session {
   return s;
 }
 
+/**
+ * Holds this tab's device for as long as the page lives (a Web Lock): a duplicated tab copies
+ * sessionStorage, and two pages driving one device would share its outbox and its MLS state
+ * (encrypting twice from one state reuses a key). When another page holds it (waiting a moment,
+ * as a reload's previous page lets go), this tab becomes a new device of the same user.
+ */
+export async function holdDevice(s: Session): Promise<Session> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  if (!locks) return s;
+  const tryHold = (name: string) =>
+    new Promise<boolean>((resolve, reject) => {
+      locks
+        .request(name, { ifAvailable: true }, (lock) => {
+          resolve(lock !== null);
+          return lock ? new Promise<void>(() => {}) : undefined;
+        })
+        .catch(reject);
+    });
+  for (let i = 0; i < 20; i++) {
+    if (await tryHold(`switchboard-device:${s.user}:${s.device}`)) return s;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return holdDevice(saveSession(s.user));
+}
+
 export function clearSession(): void {
   sessionStorage.removeItem(KEY);
 }

@@ -8,7 +8,8 @@ export interface Actions {
   open(conv: string): void;
   older(conv: string): void;
   send(conv: string, body: string): void;
-  create(members: string[], title: string): Promise<void>;
+  /** `encrypted`: end-to-end encrypted (the form's default). */
+  create(members: string[], title: string, encrypted: boolean): Promise<void>;
   signOut(): void;
   /** The user typed in the composer of `conv`. */
   typing(conv: string): void;
@@ -22,6 +23,25 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLEl
   const e = Object.assign(document.createElement(tag), props);
   e.append(...children);
   return e;
+}
+
+/** What shows in place of a message whose text this device does not have. */
+const SEALED = 'Encrypted message';
+
+/** A padlock (drawn: emoji fonts are not everywhere), as in index.html's header. */
+const LOCK_SVG = '<svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><path fill="currentColor" d="M4 7V5a4 4 0 1 1 8 0v2h1v8H3V7h1zm2 0h4V5a2 2 0 1 0-4 0v2z"/></svg>';
+
+/** The lock before an encrypted conversation's name. */
+function lock(): HTMLElement {
+  const l = el('span', { className: 'lock', innerHTML: LOCK_SVG, title: 'End-to-end encrypted' });
+  l.setAttribute('aria-label', 'end-to-end encrypted');
+  l.setAttribute('role', 'img');
+  return l;
+}
+
+/** A message's text, or the sealed line for one this device cannot read. */
+function msgText(body: string, sealed?: boolean): HTMLElement {
+  return sealed ? el('div', { className: 'text sealed', textContent: `${SEALED} (not readable on this device)` }) : el('div', { className: 'text', textContent: body });
 }
 
 const time = (ts: number) => new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
@@ -71,9 +91,10 @@ export class ChatView {
       ev.preventDefault();
       const members = $<HTMLInputElement>('new-members').value.split(/[\s,]+/).filter(Boolean);
       const title = $<HTMLInputElement>('new-title').value.trim();
+      const box = $<HTMLInputElement>('new-e2e');
       $('new-error').textContent = '';
       try {
-        await actions.create(members, title);
+        await actions.create(members, title, box.checked && !box.disabled);
         form.reset();
       } catch (err) {
         $('new-error').textContent = err instanceof Error ? err.message : String(err);
@@ -157,16 +178,18 @@ export class ChatView {
     const items = this.model.ordered().map((c) => {
       const unread = showing === c.id && document.visibilityState === 'visible' ? 0 : this.model.unread(c.id);
       const queued = this.model.pendingIn(c.id).at(-1);
+      // A text this device does not have shows as "Encrypted message", never as ciphertext.
       const preview = queued
-        ? `You: ${queued.body} (${queued.state === 'pending' ? 'sending…' : 'not sent'})`
+        ? `You: ${queued.sealed ? SEALED : queued.body} (${queued.state === 'pending' ? 'sending…' : 'not sent'})`
         : c.lastMsg
-          ? `${c.lastMsg.from === this.model.me ? 'You' : c.lastMsg.from}: ${c.lastMsg.body}`
+          ? `${c.lastMsg.from === this.model.me ? 'You' : c.lastMsg.from}: ${c.lastMsg.sealed ? SEALED : c.lastMsg.body}`
           : 'No messages yet';
       const typing = typingText(this.live.typing(c.id));
       const name = el('span', { className: 'name' });
       const peer = this.model.peer(c);
       const d = peer ? dot(this.live.presence(peer), now) : null;
       if (d) name.append(d);
+      if (c.e2e) name.append(lock());
       name.append(this.model.name(c));
       const line = el('span', { className: typing ? 'preview typing' : 'preview', textContent: typing || preview });
       const button = el('button', { type: 'button', className: 'conv' }, name, line);
@@ -206,19 +229,27 @@ export class ChatView {
         ticks.setAttribute('aria-hidden', 'true');
         meta.append(ticks);
       }
-      li.append(el('div', { className: 'text', textContent: m.body }), meta);
+      li.append(msgText(m.body, m.sealed), meta);
       li.dataset.seq = String(m.seq);
       li.dataset.cmid = m.cmid;
       li.dataset.state = state;
-      return li;
+      return { seq: m.seq, li };
     });
+    // Notices (a key change, a message that could not be decrypted) after the message they followed.
+    for (const n of this.model.notices(conv.id)) {
+      const li = el('li', { className: 'notice', textContent: n.text });
+      li.setAttribute('role', 'note');
+      rows.push({ seq: n.after + 0.5, li });
+    }
+    rows.sort((a, b) => a.seq - b.seq);
+    const items = rows.map((r) => r.li);
     for (const p of this.model.pendingIn(conv.id)) {
-      const li = el('li', { className: 'msg mine' }, el('div', { className: 'text', textContent: p.body }), el('div', { className: 'meta', textContent: p.state === 'pending' ? 'sending…' : 'not sent' }));
+      const li = el('li', { className: 'msg mine' }, msgText(p.body, p.sealed), el('div', { className: 'meta', textContent: p.state === 'pending' ? 'sending…' : 'not sent' }));
       li.dataset.cmid = p.cmid;
       li.dataset.state = p.state;
-      rows.push(li);
+      items.push(li);
     }
-    this.messages.replaceChildren(...rows);
+    this.messages.replaceChildren(...items);
     // Stay at the bottom when there already; keep the reader's place when older messages arrive above.
     if (keepBottom || fromBottom < 60) s.scrollTop = s.scrollHeight;
     else s.scrollTop = s.scrollHeight - s.clientHeight - fromBottom;
@@ -228,6 +259,7 @@ export class ChatView {
   private renderHeader(conv: ConvInfo): void {
     const now = Date.now();
     $('chat-title').textContent = this.model.name(conv);
+    $('chat-e2e').hidden = !conv.e2e;
     const sub = $('chat-sub');
     const people = $<HTMLUListElement>('people');
     const peer = this.model.peer(conv);
