@@ -59,8 +59,10 @@ export type KeyPackagesUploadBody = z.infer<typeof KeyPackagesUploadBody>;
 export const KeyPackageCount = z.object({ count: z.number().int().nonnegative(), lastResort: z.boolean() });
 export type KeyPackageCount = z.infer<typeof KeyPackageCount>;
 
-/** `POST /v1/key-packages/claim`: one package for every device of each user. */
-export const KeyClaimBody = z.object({ users: z.array(UserId).min(1).max(KEY_LIMITS.maxClaimUsers) }).strict();
+/** `POST /v1/key-packages/claim`: one package for every device of each user (only `devices` of them, when given). */
+export const KeyClaimBody = z
+  .object({ users: z.array(UserId).min(1).max(KEY_LIMITS.maxClaimUsers), devices: z.array(z.object({ user: UserId, device: DeviceId }).strict()).max(KEY_LIMITS.maxClaimDevices).optional() })
+  .strict();
 export type KeyClaimBody = z.infer<typeof KeyClaimBody>;
 
 /** A claimed package; `lastResort` ones are handed out again to later claimers (RFC 9420 §16.8). */
@@ -93,6 +95,55 @@ export type KeysUploadRequest = z.infer<typeof KeysUploadRequest>;
 /** One device of a user (its count). */
 export const KeysCountRequest = DeviceRef;
 /** A claim by `user`'s `device` (never handed its own package) for every device of `users`. */
-export const KeysClaimRequest = z.object({ user: UserId, device: DeviceId, users: z.array(UserId).min(1).max(KEY_LIMITS.maxClaimUsers) });
+export const KeysClaimRequest = z.object({ user: UserId, device: DeviceId, users: z.array(UserId).min(1).max(KEY_LIMITS.maxClaimUsers), devices: z.array(DeviceRef).max(KEY_LIMITS.maxClaimDevices).optional() });
 export type KeysClaimRequest = z.infer<typeof KeysClaimRequest>;
 export const KeysDevicesRequest = z.object({ user: UserId });
+
+// ---- device linking and revocation ------------------------------------------------------------
+
+/**
+ * Linking a new device of a user (end-to-end encryption): an existing device seals the user's
+ * identity key with a secret it shows as a code (never sent to the server) and leaves the sealed
+ * envelope here for LINK_LIMITS.ttlMs; the new device, signed in as the same user, takes it once
+ * with the code's link id and opens it with the code's secret. The server holds only ciphertext
+ * and cannot add a device to a user: a device's credential must be certified by the identity key.
+ */
+export const LINK_LIMITS = {
+  /** An envelope waits this long for the new device. */
+  ttlMs: 10 * 60_000,
+  /** Largest envelope (base64url characters). */
+  maxEnvelopeChars: 4096,
+  /** Links a user may have waiting at once. */
+  maxOpenLinks: 5,
+} as const;
+
+export const LinkId = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'link id: 16-64 of [A-Za-z0-9_-]');
+export const LinkEnvelope = z
+  .string()
+  .min(1)
+  .max(LINK_LIMITS.maxEnvelopeChars)
+  .regex(/^[A-Za-z0-9_-]+$/, 'base64url without padding');
+
+/** `POST /v1/devices/links {"envelope"}` → 200 {link, expiresAt}. */
+export const DeviceLinkBody = z.object({ envelope: LinkEnvelope }).strict();
+export type DeviceLinkBody = z.infer<typeof DeviceLinkBody>;
+export const DeviceLinkCreated = z.object({ link: LinkId, expiresAt: z.number().int() });
+export type DeviceLinkCreated = z.infer<typeof DeviceLinkCreated>;
+/** `POST /v1/devices/links/:link/take` → 200: the envelope and the device that left it (once). */
+export const DeviceLinkTaken = z.object({ envelope: LinkEnvelope, from: DeviceId });
+export type DeviceLinkTaken = z.infer<typeof DeviceLinkTaken>;
+/** `POST /v1/devices/:device/announce {"via"?}`: `via`, the device that linked this one, is asked to commit. */
+export const DeviceAnnounceBody = z.object({ via: DeviceId.optional() }).strict();
+export type DeviceAnnounceBody = z.infer<typeof DeviceAnnounceBody>;
+/** `POST /v1/devices/:device/announce` and `DELETE /v1/devices/:device` → 200: the encrypted conversations told. */
+export const DeviceChangeResult = z.object({ device: DeviceId, conversations: z.number().int().nonnegative() });
+export type DeviceChangeResult = z.infer<typeof DeviceChangeResult>;
+
+export const KeysLinkPutRequest = z.object({ user: UserId, device: DeviceId, envelope: LinkEnvelope });
+export const KeysLinkTakeRequest = z.object({ user: UserId, link: LinkId });
+/** Revocation (`by` another device of the user, or the device itself). */
+export const KeysRevokeRequest = z.object({ user: UserId, device: DeviceId, by: DeviceId });
+/** Whether a device may take part (not revoked). */
+export const KeysDeviceStatusRequest = DeviceRef;
+export const KeysDeviceStatus = z.object({ revoked: z.boolean(), uploaded: z.boolean() });
+export type KeysDeviceStatus = z.infer<typeof KeysDeviceStatus>;

@@ -28,6 +28,16 @@ export interface ClaimOptions {
   skip?: DeviceRef;
   /** Refuse (`too_large`, before consuming anything) a claim covering more devices than this. */
   maxDevices?: number;
+  /** Only these devices of the users (a device linked to a member already in the group). */
+  only?: DeviceRef[];
+}
+
+/** A sealed identity key waiting for a user's new device (protocol LINK_LIMITS). */
+export interface DeviceLink {
+  id: string;
+  fromDevice: string;
+  envelope: string;
+  expiresAt: number;
 }
 
 /**
@@ -57,8 +67,13 @@ export interface ClaimOptions {
  *   ones, and a retried upload is the only repeat);
  * - `devicesOf` lists the user's devices that have uploaded, by device id, each with the time of
  *   its latest upload and its identity key (base64url);
- * - `removeDevice` drops the device's packages and its listing (device revocation); uploading
- *   again afterwards starts it afresh.
+ * - `removeDevice` drops the device's packages and its listing; uploading again afterwards
+ *   starts it afresh;
+ * - `revokeDevice` drops them too and revokes the device for good: its uploads are refused
+ *   (ProtocolError `forbidden`) and `isRevoked` is true from then on;
+ * - `putLink` keeps a link for its user until `expiresAt` (at most LINK_LIMITS.maxOpenLinks
+ *   unexpired per user, `too_many` beyond); `takeLink` hands it out once, to its own user only,
+ *   and only before it expires (null otherwise, also under concurrent takes).
  */
 export interface KeyDirectory {
   uploadKeyPackages(user: string, device: string, identityKey: string, packages: StoredKeyPackage[], lastResort: StoredKeyPackage | null, at: number): Promise<KeyPackageCount>;
@@ -66,6 +81,10 @@ export interface KeyDirectory {
   claimKeyPackages(users: string[], now: number, opts?: ClaimOptions): Promise<KeyClaim>;
   devicesOf(user: string): Promise<KeyDevice[]>;
   removeDevice(user: string, device: string): Promise<void>;
+  revokeDevice(user: string, device: string, at: number): Promise<void>;
+  isRevoked(user: string, device: string): Promise<boolean>;
+  putLink(user: string, link: DeviceLink, now: number): Promise<void>;
+  takeLink(user: string, id: string, now: number): Promise<DeviceLink | null>;
 }
 
 // The directory's refusals, worded once for every implementation (messages go to clients).
@@ -83,4 +102,14 @@ export function tooManyUserDevices(): ProtocolError {
 /** A claim covering more devices than one claim may. */
 export function tooManyDevices(devices: number, max: number): ProtocolError {
   return new ProtocolError('too_large', `these users have ${devices} devices; a claim covers at most ${max}: claim fewer users at once`);
+}
+
+/** A revoked device tried to upload. */
+export function revokedDevice(device: string): ProtocolError {
+  return new ProtocolError('forbidden', `device ${device} was revoked: it takes no part in end-to-end encryption any more`);
+}
+
+/** A user with too many links waiting. */
+export function tooManyLinks(max: number): ProtocolError {
+  return new ProtocolError('too_many', `at most ${max} device links may wait at once; let one expire or use it`);
 }

@@ -1,15 +1,23 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Hono } from 'hono';
 import {
   KEY_LIMITS,
   KeysClaimRequest,
   KeysCountRequest,
+  KeysDeviceStatusRequest,
   KeysDevicesRequest,
+  KeysLinkPutRequest,
+  KeysLinkTakeRequest,
+  KeysRevokeRequest,
   KeysUploadRequest,
   LIMITS,
+  LINK_LIMITS,
   ProtocolError,
   parseJsonBody,
+  type DeviceLinkCreated,
+  type DeviceLinkTaken,
   type KeyClaimResponse,
+  type KeysDeviceStatus,
   type KeyDevicesResponse,
   type KeyPackageCount,
 } from '@switchboard/protocol';
@@ -115,7 +123,7 @@ export function registerKeysApi(app: Hono<Env>, deps: KeysApiDeps): void {
       const error = new ProtocolError('rate_limited', `too many KeyPackage claims: at most ${limiter.rate.perMinute} users a minute; retry in ${seconds} s`);
       return c.json({ error: { code: error.code, message: error.message } }, 429, { 'retry-after': String(seconds) });
     }
-    const claim = await deps.directory.claimKeyPackages(users, at, { skip: { user: req.user, device: req.device }, maxDevices: KEY_LIMITS.maxClaimDevices });
+    const claim = await deps.directory.claimKeyPackages(users, at, { skip: { user: req.user, device: req.device }, maxDevices: KEY_LIMITS.maxClaimDevices, ...(req.devices ? { only: req.devices } : {}) });
     const out: KeyClaimResponse = {
       packages: claim.packages.map((p) => ({ user: p.user, device: p.device, keyPackage: Buffer.from(p.bytes).toString('base64url'), lastResort: p.lastResort })),
       missing: claim.missing,
@@ -127,5 +135,37 @@ export function registerKeysApi(app: Hono<Env>, deps: KeysApiDeps): void {
     const req = parseJsonBody(body(c), KeysDevicesRequest);
     const out: KeyDevicesResponse = { user: req.user, devices: await deps.directory.devicesOf(req.user) };
     return c.json(out);
+  });
+
+  /** A sealed identity key left by one of the user's devices for a new one; the link id is made here (random, 128 bits). */
+  app.post('/internal/keys/links/put', async (c) => {
+    const req = parseJsonBody(body(c), KeysLinkPutRequest);
+    if (await deps.directory.isRevoked(req.user, req.device)) throw new ProtocolError('forbidden', `device ${req.device} was revoked`);
+    const at = now();
+    const link = { id: randomBytes(16).toString('base64url'), fromDevice: req.device, envelope: req.envelope, expiresAt: at + LINK_LIMITS.ttlMs };
+    await deps.directory.putLink(req.user, link, at);
+    return c.json({ link: link.id, expiresAt: link.expiresAt } satisfies DeviceLinkCreated);
+  });
+
+  /** The link's envelope, once, to a device of the same user (anyone else: `not_found`, as for a used or expired one). */
+  app.post('/internal/keys/links/take', async (c) => {
+    const req = parseJsonBody(body(c), KeysLinkTakeRequest);
+    const link = await deps.directory.takeLink(req.user, req.link, now());
+    if (!link) throw new ProtocolError('not_found', 'no such device link: it expired, was used, or belongs to another user');
+    return c.json({ envelope: link.envelope, from: link.fromDevice } satisfies DeviceLinkTaken);
+  });
+
+  /** Revokes `device` of `user` for good (asked by `by`, a device of the same user that is not revoked). */
+  app.post('/internal/keys/revoke', async (c) => {
+    const req = parseJsonBody(body(c), KeysRevokeRequest);
+    if (req.by !== req.device && (await deps.directory.isRevoked(req.user, req.by))) throw new ProtocolError('forbidden', `device ${req.by} was revoked`);
+    await deps.directory.revokeDevice(req.user, req.device, now());
+    return c.json({ revoked: true });
+  });
+
+  app.post('/internal/keys/status', async (c) => {
+    const req = parseJsonBody(body(c), KeysDeviceStatusRequest);
+    const [revoked, devices] = await Promise.all([deps.directory.isRevoked(req.user, req.device), deps.directory.devicesOf(req.user)]);
+    return c.json({ revoked, uploaded: devices.some((d) => d.device === req.device) } satisfies KeysDeviceStatus);
   });
 }

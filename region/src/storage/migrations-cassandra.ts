@@ -224,6 +224,31 @@ export const MIGRATIONS: readonly Migration[] = [
         WITH CLUSTERING ORDER BY (not_after ASC, ref ASC)`,
     ],
   },
+  {
+    version: 9,
+    name: 'key directory: revoked devices and device links',
+    statements: (ks) => [
+      /* Devices revoked by their user, for good (an upload of theirs is refused): one partition per user. */
+      `CREATE TABLE IF NOT EXISTS ${ks}.revoked_devices (
+        user_id text,
+        device_id text,
+        revoked_at bigint,
+        PRIMARY KEY (user_id, device_id))`,
+      /*
+       * A sealed identity key waiting for a user's new device (at most 5 per user, 10 minutes
+       * each, written with a TTL so they leave by themselves), taken once with `DELETE … IF
+       * EXISTS`. The envelope is ciphertext: its key is in the code the user carries between
+       * their devices, never here.
+       */
+      `CREATE TABLE IF NOT EXISTS ${ks}.device_links (
+        user_id text,
+        link_id text,
+        from_device text,
+        envelope text,
+        expires_at bigint,
+        PRIMARY KEY (user_id, link_id))`,
+    ],
+  },
 ];
 
 /**

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import { KEY_LIMITS, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
+import { KEY_LIMITS, LINK_LIMITS, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
 import type { RegionConfig } from '../config.ts';
 import { limiter } from '../limiter.ts';
 import type { Logger } from '../log.ts';
 import { MESSAGES_PER_BUCKET, applyMigrations } from './migrations-cassandra.ts';
-import { tooManyDevices, tooManyPackages, tooManyUserDevices, type ClaimOptions, type ClaimedPackage, type KeyClaim, type StoredKeyPackage } from '../keys/directory.ts';
+import { revokedDevice, tooManyDevices, tooManyLinks, tooManyPackages, tooManyUserDevices, type ClaimOptions, type ClaimedPackage, type DeviceLink, type KeyClaim, type StoredKeyPackage } from '../keys/directory.ts';
 import type { PushRegistration, PushService } from '../push/provider.ts';
 import type { PushRegistrationRequest } from '../push/registrations.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
@@ -218,6 +218,12 @@ function statements(ks: string) {
     selectKeyPackages: `SELECT not_after, ref, package FROM ${ks}.key_packages WHERE user_id = ? AND device_id = ? AND not_after >= ? LIMIT ?`,
     consumeKeyPackage: `DELETE FROM ${ks}.key_packages WHERE user_id = ? AND device_id = ? AND not_after = ? AND ref = ? IF EXISTS`,
     deleteKeyPackages: `DELETE FROM ${ks}.key_packages WHERE user_id = ? AND device_id = ?`,
+    insertRevokedDevice: `INSERT INTO ${ks}.revoked_devices (user_id, device_id, revoked_at) VALUES (?, ?, ?)`,
+    selectRevokedDevice: `SELECT revoked_at FROM ${ks}.revoked_devices WHERE user_id = ? AND device_id = ?`,
+    insertDeviceLink: `INSERT INTO ${ks}.device_links (user_id, link_id, from_device, envelope, expires_at) VALUES (?, ?, ?, ?, ?) USING TTL ?`,
+    selectDeviceLinks: `SELECT link_id, expires_at FROM ${ks}.device_links WHERE user_id = ?`,
+    selectDeviceLink: `SELECT from_device, envelope, expires_at FROM ${ks}.device_links WHERE user_id = ? AND link_id = ?`,
+    takeDeviceLink: `DELETE FROM ${ks}.device_links WHERE user_id = ? AND link_id = ? IF EXISTS`,
     ping: 'SELECT release_version FROM system.local',
   } as const;
 }
@@ -493,7 +499,12 @@ export class CassandraStorage implements Storage {
    * concurrent uploads (it has no reason to make them) could together pass the limit once.
    */
   async uploadKeyPackages(user: string, device: string, identityKey: string, packages: StoredKeyPackage[], lastResort: StoredKeyPackage | null, at: number): Promise<KeyPackageCount> {
-    const [devices, held] = await Promise.all([this.client.execute(this.cql.selectKeyDeviceIds, [user], { fetchSize: 1_000 }), this.heldRefs(user, device, at)]);
+    const [devices, held, revoked] = await Promise.all([
+      this.client.execute(this.cql.selectKeyDeviceIds, [user], { fetchSize: 1_000 }),
+      this.heldRefs(user, device, at),
+      this.isRevoked(user, device),
+    ]);
+    if (revoked) throw revokedDevice(device);
     const mine = devices.rows.find((r) => r.get('device_id') === device);
     if (!mine && devices.rowLength >= KEY_LIMITS.maxDevicesPerUser) throw tooManyUserDevices();
     const changed = mine !== undefined && mine.get('identity_key') !== identityKey;
@@ -538,7 +549,9 @@ export class CassandraStorage implements Storage {
     const lists = await Promise.all(unique.map((u) => slot(async () => (await this.client.execute(this.cql.selectKeyDevicesLastResort, [u], { fetchSize: 1_000 })).rows)));
     const devices = unique.flatMap((user, i) =>
       lists[i]!.map((r) => ({ user, device: r.get('device_id') as string, lastResort: r.get('last_resort') as Buffer | null, until: num(r.get('last_resort_not_after')) })),
-    ).filter((d) => !(opts.skip && opts.skip.user === d.user && opts.skip.device === d.device));
+    )
+      .filter((d) => !(opts.skip && opts.skip.user === d.user && opts.skip.device === d.device))
+      .filter((d) => !opts.only || opts.only.some((o) => o.user === d.user && o.device === d.device));
     if (opts.maxDevices !== undefined && devices.length > opts.maxDevices) throw tooManyDevices(devices.length, opts.maxDevices);
     const taken = await Promise.all(devices.map((d) => slot(() => this.claimOne(d.user, d.device, now))));
     const out: KeyClaim = { packages: [], missing: [] };
@@ -596,6 +609,37 @@ export class CassandraStorage implements Storage {
 
   async removeDevice(user: string, device: string): Promise<void> {
     await Promise.all([this.client.execute(this.cql.deleteKeyPackages, [user, device]), this.client.execute(this.cql.deleteKeyDevice, [user, device])]);
+  }
+
+  /** The revocation first: once it is written, no upload of the device gets past its check. */
+  async revokeDevice(user: string, device: string, at: number): Promise<void> {
+    await this.client.execute(this.cql.insertRevokedDevice, [user, device, Long.fromNumber(at)]);
+    await this.removeDevice(user, device);
+  }
+
+  async isRevoked(user: string, device: string): Promise<boolean> {
+    return (await this.client.execute(this.cql.selectRevokedDevice, [user, device])).rowLength > 0;
+  }
+
+  /** Rows live until expiresAt by TTL; the count of a user's waiting links is one partition read. */
+  async putLink(user: string, link: DeviceLink, now: number): Promise<void> {
+    const rs = await this.client.execute(this.cql.selectDeviceLinks, [user], { fetchSize: 100 });
+    const open = rs.rows.filter((r) => r.get('link_id') !== link.id && (num(r.get('expires_at')) ?? 0) > now).length;
+    if (open >= LINK_LIMITS.maxOpenLinks) throw tooManyLinks(LINK_LIMITS.maxOpenLinks);
+    const ttl = Math.max(1, Math.ceil((link.expiresAt - now) / 1000));
+    await this.client.execute(this.cql.insertDeviceLink, [user, link.id, link.fromDevice, link.envelope, Long.fromNumber(link.expiresAt), ttl]);
+  }
+
+  /** Read, then `DELETE … IF EXISTS`: of concurrent takers exactly one sees it applied and gets the link. */
+  async takeLink(user: string, id: string, now: number): Promise<DeviceLink | null> {
+    const rs = await this.client.execute(this.cql.selectDeviceLink, [user, id]);
+    const row = rs.first();
+    if (!row) return null;
+    // Not idempotent: a retried round would report "not applied" for the link it took.
+    const taken = await this.client.execute(this.cql.takeDeviceLink, [user, id], { isIdempotent: false, serialConsistency: types.consistencies.localSerial });
+    if (!taken.wasApplied()) return null;
+    const expiresAt = num(row.get('expires_at')) ?? 0;
+    return expiresAt > now ? { id, fromDevice: row.get('from_device') as string, envelope: row.get('envelope') as string, expiresAt } : null;
   }
 
   /** One partition; the conversations asked IN_LIST at a time, those reads at once. */

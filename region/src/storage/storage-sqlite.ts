@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { KEY_LIMITS, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
-import { tooManyDevices, tooManyPackages, tooManyUserDevices, type ClaimOptions, type KeyClaim, type StoredKeyPackage } from '../keys/directory.ts';
+import { KEY_LIMITS, LINK_LIMITS, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
+import { revokedDevice, tooManyDevices, tooManyLinks, tooManyPackages, tooManyUserDevices, type ClaimOptions, type DeviceLink, type KeyClaim, type StoredKeyPackage } from '../keys/directory.ts';
 import type { PushRegistration, PushService } from '../push/provider.ts';
 import type { PushRegistrationRequest } from '../push/registrations.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
@@ -82,6 +82,9 @@ export class SqliteStorage implements Storage {
         uploaded_at INTEGER NOT NULL, last_resort BLOB, last_resort_not_after INTEGER, PRIMARY KEY (user, device)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS key_packages (user TEXT NOT NULL, device TEXT NOT NULL, ref TEXT NOT NULL, bytes BLOB NOT NULL,
         not_after INTEGER NOT NULL, PRIMARY KEY (user, device, ref)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS revoked_devices (user TEXT NOT NULL, device TEXT NOT NULL, revoked_at INTEGER NOT NULL, PRIMARY KEY (user, device)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS device_links (user TEXT NOT NULL, id TEXT NOT NULL, from_device TEXT NOT NULL, envelope TEXT NOT NULL,
+        expires_at INTEGER NOT NULL, PRIMARY KEY (user, id)) WITHOUT ROWID;
     `);
     // Files created before membership was sequenced: add the columns they lack.
     for (const ddl of ['ALTER TABLE members ADD COLUMN role TEXT', 'ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0', 'ALTER TABLE members ADD COLUMN left_seq INTEGER', 'ALTER TABLE messages ADD COLUMN sys TEXT']) {
@@ -250,6 +253,7 @@ export class SqliteStorage implements Storage {
 
   async uploadKeyPackages(user: string, device: string, identityKey: string, packages: StoredKeyPackage[], lastResort: StoredKeyPackage | null, at: number): Promise<KeyPackageCount> {
     return this.db.transaction(() => {
+      if (this.db.prepare('SELECT 1 FROM revoked_devices WHERE user = ? AND device = ?').get(user, device)) throw revokedDevice(device);
       const known = this.db.prepare('SELECT identity_key FROM key_devices WHERE user = ? AND device = ?').get(user, device) as { identity_key: string } | undefined;
       if (!known) {
         const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM key_devices WHERE user = ?').get(user) as { n: number };
@@ -296,7 +300,11 @@ export class SqliteStorage implements Storage {
     return this.db.transaction(() => {
       const devices: (KeyDeviceRow & { user: string })[] = [];
       for (const user of new Set(users)) {
-        for (const d of listDevices.all(user) as KeyDeviceRow[]) if (!(opts.skip && opts.skip.user === user && opts.skip.device === d.device)) devices.push({ ...d, user });
+        for (const d of listDevices.all(user) as KeyDeviceRow[]) {
+          if (opts.skip && opts.skip.user === user && opts.skip.device === d.device) continue;
+          if (opts.only && !opts.only.some((o) => o.user === user && o.device === d.device)) continue;
+          devices.push({ ...d, user });
+        }
       }
       if (opts.maxDevices !== undefined && devices.length > opts.maxDevices) throw tooManyDevices(devices.length, opts.maxDevices);
       const out: KeyClaim = { packages: [], missing: [] };
@@ -324,6 +332,34 @@ export class SqliteStorage implements Storage {
       this.db.prepare('DELETE FROM key_packages WHERE user = ? AND device = ?').run(user, device);
       this.db.prepare('DELETE FROM key_devices WHERE user = ? AND device = ?').run(user, device);
     })();
+  }
+
+  async revokeDevice(user: string, device: string, at: number): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM key_packages WHERE user = ? AND device = ?').run(user, device);
+      this.db.prepare('DELETE FROM key_devices WHERE user = ? AND device = ?').run(user, device);
+      this.db.prepare('INSERT INTO revoked_devices (user, device, revoked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(user, device, at);
+    })();
+  }
+
+  async isRevoked(user: string, device: string): Promise<boolean> {
+    return this.db.prepare('SELECT 1 FROM revoked_devices WHERE user = ? AND device = ?').get(user, device) !== undefined;
+  }
+
+  async putLink(user: string, link: DeviceLink, now: number): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM device_links WHERE user = ? AND expires_at <= ?').run(user, now);
+      const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM device_links WHERE user = ?').get(user) as { n: number };
+      if (n >= LINK_LIMITS.maxOpenLinks) throw tooManyLinks(LINK_LIMITS.maxOpenLinks);
+      this.db.prepare('INSERT OR REPLACE INTO device_links (user, id, from_device, envelope, expires_at) VALUES (?, ?, ?, ?, ?)').run(user, link.id, link.fromDevice, link.envelope, link.expiresAt);
+    })();
+  }
+
+  async takeLink(user: string, id: string, now: number): Promise<DeviceLink | null> {
+    const row = this.db.prepare('DELETE FROM device_links WHERE user = ? AND id = ? RETURNING from_device, envelope, expires_at').get(user, id) as
+      | { from_device: string; envelope: string; expires_at: number }
+      | undefined;
+    return row && row.expires_at > now ? { id, fromDevice: row.from_device, envelope: row.envelope, expiresAt: row.expires_at } : null;
   }
 
   async ping(): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { KEY_LIMITS, ProtocolError } from '@switchboard/protocol';
+import { KEY_LIMITS, LINK_LIMITS, ProtocolError } from '@switchboard/protocol';
 import type { KeyClaim, KeyDirectory, StoredKeyPackage } from '../../src/keys/directory.ts';
 import { runId } from '../engines.ts';
 
@@ -174,6 +174,42 @@ export function keyDirectoryContract(name: string, make: () => Promise<KeyDirect
       await dir.removeDevice(u, 'never-uploaded');
       assert.deepEqual(await dir.uploadKeyPackages(u, 'phone', 'ik2', [pkg(`${u}-b`, LIVE)], null, T + 2), { count: 1, lastResort: false });
       assert.deepEqual((await dir.devicesOf(u)).map((d) => [d.device, d.identityKey]), [['laptop', 'ik'], ['phone', 'ik2']]);
+    });
+
+    it('revokeDevice drops the device for good: its uploads are refused (forbidden), isRevoked says so, other devices go on', async () => {
+      const u = user();
+      await dir.uploadKeyPackages(u, 'phone', 'ik', [pkg(`${u}-a`, LIVE)], pkg(`${u}-lr`, LIVE), T);
+      await dir.uploadKeyPackages(u, 'laptop', 'ik', [pkg(`${u}-l`, LIVE)], null, T);
+      assert.equal(await dir.isRevoked(u, 'phone'), false);
+      await dir.revokeDevice(u, 'phone', T + 1);
+      assert.equal(await dir.isRevoked(u, 'phone'), true);
+      assert.equal(await dir.isRevoked(u, 'laptop'), false);
+      assert.deepEqual((await dir.devicesOf(u)).map((d) => d.device), ['laptop']);
+      await refused(dir.uploadKeyPackages(u, 'phone', 'ik', [pkg(`${u}-b`, LIVE)], null, T + 2), 'forbidden');
+      assert.deepEqual(summary(await dir.claimKeyPackages([u], T + 3)), { packages: [`${u}/laptop:${u}-l`], missing: [] });
+    });
+
+    it('claims limited to `only` devices consume nothing of the others', async () => {
+      const u = user();
+      await dir.uploadKeyPackages(u, 'phone', 'ik', [pkg(`${u}-p`, LIVE)], null, T);
+      await dir.uploadKeyPackages(u, 'laptop', 'ik', [pkg(`${u}-l`, LIVE)], null, T);
+      assert.deepEqual(summary(await dir.claimKeyPackages([u], T + 1, { only: [{ user: u, device: 'laptop' }] })), { packages: [`${u}/laptop:${u}-l`], missing: [] });
+      assert.deepEqual(await dir.countKeyPackages(u, 'phone', T + 2), { count: 1, lastResort: false });
+    });
+
+    it('a device link is taken once, by its own user, before it expires; at most LINK_LIMITS.maxOpenLinks wait at once', async () => {
+      const u = user();
+      const link = (id: string, expiresAt = T + 600_000) => ({ id: `${id}-${u}`.padEnd(16, 'x'), fromDevice: 'phone', envelope: `env-${id}`, expiresAt });
+      await dir.putLink(u, link('a'), T);
+      assert.equal(await dir.takeLink(user(), link('a').id, T + 1), null, 'another user');
+      const taken = await Promise.all([dir.takeLink(u, link('a').id, T + 1), dir.takeLink(u, link('a').id, T + 1)]);
+      assert.equal(taken.filter((t) => t !== null).length, 1, 'concurrent takes: exactly one');
+      assert.deepEqual(taken.find((t) => t !== null), link('a'));
+      assert.equal(await dir.takeLink(u, link('a').id, T + 2), null, 'taken already');
+      await dir.putLink(u, link('late', T + 1000), T);
+      assert.equal(await dir.takeLink(u, link('late').id, T + 2000), null, 'expired');
+      for (let i = 0; i < LINK_LIMITS.maxOpenLinks; i++) await dir.putLink(u, link(`n${i}`), T);
+      await refused(dir.putLink(u, link('one-more'), T), 'too_many');
     });
 
     it('20 concurrent claims (two instances) of a device with 5 packages: each package handed out exactly once, the other 15 get the last-resort one', async () => {
