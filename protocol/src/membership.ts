@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { UserId } from './ids.ts';
+import { DeviceId, UserId } from './ids.ts';
 import { LIMITS } from './limits.ts';
 
 /**
@@ -10,12 +10,21 @@ import { LIMITS } from './limits.ts';
 export const Role = z.enum(['owner', 'admin', 'member']);
 export type Role = z.infer<typeof Role>;
 
-/** What a membership change did: `users` added, removed, or given `role`; `by` made the change. */
+/**
+ * What a membership change did: `users` added, removed, or given `role`; `by` made the change.
+ * In an end-to-end encrypted conversation a member's devices change too: `link` (a device of
+ * `users[0]` linked from another of theirs) and `revoke` (one revoked) name that `device`; they
+ * change no membership, only the MLS group. Every change that touches the group forces a key
+ * rotation, and `commit` names the device the server asks to commit it (others step in after a
+ * while if it does not: see PROTOCOL.md).
+ */
 export const SysEvent = z.object({
-  op: z.enum(['add', 'remove', 'role']),
+  op: z.enum(['add', 'remove', 'role', 'link', 'revoke']),
   by: UserId,
   users: z.array(UserId).min(1).max(LIMITS.maxMembers),
   role: Role.optional(),
+  device: DeviceId.optional(),
+  commit: z.object({ user: UserId, device: DeviceId }).optional(),
 });
 export type SysEvent = z.infer<typeof SysEvent>;
 
@@ -33,3 +42,8 @@ export type HistoryVisibility = z.infer<typeof HistoryVisibility>;
 export const AddMembersRequest = z.object({ users: z.array(UserId).min(1).max(LIMITS.maxMembers), role: z.enum(['admin', 'member']).optional() }).strict();
 /** `PATCH /v1/conversations/:id/members/:user`: the owner sets a member's role. */
 export const SetRoleRequest = z.object({ role: z.enum(['admin', 'member']) }).strict();
+
+/** Whether a system event changes who the members are or their roles (`link`/`revoke` change devices only). */
+export function changesMembership(sys: SysEvent): boolean {
+  return sys.op === 'add' || sys.op === 'remove' || sys.op === 'role';
+}

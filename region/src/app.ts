@@ -12,6 +12,7 @@ import {
   InboxRequest,
   LIMITS,
   ProtocolError,
+  changesMembership,
   ReadRequest,
   RoutesRequest,
   parseJsonBody,
@@ -130,7 +131,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         // Sending is reading (PROTOCOL.md), and so is changing the membership: the sender (for a
         // membership change, its actor) has read, and so has been delivered, up to this seq.
         advance(e.msg.from, e.msg.seq, e.msg.seq);
-        if (e.msg.sys) {
+        if (e.msg.sys && changesMembership(e.msg.sys)) {
           // Membership as of this seq is stored before the change (and anything after it) is
           // published, so fan-out of a later seq always finds it.
           if (msgs.length) await flush();

@@ -1,4 +1,4 @@
-import type { HistoryVisibility, Msg, Positions } from '@switchboard/protocol';
+import type { DeviceRef, HistoryVisibility, Msg, Positions } from '@switchboard/protocol';
 import type { MemberRow, MembershipChange, Result } from './sequencer.ts';
 
 /**
@@ -10,7 +10,8 @@ export interface ConversationRpc {
   create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }): Promise<Result<{ members: string[]; existed: boolean }>>;
   send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>>;
   commit(input: { from: string; dev: string; cmid: string; commit: string; groupInfo: string; welcome?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean; epoch: string }>>;
-  mlsState(input: { user: string }): Promise<Result<{ epoch: string; rekeyPending: boolean; pendingAdds: string[]; pendingRemoves: string[]; groupInfo: string | null; welcomes: { seq: number; welcome: string }[] }>>;
+  mlsState(input: { user: string }): Promise<Result<MlsView>>;
+  changeDevice(input: { op: 'link' | 'revoke'; user: string; device: string; by: string }): Promise<Result<{ seq: number | null }>>;
   sync(input: { user: string; gw?: string; after: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
   history(input: { user: string; gw?: string; before?: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
   changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>>;
@@ -25,4 +26,18 @@ export interface ConversationRpc {
     Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
   >;
   typing(input: { user: string; gw: string }): Promise<Result<{ relayed: number }>>;
+}
+
+/** `GET /v1/conversations/:id/mls`: what a member's device needs to join, rejoin or commit what waits. */
+export interface MlsView {
+  epoch: string;
+  rekeyPending: boolean;
+  pendingAdds: string[];
+  pendingRemoves: string[];
+  pendingLinks: DeviceRef[];
+  pendingRevokes: DeviceRef[];
+  /** The device asked to commit what waits (null: any member's). */
+  committer: DeviceRef | null;
+  groupInfo: string | null;
+  welcomes: { seq: number; welcome: string }[];
 }

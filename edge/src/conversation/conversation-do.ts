@@ -7,7 +7,7 @@ import { gatewayStub } from '../gateway/stub.ts';
 import { callRegion } from '../internal/region-client.ts';
 import { errorFields, log } from '../log.ts';
 import { StubCache } from '../stub-cache.ts';
-import type { ConversationRpc } from './api.ts';
+import type { ConversationRpc, MlsView } from './api.ts';
 import { LivePush } from './live-push.ts';
 import { MemberGateways } from './member-gateways.ts';
 import { Receipts } from './receipts.ts';
@@ -111,7 +111,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
   }
 
   /** What a member's device needs to join or rejoin: the last GroupInfo and the Welcomes naming the user. */
-  async mlsState(input: { user: string }): Promise<Result<{ epoch: string; rekeyPending: boolean; pendingAdds: string[]; pendingRemoves: string[]; groupInfo: string | null; welcomes: { seq: number; welcome: string }[] }>> {
+  async mlsState(input: { user: string }): Promise<Result<MlsView>> {
     if (this.seq.conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
     // A former member may still fetch the Welcomes of their membership; nothing current.
     const current = this.seq.isMember(input.user);
@@ -123,6 +123,9 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
       rekeyPending: this.seq.rekeyPending,
       pendingAdds: current ? this.seq.pendingAdds() : [],
       pendingRemoves: current ? this.seq.pendingRemoves() : [],
+      pendingLinks: current ? this.seq.pendingLinks() : [],
+      pendingRevokes: current ? this.seq.pendingRevokes() : [],
+      committer: current ? this.seq.committer() : null,
       groupInfo: current ? this.seq.groupInfo() : null,
       welcomes: this.seq.welcomesFor(input.user),
     };
@@ -211,6 +214,13 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
       if (this.receipts.advance(input.by, { read: r.seq }, { outbox: false })) this.scheduleReceipts();
       this.scheduleDrain();
     }
+    return r;
+  }
+
+  /** A member's device linked or revoked (end-to-end encryption): a forced rotation (Sequencer.changeDevice). */
+  async changeDevice(input: { op: 'link' | 'revoke'; user: string; device: string; by: string }): Promise<Result<{ seq: number | null }>> {
+    const r = this.seq.changeDevice(input, Date.now());
+    if (r.ok && r.seq !== null) this.scheduleDrain();
     return r;
   }
 

@@ -61,6 +61,10 @@ export interface PendingChanges {
   adds: string[];
   /** Users removed through the API since the last commit: every leaf of theirs must go. */
   removes: string[];
+  /** Members' devices linked since the last commit: each must be added. */
+  links: { user: string; device: string }[];
+  /** Members' devices revoked since the last commit: each one's leaf must go. */
+  revokes: { user: string; device: string }[];
   /** Current members. */
   isMember: (user: string) => boolean;
   /** Who sends the commit: they may also remove their own devices (a revoked one). */
@@ -77,9 +81,9 @@ export interface CommitExtras {
  * A commit (already judged one) with its extras, against what waits for it: its GroupInfo and
  * Welcome must be those (a Welcome is required when users were added: `invalid_frame`), and the
  * commit must apply what waits (forced rotation) and nothing it may not (`conflict`): it removes
- * every leaf of the removed users (as the last GroupInfo's tree lists them), adds a device of
- * every added user, adds no device of a non-member, and removes no leaf but those and the
- * committer's own. Proposals named by reference are refused for now: the server's and members'
+ * every leaf of the removed users and of revoked devices (as the last GroupInfo's tree lists
+ * them), adds a device of every added user and every linked device, adds no device of a
+ * non-member nor a revoked one, and removes no leaf but those and the committer's own. Proposals named by reference are refused for now: the server's and members'
  * proposals must be carried in the commit so it can be checked without keys. Accepted, it names
  * the users whose devices it adds (who get its Welcome).
  */
@@ -92,7 +96,7 @@ export function judgeCommit(commit: string, extras: CommitExtras, p: PendingChan
   };
   if (kind(extras.groupInfo) !== 'group_info') return invalid('groupInfo: expected an MLS GroupInfo (base64url)');
   if (extras.welcome !== undefined && kind(extras.welcome) !== 'welcome') return invalid('welcome: expected an MLS Welcome (base64url)');
-  if (p.adds.length > 0 && extras.welcome === undefined) return invalid('members were added since the last commit: the commit must add their devices and carry their Welcome');
+  if ((p.adds.length > 0 || p.links.length > 0) && extras.welcome === undefined) return invalid('members or devices were added since the last commit: the commit must add their devices and carry their Welcome');
   const summary = inspectCommit(fromBase64Url(commit) ?? new Uint8Array());
   if (!summary) return conflict('not a commit the server can read (send commits as PublicMessages)');
   if (summary.byReference > 0) return conflict('proposals must be carried in the commit, not named by reference');
@@ -102,10 +106,18 @@ export function judgeCommit(commit: string, extras: CommitExtras, p: PendingChan
     const missing = members.filter((m) => m.user === user && !summary.removed.includes(m.leaf)).map((m) => m.leaf);
     if (missing.length) return conflict(`${user} was removed: the commit must remove their leaves ${missing.join(', ')}`);
   }
+  for (const r of p.revokes) {
+    const missing = members.filter((m) => m.user === r.user && m.device === r.device && !summary.removed.includes(m.leaf)).map((m) => m.leaf);
+    if (missing.length) return conflict(`device ${r.device} of ${r.user} was revoked: the commit must remove its leaf ${missing.join(', ')}`);
+  }
+  const leafDevice = new Map(members.map((m) => [m.leaf, m.device]));
   for (const leaf of summary.removed) {
     const user = leafUser.get(leaf);
-    if (user !== undefined && user !== p.committer && !p.removes.includes(user)) return conflict(`leaf ${leaf} (${user}) may not be removed by this commit`);
+    const revoked = p.revokes.some((r) => r.user === user && r.device === leafDevice.get(leaf));
+    if (user !== undefined && user !== p.committer && !p.removes.includes(user) && !revoked) return conflict(`leaf ${leaf} (${user}) may not be removed by this commit`);
   }
+  for (const l of p.links) if (!summary.added.some((a) => a.user === l.user && a.device === l.device)) return conflict(`device ${l.device} of ${l.user} was linked: the commit must add it`);
+  for (const a of summary.added) if (p.revokes.some((r) => r.user === a.user && r.device === a.device)) return conflict(`device ${a.device} of ${a.user} was revoked: it may not be added`);
   for (const user of p.adds) if (!summary.added.some((a) => a.user === user)) return conflict(`${user} was added: the commit must add their devices`);
   for (const a of summary.added) if (!p.isMember(a.user)) return conflict(`${a.user} is not a member: their device may not be added`);
   return { ok: true, welcomed: [...new Set(summary.added.map((a) => a.user))] };

@@ -1,4 +1,5 @@
-import { type ConvEvent, type ErrorCode, type HistoryVisibility, type Msg, type Role, type SysEvent } from '@switchboard/protocol';
+import { fromBase64Url, type ConvEvent, type DeviceRef, type ErrorCode, type HistoryVisibility, type Msg, type Role, type SysEvent } from '@switchboard/protocol';
+import { groupInfoMembers } from '@switchboard/protocol/mls/inspect';
 import { judge, judgeCommit, mlsGroupIdHex, type CommitExtras, type DsState } from './delivery-service.ts';
 
 export type { CommitExtras };
@@ -156,6 +157,8 @@ export class Sequencer {
           groupInfo: this.groupInfo(),
           adds: this.pendingAdds(),
           removes: this.pendingRemoves(),
+          links: this.pendingLinks(),
+          revokes: this.pendingRevokes(),
           isMember: (u) => this.isMember(u),
           committer: input.from,
         });
@@ -184,6 +187,9 @@ export class Sequencer {
         this.setMeta('rekey', '0');
         this.setMeta('pending_adds', '[]');
         this.setMeta('pending_removes', '[]');
+        this.setMeta('pending_links', '[]');
+        this.setMeta('pending_revokes', '[]');
+        this.setMeta('committer', 'null');
         this.setMeta('group_info', input.mls!.groupInfo);
         if (input.mls!.welcome && welcomed.length) this.sql.exec('INSERT INTO mls_welcomes (seq, users, welcome) VALUES (?, ?, ?)', seq, JSON.stringify(welcomed), input.mls!.welcome);
       }
@@ -284,6 +290,21 @@ export class Sequencer {
   /** Users removed since the last commit: the next commit must remove all their leaves. */
   pendingRemoves(): string[] {
     return JSON.parse(this.meta('pending_removes') || '[]') as string[];
+  }
+
+  /** Members' devices linked since the last commit: the next commit must add each. */
+  pendingLinks(): DeviceRef[] {
+    return JSON.parse(this.meta('pending_links') || '[]') as DeviceRef[];
+  }
+
+  /** Members' devices revoked since the last commit: the next commit must remove each one's leaf. */
+  pendingRevokes(): DeviceRef[] {
+    return JSON.parse(this.meta('pending_revokes') || '[]') as DeviceRef[];
+  }
+
+  /** The device asked to commit the pending rotation (null: any member's). */
+  committer(): DeviceRef | null {
+    return (JSON.parse(this.meta('committer') || 'null') as DeviceRef | null) ?? null;
   }
 
   /** The GroupInfo of the last commit (base64url MLSMessage), null before the first. */
@@ -390,7 +411,15 @@ export class Sequencer {
     }
     if (changed.length === 0) return { ok: true, seq: null, ver: this.memberVersion, users: [] };
     const seq = this.lastSeq + 1;
-    const sys: SysEvent = { op: input.op, by: input.by, users: changed, ...(input.op === 'remove' ? {} : { role: input.role ?? 'member' }) };
+    const rotates = this.e2e && input.op !== 'role';
+    const sys: SysEvent = {
+      op: input.op,
+      by: input.by,
+      users: changed,
+      ...(input.op === 'remove' ? {} : { role: input.role ?? 'member' }),
+      // The actor's device commits the rotation (others step in if it does not), unless it is leaving.
+      ...(rotates && !(input.op === 'remove' && changed.includes(input.by)) ? { commit: { user: input.by, device: input.dev } } : {}),
+    };
     const msg: Msg = { t: 'msg', conv, seq, cmid: `sys-${seq}`, from: input.by, dev: input.dev, ts: now, body: '', sys };
     this.tx(() => {
       for (const u of changed) {
@@ -412,13 +441,64 @@ export class Sequencer {
       // Adds and removals force a key rotation (a role change does not touch the MLS group).
       if (this.e2e && input.op !== 'role') this.setMeta('rekey', '1');
       if (this.e2e && input.op === 'add') this.setMeta('pending_adds', JSON.stringify([...new Set([...this.pendingAdds(), ...changed])]));
+      if (rotates) this.setMeta('committer', JSON.stringify(sys.commit ?? null));
       if (this.e2e && input.op === 'remove') {
+        // Their devices go with them: linked ones are not added, revoked ones leave with the rest.
+        this.setMeta('pending_links', JSON.stringify(this.pendingLinks().filter((d) => !changed.includes(d.user))));
+        this.setMeta('pending_revokes', JSON.stringify(this.pendingRevokes().filter((d) => !changed.includes(d.user))));
         this.setMeta('pending_adds', JSON.stringify(this.pendingAdds().filter((u) => !changed.includes(u))));
         this.setMeta('pending_removes', JSON.stringify([...new Set([...this.pendingRemoves(), ...changed])]));
       }
       if (this.e2e && input.op === 'add') this.setMeta('pending_removes', JSON.stringify(this.pendingRemoves().filter((u) => !changed.includes(u))));
     }, true);
     return { ok: true, seq, ver: seq, users: changed };
+  }
+
+  /**
+   * A member's device linked or revoked (end-to-end encrypted conversations only; anything else
+   * changes nothing, `seq` null): sequenced as a system event (`sys.op` link or revoke, naming the
+   * device) and a forced rotation: the next commit must add the linked device or remove the
+   * revoked one's leaf. Nothing is sequenced for a device already in the group (linked), or one
+   * that never was (revoked: if its link still waited, that is dropped). `by` is the user's
+   * device that asked, named to commit (others step in if it does not).
+   */
+  changeDevice(input: { op: 'link' | 'revoke'; user: string; device: string; by: string }, now: number): Result<{ seq: number | null }> {
+    const conv = this.conv;
+    if (conv === null) return fail('not_found', 'no such conversation');
+    if (!this.e2e || !this.isMember(input.user)) return { ok: true, seq: null };
+    const same = (d: DeviceRef) => d.user === input.user && d.device === input.device;
+    const inGroup = this.groupMembers().some(same);
+    const links = this.pendingLinks();
+    const revokes = this.pendingRevokes();
+    if (input.op === 'link' ? inGroup || links.some(same) : !inGroup && !links.some(same)) return { ok: true, seq: null };
+    if (input.op === 'revoke' && !inGroup) {
+      // Linked but never added: it is simply not added.
+      this.tx(() => this.setMeta('pending_links', JSON.stringify(links.filter((d) => !same(d)))));
+      return { ok: true, seq: null };
+    }
+    if (input.op === 'revoke' && revokes.some(same)) return { ok: true, seq: null };
+    const seq = this.lastSeq + 1;
+    const commit = { user: input.user, device: input.by };
+    const sys: SysEvent = { op: input.op, by: input.user, users: [input.user], device: input.device, commit };
+    const msg: Msg = { t: 'msg', conv, seq, cmid: `sys-${seq}`, from: input.user, dev: input.by, ts: now, body: '', sys };
+    this.tx(() => {
+      this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body, sys) VALUES (?, ?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, '', JSON.stringify(sys));
+      this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
+      this.setMeta('last_seq', String(seq));
+      this.setMeta('rekey', '1');
+      this.setMeta('committer', JSON.stringify(commit));
+      const ref = { user: input.user, device: input.device };
+      if (input.op === 'link') this.setMeta('pending_links', JSON.stringify([...links, ref]));
+      else this.setMeta('pending_revokes', JSON.stringify([...revokes, ref]));
+    });
+    return { ok: true, seq };
+  }
+
+  /** The devices in the MLS group as the last commit's GroupInfo lists them (none before the first commit). */
+  private groupMembers(): DeviceRef[] {
+    const gi = this.groupInfo();
+    const bytes = gi ? fromBase64Url(gi) : null;
+    return (bytes ? groupInfoMembers(bytes)?.members : null) ?? [];
   }
 
   /** Queues an event for the region that takes no seq (e.g. receipts), after everything queued so far. */

@@ -10,6 +10,7 @@ import { mintToken, tokenFrom, verifyToken } from './auth.ts';
 import { listConversations } from './conversation-list.ts';
 import { conversationsApi } from './conversations-api.ts';
 import { devicesApi } from './devices-api.ts';
+import { deviceLinksApi } from './device-links-api.ts';
 import { keysApi } from './keys-api.ts';
 import { errorBody, readJson } from './read-json.ts';
 
@@ -98,5 +99,7 @@ app.route('/', conversationsApi);
 app.route('/', devicesApi);
 /** The key directory: devices' MLS KeyPackages, claims of them, users' devices (keys-api.ts). */
 app.route('/', keysApi);
+/** Linking and revoking a user's devices for end-to-end encryption (device-links-api.ts). */
+app.route('/', deviceLinksApi);
 /** Region → edge: deliveries and presence changes (internal/internal-routes.ts). */
 app.route('/', internalRoutes);

@@ -54,16 +54,18 @@ conversationsApi.post('/v1/conversations/:id/mls/commit', async (c) => {
 });
 
 /**
- * `GET /v1/conversations/:id/mls` → 200 {epoch, rekeyPending, pendingAdds, pendingRemoves, groupInfo, welcomes:[{seq, welcome}]}:
- * what a member's device needs to join (the Welcomes naming its user since their join) or rejoin
- * by external commit (the last GroupInfo).
+ * `GET /v1/conversations/:id/mls` → 200 {epoch, rekeyPending, pendingAdds, pendingRemoves,
+ * pendingLinks, pendingRevokes, committer, groupInfo, welcomes:[{seq, welcome}]}: what a member's
+ * device needs to commit what waits (and whether it is the device asked to), to join (the
+ * Welcomes naming its user since their join) or rejoin by external commit (the last GroupInfo).
  */
 conversationsApi.get('/v1/conversations/:id/mls', async (c) => {
   const me = await caller(c);
   const stub = conversation(c.env, c.req.param('id'));
   const r = await stub.mlsState({ user: me.user });
   if (!r.ok) throw new ProtocolError(r.code, r.message);
-  return c.json({ epoch: r.epoch, rekeyPending: r.rekeyPending, pendingAdds: r.pendingAdds, pendingRemoves: r.pendingRemoves, groupInfo: r.groupInfo, welcomes: r.welcomes });
+  const { ok: _ok, ...view } = r;
+  return c.json(view);
 });
 
 /** `POST /v1/conversations/:id/members {"users":[…],"role"?}` → 200 {seq, ver, users}: who was added. */

@@ -29,7 +29,7 @@ export const keysApi = new Hono<{ Bindings: Env }>();
 type Ctx = Context<{ Bindings: Env }>;
 
 /** The region's refusals a device may see as they are; anything else from it is `unavailable`. */
-const RELAYED: ReadonlySet<ErrorCode> = new Set(['bad_json', 'invalid_frame', 'too_large', 'invalid_key_package', 'too_many', 'rate_limited']);
+const RELAYED: ReadonlySet<ErrorCode> = new Set(['bad_json', 'invalid_frame', 'too_large', 'invalid_key_package', 'too_many', 'rate_limited', 'forbidden', 'not_found']);
 
 /** A rate-limited answer: the typed error with the region's Retry-After. */
 class RetryLater extends ProtocolError {
@@ -41,12 +41,12 @@ class RetryLater extends ProtocolError {
   }
 }
 
-async function caller(c: Ctx): Promise<Principal> {
+export async function caller(c: Ctx): Promise<Principal> {
   return verifyToken(config(c.env).authSecret, tokenFrom(c.req.raw, false));
 }
 
 /** The region's answer; its typed refusals of the request relayed, anything else `unavailable` (never a stack trace). */
-async function region<T>(env: Env, path: string, body: unknown): Promise<T> {
+export async function region<T>(env: Env, path: string, body: unknown): Promise<T> {
   try {
     return await callRegion<T>(config(env), path, body);
   } catch (err) {
@@ -62,7 +62,7 @@ async function region<T>(env: Env, path: string, body: unknown): Promise<T> {
 }
 
 /** Runs a route, answering a rate limit with its Retry-After header (other errors go to app.onError). */
-function route(handler: (c: Ctx) => Promise<Response>): (c: Ctx) => Promise<Response> {
+export function route(handler: (c: Ctx) => Promise<Response>): (c: Ctx) => Promise<Response> {
   return async (c) => {
     try {
       return await handler(c);
@@ -106,7 +106,7 @@ keysApi.post(
   route(async (c) => {
     const me = await caller(c);
     const req = await readJson(c, KeyClaimBody, 16 * 1024);
-    return c.json(await region<KeyClaimResponse>(c.env, '/internal/keys/claim', { user: me.user, device: me.device, users: req.users }));
+    return c.json(await region<KeyClaimResponse>(c.env, '/internal/keys/claim', { user: me.user, device: me.device, users: req.users, ...(req.devices ? { devices: req.devices } : {}) }));
   }),
 );
 
