@@ -22,14 +22,25 @@ export function e2eHttp(baseUrl: string, token: () => string | Promise<string>):
   };
 }
 
+interface DeviceRef {
+  user: string;
+  device: string;
+}
+
 interface MlsView {
   epoch: string;
   rekeyPending: boolean;
   pendingAdds: string[];
   pendingRemoves: string[];
+  pendingLinks: DeviceRef[];
+  pendingRevokes: DeviceRef[];
+  committer: DeviceRef | null;
   groupInfo: string | null;
   welcomes: { seq: number; welcome: string }[];
 }
+
+/** How long a member waits for the device the server named to commit a rotation before committing itself (plus up to half again, at random). */
+export const COMMIT_FALLBACK_MS = 4000;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -62,7 +73,11 @@ export class E2eDevice {
     private readonly store: MlsStore,
     private readonly http: E2eHttp,
     readonly trust: TrustOnFirstUse,
+    private readonly fallbackMs: number,
   ) {}
+
+  /** Set once this device learns it was revoked: it takes no more part. */
+  revoked = false;
 
   /** The user's identity public key as this device holds it (what a UI shows as a safety number). */
   get identityKey(): Uint8Array {
@@ -73,7 +88,7 @@ export class E2eDevice {
    * The device's keys from its store, made on first use. `identity`: the user's identity key when
    * this device was linked from another of theirs (absent: this is the user's first device).
    */
-  static async open(opts: { user: string; device: string; store: MlsStore; http: E2eHttp; identity?: IdentityKeyPair; onKeyChange?: (user: string) => void }): Promise<E2eDevice> {
+  static async open(opts: { user: string; device: string; store: MlsStore; http: E2eHttp; identity?: IdentityKeyPair; onKeyChange?: (user: string) => void; fallbackMs?: number }): Promise<E2eDevice> {
     const { store } = opts;
     const load = async <T>(key: string, make: () => Promise<T>, to: (v: T) => unknown, from: (raw: any) => T): Promise<T> => {
       const raw = await store.get(key);
@@ -96,7 +111,49 @@ export class E2eDevice {
       (snapshot) => void (writes = writes.then(() => store.put('trust', json(snapshot))).catch(() => {})),
     );
     trust.check(opts.user, identity.publicKey);
-    return new E2eDevice(opts.user, opts.device, identity, signature, credential, store, opts.http, trust);
+    const device = new E2eDevice(opts.user, opts.device, identity, signature, credential, store, opts.http, trust, opts.fallbackMs ?? COMMIT_FALLBACK_MS);
+    device.revoked = (await store.get('revoked')) !== null;
+    return device;
+  }
+
+  /**
+   * Links a new device of this user (run on an existing one): the user's identity key, sealed
+   * with a fresh secret, waits at the server for LINK_LIMITS.ttlMs; the code returned (the
+   * link's id and the secret; show it, as text or a QR code) is what the new device needs,
+   * and the server never sees the secret.
+   */
+  async createLink(): Promise<string> {
+    const secret = crypto.getRandomValues(new Uint8Array(LINK_SECRET_BYTES));
+    const plain = json({ publicKey: b64.encode(this.identity.publicKey), signKey: b64.encode(this.identity.signKey) });
+    const envelope = await seal(secret, this.user, plain);
+    const r = await this.http.call<{ link: string }>('POST', '/v1/devices/links', { envelope: b64.encode(envelope) });
+    return `${r.link}.${b64.encode(secret)}`;
+  }
+
+  /**
+   * Opens a new device of `user` from a link `code` (createLink's, typed or scanned): takes the
+   * sealed identity key once, opens it, makes this device's keys certified by it, publishes its
+   * KeyPackages and announces it, so every encrypted conversation of the user rotates to add it.
+   * A store that holds an identity already is opened as it is (the code was used before).
+   */
+  static async openLinked(opts: { user: string; device: string; store: MlsStore; http: E2eHttp; code: string; onKeyChange?: (user: string) => void; fallbackMs?: number }): Promise<E2eDevice> {
+    if (await opts.store.get('identity')) return E2eDevice.open(opts);
+    const dot = opts.code.lastIndexOf('.');
+    const secret = dot > 0 ? b64.decode(opts.code.slice(dot + 1)) : new Uint8Array();
+    if (secret.length !== LINK_SECRET_BYTES) throw new MlsError('rejected', 'not a device link code');
+    const taken = await opts.http.call<{ envelope: string; from: string }>('POST', `/v1/devices/links/${encodeURIComponent(opts.code.slice(0, dot))}/take`);
+    const plain = await open(secret, opts.user, b64.decode(taken.envelope)).catch(() => null);
+    if (!plain) throw new MlsError('rejected', 'the link code does not open its envelope (mistyped, or not this user’s)');
+    const r = parse<{ publicKey: string; signKey: string }>(plain);
+    const device = await E2eDevice.open({ ...opts, identity: { publicKey: b64.decode(r.publicKey), signKey: b64.decode(r.signKey) } });
+    await device.publishKeyPackages();
+    await opts.http.call('POST', `/v1/devices/${encodeURIComponent(opts.device)}/announce`, { via: taken.from });
+    return device;
+  }
+
+  /** Revokes `device` of this user for good (another of theirs, or this one): every encrypted conversation rotates it out. */
+  revokeDevice(device: string): Promise<{ device: string; conversations: number }> {
+    return this.http.call('DELETE', `/v1/devices/${encodeURIComponent(device)}`);
   }
 
   /** A fresh KeyPackage whose private half is kept (to join from a Welcome made for it). */
@@ -175,6 +232,18 @@ export class E2eDevice {
     await this.store.put(`group/${conv}`, raw);
   }
 
+  /**
+   * This device was revoked: what it holds is worthless from here on, and remembered so (a
+   * restart must not rejoin from an old Welcome with a KeyPackage it kept): its group states and
+   * KeyPackages' private halves are deleted.
+   */
+  private async markRevoked(): Promise<void> {
+    this.revoked = true;
+    await this.store.put('revoked', enc.encode('1'));
+    for (const key of [...(await this.store.keys('group/')), ...(await this.store.keys('kp/'))]) await this.store.delete(key);
+    this.groups.clear();
+  }
+
   /** Stops this instance (its store may then be opened again): no more writes, no scheduled work. */
   close(): void {
     this.closed = true;
@@ -185,6 +254,27 @@ export class E2eDevice {
     if (users.length === 0) return [];
     const r = await this.http.call<{ packages: { keyPackage: string }[] }>('POST', '/v1/key-packages/claim', { users });
     return r.packages.map((p) => b64.decode(p.keyPackage));
+  }
+
+  /** KeyPackages of exactly these devices (linked ones: their users' other devices are in the group already). */
+  private async claimDevices(devices: DeviceRef[]): Promise<Uint8Array[]> {
+    if (devices.length === 0) return [];
+    const r = await this.http.call<{ packages: { keyPackage: string }[] }>('POST', '/v1/key-packages/claim', { users: [...new Set(devices.map((d) => d.user))], devices });
+    return r.packages.map((p) => b64.decode(p.keyPackage));
+  }
+
+  /**
+   * A rotation waits (a member or device added or removed): the device the server named commits
+   * at once; every other member's device commits after fallbackMs (with jitter) if it still
+   * waits then, so a committer that went away does not hold the conversation.
+   */
+  private scheduleRotation(conv: string, committer: DeviceRef | undefined): void {
+    const mine = committer?.user === this.user && committer.device === this.device;
+    const delay = mine ? 0 : this.fallbackMs * (1 + Math.random() / 2);
+    const timer = setTimeout(() => {
+      if (!this.closed && !this.revoked) this.rotate(conv).catch(() => {});
+    }, delay);
+    (timer as { unref?: () => void }).unref?.();
   }
 
   /** Creates an end-to-end encrypted group conversation and its MLS group, adding every member's devices. */
@@ -247,16 +337,33 @@ export class E2eDevice {
         setTimeout(() => void (this.closed ? undefined : this.rotate(conv).catch(() => {})), 200 * (attempt + 1));
         return;
       }
-      const add = await this.claim([...view.pendingAdds, ...(g.epoch === 0n ? [this.user] : [])]);
-      const remove = view.pendingRemoves.flatMap((u) => g.leavesOf(u));
+      const users = [...view.pendingAdds, ...(g.epoch === 0n ? [this.user] : [])];
+      const inGroup = new Set(g.members().map((m) => `${m.user}\n${m.device}`));
+      // A linked device of a user being added with all their devices comes with them.
+      const links = view.pendingLinks.filter((d) => !users.includes(d.user) && !inGroup.has(`${d.user}\n${d.device}`));
+      const add = [...(await this.claim(users)), ...(await this.claimDevices(links))];
+      const remove = [...new Set([...view.pendingRemoves.flatMap((u) => g.leavesOf(u)), ...view.pendingRevokes.flatMap((d) => g.leavesOf(d.user, d.device))])];
       const pending = await g.commit({ add, remove });
+      // The state this commit leads to, kept until the server answers: a device that stops after
+      // the server took the commit and before it wrote the new state finds it again when its own
+      // commit comes back in the log (transform), instead of being left an epoch behind.
+      const state = MlsGroup.serializePending(pending);
+      const kept = new Uint8Array(32 + state.length);
+      kept.set(await sha256(pending.commit));
+      kept.set(state, 32);
+      await this.store.put(`pending/${conv}`, kept);
       try {
         await this.postCommit(conv, pending, `commit-${this.device}-${g.epoch}-${attempt}`);
         g.applyCommit(pending);
         await this.save(conv, g);
+        await this.store.delete(`pending/${conv}`);
         return;
       } catch (err) {
-        if (err instanceof HttpError && err.code === 'stale_epoch') return; // another member's commit won
+        if (err instanceof HttpError && err.code === 'stale_epoch') {
+          // Another member's commit won: ours will never be in the log.
+          await this.store.delete(`pending/${conv}`);
+          return;
+        }
         throw err;
       }
     }
@@ -298,13 +405,23 @@ export class E2eDevice {
    */
   transform = (msg: Msg): Promise<Msg | null> =>
     this.inOrder(msg.conv, async () => {
+      // A revoked device reads nothing more (it could not: its leaves were removed).
+      if (this.revoked) return msg.sys ? msg : null;
       if (msg.sys) {
         // Removed, or added again: the old state is worthless (the server serves nothing past a
         // removal, so it never saw the commit that removed it); a new Welcome starts it afresh.
         // (Not a state that already includes it: one joined from a later Welcome.)
-        if (msg.sys.users.includes(this.user) && (msg.sys.op === 'remove' || msg.sys.op === 'add')) {
+        const sys = msg.sys;
+        const self = sys.users.includes(this.user);
+        if (self && (sys.op === 'remove' || sys.op === 'add')) {
           if ((await this.group(msg.conv)) && msg.seq > this.applied(msg.conv)) await this.forget(msg.conv);
         }
+        if (sys.op === 'revoke' && self && sys.device === this.device) {
+          await this.markRevoked();
+          return msg;
+        }
+        const ownLink = sys.op === 'link' && self && sys.device === this.device;
+        if (sys.op !== 'role' && !ownLink && msg.seq > this.applied(msg.conv) && (await this.group(msg.conv))) this.scheduleRotation(msg.conv, sys.commit);
         return msg;
       }
       const bytes = fromBase64Url(msg.body);
@@ -312,7 +429,9 @@ export class E2eDevice {
       let g = await this.group(msg.conv);
       if (!header || (!g && header.wireFormat !== 'private' && header.wireFormat !== 'public')) return g ? null : msg;
       if (msg.from === this.user && msg.dev === this.device) {
-        // Our own: its plaintext is ours already, and our commits were applied when accepted.
+        // Our own: its plaintext is ours already, and our commits were applied when accepted
+        // (unless this device stopped in between: then the state kept for it is taken now).
+        if (header.contentType === 'commit') await this.adoptOwnCommit(msg.conv, g, bytes, header.epoch!);
         if (header.contentType !== 'application') return null;
         const key = /^[A-Za-z0-9._-]{1,128}$/.test(msg.cmid) ? `sent/${msg.cmid}` : null;
         // Kept: a restart before the client stored its cursor delivers it again.
@@ -332,6 +451,17 @@ export class E2eDevice {
       if (p.sender.user !== msg.from) throw new MlsError('rejected', `seq ${msg.seq}: sent by ${msg.from}, encrypted by ${p.sender.user}`);
       return { ...msg, body: dec.decode(p.plaintext) };
     });
+
+  /** Our own commit, sequenced, while the group here is still at its epoch: the state kept for it (commitPending) becomes the group's. */
+  private async adoptOwnCommit(conv: string, g: MlsGroup | null, commit: Uint8Array, epoch: bigint): Promise<void> {
+    if (!g || g.epoch !== epoch) return;
+    const kept = await this.store.get(`pending/${conv}`);
+    if (!kept || kept.length < 32) return;
+    const want = await sha256(commit);
+    if (!kept.subarray(0, 32).every((b, i) => b === want[i])) return;
+    await this.save(conv, MlsGroup.restore(kept.subarray(32), this.trust));
+    await this.store.delete(`pending/${conv}`);
+  }
 
   /**
    * Sends `text` to an encrypted conversation through `send` (the client's), encrypting at the
@@ -369,6 +499,29 @@ export class E2eDevice {
   }
 }
 
+/** Bytes of a device link's secret (in the code, never sent to the server). */
+const LINK_SECRET_BYTES = 16;
+
+async function linkKey(secret: Uint8Array, usage: 'encrypt' | 'decrypt'): Promise<CryptoKey> {
+  const base = await crypto.subtle.importKey('raw', secret.slice(), 'HKDF', false, ['deriveKey']);
+  return crypto.subtle.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info: enc.encode('switchboard device link v1') }, base, { name: 'AES-GCM', length: 256 }, false, [usage]);
+}
+
+/** AES-256-GCM under a key derived from `secret`, bound to `user`: a 12-byte nonce, then the ciphertext. */
+async function seal(secret: Uint8Array, user: string, plain: Uint8Array): Promise<Uint8Array> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: enc.encode(user) }, await linkKey(secret, 'encrypt'), plain.slice()));
+  const out = new Uint8Array(12 + ct.length);
+  out.set(iv);
+  out.set(ct, 12);
+  return out;
+}
+
+async function open(secret: Uint8Array, user: string, sealed: Uint8Array): Promise<Uint8Array> {
+  const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: sealed.slice(0, 12), additionalData: enc.encode(user) }, await linkKey(secret, 'decrypt'), sealed.slice(12));
+  return new Uint8Array(plain);
+}
+
 /** This device was added to a conversation whose commit (and Welcome) has not been sequenced yet. */
 class NotJoinedYet extends Error {
   constructor(conv: string) {
@@ -377,7 +530,10 @@ class NotJoinedYet extends Error {
   }
 }
 
+async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes.slice()));
+}
+
 async function digest(bytes: Uint8Array): Promise<string> {
-  const h = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes.slice()));
-  return Array.from(h, (x) => x.toString(16).padStart(2, '0')).join('');
+  return Array.from(await sha256(bytes), (x) => x.toString(16).padStart(2, '0')).join('');
 }

@@ -118,6 +118,11 @@ export class MlsGroup {
     return encodeGroupState(this.state);
   }
 
+  /** The state `pending` leads to, as `serialize()` writes a state (restored with `restore`). */
+  static serializePending(pending: PendingCommit): Uint8Array {
+    return encodeGroupState(pending.next);
+  }
+
   get epoch(): bigint {
     return this.state.groupContext.epoch;
   }
