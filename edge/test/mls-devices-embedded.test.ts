@@ -1,0 +1,3 @@
+import { mlsDevicesSuite } from './mls-devices.suite.ts';
+
+mlsDevicesSuite('embedded');
