@@ -155,13 +155,43 @@ export function mlsDevicesSuite(engines: 'embedded' | 'real'): void {
       assert.deepEqual(errors, [], 'no message failed to decrypt');
     });
 
+    it('a device that lost its state (all but its identity key) rejoins by external commit and reads from its rejoin on', async () => {
+      const c1 = await first(`dc${tag}`, 'c1');
+      const e1 = await first(`de${tag}`, 'e1');
+      const conv = await c1.e2e.createConversation([e1.user], 'lost and found');
+      for (const p of [c1, e1]) p.client.follow(conv);
+      await c1.say(conv, 'before the loss');
+      await waitFor('e1 reads it', () => texts(e1, conv).includes('before the loss'));
+
+      // e1 loses everything but its identity key and the keys it trusts (its signature key too).
+      e1.client.close();
+      e1.e2e.close();
+      peers.splice(peers.indexOf(e1), 1);
+      const store = new FileMlsStore(storeDir(e1.user, 'e1'));
+      for (const k of await store.keys('')) if (k !== 'identity' && k !== 'trust') await store.delete(k);
+      const fresh = await E2eDevice.open({ user: e1.user, device: 'e1', store, http: e2eHttp(sys.edgeUrl, token(e1.user, 'e1')), fallbackMs: 1500 });
+      await fresh.publishKeyPackages();
+      const e1b = await connect(e1.user, 'e1', fresh);
+      e1b.client.follow(conv, Math.max(...e1.got.filter((m) => m.conv === conv).map((m) => m.seq)));
+
+      await e1b.say(conv, 'i am back');
+      await waitFor('c1 reads the rejoined device', () => texts(c1, conv).includes('i am back'));
+      await c1.say(conv, 'welcome back');
+      await waitFor('the rejoined device reads c1', () => texts(e1b, conv).includes('welcome back'));
+      const raw = await rawLog(conv, c1.user);
+      const external = raw.filter((m) => m.from === e1.user && m.cmid.startsWith('rejoin-'));
+      assert.equal(external.length, 1, 'one external commit');
+      assert.equal(await fresh.epoch(conv), await c1.e2e.epoch(conv));
+      assert.deepEqual(errors, [], 'no message failed to decrypt');
+    });
+
     /** The conversation's log as a member's raw device (no decryption) reads it. */
-    async function rawLog(conv: string): Promise<Msg[]> {
+    async function rawLog(conv: string, user = uA): Promise<Msg[]> {
       const got: Msg[] = [];
-      const client = new SwitchboardClient({ url: sys.edgeUrl, token: token(uA, 'raw'), socket: (u) => new WebSocket(u) as unknown as SocketLike, onMessage: (m) => void got.push(m) });
+      const client = new SwitchboardClient({ url: sys.edgeUrl, token: token(user, 'raw'), socket: (u) => new WebSocket(u) as unknown as SocketLike, onMessage: (m) => void got.push(m) });
       await client.connect();
       client.follow(conv);
-      const last = Math.max(...peers[0]!.got.filter((m) => m.conv === conv).map((m) => m.seq));
+      const last = Math.max(...peers.flatMap((p) => p.got.filter((m) => m.conv === conv).map((m) => m.seq)));
       await waitFor('the raw log', () => got.some((m) => m.conv === conv && m.seq >= last));
       client.close();
       return got.filter((m) => m.conv === conv);

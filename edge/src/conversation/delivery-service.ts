@@ -69,6 +69,10 @@ export interface PendingChanges {
   isMember: (user: string) => boolean;
   /** Who sends the commit: they may also remove their own devices (a revoked one). */
   committer: string;
+  /** The committer's device. */
+  committerDevice: string;
+  /** The commit's sender type: `new_member_commit` is an external commit (a device joining or rejoining). */
+  external: boolean;
 }
 
 /** What a commit carries beside itself: the group's new GroupInfo and, when it adds devices, their Welcome (base64url MLSMessages). */
@@ -100,6 +104,12 @@ export function judgeCommit(commit: string, extras: CommitExtras, p: PendingChan
   const summary = inspectCommit(fromBase64Url(commit) ?? new Uint8Array());
   if (!summary) return conflict('not a commit the server can read (send commits as PublicMessages)');
   if (summary.byReference > 0) return conflict('proposals must be carried in the commit, not named by reference');
+  if (p.external) {
+    // A device (re)joining by itself: only as the device it is, only the user's own old leaves go,
+    // and not while a change waits for a member's commit (that commit comes first).
+    if (summary.pathLeaf?.user !== p.committer || summary.pathLeaf.device !== p.committerDevice) return conflict('an external commit joins the device that sends it, as its credential must name it');
+    if (p.adds.length || p.removes.length || p.links.length || p.revokes.length) return { ok: false, code: 'rekey_required', message: 'a membership change waits for a member’s commit: rejoin after it' };
+  }
   const members = (p.groupInfo ? groupInfoMembers(fromBase64Url(p.groupInfo) ?? new Uint8Array()) : null)?.members ?? [];
   const leafUser = new Map(members.map((m) => [m.leaf, m.user]));
   for (const user of p.removes) {

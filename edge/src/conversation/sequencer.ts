@@ -161,6 +161,8 @@ export class Sequencer {
           revokes: this.pendingRevokes(),
           isMember: (u) => this.isMember(u),
           committer: input.from,
+          committerDevice: input.dev,
+          external: verdict.header.sender?.type === 'new_member_commit',
         });
         if (!commit.ok) return commit;
         commitsEpoch = true;

@@ -399,6 +399,34 @@ export class E2eDevice {
   }
 
   /**
+   * Rejoins `conv` by external commit (RFC 9420 §12.4.3.2) when this device is a member's but has
+   * no state for it and no Welcome opens (its state was lost, or it was never welcomed): from the
+   * last GroupInfo, with a fresh KeyPackage, removing the device's old leaf if the tree still has
+   * one. It reads from the rejoin on; what was sent before stays unreadable here. Null when it
+   * cannot (not a member now, or a change waits for a member's commit: tried again later).
+   */
+  private async rejoin(conv: string): Promise<number | null> {
+    if (this.revoked) return null;
+    const view = await this.http.call<MlsView>('GET', `/v1/conversations/${conv}/mls`).catch(() => null);
+    if (!view?.groupInfo || view.rekeyPending) return null;
+    // Not when this device is about to be welcomed (added or linked, its commit still to come).
+    if (view.pendingLinks.some((d) => d.user === this.user && d.device === this.device) || view.pendingAdds.includes(this.user)) return null;
+    const { group, commit, groupInfo } = await MlsGroup.joinExternal(b64.decode(view.groupInfo), await this.keyPackage(), this.trust);
+    try {
+      const r = await this.http.call<{ seq: number }>('POST', `/v1/conversations/${conv}/mls/commit`, {
+        cmid: `rejoin-${this.device}-${view.epoch}`,
+        commit: b64.encode(commit),
+        groupInfo: b64.encode(groupInfo),
+      });
+      await this.save(conv, group, r.seq);
+      return r.seq;
+    } catch (err) {
+      if (err instanceof HttpError && (err.code === 'stale_epoch' || err.code === 'rekey_required')) return null;
+      throw err;
+    }
+  }
+
+  /**
    * The client's `transform`: a plaintext conversation's message as it is; an encrypted one's
    * decrypted (its sender checked against the member the server names), commits and proposals
    * applied (nothing shown), the state written before the client acks.
@@ -439,9 +467,9 @@ export class E2eDevice {
         return { ...msg, body: plain ? dec.decode(plain) : '' };
       }
       if (!g) {
-        await this.join(msg.conv);
+        if ((await this.join(msg.conv)) === null) await this.rejoin(msg.conv);
         g = await this.group(msg.conv);
-        if (!g) return null; // from before this device joined
+        if (!g) return null; // from before this device joined (or rejoined)
       }
       // From before this device joined, or applied already (delivered again after a restart).
       if (msg.seq <= this.applied(msg.conv)) return null;
@@ -473,8 +501,9 @@ export class E2eDevice {
       try {
         const body = await this.inOrder(conv, async () => {
           let g = await this.group(conv);
-          // Added a moment ago: join from the Welcome if its commit was sequenced already.
-          if (!g && (await this.join(conv)) !== null) g = await this.group(conv);
+          // Added a moment ago: join from the Welcome if its commit was sequenced already; a
+          // member device without state (lost) rejoins by external commit.
+          if (!g && ((await this.join(conv)) !== null || (await this.rejoin(conv)) !== null)) g = await this.group(conv);
           if (!g) throw new NotJoinedYet(conv);
           const ct = await g.encrypt(enc.encode(text));
           await this.save(conv, g);

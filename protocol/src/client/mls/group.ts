@@ -1,6 +1,7 @@
 import type { ClientConfig } from 'ts-mls/clientConfig.js';
 import { createGroup, decodeGroupState, encodeGroupState, joinGroup, type ClientState } from 'ts-mls/clientState.js';
 import { createCommit, createGroupInfoWithExternalPubAndRatchetTree, joinGroupExternal } from 'ts-mls/createCommit.js';
+import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js';
 import { createApplicationMessage } from 'ts-mls/createMessage.js';
 import type { Credential } from 'ts-mls/credential.js';
 import { encodeExternalSender } from 'ts-mls/externalSender.js';
@@ -99,11 +100,25 @@ export class MlsGroup {
    * Joins (or rejoins after losing state: `resync`) by external commit from the group's GroupInfo;
    * the commit must be sequenced by the conversation before the state is used (`applyCommit`).
    */
-  static async joinExternal(groupInfo: Uint8Array, own: DeviceKeyPackage, trust: IdentityTrust, resync: boolean): Promise<{ group: MlsGroup; commit: Uint8Array; groupInfo: Uint8Array }> {
+  static async joinExternal(groupInfo: Uint8Array, own: DeviceKeyPackage, trust: IdentityTrust): Promise<{ group: MlsGroup; commit: Uint8Array; groupInfo: Uint8Array }> {
     const m = decode(groupInfo);
     if (m.wireformat !== 'mls_group_info') throw new MlsError('not_mls', 'not a GroupInfo');
     const cs = await mlsSuite();
-    const { publicMessage, newState } = await joinGroupExternal(m.groupInfo, own.publicPackage, own.privatePackage, resync, cs, undefined, config(trust));
+    // A leaf of this same device (as its credential names it) is its former self: the commit
+    // removes it (a resync). The device may have lost its signature key too, so the leaf is
+    // found by user and device, not by key.
+    const me = decodeCredential(own.publicPackage.leafNode.credential);
+    const tree = ratchetTreeFromExtension(m.groupInfo);
+    const sameDevice = (leafCredential: Credential) => {
+      const c = decodeCredential(leafCredential);
+      return c !== null && me !== null && c.user === me.user && c.device === me.device;
+    };
+    const resync = tree ? treeMembers(tree).some((l) => l.user === me?.user && l.device === me?.device) : false;
+    const cfg: ClientConfig = {
+      ...config(trust),
+      keyPackageEqualityConfig: { ...defaultClientConfig.keyPackageEqualityConfig, compareKeyPackageToLeafNode: (kp, leaf) => sameDevice(leaf.credential) && sameDevice(kp.leafNode.credential) },
+    };
+    const { publicMessage, newState } = await joinGroupExternal(m.groupInfo, own.publicPackage, own.privatePackage, resync, cs, undefined, cfg);
     return { group: new MlsGroup(newState), commit: encodeMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage }), groupInfo: await groupInfoOf(newState) };
   }
 

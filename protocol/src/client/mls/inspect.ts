@@ -23,6 +23,8 @@ export interface CommitSummary {
   added: { user: string; device: string }[];
   /** Proposals the commit names by reference (sequenced earlier), not carried. */
   byReference: number;
+  /** The committer's leaf as its update path sets it (user and device its credential names), if it has a path. */
+  pathLeaf: { user: string; device: string } | null;
 }
 
 function decode(bytes: Uint8Array): MLSMessage | null {
@@ -59,7 +61,8 @@ export function inspectCommit(bytes: Uint8Array): CommitSummary | null {
   if (m?.wireformat !== 'mls_public_message') return null;
   const content = m.publicMessage.content;
   if (content.contentType !== 'commit') return null;
-  const out: CommitSummary = { epoch: content.epoch, removed: [], added: [], byReference: 0 };
+  const leaf = content.commit.path ? decodeCredential(content.commit.path.leafNode.credential) : null;
+  const out: CommitSummary = { epoch: content.epoch, removed: [], added: [], byReference: 0, pathLeaf: leaf && { user: leaf.user, device: leaf.device } };
   for (const p of content.commit.proposals) {
     if (p.proposalOrRefType === 'reference') {
       out.byReference++;
