@@ -2,6 +2,7 @@ import path from 'node:path';
 import { KEY_LIMITS } from '@switchboard/protocol';
 import { ConfigError } from './config-error.ts';
 import { loadPushProvidersConfig, type PushProvidersConfig } from './push/providers-config.ts';
+import { noteDefault } from './settings-trace.ts';
 
 /** Regional core configuration, read from the environment once at startup. */
 export interface RegionConfig {
@@ -76,6 +77,10 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
   const cassandraPoints = env.CASSANDRA_CONTACT_POINTS?.trim();
   const kafkaBrokers = env.KAFKA_BROKERS?.trim();
   const redisUrl = env.REDIS_URL?.trim();
+  noteDefault(env, 'CASSANDRA_CONTACT_POINTS', 'unset: embedded SQLite');
+  noteDefault(env, 'KAFKA_BROKERS', 'unset: in-process queue');
+  noteDefault(env, 'REDIS_URL', 'unset: in-memory routes and presence');
+  noteDefault(env, 'DATA_DIR', '.data/region');
   return {
     host: str(env, 'HOST', '127.0.0.1', /^[\w.:-]+$/, 'a host name or IP'),
     port: int(env, 'PORT', 8788, 0, 65535),
@@ -121,12 +126,14 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
 }
 
 function required(env: EnvMap, name: string, minLength: number): string {
+  noteDefault(env, name, null, { secret: true });
   const v = env[name];
   if (!v || v.length < minLength) throw new ConfigError(`${name}: expected a secret of at least ${minLength} characters`);
   return v;
 }
 
 function str(env: EnvMap, name: string, dflt: string, re: RegExp, what: string): string {
+  noteDefault(env, name, dflt);
   const v = env[name];
   if (v === undefined || v === '') return dflt;
   if (!re.test(v)) throw new ConfigError(`${name}: expected ${what}, got ${JSON.stringify(v)}`);
@@ -137,6 +144,7 @@ export const REGION_ROLES = ['api', 'fanout', 'push'] as const;
 export type RegionRole = (typeof REGION_ROLES)[number];
 
 function roles(env: EnvMap, name: string): ReadonlySet<RegionRole> {
+  noteDefault(env, name, 'all');
   const v = env[name]?.trim() || 'all';
   if (v === 'all') return new Set(REGION_ROLES);
   const list = v.split(',').map((x) => x.trim());
@@ -146,6 +154,7 @@ function roles(env: EnvMap, name: string): ReadonlySet<RegionRole> {
 }
 
 function bool(env: EnvMap, name: string, dflt: boolean): boolean {
+  noteDefault(env, name, dflt);
   const v = env[name]?.trim();
   if (!v) return dflt;
   if (v === 'true' || v === '1') return true;
@@ -154,6 +163,7 @@ function bool(env: EnvMap, name: string, dflt: boolean): boolean {
 }
 
 function int(env: EnvMap, name: string, dflt: number, min: number, max: number): number {
+  noteDefault(env, name, dflt);
   const v = env[name];
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
@@ -162,6 +172,7 @@ function int(env: EnvMap, name: string, dflt: number, min: number, max: number):
 }
 
 function oneOf<T extends string>(env: EnvMap, name: string, dflt: T, options: readonly T[]): T {
+  noteDefault(env, name, dflt);
   const v = env[name];
   if (v === undefined || v === '') return dflt;
   if (!(options as readonly string[]).includes(v)) throw new ConfigError(`${name}: expected one of ${options.join(', ')}, got ${JSON.stringify(v)}`);

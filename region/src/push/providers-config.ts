@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../config-error.ts';
+import { noteDefault } from '../settings-trace.ts';
 import type { Logger } from '../log.ts';
 import type { PushProvider, PushService } from './provider.ts';
 import { ApnsProvider } from './provider-apns.ts';
@@ -135,6 +136,7 @@ function value(env: EnvMap, name: string): string | undefined {
 }
 
 function oneOf<T extends string>(env: EnvMap, name: string, dflt: T, options: readonly T[]): T {
+  noteDefault(env, name, dflt);
   const v = value(env, name);
   if (v === undefined) return dflt;
   if (!(options as readonly string[]).includes(v)) throw new ConfigError(`${name}: expected one of ${options.join(', ')}, got ${JSON.stringify(v)}`);
