@@ -249,7 +249,7 @@ export function e2eSuite(engines: Engines): void {
       const [v, v2, w] = [await open('vera', 'once'), await open('vera', 'once-2'), await open('walt', 'once')];
       const skipped = async () => {
         const text = await (await fetch(`${sys.regionUrl}/metrics`)).text();
-        return Number(/^sb_region_fanout_live_skipped_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+        return Number(/^switchboard_fanout_live_skipped_total (\d+)$/m.exec(text)?.[1] ?? NaN);
       };
       const skippedBefore = await skipped();
       for (let i = 1; i <= 20; i++) await v.request({ t: 'send', conv, cmid: `once-${i}`, body: `m${i}` });

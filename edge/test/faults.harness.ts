@@ -247,8 +247,10 @@ export async function regionStages(regionUrl: string): Promise<string> {
   }
   const sums = new Map<string, number>();
   const counts = new Map<string, number>();
-  for (const m of text.matchAll(/^sb_region_(msg_age|op)_ms_(sum|count)\{\w+="([\w]+)"\} ([\d.e+-]+)$/gm)) {
-    (m[2] === 'sum' ? sums : counts).set(`${m[1]}:${m[3]}`, Number(m[4]));
+  // Histograms in seconds, shown in ms.
+  for (const m of text.matchAll(/^switchboard_region_(message_age|operation_duration)_seconds_(sum|count)\{\w+="([\w]+)"\} ([\d.e+-]+)$/gm)) {
+    const family = m[1] === 'message_age' ? 'msg_age' : 'op';
+    (m[2] === 'sum' ? sums : counts).set(`${family}:${m[3]}`, m[2] === 'sum' ? Number(m[4]) * 1000 : Number(m[4]));
   }
   const mean = (k: string) => {
     const n = counts.get(k) ?? 0;
@@ -257,6 +259,6 @@ export async function regionStages(regionUrl: string): Promise<string> {
   const keys = [...counts.keys()];
   const ages = keys.filter((k) => k.startsWith('msg_age:')).map((k) => `${k.slice(8)}=${mean(k)}`);
   const ops = keys.filter((k) => k.startsWith('op:')).map((k) => `${k.slice(3)}=${mean(k)}`);
-  const counters = [...text.matchAll(/^sb_region_(\w+)_total (\d+)$/gm)].map((m) => `${m[1]}=${m[2]}`);
+  const counters = [...text.matchAll(/^switchboard_(?:region|fanout)_(\w+)_total (\d+)$/gm)].map((m) => `${m[1]}=${m[2]}`);
   return `mean msg age (ms) at: ${ages.join(' ')}; mean op (ms): ${ops.join(' ')}; ${counters.join(' ')}`;
 }

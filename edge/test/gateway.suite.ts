@@ -35,7 +35,7 @@ export function gatewaySuite(engines: Engines): void {
       assert.equal(res.status, 200);
       return ((await res.json()) as { msgs: Msg[] }).msgs.map((m) => m.seq);
     };
-    const liveSkipped = async () => Number(/^sb_region_fanout_live_skipped_total (\d+)$/m.exec(await (await fetch(`${sys.regionUrl}/metrics`)).text())?.[1] ?? NaN);
+    const liveSkipped = async () => Number(/^switchboard_fanout_live_skipped_total (\d+)$/m.exec(await (await fetch(`${sys.regionUrl}/metrics`)).text())?.[1] ?? NaN);
 
     before(async () => {
       sys = await startSystem(engines, {

@@ -34,7 +34,7 @@ export function groupsSuite(engines: Engines): void {
     };
     const pushJobs = async () => {
       const text = await (await fetch(`${sys.regionUrl}/metrics`)).text();
-      return Number(/^sb_region_push_jobs_total (\d+)/m.exec(text)?.[1] ?? 'NaN');
+      return Number(/^switchboard_fanout_push_jobs_total (\d+)/m.exec(text)?.[1] ?? 'NaN');
     };
     const settle = (ms = 500) => new Promise((r) => setTimeout(r, ms));
 

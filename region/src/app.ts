@@ -22,7 +22,8 @@ import { inboxPage } from './inbox.ts';
 import { limiter } from './limiter.ts';
 import { internalAuth } from './internal-auth.ts';
 import { errorFields, type Logger } from './log.ts';
-import { RegionMetrics } from './metrics.ts';
+import { httpMetrics } from './metrics/http-metrics.ts';
+import { RegionMetrics } from './metrics/region-metrics.ts';
 import { registerPresenceApi } from './presence/presence-api.ts';
 import type { PresenceService } from './presence/presence-service.ts';
 import { TOPICS, type Queue } from './queue/queue.ts';
@@ -40,7 +41,7 @@ export interface AppDeps {
   log: Logger;
   internalSecret: string;
   routeTtlMs: number;
-  /** Stage timing of the message path (default: a private, unread instance). */
+  /** The process's metrics, served as /metrics (default: an instance of its own). */
   metrics?: RegionMetrics;
   /** Presence and watches (`/internal/presence`, `/internal/watch`); absent → those routes 404. */
   presence?: PresenceService;
@@ -78,6 +79,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ error: { code: 'unavailable', message: 'the region could not complete the request' } }, 503);
   });
   app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+  app.use('*', httpMetrics(metrics.http));
 
   app.get('/healthz', async (c) => {
     const checks = await Promise.allSettled([storage.ping(), routes.ping(), ...(deps.presence ? [deps.presence.ping()] : [])]);
@@ -88,7 +90,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // Unsigned on purpose, for a scraper on the same host: aggregate timings and counters only (no
   // ids, no content). The region listens on 127.0.0.1 by default; an operator exposing HOST
   // beyond loopback should keep /metrics behind the network boundary like /healthz.
-  app.get('/metrics', async (c) => c.text(metrics.render() + (deps.push ? await deps.push.metrics.render() : ''), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/metrics', async (c) => {
+    const own = deps.push && deps.push.metrics.registry !== metrics.registry ? await deps.push.metrics.render() : '';
+    return c.text((await metrics.render()) + own, 200, { 'content-type': metrics.contentType });
+  });
 
   app.use('/internal/*', internalAuth(deps.internalSecret));
 

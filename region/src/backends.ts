@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { RegionConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import type { Presence } from './presence/presence.ts';
-import type { Queue } from './queue/queue.ts';
+import type { Queue, QueueObserver } from './queue/queue.ts';
 import type { Routes } from './routes/routes.ts';
 import type { Storage } from './storage/storage.ts';
 
@@ -17,7 +17,7 @@ export interface Backends {
  * Chooses each implementation from configuration: a real engine when its variable is set,
  * else the embedded one. Real drivers are imported only when chosen.
  */
-export async function createBackends(cfg: RegionConfig, log: Logger): Promise<Backends> {
+export async function createBackends(cfg: RegionConfig, log: Logger, opts: { queueObserver?: QueueObserver } = {}): Promise<Backends> {
   let storage: Storage;
   if (cfg.cassandra) {
     const { CassandraStorage } = await import('./storage/storage-cassandra.ts');
@@ -29,10 +29,10 @@ export async function createBackends(cfg: RegionConfig, log: Logger): Promise<Ba
   let queue: Queue;
   if (cfg.kafka) {
     const { KafkaQueue } = await import('./queue/queue-kafka.ts');
-    queue = new KafkaQueue(cfg.kafka, log.child({ component: 'kafka' }));
+    queue = new KafkaQueue(cfg.kafka, log.child({ component: 'kafka' }), opts.queueObserver);
   } else {
     const { MemoryQueue } = await import('./queue/queue-memory.ts');
-    queue = new MemoryQueue(log.child({ component: 'queue' }));
+    queue = new MemoryQueue(log.child({ component: 'queue' }), opts.queueObserver);
   }
   let routes: Routes;
   if (cfg.redis) {

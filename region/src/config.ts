@@ -9,6 +9,11 @@ export interface RegionConfig {
   /** HTTP listen address. HOST default 127.0.0.1, PORT default 8788. */
   host: string;
   port: number;
+  /**
+   * METRICS_PORT (default 0: none): a listener on HOST serving only `GET /metrics`, for processes
+   * without the `api` role (fan-out and push workers), whose metrics are otherwise not served.
+   */
+  metricsPort: number;
   /** HMAC key shared with the edge (INTERNAL_SECRET, at least 16 characters). Required. */
   internalSecret: string;
   /**
@@ -84,6 +89,7 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
   return {
     host: str(env, 'HOST', '127.0.0.1', /^[\w.:-]+$/, 'a host name or IP'),
     port: int(env, 'PORT', 8788, 0, 65535),
+    metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),
     internalSecret: opts.needSecret === false ? (env.INTERNAL_SECRET ?? '') : required(env, 'INTERNAL_SECRET', 16),
     roles: roles(env, 'REGION_ROLE'),
     dataDir: path.resolve(env.DATA_DIR || '.data/region'),

@@ -6,17 +6,18 @@ import { deliverToEdge, pushPresence } from './edge-client.ts';
 import { coalescingDeliver, fanoutHandlers } from './fanout/fanout.ts';
 import { startCpuProfile } from './cpu-profile.ts';
 import { createLogger, errorFields } from './log.ts';
-import { RegionMetrics } from './metrics.ts';
+import { RegionMetrics } from './metrics/region-metrics.ts';
+import { serveMetrics } from './metrics/metrics-server.ts';
+import { timedStorage } from './metrics/timed-storage.ts';
 import { MemoryPushGate } from './push/gate-memory.ts';
 import type { PushGate } from './push/gate.ts';
 import { pushKey, type PushIntent } from './push/intents.ts';
 import { createProviders } from './push/providers-config.ts';
-import { PushMetrics } from './push/push-metrics.ts';
 import { RegistrationsCache } from './push/registrations-cache.ts';
 import { PushWorker } from './push/worker.ts';
 import { Contacts } from './presence/contacts.ts';
 import { PresenceService } from './presence/presence-service.ts';
-import { TOPICS, dlqOf, type Subscription } from './queue/queue.ts';
+import { CONSUMER_GROUPS, TOPICS, dlqOf, type Subscription } from './queue/queue.ts';
 
 const log = createLogger({ svc: 'region' });
 
@@ -33,13 +34,16 @@ async function main(): Promise<void> {
   }
   const profileTo = process.env.REGION_CPU_PROFILE;
   const stopProfile = profileTo ? await startCpuProfile(profileTo) : null;
-  const { storage, queue, routes, presence } = await createBackends(cfg, log);
+  const metrics = new RegionMetrics({ process: true });
+  const backends = await createBackends(cfg, log, { queueObserver: metrics.queue });
+  const { queue, routes, presence } = backends;
+  const storage = timedStorage(backends.storage, metrics.storage);
+  metrics.queue.readLagFrom(queue, CONSUMER_GROUPS);
   log.info('starting', { roles: [...cfg.roles], storage: storage.name, queue: queue.name, routes: routes.name, presence: presence.name });
   await storage.init();
   await queue.init([TOPICS.fanout, TOPICS.push, dlqOf(TOPICS.fanout), dlqOf(TOPICS.push)]);
 
-  const metrics = new RegionMetrics();
-  const pushMetrics = new PushMetrics();
+  const pushMetrics = metrics.push;
   const { providers, recording } = createProviders(cfg.push.providers, log.child({ component: 'push' }));
   const gate: PushGate = cfg.redis ? new (await import('./push/gate-redis.ts')).RedisPushGate(cfg.redis, log.child({ component: 'push-gate' })) : new MemoryPushGate();
   const registrations = new RegistrationsCache(storage);
@@ -49,6 +53,7 @@ async function main(): Promise<void> {
     log: log.child({ component: 'presence' }),
     ttlMs: cfg.presence.ttlSeconds * 1000,
     push: (edge, events) => pushPresence(cfg.internalSecret, edge, events),
+    metrics: metrics.presence,
   });
   // Presence expiry is a worker, like fan-out: processes that run fan-out workers sweep.
   const runs = (role: RegionRole) => cfg.roles.has(role);
@@ -102,6 +107,10 @@ async function main(): Promise<void> {
     });
   }
 
+  // Workers without the API have their metrics served on a port of their own.
+  const metricsServer = cfg.metricsPort ? await serveMetrics(metrics, cfg.host, cfg.metricsPort) : null;
+  if (metricsServer) log.info('metrics listening', { url: `${metricsServer.url}/metrics` });
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -113,6 +122,7 @@ async function main(): Promise<void> {
     }, 15_000);
     force.unref();
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    await metricsServer?.close();
     for (const s of subs) await s.stop().catch((err) => log.warn('stopping consumer failed', errorFields(err)));
     await presenceService.stop().catch((err) => log.warn('stopping presence sweep failed', errorFields(err)));
     await presence.close().catch((err) => log.warn('closing presence failed', errorFields(err)));

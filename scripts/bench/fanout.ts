@@ -22,7 +22,7 @@ import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts'
 import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
 import { edgeState, edgeStateDir } from './edge-state.ts';
 import { dist, type Dist } from './load.ts';
-import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
+import { diffScrape, inMs, parseProm, regionAge, regionCounterName, regionOp, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
 const MEMBERS = Number(process.env.FANOUT_MEMBERS || 1000);
 const RATES = (process.env.FANOUT_RATES || '5,10,30').split(',').map(Number);
@@ -52,15 +52,15 @@ interface Phase {
 }
 
 /** Region histograms worth showing for a fan-out phase: message ages (ms since sequencing) and stage durations. */
-const HOPS = [
-  'sb_region_msg_age_ms{point="region_received"}',
-  'sb_region_msg_age_ms{point="published"}',
-  'sb_region_msg_age_ms{point="fanout_consumed"}',
-  'sb_region_msg_age_ms{point="fanout_resolved"}',
-  'sb_region_msg_age_ms{point="delivered"}',
-  'sb_region_op_ms{op="fanout_handler"}',
-  'sb_region_op_ms{op="fanout_routes"}',
-  'sb_region_op_ms{op="deliver_request"}',
+const HOPS: [string, string][] = [
+  ['msg_age:region_received', regionAge('region_received')],
+  ['msg_age:published', regionAge('published')],
+  ['msg_age:fanout_consumed', regionAge('fanout_consumed')],
+  ['msg_age:fanout_resolved', regionAge('fanout_resolved')],
+  ['msg_age:delivered', regionAge('delivered')],
+  ['op:fanout_handler', regionOp('fanout_handler')],
+  ['op:fanout_routes', regionOp('fanout_routes')],
+  ['op:deliver_request', regionOp('deliver_request')],
 ];
 
 async function scrape(url: string): Promise<Scrape | null> {
@@ -224,8 +224,11 @@ async function switchboard(): Promise<Phase[]> {
       p.cpuPercent = cpuPercent(cpu0, cpu1);
       if (before && after) {
         const d = diffScrape(before, after);
-        p.hops = Object.fromEntries(HOPS.map((k) => [k.replace(/^sb_region_|_ms\{|"|\}$/g, '').replace(/point=|op=/, ':'), summarizeHist(d.hists.get(k))]));
-        p.counters = Object.fromEntries([...d.counters].filter(([k]) => /fanout|deliver/.test(k)).map(([k, v]) => [k.replace(/^sb_region_|_total$/g, ''), v]));
+        p.hops = Object.fromEntries(HOPS.map(([name, key]) => [name, summarizeHist(inMs(d.hists.get(key)))]));
+        p.counters = Object.fromEntries([...d.counters].flatMap(([k, v]) => {
+          const short = regionCounterName(k);
+          return short && /fanout|deliver/.test(short) ? [[short, v]] : [];
+        }));
       }
       log('switchboard phase', p as unknown as Record<string, unknown>);
       phases.push(p);

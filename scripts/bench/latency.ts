@@ -51,7 +51,7 @@ import { removeNamespace } from './cleanup.ts';
 import { edgeState, edgeStateDir } from './edge-state.ts';
 import { GcTrace, type GcSummary } from './gc-trace.ts';
 import { num } from './env-number.ts';
-import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
+import { diffScrape, inMs, parseProm, regionAge, regionCounterName, regionOp, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
 // ---- configuration ----------------------------------------------------------------------------
 
@@ -237,9 +237,12 @@ function hops(run: Run, region: Scrape | null): SwitchboardHops {
   const ops: SwitchboardHops['ops'] = {};
   const counters: Record<string, number> = {};
   if (region) {
-    for (const p of AGE_POINTS) sinceSequenced[p] = summarizeHist(region.hists.get(`sb_region_msg_age_ms{point="${p}"}`));
-    for (const o of OPS) ops[o] = summarizeHist(region.hists.get(`sb_region_op_ms{op="${o}"}`));
-    for (const [k, v] of region.counters) if (k.startsWith('sb_region_')) counters[k.slice('sb_region_'.length).replace(/_total$/, '')] = v;
+    for (const p of AGE_POINTS) sinceSequenced[p] = summarizeHist(inMs(region.hists.get(regionAge(p))));
+    for (const o of OPS) ops[o] = summarizeHist(inMs(region.hists.get(regionOp(o))));
+    for (const [k, v] of region.counters) {
+      const short = regionCounterName(k);
+      if (short) counters[short] = v;
+    }
   }
   sinceSequenced.recipient = dist(seq.filter((s) => s.recvAt !== undefined).map((s) => run.toEpoch(s.recvAt!) - s.seqTs!));
   const reqs = counters.events_requests;

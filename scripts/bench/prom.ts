@@ -4,6 +4,8 @@
  * Prometheus' histogram_quantile does.
  */
 
+import { COUNTERS } from '../../region/src/metrics/message-path.ts';
+
 export interface Hist {
   /** Cumulative counts per upper bound, ascending; the last bound is Infinity. */
   buckets: { le: number; count: number }[];
@@ -12,7 +14,7 @@ export interface Hist {
 }
 
 export interface Scrape {
-  /** `family{label="value"}` → histogram, e.g. `sb_region_msg_age_ms{point="stored"}`. */
+  /** `family{label="value"}` → histogram, e.g. `switchboard_region_message_age_seconds{point="stored"}`. */
   hists: Map<string, Hist>;
   counters: Map<string, number>;
 }
@@ -83,6 +85,21 @@ export function quantile(h: Hist, q: number): number {
     prevCount = count;
   }
   return prevLe;
+}
+
+/** The region's message-age histogram at `point` (seconds since the message was sequenced). */
+export const regionAge = (point: string) => `switchboard_region_message_age_seconds{point="${point}"}`;
+/** The region's duration histogram of operation `op` (seconds). */
+export const regionOp = (op: string) => `switchboard_region_operation_duration_seconds{op="${op}"}`;
+const SHORT = new Map<string, string>(Object.entries(COUNTERS).map(([short, [metric]]) => [metric, short]));
+/** A region path counter's short name (`events_requests`, `deliver_calls`, `fanout_records` …) from its metric name; null for others. */
+export function regionCounterName(metric: string): string | null {
+  return SHORT.get(metric) ?? null;
+}
+
+/** A histogram in seconds as the same histogram in milliseconds (the benches print ms). */
+export function inMs(h: Hist | undefined): Hist | undefined {
+  return h && { buckets: h.buckets.map((b) => ({ le: b.le * 1000, count: b.count })), sum: h.sum * 1000, count: h.count };
 }
 
 export interface HistSummary {

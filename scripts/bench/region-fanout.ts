@@ -22,7 +22,7 @@ import { freePort } from '../lib/ports.ts';
 import { ROOT, startRegion, type Service } from '../lib/processes.ts';
 import { removeNamespace } from './cleanup.ts';
 import { dist, type Dist } from './load.ts';
-import { diffScrape, parseProm, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
+import { diffScrape, inMs, parseProm, regionAge, regionOp, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
 const env = (k: string, d: string) => process.env[k]?.trim() || d;
 const CFG = {
@@ -196,9 +196,9 @@ async function main(): Promise<void> {
     const answered: Dist | null = dist(ps.filter((p) => p.answeredAt !== undefined).map((p) => p.answeredAt! - p.ts));
     const delivered: Dist | null = dist(ps.filter((p) => p.deliveredAt !== undefined).map((p) => p.deliveredAt! - p.ts));
     const ages: Record<string, HistSummary | null> = {};
-    for (const k of ['region_received', 'stored', 'published', 'fanout_consumed', 'fanout_resolved', 'delivered']) ages[k] = summarizeHist(d.hists.get(`sb_region_msg_age_ms{point="${k}"}`));
+    for (const k of ['region_received', 'stored', 'published', 'fanout_consumed', 'fanout_resolved', 'delivered']) ages[k] = summarizeHist(inMs(d.hists.get(regionAge(k))));
     const ops: Record<string, HistSummary | null> = {};
-    for (const k of ['events_request', 'store', 'publish', 'fanout_handler', 'fanout_conversation', 'fanout_routes', 'deliver', 'deliver_request']) ops[k] = summarizeHist(d.hists.get(`sb_region_op_ms{op="${k}"}`));
+    for (const k of ['events_request', 'store', 'publish', 'fanout_handler', 'fanout_conversation', 'fanout_routes', 'deliver', 'deliver_request']) ops[k] = summarizeHist(inMs(d.hists.get(regionOp(k))));
     const lost = ps.filter((p) => p.deliveredAt === undefined).length;
     const r = { rate, loadAtStart, messages: ps.length, lost, answered, delivered, ages, ops, deliverRequests: deliverRequests - req0 };
     results.push(r);

@@ -3,7 +3,7 @@ import type { Logger } from '../log.ts';
 import { MembersCache } from './members-cache.ts';
 import { MESSAGE_PUSH_TTL_MS, pushIntentId, type PushIntent } from '../push/intents.ts';
 import type { PushRegistration } from '../push/provider.ts';
-import { RegionMetrics } from '../metrics.ts';
+import { RegionMetrics } from '../metrics/region-metrics.ts';
 import type { QueueBatchHandler, QueueHandler, QueueRecord } from '../queue/queue.ts';
 import type { Route, Routes } from '../routes/routes.ts';
 import { membersAt, type Storage } from '../storage/storage.ts';

@@ -1,6 +1,7 @@
 import { PRESENCE, type PresenceEvent, type PresenceOp, type PresenceState as WireState, type WatchRequest, type WatchResponse } from '@switchboard/protocol';
 import type { Contacts } from './contacts.ts';
 import { errorFields, type Logger } from '../log.ts';
+import type { PresenceMetrics } from '../metrics/presence-metrics.ts';
 import type { Presence, PresenceState } from './presence.ts';
 
 export interface PresenceServiceDeps {
@@ -11,6 +12,8 @@ export interface PresenceServiceDeps {
   ttlMs: number;
   /** Hands presence events to an edge (signed HTTP in production). */
   push: (edge: string, events: PresenceEvent[]) => Promise<void>;
+  /** `switchboard_presence_*` (absent: not counted). */
+  metrics?: PresenceMetrics;
 }
 
 /** Operations per sweep call; a sweep repeats at once while it finds this many. */
@@ -39,6 +42,7 @@ export class PresenceService {
     const flush = async () => {
       if (!beats.length) return;
       this.stats.beats += beats.length;
+      this.deps.metrics?.heartbeats.inc(beats.length);
       changes.push(...(await presence.beat(beats, ttlMs)));
       beats = [];
     };
@@ -60,6 +64,12 @@ export class PresenceService {
 
   /** Watch (only users sharing a conversation, within the bound) and unwatch for one device. */
   async watch(req: WatchRequest): Promise<WatchResponse> {
+    const r = await this.watchOnce(req);
+    this.deps.metrics?.watches.inc({ result: r.ok ? 'ok' : r.code });
+    return r;
+  }
+
+  private async watchOnce(req: WatchRequest): Promise<WatchResponse> {
     const { presence, contacts } = this.deps;
     const who = { user: req.user, device: req.device };
     if (req.unwatch.length) await presence.unwatch(who, req.unwatch);
@@ -102,13 +112,19 @@ export class PresenceService {
 
   /** One sweep: ends every device past its deadline, its watches with it, and publishes the changes. */
   async sweepAll(): Promise<number> {
+    const stop = this.deps.metrics?.sweepSeconds.startTimer();
     let ended = 0;
-    for (;;) {
-      const r = await this.deps.presence.sweep(SWEEP_BATCH);
-      ended += r.ended.length;
-      await Promise.all(r.ended.map((d) => this.deps.presence.endWatches(d)));
-      await this.publish(r.changes);
-      if (r.ended.length < SWEEP_BATCH) return ended;
+    try {
+      for (;;) {
+        const r = await this.deps.presence.sweep(SWEEP_BATCH);
+        ended += r.ended.length;
+        this.deps.metrics?.expired.inc(r.ended.length);
+        await Promise.all(r.ended.map((d) => this.deps.presence.endWatches(d)));
+        await this.publish(r.changes);
+        if (r.ended.length < SWEEP_BATCH) return ended;
+      }
+    } finally {
+      stop?.();
     }
   }
 
@@ -120,6 +136,7 @@ export class PresenceService {
   private async publish(changes: PresenceState[]): Promise<void> {
     if (!changes.length) return;
     this.stats.changes += changes.length;
+    for (const c of changes) this.deps.metrics?.changes.inc({ status: c.status });
     const byEdge = new Map<string, Map<string, PresenceEvent>>();
     await Promise.all(
       changes.map(async (c) => {
@@ -140,9 +157,11 @@ export class PresenceService {
           try {
             await this.deps.push(edge, list.slice(i, i + 5000));
             this.stats.pushes++;
+            this.deps.metrics?.pushes.inc({ result: 'ok' });
           } catch (err) {
             // Soft state: a watcher that missed a change reads the truth on its next watch.
             this.stats.pushFailures++;
+            this.deps.metrics?.pushes.inc({ result: 'failed' });
             this.deps.log.warn('presence push failed', { edge, events: list.length, ...errorFields(err) });
           }
         }

@@ -1,7 +1,7 @@
 import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import type { RegionConfig } from '../config.ts';
 import { errorFields, type Logger } from '../log.ts';
-import { backoffMs, dlqOf, type Queue, type QueueHandler, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
+import { backoffMs, dlqOf, type ConsumerGroup, type Queue, type QueueHandler, type QueueLag, type QueueObserver, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
 import { limiter } from '../limiter.ts';
 
 type KafkaConfig = NonNullable<RegionConfig['kafka']>;
@@ -14,6 +14,8 @@ const KEYS_IN_FLIGHT_PER_PARTITION = 16;
 const TOPICS_READY_MS = 60_000;
 /** Publishes that wait for the producer go out together, up to this many value and key bytes. */
 const PUBLISH_BATCH_BYTES = 512 * 1024;
+/** A lag reading (admin calls to the brokers) gives up after this long. */
+const LAG_TIMEOUT_MS = 3_000;
 
 interface PendingPublish {
   topic: string;
@@ -61,6 +63,7 @@ export class KafkaQueue implements Queue {
   constructor(
     private readonly cfg: KafkaConfig,
     private readonly log: Logger,
+    private readonly observer?: QueueObserver,
   ) {
     this.kafka = new Kafka({
       clientId: cfg.clientId,
@@ -388,9 +391,41 @@ export class KafkaQueue implements Queue {
     return sub;
   }
 
+  /**
+   * Each group's lag per partition, from the brokers: the partition's end offset minus the group's
+   * committed offset (the partition's start when it has none). Any process can read it, whether
+   * or not it consumes; it throws when the brokers do not answer within LAG_TIMEOUT_MS.
+   */
+  async lag(groups: ConsumerGroup[]): Promise<QueueLag[]> {
+    const read = async (): Promise<QueueLag[]> => {
+      await this.connect();
+      const out: QueueLag[] = [];
+      const ends = new Map<string, Promise<{ partition: number; high: string; low: string }[]>>();
+      for (const { topic, group } of groups) {
+        const name = this.topicName(topic);
+        if (!ends.has(name)) ends.set(name, this.admin.fetchTopicOffsets(name));
+        const [end, committed] = await Promise.all([ends.get(name)!, this.admin.fetchOffsets({ groupId: this.topicName(group), topics: [name] })]);
+        const at = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+        for (const p of end) {
+          const low = Number(p.low);
+          const c = at.get(p.partition) ?? -1;
+          out.push({ topic, group, partition: p.partition, records: Math.max(0, Number(p.high) - (c >= 0 ? Math.max(c, low) : low)) });
+        }
+      }
+      return out;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([read(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`kafka: no lag reading within ${LAG_TIMEOUT_MS} ms`)), LAG_TIMEOUT_MS)))]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async deadLetter(topic: string, message: KafkaMessage, partition: number, attempts: number, err: unknown, log: Logger): Promise<void> {
     const dlq = this.topicName(dlqOf(topic));
     log.error('record failed too often; dead-lettered', { key: message.key?.toString(), partition, offset: message.offset, attempts, dlq, ...errorFields(err) });
+    this.observer?.deadLettered(topic);
     await this.producer.send({
       topic: dlq,
       acks: -1,

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts';
 import { errorFields } from '../log.ts';
-import { backoffMs, dlqOf, type Queue, type QueueHandler, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
+import { backoffMs, dlqOf, type ConsumerGroup, type Queue, type QueueHandler, type QueueLag, type QueueObserver, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
 
 interface Group {
   handler: QueueHandler;
@@ -10,6 +10,8 @@ interface Group {
   waiting: Map<string, QueueRecord[]>;
   /** Each busy key's loop: it takes the key's waiting records (a run at a time) until none are left. */
   chains: Map<string, Promise<void>>;
+  /** Records enqueued and not yet handled or dead-lettered (its lag). */
+  pending: number;
   stopped: boolean;
 }
 
@@ -24,7 +26,10 @@ export class MemoryQueue implements Queue {
   /** Records published before any group subscribed, handed to the first one that does. */
   private readonly backlog = new Map<string, QueueRecord[]>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly observer?: QueueObserver,
+  ) {}
 
   async init(): Promise<void> {}
 
@@ -43,7 +48,7 @@ export class MemoryQueue implements Queue {
     let groups = this.groups.get(topic);
     if (!groups) this.groups.set(topic, (groups = new Map()));
     if (groups.has(group)) throw new Error(`memory queue: group ${group} already consumes ${topic} in this process`);
-    const g: Group = { handler, batch: opts.batch, maxAttempts: opts.maxAttempts ?? 8, waiting: new Map(), chains: new Map(), stopped: false };
+    const g: Group = { handler, batch: opts.batch, maxAttempts: opts.maxAttempts ?? 8, waiting: new Map(), chains: new Map(), pending: 0, stopped: false };
     groups.set(group, g);
     const pending = this.backlog.get(topic);
     if (pending) {
@@ -59,6 +64,17 @@ export class MemoryQueue implements Queue {
     };
   }
 
+  async lag(groups: ConsumerGroup[]): Promise<QueueLag[]> {
+    const out: QueueLag[] = [];
+    for (const { topic, group } of groups) {
+      const g = this.groups.get(topic)?.get(group);
+      const waiting = this.backlog.get(topic)?.length;
+      if (g) out.push({ topic, group, partition: 0, records: g.pending });
+      else if (waiting !== undefined) out.push({ topic, group, partition: 0, records: waiting });
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     const all: Promise<unknown>[] = [];
     for (const groups of this.groups.values()) for (const g of groups.values()) {
@@ -70,6 +86,7 @@ export class MemoryQueue implements Queue {
   }
 
   private enqueue(topic: string, g: Group, record: QueueRecord): void {
+    g.pending++;
     const list = g.waiting.get(record.key);
     if (list) list.push(record);
     else g.waiting.set(record.key, [record]);
@@ -87,6 +104,7 @@ export class MemoryQueue implements Queue {
             for (const r of run) await this.handle(topic, g, r);
           }
         }
+        g.pending -= run.length;
       }
     })();
     g.chains.set(record.key, loop);
@@ -96,6 +114,7 @@ export class MemoryQueue implements Queue {
       const left = g.waiting.get(record.key);
       if (left?.length && !g.stopped) {
         g.waiting.delete(record.key);
+        g.pending -= left.length; // counted again by enqueue
         for (const r of left) this.enqueue(topic, g, r);
       }
     });
@@ -118,6 +137,7 @@ export class MemoryQueue implements Queue {
       } catch (err) {
         if (attempt >= g.maxAttempts) {
           this.log.error('record failed too often; dead-lettered', { topic, key: record.key, attempts: attempt, ...errorFields(err) });
+          this.observer?.deadLettered(topic);
           await this.publish(dlqOf(topic), [record]);
           return;
         }

@@ -28,6 +28,24 @@ export interface Subscription {
   stop(): Promise<void>;
 }
 
+/** A consumer group of a topic, as `subscribe` names them (unprefixed). */
+export interface ConsumerGroup {
+  topic: string;
+  group: string;
+}
+
+/** Records of `topic` not yet handled by `group` in `partition` (the embedded queue has partition 0). */
+export interface QueueLag extends ConsumerGroup {
+  partition: number;
+  records: number;
+}
+
+/** Told of what a queue does, for metrics. */
+export interface QueueObserver {
+  /** A record of `topic` failed every attempt and went to `<topic>.dlq`. */
+  deadLettered(topic: string): void;
+}
+
 /**
  * Durable, keyed, at-least-once queue. Contract, tested by region/test/queue/queue.contract.ts:
  * - `publish` resolves once every record is durably accepted (never before);
@@ -45,10 +63,21 @@ export interface Queue {
   init(topics: string[]): Promise<void>;
   publish(topic: string, records: QueueRecord[]): Promise<void>;
   subscribe(topic: string, group: string, handler: QueueHandler, opts?: SubscribeOptions): Promise<Subscription>;
+  /**
+   * How far behind each of `groups` is, per partition: Kafka reads it from the brokers (whichever
+   * process consumes), the embedded queue counts the records its own subscriptions have not handled.
+   */
+  lag(groups: ConsumerGroup[]): Promise<QueueLag[]>;
   close(): Promise<void>;
 }
 
 export const TOPICS = { fanout: 'fanout', push: 'push', pushRetry: 'push.retry' } as const;
+/** The consumer groups of the region's workers (fan-out, push, push retries), whose lag /metrics reports. */
+export const CONSUMER_GROUPS: ConsumerGroup[] = [
+  { topic: TOPICS.fanout, group: 'fanout' },
+  { topic: TOPICS.push, group: 'push' },
+  { topic: TOPICS.pushRetry, group: 'push-retry' },
+];
 export const dlqOf = (topic: string) => `${topic}.dlq`;
 
 /** Exponential backoff with jitter, capped. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { dlqOf, type Queue, type QueueRecord, type SubscribeOptions, type Subscription } from '../../src/queue/queue.ts';
+import { dlqOf, type Queue, type QueueObserver, type QueueRecord, type SubscribeOptions, type Subscription } from '../../src/queue/queue.ts';
 import { runId } from '../engines.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -22,13 +22,16 @@ export interface QueueCapabilities {
 }
 
 /**
- * The Queue contract (src/queue.ts), for any implementation. `make` returns a fresh instance;
- * the suite closes it. Every test uses its own topic and group names, unique per run.
+ * The Queue contract (src/queue.ts), for any implementation. `make` returns a fresh instance
+ * telling `observer` what it does; the suite closes it. Every test uses its own topic and group
+ * names, unique per run.
  */
-export function queueContract(name: string, make: () => Promise<Queue>, caps: QueueCapabilities = {}): void {
+export function queueContract(name: string, make: (observer: QueueObserver) => Promise<Queue>, caps: QueueCapabilities = {}): void {
   const { durable = true, sharedGroups = true } = caps;
   describe(`queue contract: ${name}`, () => {
     let queue: Queue;
+    /** Topics the queue said it dead-lettered a record of, in order. */
+    const deadLettered: string[] = [];
     const run = runId();
     let n = 0;
     const subs: Subscription[] = [];
@@ -46,7 +49,7 @@ export function queueContract(name: string, make: () => Promise<Queue>, caps: Qu
     }
 
     before(async () => {
-      queue = await make();
+      queue = await make({ deadLettered: (topic) => void deadLettered.push(topic) });
     });
     after(async () => {
       for (const s of subs) await s.stop().catch(() => {});
@@ -186,6 +189,30 @@ export function queueContract(name: string, make: () => Promise<Queue>, caps: Qu
       await waitFor('the dead letter and the next record', () => dead.length >= 1 && attempts.includes('fine'));
       assert.deepEqual(attempts, ['poison', 'poison', 'poison', 'fine']);
       assert.deepEqual(dead, [{ key: 'k', value: { v: 'poison', n: 1 } }]);
+      assert.deepEqual(deadLettered.filter((t) => t === topic), [topic], 'the observer is told once, with the topic');
+    });
+
+    it('lag counts the records a group has not handled yet, and drops to 0 once they are', async () => {
+      const { topic, group } = await fresh();
+      const total = async () => (await queue.lag([{ topic, group }])).reduce((n, r) => n + r.records, 0);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const handled: number[] = [];
+      await subscribe(topic, group, async (r) => {
+        await gate;
+        handled.push((r.value as { i: number }).i);
+      });
+      await queue.publish(topic, [1, 2, 3, 4, 5].map((i) => ({ key: `k${i % 2}`, value: { i } })));
+      // Kafka's answer follows the brokers' end offsets: give it a moment to show all five.
+      const deadline = Date.now() + 10_000;
+      while ((await total()) < 5 && Date.now() < deadline) await sleep(100);
+      assert.equal(await total(), 5, 'five published, none handled');
+      for (const r of await queue.lag([{ topic, group }])) assert.ok(r.topic === topic && r.group === group && Number.isInteger(r.partition), JSON.stringify(r));
+      release();
+      await waitFor('all five handled', () => handled.length === 5);
+      const until = Date.now() + 30_000;
+      while ((await total()) > 0 && Date.now() < until) await sleep(100);
+      assert.equal(await total(), 0, 'nothing left once handled (and committed)');
     });
 
     it('a group resumes after its last handled record: handled records are committed', async () => {

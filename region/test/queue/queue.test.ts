@@ -9,13 +9,13 @@ import { queueContract } from './queue.contract.ts';
 const quiet = createLogger({ test: 'queue' });
 
 // The embedded queue keeps records for the process lifetime and allows one consumer per group.
-queueContract('memory', async () => new MemoryQueue(quiet), { durable: false, sharedGroups: false });
+queueContract('memory', async (observer) => new MemoryQueue(quiet, observer), { durable: false, sharedGroups: false });
 
 engineSuite('queue', 'kafka', (address) => {
   const brokers = address.split(',').map((s) => s.trim()).filter(Boolean);
   const topicPrefix = `sbtest_${runId()}.`;
   const cfg = { brokers, clientId: 'switchboard-test', topicPrefix, partitions: 4, replicationFactor: 1 };
-  queueContract('kafka', async () => new KafkaQueue(cfg, createLogger({ test: 'queue-kafka' })));
+  queueContract('kafka', async (observer) => new KafkaQueue(cfg, createLogger({ test: 'queue-kafka' }), observer));
 
   after(async () => {
     // Topics (and the groups' offsets in them) of this run all start with its unique prefix.
