@@ -76,6 +76,9 @@ export class E2eDevice {
     private readonly fallbackMs: number,
   ) {}
 
+  /** Conversations with a commit of ours sent and not answered: settled before the group is used. */
+  private readonly unsettled = new Set<string>();
+
   /** Set once this device learns it was revoked: it takes no more part. */
   revoked = false;
 
@@ -203,13 +206,51 @@ export class E2eDevice {
    */
   private async group(conv: string): Promise<MlsGroup | null> {
     const cached = this.groups.get(conv);
-    if (cached) return cached.group;
+    if (cached) return this.unsettled.has(conv) ? this.settle(conv, cached.group) : cached.group;
     const raw = await this.store.get(`group/${conv}`);
     if (!raw || raw.length < 8) return null;
     const seq = Number(new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0));
     const g = MlsGroup.restore(raw.subarray(8), this.trust);
     this.groups.set(conv, { group: g, seq });
-    return g;
+    // Loaded (after a restart): a commit of ours may have been sent without its answer.
+    return this.settle(conv, g);
+  }
+
+  /**
+   * A commit of ours whose answer this device did not get (it stopped, or the request failed):
+   * sent again with its cmid, the server answers with its seq if it was sequenced (then its state,
+   * kept beside, becomes the group's), or `stale_epoch` if another commit won (dropped). The
+   * sender's own device is never sent its own messages, so asking is the only way to know.
+   */
+  private async settle(conv: string, g: MlsGroup): Promise<MlsGroup> {
+    const raw = await this.store.get(`pending/${conv}`);
+    if (!raw) {
+      this.unsettled.delete(conv);
+      return g;
+    }
+    const kept = parse<KeptCommit>(raw);
+    if (BigInt(kept.fromEpoch) !== g.epoch) {
+      // The group moved on without it (or with it, applied before the note was deleted).
+      await this.store.delete(`pending/${conv}`);
+      this.unsettled.delete(conv);
+      return g;
+    }
+    try {
+      await this.http.call('POST', `/v1/conversations/${conv}/mls/commit`, { cmid: kept.cmid, commit: kept.commit, groupInfo: kept.groupInfo, ...(kept.welcome ? { welcome: kept.welcome } : {}) });
+    } catch (err) {
+      if (!(err instanceof HttpError && err.code === 'stale_epoch')) {
+        this.unsettled.add(conv);
+        return g;
+      }
+      await this.store.delete(`pending/${conv}`);
+      this.unsettled.delete(conv);
+      return g;
+    }
+    const next = MlsGroup.restore(b64.decode(kept.state), this.trust);
+    await this.save(conv, next);
+    await this.store.delete(`pending/${conv}`);
+    this.unsettled.delete(conv);
+    return next;
   }
 
   private applied(conv: string): number {
@@ -343,30 +384,63 @@ export class E2eDevice {
       const links = view.pendingLinks.filter((d) => !users.includes(d.user) && !inGroup.has(`${d.user}\n${d.device}`));
       const add = [...(await this.claim(users)), ...(await this.claimDevices(links))];
       const remove = [...new Set([...view.pendingRemoves.flatMap((u) => g.leavesOf(u)), ...view.pendingRevokes.flatMap((d) => g.leavesOf(d.user, d.device))])];
-      const pending = await g.commit({ add, remove });
-      // The state this commit leads to, kept until the server answers: a device that stops after
-      // the server took the commit and before it wrote the new state finds it again when its own
-      // commit comes back in the log (transform), instead of being left an epoch behind.
-      const state = MlsGroup.serializePending(pending);
-      const kept = new Uint8Array(32 + state.length);
-      kept.set(await sha256(pending.commit));
-      kept.set(state, 32);
-      await this.store.put(`pending/${conv}`, kept);
-      try {
-        await this.postCommit(conv, pending, `commit-${this.device}-${g.epoch}-${attempt}`);
-        g.applyCommit(pending);
-        await this.save(conv, g);
-        await this.store.delete(`pending/${conv}`);
-        return;
-      } catch (err) {
-        if (err instanceof HttpError && err.code === 'stale_epoch') {
-          // Another member's commit won: ours will never be in the log.
-          await this.store.delete(`pending/${conv}`);
-          return;
-        }
-        throw err;
-      }
+      await this.commitOwn(conv, g, await g.commit({ add, remove }), `commit-${this.device}-${g.epoch}-${crypto.randomUUID()}`);
+      return;
     }
+  }
+
+  /**
+   * Sends our commit and, once sequenced, makes its epoch ours; `false` when another commit won
+   * the epoch (ours will never be in the log). The state the commit leads to is kept until the
+   * server answers: a device that stops after the server took the commit and before it wrote the
+   * new state finds it again when its own commit comes back in the log (transform).
+   */
+  private async commitOwn(conv: string, g: MlsGroup, pending: PendingCommit, cmid: string): Promise<boolean> {
+    const kept: KeptCommit = {
+      cmid,
+      fromEpoch: String(pending.fromEpoch),
+      commit: b64.encode(pending.commit),
+      groupInfo: b64.encode(pending.groupInfo),
+      ...(pending.welcome ? { welcome: b64.encode(pending.welcome) } : {}),
+      state: b64.encode(MlsGroup.serializePending(pending)),
+    };
+    // A closed instance sends nothing: the instance that replaced it may have loaded this group
+    // already, and would never hear of a commit made behind its back.
+    if (this.closed) throw new Error('E2eDevice closed: another instance owns this store now');
+    await this.store.put(`pending/${conv}`, json(kept));
+    try {
+      await this.postCommit(conv, pending, cmid);
+    } catch (err) {
+      if (err instanceof HttpError && err.code === 'stale_epoch') {
+        await this.store.delete(`pending/${conv}`);
+        return false;
+      }
+      // Perhaps sequenced: asked again before this group is used (settle).
+      this.unsettled.add(conv);
+      throw err;
+    }
+    g.applyCommit(pending);
+    await this.save(conv, g);
+    await this.store.delete(`pending/${conv}`);
+    return true;
+  }
+
+  /**
+   * After joining from a Welcome: a commit with only an update path, so the keys of the
+   * KeyPackage it joined with (possibly a last-resort one, handed to several) protect nothing from
+   * here on. Skipped when a change waits (its commit rotates anyway) or this device is behind.
+   */
+  private scheduleSelfUpdate(conv: string): void {
+    const timer = setTimeout(() => {
+      if (this.closed || this.revoked) return;
+      void this.inOrder(conv, async () => {
+        const view = await this.http.call<MlsView>('GET', `/v1/conversations/${conv}/mls`);
+        const g = await this.group(conv);
+        if (!g || view.rekeyPending || BigInt(view.epoch) !== g.epoch) return;
+        await this.commitOwn(conv, g, await g.commit({}), `update-${this.device}-${g.epoch}-${crypto.randomUUID()}`);
+      }).catch(() => {});
+    }, 0);
+    (timer as { unref?: () => void }).unref?.();
   }
 
   private postCommit(conv: string, c: PendingCommit, cmid: string): Promise<unknown> {
@@ -389,6 +463,7 @@ export class E2eDevice {
           const g = await MlsGroup.join(b64.decode(w.welcome), kp, this.trust);
           // Everything up to the commit that added this device is before its join.
           await this.save(conv, g, w.seq);
+          this.scheduleSelfUpdate(conv);
           return w.seq;
         } catch {
           // Not this KeyPackage's Welcome.
@@ -412,9 +487,10 @@ export class E2eDevice {
     // Not when this device is about to be welcomed (added or linked, its commit still to come).
     if (view.pendingLinks.some((d) => d.user === this.user && d.device === this.device) || view.pendingAdds.includes(this.user)) return null;
     const { group, commit, groupInfo } = await MlsGroup.joinExternal(b64.decode(view.groupInfo), await this.keyPackage(), this.trust);
+    if (this.closed) return null;
     try {
       const r = await this.http.call<{ seq: number }>('POST', `/v1/conversations/${conv}/mls/commit`, {
-        cmid: `rejoin-${this.device}-${view.epoch}`,
+        cmid: `rejoin-${this.device}-${view.epoch}-${crypto.randomUUID()}`,
         commit: b64.encode(commit),
         groupInfo: b64.encode(groupInfo),
       });
@@ -458,8 +534,7 @@ export class E2eDevice {
       if (!header || (!g && header.wireFormat !== 'private' && header.wireFormat !== 'public')) return g ? null : msg;
       if (msg.from === this.user && msg.dev === this.device) {
         // Our own: its plaintext is ours already, and our commits were applied when accepted
-        // (unless this device stopped in between: then the state kept for it is taken now).
-        if (header.contentType === 'commit') await this.adoptOwnCommit(msg.conv, g, bytes, header.epoch!);
+        // (or, if this device stopped in between, when its group was loaded again: settle).
         if (header.contentType !== 'application') return null;
         const key = /^[A-Za-z0-9._-]{1,128}$/.test(msg.cmid) ? `sent/${msg.cmid}` : null;
         // Kept: a restart before the client stored its cursor delivers it again.
@@ -479,17 +554,6 @@ export class E2eDevice {
       if (p.sender.user !== msg.from) throw new MlsError('rejected', `seq ${msg.seq}: sent by ${msg.from}, encrypted by ${p.sender.user}`);
       return { ...msg, body: dec.decode(p.plaintext) };
     });
-
-  /** Our own commit, sequenced, while the group here is still at its epoch: the state kept for it (commitPending) becomes the group's. */
-  private async adoptOwnCommit(conv: string, g: MlsGroup | null, commit: Uint8Array, epoch: bigint): Promise<void> {
-    if (!g || g.epoch !== epoch) return;
-    const kept = await this.store.get(`pending/${conv}`);
-    if (!kept || kept.length < 32) return;
-    const want = await sha256(commit);
-    if (!kept.subarray(0, 32).every((b, i) => b === want[i])) return;
-    await this.save(conv, MlsGroup.restore(kept.subarray(32), this.trust));
-    await this.store.delete(`pending/${conv}`);
-  }
 
   /**
    * Sends `text` to an encrypted conversation through `send` (the client's), encrypting at the
@@ -526,6 +590,16 @@ export class E2eDevice {
   async epoch(conv: string): Promise<bigint | null> {
     return (await this.group(conv))?.epoch ?? null;
   }
+}
+
+/** A commit of ours waiting for the server's answer, with the state it leads to (base64url). */
+interface KeptCommit {
+  cmid: string;
+  fromEpoch: string;
+  commit: string;
+  groupInfo: string;
+  welcome?: string;
+  state: string;
 }
 
 /** Bytes of a device link's secret (in the code, never sent to the server). */
