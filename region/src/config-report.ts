@@ -49,7 +49,7 @@ function mentionedIn(message: string): string[] {
 
 /** A value as printed: secrets as their length only, URLs without their password. */
 export function shown(name: string, value: string, secret: boolean): string {
-  if (secret || SECRET_NAME.test(name)) return `****** (${value.length} characters)`;
+  if (secret || (SECRET_NAME.test(name) && !name.endsWith('_FILE'))) return `****** (${value.length} characters)`;
   try {
     const u = new URL(value);
     if (u.password) {
@@ -104,6 +104,9 @@ function row(s: TracedSetting, source: EnvMap, invalid?: string): SettingRow {
   const raw = source[s.name];
   const set = raw !== undefined && raw.trim() !== '';
   const dflt = s.default ?? (s.secret ? 'required' : 'unset');
+  // A secret read from the file its <NAME>_FILE names (a Docker or Compose secret).
+  const file = `${s.name}_FILE`;
+  if (s.secret && !set && source[file]?.trim()) return { name: s.name, value: `****** (from ${file})`, source: 'file', default: dflt, ...(invalid ? { invalid } : {}) };
   return {
     name: s.name,
     value: set ? shown(s.name, raw, s.secret) : dflt,

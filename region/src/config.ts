@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { KEY_LIMITS } from '@switchboard/protocol';
 import { ConfigError } from './config-error.ts';
@@ -14,7 +15,10 @@ export interface RegionConfig {
    * without the `api` role (fan-out and push workers), whose metrics are otherwise not served.
    */
   metricsPort: number;
-  /** HMAC key shared with the edge (INTERNAL_SECRET, at least 16 characters). Required. */
+  /**
+   * HMAC key shared with the edge (INTERNAL_SECRET, at least 16 characters). Required. Or
+   * INTERNAL_SECRET_FILE: a file holding it (a Docker or Compose secret; one trailing newline dropped).
+   */
   internalSecret: string;
   /**
    * What this process runs (REGION_ROLE: `all`, the default, or a comma-separated list of):
@@ -133,9 +137,20 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
 
 function required(env: EnvMap, name: string, minLength: number): string {
   noteDefault(env, name, null, { secret: true });
-  const v = env[name];
-  if (!v || v.length < minLength) throw new ConfigError(`${name}: expected a secret of at least ${minLength} characters`);
+  const fileName = `${name}_FILE`;
+  const file = env[fileName]?.trim();
+  if (file && env[name]) throw new ConfigError(`${fileName}: expected ${name} or ${fileName}, not both`);
+  const v = file ? secretFile(file, fileName) : env[name];
+  if (!v || v.length < minLength) throw new ConfigError(`${file ? fileName : name}: expected a secret of at least ${minLength} characters${file ? ` in ${file}` : ''}`);
   return v;
+}
+
+function secretFile(file: string, name: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ConfigError(`${name}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 function str(env: EnvMap, name: string, dflt: string, re: RegExp, what: string): string {

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { ConfigReport, SettingRow } from '../src/config-report.ts';
+import { ConfigError, loadConfig } from '../src/config.ts';
+import { regionReport, type ConfigReport, type SettingRow } from '../src/config-report.ts';
 import { ROOT } from '../../scripts/lib/processes.ts';
 
 /**
@@ -82,6 +85,27 @@ describe('config:check', () => {
     const line = JSON.parse(start.stderr.trim().split('\n').at(-1)!) as { msg: string; err: string };
     assert.equal(line.msg, 'invalid configuration');
     assert.equal(line.err, region.errors[0]!.message);
+  });
+
+  it('takes the secret from INTERNAL_SECRET_FILE (a Compose secret), never printing it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-secret-'));
+    try {
+      const file = path.join(dir, 'internal_secret');
+      fs.writeFileSync(file, `${SECRET}\n`);
+      assert.equal(loadConfig({ INTERNAL_SECRET_FILE: file }).internalSecret, SECRET, 'the trailing newline is dropped');
+      const report = regionReport({ INTERNAL_SECRET_FILE: file });
+      assert.equal(report.ok, true);
+      assert.deepEqual(rowOf(report, 'INTERNAL_SECRET'), { name: 'INTERNAL_SECRET', value: '****** (from INTERNAL_SECRET_FILE)', source: 'file', default: 'required' });
+      assert.deepEqual(rowOf(report, 'INTERNAL_SECRET_FILE'), { name: 'INTERNAL_SECRET_FILE', value: file, source: 'env', default: 'unset' });
+      assert.ok(!JSON.stringify(report).includes(SECRET));
+      const both = (env: Record<string, string>) => assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && /^INTERNAL_SECRET_FILE: /.test(e.message));
+      both({ INTERNAL_SECRET: SECRET, INTERNAL_SECRET_FILE: file });
+      both({ INTERNAL_SECRET_FILE: path.join(dir, 'missing') });
+      fs.writeFileSync(file, 'short\n');
+      both({ INTERNAL_SECRET_FILE: file });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("checks a wrangler environment's edge settings with the edge's own validation", () => {
