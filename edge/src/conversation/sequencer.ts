@@ -451,7 +451,8 @@ export class Sequencer {
         this.setMeta('pending_adds', JSON.stringify(this.pendingAdds().filter((u) => !changed.includes(u))));
         this.setMeta('pending_removes', JSON.stringify([...new Set([...this.pendingRemoves(), ...changed])]));
       }
-      if (this.e2e && input.op === 'add') this.setMeta('pending_removes', JSON.stringify(this.pendingRemoves().filter((u) => !changed.includes(u))));
+      // Removed and added again before a commit: their old leaves still go (pending_removes stays),
+      // and their devices come back with fresh KeyPackages, in that one commit.
     }, true);
     return { ok: true, seq, ver: seq, users: changed };
   }

@@ -14,9 +14,13 @@ const text = (s: string) => new TextEncoder().encode(s);
 let ds: DeliveryServiceKeyPair;
 const trust = () => new TrustOnFirstUse().trustDeliveryService(ds.signaturePublicKey);
 
+/** Each user's identity key, made once (a user's devices share it). */
+const identities = new Map<string, Awaited<ReturnType<typeof newIdentityKey>>>();
+
 async function device(user: string, name: string) {
   const sig = await newSignatureKey();
-  return newKeyPackage(await certifyDevice(await newIdentityKey(), user, name, sig.publicKey), sig);
+  if (!identities.has(user)) identities.set(user, await newIdentityKey());
+  return newKeyPackage(await certifyDevice(identities.get(user)!, user, name, sig.publicKey), sig);
 }
 
 function fresh(members: string[], e2e = true): Sequencer {
@@ -143,8 +147,19 @@ describe('the conversation as MLS Delivery Service', () => {
     assert.ok(!refused.ok && refused.code === 'conflict' && /bob was removed/.test(refused.message));
     const removal = await alice.commit({ remove: alice.leavesOf('bob') });
     assert.ok(sendCommit(s, 'alice', removal).ok);
+    alice.applyCommit(removal);
     assert.deepEqual(s.pendingRemoves(), []);
     assert.equal(s.rekeyPending, false);
+    // Carol removed and added again before any commit: the commit removes her old leaf and adds her anew.
+    assert.ok(s.changeMembers({ by: 'alice', dev: 'a1', op: 'remove', users: ['carol'] }, 4000, 100).ok);
+    assert.ok(s.changeMembers({ by: 'alice', dev: 'a1', op: 'add', users: ['carol'] }, 4001, 100).ok);
+    assert.deepEqual([s.pendingRemoves(), s.pendingAdds()], [['carol'], ['carol']]);
+    const again = await device('carol', 'c1');
+    const onlyAdd = sendCommit(s, 'alice', await alice.commit({ add: [again.bytes] }));
+    assert.ok(!onlyAdd.ok && /carol was removed/.test(onlyAdd.message), 'her old leaf must go too');
+    const back = await alice.commit({ add: [again.bytes], remove: alice.leavesOf('carol') });
+    assert.ok(sendCommit(s, 'alice', back).ok);
+    assert.deepEqual([s.pendingRemoves(), s.pendingAdds(), s.rekeyPending], [[], [], false]);
   });
 
   it('refuses what is not an MLS conversation message, and leaves plain conversations as they were', async () => {
