@@ -18,6 +18,7 @@ import { clearSession, holdDevice, loadReadMarks, loadSession, randomId, saveRea
 import { TypingBook, TypingThrottle } from './typing.ts';
 import { ChatView } from './view.ts';
 import { startNotifications } from './notifications.ts';
+import { sysText } from './system-events.ts';
 
 const base = location.origin;
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -191,6 +192,14 @@ async function startChat(signedIn: Session): Promise<void> {
       view.render();
     },
     onMessage: (m: Msg) => {
+      if (m.sys) {
+        // A membership or device change: a line in the conversation, never a message or unread.
+        model.skip(m.conv, m.seq);
+        model.notice(m.conv, sysText(m.sys, s.user), `sys-${m.seq}`);
+        if (view.openConv === m.conv) markRead(m.conv);
+        view.render();
+        return;
+      }
       const added = model.addMsg(m);
       if (!added) return;
       if (!model.convs.get(m.conv)?.title && !listed.has(m.conv)) refreshListSoon();
