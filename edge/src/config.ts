@@ -14,6 +14,8 @@ export interface Env {
   CONVERSATIONS: Namespace<ConversationRpc>;
   REPLAY_GUARD: Namespace<ReplayGuardRpc>;
   ASSETS?: Fetcher;
+  /** Workers Analytics Engine dataset for the edge's metrics (production; absent locally, where /internal/metrics serves them). */
+  METRICS?: AnalyticsEngineDataset;
   AUTH_SECRET?: string;
   INTERNAL_SECRET?: string;
   REGION_URL?: string;
@@ -121,7 +123,7 @@ export function config(env: Env): EdgeConfig {
   return cfg;
 }
 
-type Key = Exclude<keyof Env, 'GATEWAYS' | 'CONVERSATIONS' | 'REPLAY_GUARD' | 'ASSETS'>;
+type Key = Exclude<keyof Env, 'GATEWAYS' | 'CONVERSATIONS' | 'REPLAY_GUARD' | 'ASSETS' | 'METRICS'>;
 
 function secret(env: Env, name: Key): string {
   const v = env[name];

@@ -1,5 +1,12 @@
 import type { DeviceRef, HistoryVisibility, Msg, Positions } from '@switchboard/protocol';
+import type { EdgeSnapshot } from '../metrics/edge-metrics.ts';
 import type { MemberRow, MembershipChange, Result } from './sequencer.ts';
+
+/**
+ * A conversation's metrics ride on its answers to gateways (at most every few seconds): the
+ * gateway adds them to its own, which are scraped and exported. No call is made for them alone.
+ */
+export type Riding = { metrics?: EdgeSnapshot };
 
 /**
  * What other parts of the edge call on a conversation (ConversationDO). Calls made for a device
@@ -8,7 +15,7 @@ import type { MemberRow, MembershipChange, Result } from './sequencer.ts';
  */
 export interface ConversationRpc {
   create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }): Promise<Result<{ members: string[]; existed: boolean }>>;
-  send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>>;
+  send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding>;
   commit(input: { from: string; dev: string; cmid: string; commit: string; groupInfo: string; welcome?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean; epoch: string }>>;
   mlsState(input: { user: string }): Promise<Result<MlsView>>;
   changeDevice(input: { op: 'link' | 'revoke'; user: string; device: string; by: string }): Promise<Result<{ seq: number | null }>>;
@@ -21,7 +28,7 @@ export interface ConversationRpc {
    * A gateway's delivered reports: each user's devices there acked up to `seq`. `reportEveryMs`
    * asks the gateway to report this conversation at most that often (0: as acks come).
    */
-  delivered(input: { gw: string; reports: { user: string; seq: number }[] }): Promise<Result<{ reportEveryMs: number }>>;
+  delivered(input: { gw: string; reports: { user: string; seq: number }[] }): Promise<Result<{ reportEveryMs: number }> & Riding>;
   details(input: { user: string; after: string; limit: number }): Promise<
     Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
   >;

@@ -6,8 +6,9 @@ import { placementFor } from '../gateway/placement.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { callRegion } from '../internal/region-client.ts';
 import { errorFields, log } from '../log.ts';
+import { EdgeMetrics, labels } from '../metrics/edge-metrics.ts';
 import { StubCache } from '../stub-cache.ts';
-import type { ConversationRpc, MlsView } from './api.ts';
+import type { ConversationRpc, MlsView, Riding } from './api.ts';
 import { LivePush } from './live-push.ts';
 import { MemberGateways } from './member-gateways.ts';
 import { Receipts } from './receipts.ts';
@@ -29,6 +30,8 @@ const RECEIPTS_WRITE_MS = 1000;
 const QUIET_DELIVERED_REPORTS_MS = 30_000;
 /** Positions per `receipts` outbox event. */
 const RECEIPTS_PER_EVENT = 500;
+/** What this conversation counted rides on an answer to a gateway at most this often (api.ts, Riding). */
+const METRICS_RIDE_MS = 5_000;
 
 /**
  * A coalescing wait, drawn from ½× to 1½× `ms` (the same mean). With exact waits, conversations
@@ -71,6 +74,9 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
   /** The gateways its members are connected to (live path, receipts, typing), and where each member is. */
   private readonly gateways;
   private readonly where: MemberGateways;
+  /** Counted since it last rode on an answer to a gateway (Riding); lost with the instance otherwise. */
+  private readonly counts = new EdgeMetrics();
+  private rodeAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -87,6 +93,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
         log('warn', 'live push failed; the region delivers it', { conv: this.seq.conv, gw, ...errorFields(err) });
       },
       onMissed: () => this.scheduleDrain(0),
+      onAnswered: (msg, now) => this.counts.observe('switchboard_edge_live_push_age_seconds', '', Math.max(0, now - msg.ts) / 1000),
     });
   }
 
@@ -96,9 +103,17 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     return r;
   }
 
-  async send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }>> {
+  async send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding> {
     this.where.learn(input.from, input.gw);
-    return this.sequence(input);
+    return this.ride(this.sequence(input));
+  }
+
+  /** `r`, with what this conversation counted when it has not ridden for METRICS_RIDE_MS. */
+  private ride<T extends object>(r: T): T & Riding {
+    const now = Date.now();
+    if (this.counts.empty || now - this.rodeAt < METRICS_RIDE_MS) return r;
+    this.rodeAt = now;
+    return { ...r, metrics: this.counts.take() };
   }
 
   /**
@@ -137,6 +152,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     // workerd an implicit transaction of its own, several times a statement inside.
     const r = this.seq.send(input, Date.now(), () => this.writeReceipts());
     if (r.ok && !r.duplicate) {
+      this.counts.inc('switchboard_edge_messages_sequenced_total');
       // Sending is reading: everything up to one's own message is read. Written with the next
       // send or within RECEIPTS_WRITE_MS; the sender's devices and the region infer it from the
       // message itself, so it takes no outbox event.
@@ -171,7 +187,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     const local = this.seq.readWindow(after, input.limit);
     if (local) return { ok: true, ...clamp(local.msgs) };
     try {
-      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', { conv, user: input.user, after, limit: input.limit });
+      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', { conv, user: input.user, after, limit: input.limit }, undefined, this.counts);
       return { ok: true, ...clamp(page.msgs) };
     } catch (err) {
       log('warn', 'sync from region failed', { conv, ...errorFields(err) });
@@ -196,7 +212,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     if (local.complete || (oldestLocal !== undefined && oldestLocal <= range.from)) return { ok: true, msgs: floor(local.msgs), more: more(floor(local.msgs)) };
     try {
       const rest = { conv, user: input.user, before: local.msgs.at(-1)?.seq ?? before, limit: input.limit - local.msgs.length };
-      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', rest);
+      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', rest, undefined, this.counts);
       const msgs = floor([...local.msgs, ...page.msgs]);
       return { ok: true, msgs, more: more(msgs) };
     } catch (err) {
@@ -210,6 +226,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
   async changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>> {
     const r = this.seq.changeMembers(input, Date.now(), config(this.env).maxGroupMembers);
     if (r.ok && r.seq !== null) {
+      this.counts.inc('switchboard_edge_messages_sequenced_total');
       // Changing membership is reading too, and the region infers it from the event (its `from`).
       if (this.receipts.advance(input.by, { read: r.seq }, { outbox: false })) this.scheduleReceipts();
       this.scheduleDrain();
@@ -220,7 +237,10 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
   /** A member's device linked or revoked (end-to-end encryption): a forced rotation (Sequencer.changeDevice). */
   async changeDevice(input: { op: 'link' | 'revoke'; user: string; device: string; by: string }): Promise<Result<{ seq: number | null }>> {
     const r = this.seq.changeDevice(input, Date.now());
-    if (r.ok && r.seq !== null) this.scheduleDrain();
+    if (r.ok && r.seq !== null) {
+      this.counts.inc('switchboard_edge_messages_sequenced_total');
+      this.scheduleDrain();
+    }
     return r;
   }
 
@@ -254,7 +274,11 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
    * members are told; in larger ones nobody is, and gateways are asked to report only every
    * QUIET_DELIVERED_REPORTS_MS (the positions show in the conversation details).
    */
-  async delivered(input: { gw: string; reports: { user: string; seq: number }[] }): Promise<Result<{ reportEveryMs: number }>> {
+  async delivered(input: { gw: string; reports: { user: string; seq: number }[] }): Promise<Result<{ reportEveryMs: number }> & Riding> {
+    return this.ride(this.applyDelivered(input));
+  }
+
+  private applyDelivered(input: { gw: string; reports: { user: string; seq: number }[] }): Result<{ reportEveryMs: number }> {
     const conv = this.seq.conv;
     if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
     const everyone = this.seq.memberCount() <= RECEIPTS.relayMaxMembers;
@@ -451,8 +475,9 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     const cfg = config(this.env);
     for (let rows = await this.drainBatch(); rows.length > 0; rows = await this.drainBatch()) {
       try {
-        await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: rows.map((r) => r.event) });
+        await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: rows.map((r) => r.event) }, undefined, this.counts);
       } catch (err) {
+        this.counts.inc('switchboard_edge_outbox_drains_total', labels('failed'));
         this.failures++;
         const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.failures, 10)) * (0.5 + Math.random() / 2);
         log('warn', 'outbox drain failed; will retry', { conv: this.seq.conv, pending: rows.length, retryInMs: Math.round(delay), ...errorFields(err) });
@@ -460,6 +485,9 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
         return;
       }
       this.failures = 0;
+      this.counts.inc('switchboard_edge_outbox_drains_total', labels('ok'));
+      const oldest = rows.find((r) => r.event.kind === 'msg');
+      if (oldest?.event.kind === 'msg') this.counts.observe('switchboard_edge_outbox_age_seconds', '', Math.max(0, Date.now() - oldest.event.msg.ts) / 1000);
       this.acked = rows.at(-1)!.oseq;
       this.ackPending = true;
       this.ackTimer ??= setTimeout(() => this.writeAck(), ACK_WRITE_MS);

@@ -17,6 +17,8 @@ export interface LivePushOptions {
   onMissed?: () => void;
   /** Messages waiting for one gateway beyond this are left to the region (a stuck gateway must not grow memory). */
   maxQueued?: number;
+  /** A gateway answered for `msg` at `now` (metrics: the message's age then). */
+  onAnswered?: (msg: Msg, now: number) => void;
 }
 
 interface Queued {
@@ -125,7 +127,9 @@ export class LivePush {
       });
       try {
         const r = await this.opts.target(gw).deliver(gw, { msgs, to });
+        const now = Date.now();
         for (const q of batch) {
+          this.opts.onAnswered?.(q.msg, now);
           const list = this.done.get(q.msg.seq);
           if (list) list.push({ gw, upTo: r.upTo });
           else this.done.set(q.msg.seq, [{ gw, upTo: r.upTo }]);

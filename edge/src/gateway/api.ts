@@ -1,4 +1,5 @@
 import type { PositionChange, PresenceEvent } from '@switchboard/protocol';
+import type { EdgeSnapshot } from '../metrics/edge-metrics.ts';
 
 /** A message as a gateway handles it: its place, and its frame serialised once by the caller. */
 export interface WireMsg {
@@ -21,6 +22,8 @@ export interface GatewayBatch {
   msgs: WireMsg[];
   /** In the order the messages must reach each device (seq order per conversation). */
   to: Recipient[];
+  /** Who sends it, for the metrics: the region's fan-out, or (absent) a ConversationDO's live path. */
+  from?: 'region';
 }
 
 export interface DeliverResult {
@@ -53,4 +56,6 @@ export interface GatewayRpc {
   receipts(gw: string, events: ReceiptEvent[], to: { user: string; skip?: string }[]): Promise<{ sockets: number }>;
   /** Presence changes from the region, each to the watching devices it names. */
   presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }>;
+  /** What the gateway counted (with what its conversations handed it), its connections gauge set now: for a scrape. */
+  metrics(gw: string): Promise<EdgeSnapshot>;
 }

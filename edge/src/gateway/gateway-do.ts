@@ -16,6 +16,8 @@ import {
 import { config, type EdgeConfig, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
 import { errorFields, log } from '../log.ts';
+import { AnalyticsFlusher } from '../metrics/analytics.ts';
+import { EdgeMetrics, labels, type EdgeSnapshot } from '../metrics/edge-metrics.ts';
 import { StubCache } from '../stub-cache.ts';
 import type { DeliverResult, GatewayBatch, GatewayRpc, ReceiptEvent, WireMsg } from './api.ts';
 import { Batcher } from './batcher.ts';
@@ -104,6 +106,15 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private routesRefreshedAt = 0;
   /** The region's routes epoch as last answered (null: none yet in this instance's life). */
   private epoch: string | null = null;
+  /**
+   * What this gateway counted, and what its conversations handed it (on their answers): served
+   * to a scrape by `metrics`, written to Analytics Engine by the alarm in production. In memory:
+   * a hibernation starts it again from zero, as a restart does a Prometheus counter.
+   */
+  private readonly counts = new EdgeMetrics();
+  private flusher: AnalyticsFlusher | null = null;
+  /** Sockets this gateway closed (counted then): their close event is not counted again. */
+  private readonly closedHere = new WeakSet<WebSocket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -111,7 +122,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.conns = new Connections(ctx);
     this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
     this.ops = new RegionOps({
-      call: (path, body) => callRegion(this.cfg, path, body),
+      call: (path, body) => callRegion(this.cfg, path, body, undefined, this.counts),
       gatherMs: REGION_GATHER_MS,
       onEpoch: (epoch) => this.onEpoch(epoch),
       onError: (path, count, err) => log('warn', 'region call failed', { gw: this.name, path, count, ...errorFields(err) }),
@@ -121,7 +132,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       },
     });
     this.conversations = new StubCache((conv: string) => env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv)));
-    this.resumes = new Batcher(async (pages) => (await callRegion<ConversationsResponse>(this.cfg, '/internal/conversations', { pages })).pages, RESUMES_PER_CALL, REGION_GATHER_MS);
+    this.resumes = new Batcher(async (pages) => (await callRegion<ConversationsResponse>(this.cfg, '/internal/conversations', { pages }, undefined, this.counts)).pages, RESUMES_PER_CALL, REGION_GATHER_MS);
     // The SDK's bare heartbeat is answered by the runtime without waking the object; its time is
     // read back as the device's last beat (getWebSocketAutoResponseTimestamp).
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
@@ -143,11 +154,12 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.ctx.acceptWebSocket(server, [user]);
     server.serializeAttachment(att);
     const c = new Conn(server, att, false);
+    this.counts.inc('switchboard_edge_connects_total');
     const old = this.conns.add(c);
     // What the device had in flight on a socket this one replaces, or on one that closed a moment
     // ago, goes out again on this one (its resume may not list it yet: see Orphans).
     const carried = [...this.tracker.detach(c.key), ...this.orphans.take(c.key, now)];
-    if (old) closeSocket(old, 'replaced');
+    if (old) this.closeSocket(old, 'replaced');
     for (const msg of carried) this.track(c, msg, now);
     this.ops.route({ op: 'up', user, device, edge: this.cfg.edgeUrl, gw, conn: att.conn });
     this.ops.presenceOp({ op: 'connect', user, device });
@@ -169,12 +181,17 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const c = this.conns.forSocket(ws);
-    if (!c) return ws.close(CLOSE_CODES.internal.code, 'lost session state');
+    if (!c) {
+      this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES.internal.code, 'server'));
+      this.closedHere.add(ws);
+      return ws.close(CLOSE_CODES.internal.code, 'lost session state');
+    }
     this.name ??= c.att.gw;
     // Any frame, even a bad one, shows the device is alive: a heartbeat.
     c.lastBeat = Date.now();
     const decoded = decodeClientFrame(message);
-    if (!decoded.ok) return sendError(ws, decoded.rid, decoded.error);
+    this.counts.inc('switchboard_edge_frames_in_total', decoded.ok ? decoded.frame.t : 'invalid');
+    if (!decoded.ok) return this.sendError(ws, decoded.rid, decoded.error);
     const frame = decoded.frame;
     switch (frame.t) {
       case 'ack':
@@ -184,7 +201,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         return;
       case 'send': {
         let q = this.sendQueues.get(c.key);
-        if (q && q.size >= MAX_QUEUED_SENDS) return sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
+        if (q && q.size >= MAX_QUEUED_SENDS) return this.sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
         if (!q) this.sendQueues.set(c.key, (q = { tail: Promise.resolve(), size: 0 }));
         q.size++;
         // A device's messages are sequenced in the order it sent them, across its sockets; `run`
@@ -200,7 +217,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         return;
       }
       default: {
-        if (c.requests >= MAX_REQUESTS) return sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_REQUESTS} requests may be in progress per device; retry shortly`));
+        if (c.requests >= MAX_REQUESTS) return this.sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_REQUESTS} requests may be in progress per device; retry shortly`));
         c.requests++;
         try {
           await this.run(c, frame);
@@ -212,6 +229,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    if (!this.closedHere.has(ws)) this.counts.inc('switchboard_edge_closes_total', labels(code, 'client'));
     // Complete the closing handshake; the client otherwise waits out its close timeout.
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
@@ -255,6 +273,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       }
       if (!others) (t.skip !== undefined && devices.has(t.skip) ? skipOnly : missed).add(t.user);
     }
+    if (sockets > 0) this.counts.inc('switchboard_edge_deliveries_total', batch.from ?? 'live', sockets);
     return { upTo: this.upTo(now), missed: [...missed], skipOnly: [...skipOnly], sockets };
   }
 
@@ -286,6 +305,12 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     return { sockets };
   }
 
+  async metrics(gw: string): Promise<EdgeSnapshot> {
+    this.name ??= gw;
+    this.counts.set('switchboard_edge_connections', labels(gw), this.conns.size);
+    return this.counts.snapshot();
+  }
+
   async presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }> {
     this.name ??= gw;
     let sockets = 0;
@@ -308,11 +333,11 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     try {
       await this.handle(c, frame);
     } catch (err) {
-      if (err instanceof ProtocolError) return sendError(c.ws, frame.rid, err);
+      if (err instanceof ProtocolError) return this.sendError(c.ws, frame.rid, err);
       // A failed call may have broken the stub: the next frame gets a new one.
       if ('conv' in frame) this.conversations.drop(frame.conv);
       log('error', 'frame handler failed', { gw: this.name, user: c.att.user, device: c.att.device, t: frame.t, ...errorFields(err) });
-      sendError(c.ws, frame.rid, new ProtocolError('internal'));
+      this.sendError(c.ws, frame.rid, new ProtocolError('internal'));
     }
   }
 
@@ -321,6 +346,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     switch (frame.t) {
       case 'send': {
         const r = await this.conversations.get(frame.conv).send({ from: user, dev: device, gw, cmid: frame.cmid, body: frame.body });
+        if (r.metrics) this.counts.merge(r.metrics);
         if (!r.ok) throw new ProtocolError(r.code, r.message);
         send(c.ws, { t: 'sent', rid: frame.rid, conv: frame.conv, cmid: frame.cmid, seq: r.seq, ts: r.ts });
         return;
@@ -351,7 +377,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         const lists = frame.t === 'watch' ? { watch: frame.users } : { unwatch: frame.users };
         let r: WatchResponse;
         try {
-          r = await callRegion<WatchResponse>(this.cfg, '/internal/watch', { user, device, edge: this.cfg.edgeUrl, gw, ...lists });
+          r = await callRegion<WatchResponse>(this.cfg, '/internal/watch', { user, device, edge: this.cfg.edgeUrl, gw, ...lists }, undefined, this.counts);
         } catch (err) {
           log('warn', 'watch: region unavailable', { user, ...errorFields(err) });
           throw new ProtocolError('unavailable', 'presence is unavailable; retry later');
@@ -433,7 +459,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     for (const r of resend) {
       const c = this.conns.of(r.user)?.get(r.device);
       if (c && !c.ready) continue; // written after its hello
-      if (!c || !write(c.ws, r.msg.text)) this.tracker.detach(r.key);
+      if (c && write(c.ws, r.msg.text)) this.counts.inc('switchboard_edge_retransmits_total');
+      else this.tracker.detach(r.key);
     }
     this.scheduleRetransmit(this.tracker.nextDue());
   }
@@ -442,7 +469,20 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     log('warn', `device ${why}; closing it so it resumes`, { gw: this.name, user: c.att.user, device: c.att.device, inflight: this.tracker.inflightCount(c.key) });
     c.closing = true;
     this.tracker.detach(c.key);
+    this.closeSocket(c, why);
+  }
+
+  /** Closes a socket with the code for `why`, counted as closed by the server. */
+  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled'): void {
+    this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES[why].code, 'server'));
+    this.closedHere.add(c.ws);
     closeSocket(c, why);
+  }
+
+  /** Answers a frame with a typed error, counted by code. */
+  private sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): void {
+    this.counts.inc('switchboard_edge_errors_total', labels(err.code, 'frame'));
+    sendError(ws, rid, err);
   }
 
   /** A socket closed: unless a newer one of its device replaced it, the device is gone from here. */
@@ -492,6 +532,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         .get(conv)
         .delivered({ gw, reports })
         .then((r) => {
+          if (r.metrics) this.counts.merge(r.metrics);
           if (r.ok) this.reports.answered(conv, r.reportEveryMs);
           else log('warn', 'delivered report refused', { gw, conv, code: r.code });
         })
@@ -527,8 +568,16 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       this.ops.presenceOp({ op: 'beat', user: c.att.user, device: c.att.device, age: Math.max(0, now - Math.max(c.lastBeat, auto)) });
     }
     this.orphans.sweep(now);
+    this.flushMetrics(conns.length);
     await this.ops.flush();
     await this.armAlarm(Date.now());
+  }
+
+  /** Production: what was counted since the last alarm, to Analytics Engine (binding METRICS). */
+  private flushMetrics(sockets: number): void {
+    if (!this.env.METRICS || !this.name) return;
+    this.counts.set('switchboard_edge_connections', labels(this.name), sockets);
+    (this.flusher ??= new AnalyticsFlusher(this.env.METRICS, this.name)).flush(this.counts);
   }
 
   private async armAlarm(now: number): Promise<void> {

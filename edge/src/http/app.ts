@@ -6,6 +6,8 @@ import { gatewayName, placementFor, type RequestPlace } from '../gateway/placeme
 import { gatewayStub } from '../gateway/stub.ts';
 import { internalRoutes } from '../internal/internal-routes.ts';
 import { errorFields, log } from '../log.ts';
+import { labels } from '../metrics/edge-metrics.ts';
+import { flushWorkerMetrics, workerFlushDue, workerMetrics } from '../metrics/worker-metrics.ts';
 import { mintToken, tokenFrom, verifyToken } from './auth.ts';
 import { listConversations } from './conversation-list.ts';
 import { conversationsApi } from './conversations-api.ts';
@@ -18,7 +20,23 @@ type App = { Bindings: Env };
 
 export const app = new Hono<App>();
 
+/** An HTTP error answered, counted by code (switchboard_edge_errors_total). */
+const counted = (code: string) => workerMetrics.inc('switchboard_edge_errors_total', labels(code, 'http'));
+
+// Production: this isolate's counts go to Analytics Engine at most once a minute, after the answer.
+app.use('*', async (c, next) => {
+  await next();
+  if (c.env.METRICS && workerFlushDue()) {
+    try {
+      c.executionCtx.waitUntil(Promise.resolve().then(() => flushWorkerMetrics(c.env.METRICS)));
+    } catch {
+      flushWorkerMetrics(c.env.METRICS); // no execution context (tests)
+    }
+  }
+});
+
 app.onError((err, c) => {
+  counted(err instanceof ProtocolError ? err.code : 'internal');
   if (err instanceof ProtocolError) return c.json(errorBody(err), err.status as 400);
   // Never a stack trace to a client: log it, answer a typed internal error.
   log('error', err instanceof ConfigError ? 'edge misconfigured' : 'request failed', { path: c.req.path, ...errorFields(err) });
@@ -33,6 +51,7 @@ app.onError((err, c) => {
 app.notFound((c) => {
   const api = /^\/(v1|internal)\/|^\/healthz$/.test(c.req.path);
   if (!api && c.env.ASSETS && (c.req.method === 'GET' || c.req.method === 'HEAD')) return c.env.ASSETS.fetch(c.req.raw);
+  counted('not_found');
   return c.json(errorBody(new ProtocolError('not_found', `no route for ${c.req.method} ${c.req.path}`)), 404);
 });
 
@@ -82,6 +101,7 @@ app.get('/v1/connect', async (c) => {
   const cfg = config(c.env);
   const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, true));
   if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
+    counted('invalid_frame');
     return c.json(errorBody(new ProtocolError('invalid_frame', 'expected a WebSocket upgrade')), 426);
   }
   const placement = placementFor(cfg.gatewayPlacement, c.req.raw.cf as RequestPlace | undefined);

@@ -4,6 +4,7 @@ import { tokenFrom, verifyToken } from './auth.ts';
 import { config, type Env } from '../config.ts';
 import { errorFields, log } from '../log.ts';
 import { callRegion } from '../internal/region-client.ts';
+import { workerMetrics } from '../metrics/worker-metrics.ts';
 
 /** Conversations per page of `GET /v1/conversations`: default and cap. */
 const DEFAULT_LIMIT = 50;
@@ -25,7 +26,7 @@ export async function listConversations(c: Context<{ Bindings: Env }>): Promise<
   const limit = limitText === undefined ? DEFAULT_LIMIT : Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new ProtocolError('invalid_frame', `limit: expected an integer in 1..${MAX_LIMIT}`);
   try {
-    const page = await callRegion<InboxResponse>(cfg, '/internal/inbox', { user: me.user, after, limit });
+    const page = await callRegion<InboxResponse>(cfg, '/internal/inbox', { user: me.user, after, limit }, undefined, workerMetrics);
     return c.json(page);
   } catch (err) {
     if (err instanceof ProtocolError) throw err;

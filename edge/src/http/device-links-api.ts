@@ -13,6 +13,7 @@ import {
 } from '@switchboard/protocol';
 import { config, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
+import { workerMetrics } from '../metrics/worker-metrics.ts';
 import { errorFields, log } from '../log.ts';
 import { caller, region, route } from './keys-api.ts';
 import { ownDevice } from './own-device.ts';
@@ -43,7 +44,7 @@ async function tellConversations(env: Env, op: 'link' | 'revoke', user: string, 
   for (;;) {
     let page;
     try {
-      page = (await callRegion<ConversationsResponse>(cfg, '/internal/conversations', { pages: [{ user, device: by, after, limit: PAGE }] })).pages[0]!;
+      page = (await callRegion<ConversationsResponse>(cfg, '/internal/conversations', { pages: [{ user, device: by, after, limit: PAGE }] }, undefined, workerMetrics)).pages[0]!;
     } catch (err) {
       log('warn', 'device change: conversation list from region failed', { user, device, op, ...errorFields(err) });
       throw new ProtocolError('unavailable', 'the conversation list is unavailable; retry (the change is applied once per conversation)');

@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { ProtocolError, PushRegistrationBody, type PushRecordedResponse } from '@switchboard/protocol';
 import { config, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
+import { workerMetrics } from '../metrics/worker-metrics.ts';
 import { errorFields, log } from '../log.ts';
 import { tokenFrom, verifyToken } from './auth.ts';
 import { ownDevice } from './own-device.ts';
@@ -16,7 +17,7 @@ export const devicesApi = new Hono<{ Bindings: Env }>();
 /** The region's answer, or `unavailable` (never a stack trace). */
 async function region<T>(env: Env, path: string, body: unknown): Promise<T> {
   try {
-    return await callRegion<T>(config(env), path, body);
+    return await callRegion<T>(config(env), path, body, undefined, workerMetrics);
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
     log('warn', 'push registration: region unavailable', { path, ...errorFields(err) });

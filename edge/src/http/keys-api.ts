@@ -13,6 +13,7 @@ import {
 } from '@switchboard/protocol';
 import { config, type Env } from '../config.ts';
 import { RegionError, callRegion } from '../internal/region-client.ts';
+import { workerMetrics } from '../metrics/worker-metrics.ts';
 import { errorFields, log } from '../log.ts';
 import { tokenFrom, verifyToken, type Principal } from './auth.ts';
 import { ownDevice } from './own-device.ts';
@@ -48,7 +49,7 @@ export async function caller(c: Ctx): Promise<Principal> {
 /** The region's answer; its typed refusals of the request relayed, anything else `unavailable` (never a stack trace). */
 export async function region<T>(env: Env, path: string, body: unknown): Promise<T> {
   try {
-    return await callRegion<T>(config(env), path, body);
+    return await callRegion<T>(config(env), path, body, undefined, workerMetrics);
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
     const r = err instanceof RegionError ? err.refusal : undefined;

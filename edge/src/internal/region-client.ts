@@ -1,4 +1,5 @@
 import { signRequest } from '@switchboard/protocol';
+import { labels, type EdgeMetrics } from '../metrics/edge-metrics.ts';
 
 /** Where the region is and the secret its internal API checks (EdgeConfig has both). */
 export interface RegionTarget {
@@ -43,15 +44,21 @@ function refusalOf(text: string, headers: Headers): RegionRefusal | undefined {
  * with `AbortSignal.timeout` every call's signal and timer outlived it by the whole timeout, and
  * a heap snapshot of the edge under bench:latency at 500 msg/s held 490 of them.
  */
-export async function callRegion<T>(cfg: RegionTarget, path: string, body: unknown, timeoutMs = 10_000): Promise<T> {
+export async function callRegion<T>(cfg: RegionTarget, path: string, body: unknown, timeoutMs = 10_000, metrics?: EdgeMetrics): Promise<T> {
+  const t0 = Date.now();
+  let result = 'error';
   const text = JSON.stringify(body);
   const headers = await signRequest(cfg.internalSecret, 'POST', path, text);
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
   try {
-    return await post<T>(cfg.regionUrl + path, path, text, headers, abort.signal);
+    const answer = await post<T>(cfg.regionUrl + path, path, text, headers, abort.signal);
+    result = 'ok';
+    return answer;
   } finally {
     clearTimeout(timer);
+    // Workers' clocks advance across I/O, so this is the call's wall time.
+    metrics?.observe('switchboard_edge_region_call_duration_seconds', labels(path, result), (Date.now() - t0) / 1000);
   }
 }
 
