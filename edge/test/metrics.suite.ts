@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { signRequest } from '@switchboard/protocol';
+import { freePort } from '../../scripts/lib/ports.ts';
+import { ROOT } from '../../scripts/lib/processes.ts';
 import { hasSample, metricFamilies, sampleSum } from '../../scripts/lib/prom-text.ts';
 import { EDGE_METRICS } from '../src/metrics/catalog.ts';
 import { startSystem, type Engines, type System } from './system.ts';
@@ -68,6 +71,26 @@ export function metricsSuite(engines: Engines): void {
       assert.equal((await fetch(`${sys.edgeUrl}/internal/metrics`, { headers: wrong })).status, 401, 'signed with another key');
       const families = metricFamilies(await edge());
       for (const [name, def] of Object.entries(EDGE_METRICS)) assert.equal(families.get(name), def.type, name);
+    });
+
+    it('npm run metrics:edge-proxy lets a Prometheus that cannot sign scrape the edge', async () => {
+      const port = await freePort();
+      const proxy = spawn(process.execPath, ['--import', 'tsx', 'scripts/edge-metrics-proxy.ts', '--edge', sys.edgeUrl, '--port', String(port)], {
+        cwd: ROOT,
+        env: { ...process.env, INTERNAL_SECRET: sys.internalSecret },
+        stdio: 'ignore',
+      });
+      try {
+        let text = '';
+        for (let i = 0; i < 100 && !text; i++) {
+          text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => (r.ok ? r.text() : ''), () => '');
+          if (!text) await sleep(100);
+        }
+        assert.equal(metricFamilies(text).get('switchboard_edge_connections'), 'gauge');
+        assert.equal((await fetch(`http://127.0.0.1:${port}/internal/metrics`)).status, 404, 'nothing else');
+      } finally {
+        proxy.kill();
+      }
     });
 
     it('counters grow and histograms gain samples as devices connect, send, receive, misbehave and leave', async () => {
