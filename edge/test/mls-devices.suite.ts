@@ -192,7 +192,8 @@ export function mlsDevicesSuite(engines: 'embedded' | 'real'): void {
       await client.connect();
       client.follow(conv);
       const last = Math.max(...peers.flatMap((p) => p.got.filter((m) => m.conv === conv).map((m) => m.seq)));
-      await waitFor('the raw log', () => got.some((m) => m.conv === conv && m.seq >= last));
+      // Every seq up to the last (the history pages and live pushes may arrive in any order).
+      await waitFor('the raw log', () => new Set(got.filter((m) => m.conv === conv && m.seq <= last).map((m) => m.seq)).size >= last);
       client.close();
       return got.filter((m) => m.conv === conv);
     }

@@ -65,6 +65,8 @@ export interface PendingChanges {
   links: { user: string; device: string }[];
   /** Members' devices revoked since the last commit: each one's leaf must go. */
   revokes: { user: string; device: string }[];
+  /** Every device revoked in this conversation (for good): none may be added or rejoin. */
+  revoked: { user: string; device: string }[];
   /** Current members. */
   isMember: (user: string) => boolean;
   /** Who sends the commit: they may also remove their own devices (a revoked one). */
@@ -105,9 +107,10 @@ export function judgeCommit(commit: string, extras: CommitExtras, p: PendingChan
   if (!summary) return conflict('not a commit the server can read (send commits as PublicMessages)');
   if (summary.byReference > 0) return conflict('proposals must be carried in the commit, not named by reference');
   if (p.external) {
-    // A device (re)joining by itself: only as the device it is, only the user's own old leaves go,
-    // and not while a change waits for a member's commit (that commit comes first).
+    // A device (re)joining by itself: only as the device it is, never a revoked one, only the
+    // user's own old leaves go, and not while a change waits for a member's commit (that commit comes first).
     if (summary.pathLeaf?.user !== p.committer || summary.pathLeaf.device !== p.committerDevice) return conflict('an external commit joins the device that sends it, as its credential must name it');
+    if (p.revoked.some((r) => r.user === p.committer && r.device === p.committerDevice)) return { ok: false, code: 'forbidden', message: `device ${p.committerDevice} was revoked` };
     if (p.adds.length || p.removes.length || p.links.length || p.revokes.length) return { ok: false, code: 'rekey_required', message: 'a membership change waits for a member’s commit: rejoin after it' };
   }
   const members = (p.groupInfo ? groupInfoMembers(fromBase64Url(p.groupInfo) ?? new Uint8Array()) : null)?.members ?? [];
@@ -127,7 +130,7 @@ export function judgeCommit(commit: string, extras: CommitExtras, p: PendingChan
     if (user !== undefined && user !== p.committer && !p.removes.includes(user) && !revoked) return conflict(`leaf ${leaf} (${user}) may not be removed by this commit`);
   }
   for (const l of p.links) if (!summary.added.some((a) => a.user === l.user && a.device === l.device)) return conflict(`device ${l.device} of ${l.user} was linked: the commit must add it`);
-  for (const a of summary.added) if (p.revokes.some((r) => r.user === a.user && r.device === a.device)) return conflict(`device ${a.device} of ${a.user} was revoked: it may not be added`);
+  for (const a of summary.added) if (p.revoked.some((r) => r.user === a.user && r.device === a.device)) return conflict(`device ${a.device} of ${a.user} was revoked: it may not be added`);
   for (const user of p.adds) if (!summary.added.some((a) => a.user === user)) return conflict(`${user} was added: the commit must add their devices`);
   for (const a of summary.added) if (!p.isMember(a.user)) return conflict(`${a.user} is not a member: their device may not be added`);
   return { ok: true, welcomed: [...new Set(summary.added.map((a) => a.user))] };

@@ -159,6 +159,7 @@ export class Sequencer {
           removes: this.pendingRemoves(),
           links: this.pendingLinks(),
           revokes: this.pendingRevokes(),
+          revoked: this.revokedDevices(),
           isMember: (u) => this.isMember(u),
           committer: input.from,
           committerDevice: input.dev,
@@ -473,28 +474,39 @@ export class Sequencer {
     const inGroup = this.groupMembers().some(same);
     const links = this.pendingLinks();
     const revokes = this.pendingRevokes();
-    if (input.op === 'link' ? inGroup || links.some(same) : !inGroup && !links.some(same)) return { ok: true, seq: null };
-    if (input.op === 'revoke' && !inGroup) {
-      // Linked but never added: it is simply not added.
-      this.tx(() => this.setMeta('pending_links', JSON.stringify(links.filter((d) => !same(d)))));
-      return { ok: true, seq: null };
-    }
-    if (input.op === 'revoke' && revokes.some(same)) return { ok: true, seq: null };
+    const revoked = this.revokedDevices();
+    if (revoked.some(same)) return { ok: true, seq: null }; // revoked for good: nothing more to do, never linked again
+    if (input.op === 'link' && (inGroup || links.some(same))) return { ok: true, seq: null };
+    // A revoked device that is in the group forces a rotation that removes it; one that is not
+    // (its link never committed) is only no longer added. Either way the event tells every device,
+    // the revoked one too, and the conversation refuses it from then on (no add, no external join).
+    const rotates = input.op === 'link' || inGroup;
     const seq = this.lastSeq + 1;
     const commit = { user: input.user, device: input.by };
-    const sys: SysEvent = { op: input.op, by: input.user, users: [input.user], device: input.device, commit };
+    const sys: SysEvent = { op: input.op, by: input.user, users: [input.user], device: input.device, ...(rotates ? { commit } : {}) };
     const msg: Msg = { t: 'msg', conv, seq, cmid: `sys-${seq}`, from: input.user, dev: input.by, ts: now, body: '', sys };
     this.tx(() => {
       this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body, sys) VALUES (?, ?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, '', JSON.stringify(sys));
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
       this.setMeta('last_seq', String(seq));
-      this.setMeta('rekey', '1');
-      this.setMeta('committer', JSON.stringify(commit));
       const ref = { user: input.user, device: input.device };
       if (input.op === 'link') this.setMeta('pending_links', JSON.stringify([...links, ref]));
-      else this.setMeta('pending_revokes', JSON.stringify([...revokes, ref]));
+      else {
+        this.setMeta('revoked_devices', JSON.stringify([...revoked, ref]));
+        this.setMeta('pending_links', JSON.stringify(links.filter((d) => !same(d))));
+        if (inGroup) this.setMeta('pending_revokes', JSON.stringify([...revokes, ref]));
+      }
+      if (rotates) {
+        this.setMeta('rekey', '1');
+        this.setMeta('committer', JSON.stringify(commit));
+      }
     });
     return { ok: true, seq };
+  }
+
+  /** Members' devices revoked while in this conversation (for good: never added or rejoined again). */
+  revokedDevices(): DeviceRef[] {
+    return JSON.parse(this.meta('revoked_devices') || '[]') as DeviceRef[];
   }
 
   /** The devices in the MLS group as the last commit's GroupInfo lists them (none before the first commit). */

@@ -162,6 +162,29 @@ describe('the conversation as MLS Delivery Service', () => {
     assert.deepEqual([s.pendingRemoves(), s.pendingAdds(), s.rekeyPending], [[], [], false]);
   });
 
+  it('a device rejoins by external commit as itself only; a revoked one (even one that never joined) never again', async () => {
+    const { s, alice, add } = await started();
+    assert.ok(sendCommit(s, 'alice', add).ok);
+    alice.applyCommit(add);
+    const groupInfo = add.groupInfo;
+    const external = (from: string, dev: string, c: { commit: Uint8Array; groupInfo: Uint8Array }) =>
+      s.send({ from, dev, cmid: `x${++n}`, body: b64.encode(c.commit), mls: { groupInfo: b64.encode(c.groupInfo) } }, 1000);
+    // bob's b2 (its link never committed) is revoked: an event without a rotation, and no way back in.
+    const r = s.changeDevice({ op: 'revoke', user: 'bob', device: 'b2', by: 'b1' }, 2000);
+    assert.ok(r.ok && r.seq !== null);
+    assert.equal(s.rekeyPending, false, 'nothing to rotate: it never joined');
+    const b2 = await MlsGroup.joinExternal(groupInfo, await device('bob', 'b2'), trust());
+    const refused = external('bob', 'b2', b2);
+    assert.ok(!refused.ok && refused.code === 'forbidden', JSON.stringify(refused));
+    // Another device of bob may join by itself, as itself only.
+    const b3 = await MlsGroup.joinExternal(groupInfo, await device('bob', 'b3'), trust());
+    const posing = external('bob', 'b9', b3);
+    assert.ok(!posing.ok && posing.code === 'conflict', 'the joining leaf must be the sending device');
+    const joined = external('bob', 'b3', b3);
+    assert.ok(joined.ok, JSON.stringify(joined));
+    assert.equal(s.mlsEpoch, 2n);
+  });
+
   it('refuses what is not an MLS conversation message, and leaves plain conversations as they were', async () => {
     const { s, add } = await started();
     assert.equal(code(send(s, 'alice', 'hello in the clear')), 'invalid_frame');

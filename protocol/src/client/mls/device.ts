@@ -525,7 +525,9 @@ export class E2eDevice {
           return msg;
         }
         const ownLink = sys.op === 'link' && self && sys.device === this.device;
-        if (sys.op !== 'role' && !ownLink && msg.seq > this.applied(msg.conv) && (await this.group(msg.conv))) this.scheduleRotation(msg.conv, sys.commit);
+        // A revocation of a device that never joined rotates nothing (the event has no committer).
+        const rotates = sys.op !== 'role' && !ownLink && !(sys.op === 'revoke' && !sys.commit);
+        if (rotates && msg.seq > this.applied(msg.conv) && (await this.group(msg.conv))) this.scheduleRotation(msg.conv, sys.commit);
         return msg;
       }
       const bytes = fromBase64Url(msg.body);
