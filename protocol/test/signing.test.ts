@@ -33,4 +33,17 @@ describe('internal request signing', () => {
     assert.equal(c.seen('n1', 500), true);
     assert.equal(c.seen('n1', 2000), false);
   });
+
+  it('NonceCache forgets nonces oldest first as they expire, at any rate', () => {
+    const c = new NonceCache(1000);
+    // 50,000 calls within one window (about 50,000/s): every one new, every replay refused.
+    for (let i = 0; i < 50_000; i++) assert.equal(c.seen(`a${i}`, i / 50), false);
+    assert.equal(c.size, 50_000);
+    assert.equal(c.seen('a123', 999), true);
+    // Half a window later the first half has gone, in order; the rest is still refused.
+    assert.equal(c.seen('b', 1500), false);
+    assert.equal(c.size, 25_000 + 1);
+    assert.equal(c.seen('a10', 1500), false, 'expired: a new call');
+    assert.equal(c.seen('a40000', 1500), true);
+  });
 });
