@@ -97,3 +97,23 @@ export function fromBase64Url(text: string): Uint8Array | null {
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
 }
+
+/**
+ * `GET /v1/conversations/:id/mls`: what a member's device needs to commit what waits (and
+ * whether it is the device asked to), to join from a Welcome, or to rejoin by external commit.
+ */
+export interface MlsView {
+  epoch: string;
+  rekeyPending: boolean;
+  pendingAdds: string[];
+  pendingRemoves: string[];
+  pendingLinks: { user: string; device: string }[];
+  pendingRevokes: { user: string; device: string }[];
+  /** The device asked to commit what waits (null: any member's). */
+  committer: { user: string; device: string } | null;
+  /** Base64url GroupInfo of the last commit (null before the first, and for former members). */
+  groupInfo: string | null;
+  /** Welcomes naming the user since their join, base64url MLSMessages. */
+  welcomes: { seq: number; welcome: string }[];
+}
+

@@ -1,4 +1,6 @@
-import type { DeviceRef, HistoryVisibility, Msg, Positions } from '@switchboard/protocol';
+import type { HistoryVisibility, MlsView, Msg, Positions } from '@switchboard/protocol';
+
+export type { MlsView };
 import type { EdgeSnapshot } from '../metrics/edge-metrics.ts';
 import type { MemberRow, MembershipChange, Result } from './sequencer.ts';
 
@@ -33,18 +35,4 @@ export interface ConversationRpc {
     Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
   >;
   typing(input: { user: string; gw: string }): Promise<Result<{ relayed: number }>>;
-}
-
-/** `GET /v1/conversations/:id/mls`: what a member's device needs to join, rejoin or commit what waits. */
-export interface MlsView {
-  epoch: string;
-  rekeyPending: boolean;
-  pendingAdds: string[];
-  pendingRemoves: string[];
-  pendingLinks: DeviceRef[];
-  pendingRevokes: DeviceRef[];
-  /** The device asked to commit what waits (null: any member's). */
-  committer: DeviceRef | null;
-  groupInfo: string | null;
-  welcomes: { seq: number; welcome: string }[];
 }

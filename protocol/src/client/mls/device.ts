@@ -1,6 +1,6 @@
 import type { Msg } from '../../frames.ts';
 import { HttpError, call } from '../http.ts';
-import { fromBase64Url, readMlsHeader } from '../../mls-wire.ts';
+import { fromBase64Url, readMlsHeader, type MlsView } from '../../mls-wire.ts';
 import { b64 } from './b64.ts';
 import { MlsError, MlsGroup, type PendingCommit } from './group.ts';
 import { certifyDevice, newIdentityKey, newSignatureKey, TrustOnFirstUse, type IdentityKeyPair, type SignatureKeyPair } from './identity.ts';
@@ -25,18 +25,6 @@ export function e2eHttp(baseUrl: string, token: () => string | Promise<string>):
 interface DeviceRef {
   user: string;
   device: string;
-}
-
-interface MlsView {
-  epoch: string;
-  rekeyPending: boolean;
-  pendingAdds: string[];
-  pendingRemoves: string[];
-  pendingLinks: DeviceRef[];
-  pendingRevokes: DeviceRef[];
-  committer: DeviceRef | null;
-  groupInfo: string | null;
-  welcomes: { seq: number; welcome: string }[];
 }
 
 /** How long a member waits for the device the server named to commit a rotation before committing itself (plus up to half again, at random). */
