@@ -1,51 +1,7 @@
+import { committed, openDatabase, request, type IdbDatabase, type IdbFactory, type IdbTransaction } from './idb.ts';
 import type { ClientStore, PendingSend, StoredState } from './store.ts';
 
-// The part of the IndexedDB API used here, declared locally so this file type-checks without
-// the DOM library (the edge compiles protocol/src against Workers types) and accepts any
-// conforming factory (the browser's, or fake-indexeddb in tests).
-type Handler = ((ev: never) => unknown) | null;
-interface IdbRequest<T> {
-  readonly result: T;
-  readonly error: Error | null;
-  onsuccess: Handler;
-  onerror: Handler;
-}
-interface IdbOpenRequest extends IdbRequest<IdbDatabase> {
-  onupgradeneeded: Handler;
-  onblocked: Handler;
-}
-interface IdbCursor {
-  readonly value: unknown;
-}
-interface IdbIndex {
-  getAll(): IdbRequest<unknown[]>;
-  openCursor(query: null, direction: 'prev'): IdbRequest<IdbCursor | null>;
-}
-interface IdbObjectStore {
-  get(key: string): IdbRequest<unknown>;
-  getAll(): IdbRequest<unknown[]>;
-  add(value: unknown): IdbRequest<unknown>;
-  put(value: unknown): IdbRequest<unknown>;
-  delete(key: string): IdbRequest<unknown>;
-  index(name: string): IdbIndex;
-  createIndex(name: string, keyPath: string, options?: { unique?: boolean }): unknown;
-}
-interface IdbTransaction {
-  readonly error: Error | null;
-  objectStore(name: string): IdbObjectStore;
-  oncomplete: Handler;
-  onerror: Handler;
-  onabort: Handler;
-}
-interface IdbDatabase {
-  createObjectStore(name: string, options?: { keyPath?: string }): IdbObjectStore;
-  transaction(stores: string[], mode: 'readonly' | 'readwrite', options?: { durability?: 'default' | 'strict' | 'relaxed' }): IdbTransaction;
-  close(): void;
-  onversionchange: Handler;
-}
-export interface IdbFactory {
-  open(name: string, version?: number): IdbOpenRequest;
-}
+export type { IdbFactory };
 
 /** An outbox row: the send plus its place in insertion order. */
 interface OutboxRow extends PendingSend {
@@ -53,22 +9,6 @@ interface OutboxRow extends PendingSend {
 }
 
 const VERSION = 1;
-
-function request<T>(req: IdbRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-}
-
-/** Resolves when the transaction has committed (and, with durability 'strict', is on disk). */
-function committed(tx: IdbTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'));
-  });
-}
 
 /**
  * The browser store: object stores `outbox` (by cmid, with an `order` index for insertion order)
@@ -83,20 +23,13 @@ export class IndexedDBStore implements ClientStore {
 
   /** Opens (creating or upgrading) the database `name`; `factory` defaults to the global `indexedDB`. */
   static async open(name = 'switchboard', factory?: IdbFactory): Promise<IndexedDBStore> {
-    const idb = factory ?? (globalThis as { indexedDB?: IdbFactory }).indexedDB;
-    if (!idb) throw new Error('IndexedDB is not available here (in Node use FileStore from @switchboard/protocol/client/node)');
-    const req = idb.open(name, VERSION);
-    req.onupgradeneeded = () => {
-      const db = req.result;
+    const upgrade = (db: IdbDatabase) => {
       const outbox = db.createObjectStore('outbox', { keyPath: 'cmid' });
       outbox.createIndex('order', 'order', { unique: true });
       db.createObjectStore('cursors', { keyPath: 'conv' });
     };
-    req.onblocked = () => {};
-    const db = await request(req);
-    // Another tab wants a newer schema: step aside rather than block it (later calls then fail).
-    db.onversionchange = () => db.close();
-    return new IndexedDBStore(db);
+    const missing = 'IndexedDB is not available here (in Node use FileStore from @switchboard/protocol/client/node)';
+    return new IndexedDBStore(await openDatabase(name, VERSION, upgrade, missing, factory));
   }
 
   async load(): Promise<StoredState> {

@@ -1,45 +1,7 @@
+import { committed, openDatabase, type IdbDatabase, type IdbFactory, type IdbTransaction } from '../idb.ts';
 import type { MlsStore } from './store.ts';
 
-// The part of the IndexedDB API used here, declared locally (as ../store-indexeddb.ts does) so
-// this file type-checks without the DOM library and accepts any conforming factory: the
-// browser's, or fake-indexeddb in tests.
-type Handler = ((ev: never) => unknown) | null;
-interface IdbRequest<T> {
-  readonly result: T;
-  readonly error: Error | null;
-  onsuccess: Handler;
-  onerror: Handler;
-}
-interface IdbOpenRequest extends IdbRequest<IdbDatabase> {
-  onupgradeneeded: Handler;
-  onblocked: Handler;
-}
-interface IdbKeyCursor {
-  readonly key: unknown;
-  continue(key?: string): void;
-}
-interface IdbObjectStore {
-  get(key: string): IdbRequest<unknown>;
-  put(value: unknown, key: string): IdbRequest<unknown>;
-  delete(key: string): IdbRequest<unknown>;
-  openKeyCursor(): IdbRequest<IdbKeyCursor | null>;
-}
-interface IdbTransaction {
-  readonly error: Error | null;
-  objectStore(name: string): IdbObjectStore;
-  oncomplete: Handler;
-  onerror: Handler;
-  onabort: Handler;
-}
-interface IdbDatabase {
-  createObjectStore(name: string): IdbObjectStore;
-  transaction(stores: string[], mode: 'readonly' | 'readwrite', options?: { durability?: 'default' | 'strict' | 'relaxed' }): IdbTransaction;
-  close(): void;
-  onversionchange: Handler;
-}
-export interface MlsIdbFactory {
-  open(name: string, version?: number): IdbOpenRequest;
-}
+export type MlsIdbFactory = IdbFactory;
 
 const VERSION = 1;
 const KV = 'kv';
@@ -47,15 +9,6 @@ const KV = 'kv';
 /** The database of one device of one user: its keys and group states are nobody else's. */
 export function mlsDatabaseName(user: string, device: string): string {
   return `switchboard-mls:${user}:${device}`;
-}
-
-/** Resolves when the transaction has committed (with durability 'strict', on disk). */
-function committed(tx: IdbTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'));
-  });
 }
 
 /**
@@ -70,18 +23,8 @@ export class IndexedDBMlsStore implements MlsStore {
 
   /** Opens (creating) the database `name` (see mlsDatabaseName); `factory` defaults to the global `indexedDB`. */
   static async open(name: string, factory?: MlsIdbFactory): Promise<IndexedDBMlsStore> {
-    const idb = factory ?? (globalThis as { indexedDB?: MlsIdbFactory }).indexedDB;
-    if (!idb) throw new Error('IndexedDB is not available here (in Node use FileMlsStore from @switchboard/protocol/client/node)');
-    const req = idb.open(name, VERSION);
-    req.onupgradeneeded = () => void req.result.createObjectStore(KV);
-    req.onblocked = () => {};
-    const db = await new Promise<IdbDatabase>((resolve, reject) => {
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
-    });
-    // Another tab wants a newer schema: step aside rather than block it (later calls then fail).
-    db.onversionchange = () => db.close();
-    return new IndexedDBMlsStore(db);
+    const missing = 'IndexedDB is not available here (in Node use FileMlsStore from @switchboard/protocol/client/node)';
+    return new IndexedDBMlsStore(await openDatabase(name, VERSION, (db) => void db.createObjectStore(KV), missing, factory));
   }
 
   async get(key: string): Promise<Uint8Array | null> {
