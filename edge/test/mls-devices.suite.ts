@@ -163,9 +163,10 @@ export function mlsDevicesSuite(engines: 'embedded' | 'real'): void {
       await c1.say(conv, 'before the loss');
       await waitFor('e1 reads it', () => texts(e1, conv).includes('before the loss'));
 
+      // e1 stops once what it was doing is written (close waits for it), then loses its state.
       // e1 loses everything but its identity key and the keys it trusts (its signature key too).
       e1.client.close();
-      e1.e2e.close();
+      await e1.e2e.close();
       peers.splice(peers.indexOf(e1), 1);
       const store = new FileMlsStore(storeDir(e1.user, 'e1'));
       for (const k of await store.keys('')) if (k !== 'identity' && k !== 'trust') await store.delete(k);

@@ -274,8 +274,10 @@ export class E2eDevice {
   }
 
   /** Stops this instance (its store may then be opened again): no more writes, no scheduled work. */
-  close(): void {
+  close(): Promise<void> {
     this.closed = true;
+    // Resolves once work already under way has stopped (what was writing has written).
+    return Promise.all(this.chains.values()).then(() => {});
   }
 
   /** Devices of `users` (theirs, from the key directory), as KeyPackage bytes; this device excepted. */
@@ -413,24 +415,6 @@ export class E2eDevice {
     return true;
   }
 
-  /**
-   * After joining from a Welcome: a commit with only an update path, so the keys of the
-   * KeyPackage it joined with (possibly a last-resort one, handed to several) protect nothing from
-   * here on. Skipped when a change waits (its commit rotates anyway) or this device is behind.
-   */
-  private scheduleSelfUpdate(conv: string): void {
-    const timer = setTimeout(() => {
-      if (this.closed || this.revoked) return;
-      void this.inOrder(conv, async () => {
-        const view = await this.http.call<MlsView>('GET', `/v1/conversations/${conv}/mls`);
-        const g = await this.group(conv);
-        if (!g || view.rekeyPending || BigInt(view.epoch) !== g.epoch) return;
-        await this.commitOwn(conv, g, await g.commit({}), `update-${this.device}-${g.epoch}-${crypto.randomUUID()}`);
-      }).catch(() => {});
-    }, 0);
-    (timer as { unref?: () => void }).unref?.();
-  }
-
   private postCommit(conv: string, c: PendingCommit, cmid: string): Promise<unknown> {
     return this.http.call('POST', `/v1/conversations/${conv}/mls/commit`, {
       cmid,
@@ -451,7 +435,6 @@ export class E2eDevice {
           const g = await MlsGroup.join(b64.decode(w.welcome), kp, this.trust);
           // Everything up to the commit that added this device is before its join.
           await this.save(conv, g, w.seq);
-          this.scheduleSelfUpdate(conv);
           return w.seq;
         } catch {
           // Not this KeyPackage's Welcome.
