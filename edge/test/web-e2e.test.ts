@@ -6,23 +6,14 @@
  * .artifacts/web/.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { fromBase64Url, readMlsHeader, type Msg, type MsgsFrame } from '@switchboard/protocol';
 import { SwitchboardClient, devToken, type SocketLike } from '@switchboard/protocol/client';
-import { ROOT } from '../../scripts/lib/processes.ts';
+import { SHOTS, WAIT, browserSkip, launchBrowser, sendText, signIn as signInAs } from './browser.ts';
 import { startSystem, type System } from './system.ts';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = path.join(ROOT, '.artifacts', 'web');
-/** Generous: a loaded 2-core machine runs workerd, the region and two browsers at once. */
-const WAIT = 60_000;
-
-// Skipped without a browser, except in CI (.ci/run installs it), where its absence is a failure.
-const skip = fs.existsSync(CHROMIUM) || process.env.CI === 'true' ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
 
 /** An MLS message's content type, or null when `body` is not an MLS message. */
 const mlsContent = (body: string) => {
@@ -30,39 +21,25 @@ const mlsContent = (body: string) => {
   return (bytes && readMlsHeader(bytes)?.contentType) ?? null;
 };
 
-describe('web client, end-to-end encrypted, in Chromium', { timeout: 600_000, skip }, () => {
+describe('web client, end-to-end encrypted, in Chromium', { timeout: 600_000, skip: browserSkip }, () => {
   let sys: System;
   let browser: Browser;
   /** Uncaught errors in any page: there must be none. */
   const pageErrors: string[] = [];
 
   before(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     sys = await startSystem('embedded');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();
     await sys?.stop();
   });
 
-  async function signIn(user: string, viewport = { width: 1000, height: 700 }): Promise<{ ctx: BrowserContext; page: Page }> {
-    const ctx = await browser.newContext({ viewport });
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(WAIT);
-    page.on('pageerror', (err) => pageErrors.push(`${user}: ${err.message}`));
-    await page.goto(sys.edgeUrl + '/');
-    await page.getByLabel('Your name').fill(user);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.locator('#me', { hasText: user }).waitFor();
-    await page.locator('#banner[data-status="online"]').waitFor({ state: 'attached' });
-    return { ctx, page };
-  }
+  const signIn = (user: string, viewport?: { width: number; height: number }) =>
+    signInAs(browser, sys.edgeUrl, user, { ...(viewport ? { viewport } : {}), onPageError: (message) => pageErrors.push(`${user}: ${message}`) });
 
-  async function send(page: Page, text: string): Promise<void> {
-    await page.getByLabel('Message', { exact: true }).fill(text);
-    await page.keyboard.press('Enter');
-  }
+  const send = sendText;
 
   const texts = (page: Page) => page.locator('#messages li.msg .text').allTextContents();
 

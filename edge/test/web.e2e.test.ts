@@ -3,50 +3,28 @@
  * system (region + edge in workerd as real processes). Screenshots go to .artifacts/web/.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { SwitchboardClient, createConversation, devToken, type SocketLike } from '@switchboard/protocol/client';
-import { ROOT } from '../../scripts/lib/processes.ts';
+import { SHOTS, WAIT, browserSkip, launchBrowser, sendText, signIn as signInAs } from './browser.ts';
 import { startSystem, type System } from './system.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = path.join(ROOT, '.artifacts', 'web');
-/** Generous: a loaded 2-core machine runs workerd, the region and two browsers at once. */
-const WAIT = 60_000;
-
-// Skipped without a browser, except in CI (.ci/run installs it), where its absence is a failure.
-const skip = fs.existsSync(CHROMIUM) || process.env.CI === 'true' ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
-
-describe('web client in Chromium', { timeout: 600_000, skip }, () => {
+describe('web client in Chromium', { timeout: 600_000, skip: browserSkip }, () => {
   let sys: System;
   let browser: Browser;
-  const contexts: BrowserContext[] = [];
 
   before(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     sys = await startSystem('embedded');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();
     await sys?.stop();
   });
 
-  async function signIn(user: string, viewport = { width: 1000, height: 700 }): Promise<{ ctx: BrowserContext; page: Page }> {
-    const ctx = await browser.newContext({ viewport });
-    contexts.push(ctx);
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(WAIT);
-    await page.goto(sys.edgeUrl + '/');
-    await page.getByLabel('Your name').fill(user);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.locator('#me', { hasText: user }).waitFor();
-    await page.locator('#banner[data-status="online"]').waitFor({ state: 'attached' });
-    return { ctx, page };
-  }
+  const signIn = (user: string, viewport?: { width: number; height: number }) => signInAs(browser, sys.edgeUrl, user, viewport ? { viewport } : {});
 
   async function startDirect(page: Page, other: string): Promise<void> {
     await page.getByLabel('New conversation with').fill(other);
@@ -54,10 +32,7 @@ describe('web client in Chromium', { timeout: 600_000, skip }, () => {
     await page.locator('#chat-title', { hasText: other }).waitFor();
   }
 
-  async function send(page: Page, text: string): Promise<void> {
-    await page.getByLabel('Message', { exact: true }).fill(text);
-    await page.keyboard.press('Enter');
-  }
+  const send = sendText;
 
   /** Texts of the open conversation's messages, top to bottom. */
   const texts = (page: Page) => page.locator('#messages li.msg .text').allTextContents();

@@ -1,3 +1,5 @@
+import type { DeviceRef } from './keys.ts';
+
 /**
  * What the server reads of an MLS message (RFC 9420 §6) without any key: its wire format and,
  * for handshake and application messages, the group, the epoch and the content type (plus the
@@ -107,10 +109,10 @@ export interface MlsView {
   rekeyPending: boolean;
   pendingAdds: string[];
   pendingRemoves: string[];
-  pendingLinks: { user: string; device: string }[];
-  pendingRevokes: { user: string; device: string }[];
+  pendingLinks: DeviceRef[];
+  pendingRevokes: DeviceRef[];
   /** The device asked to commit what waits (null: any member's). */
-  committer: { user: string; device: string } | null;
+  committer: DeviceRef | null;
   /** Base64url GroupInfo of the last commit (null before the first, and for former members). */
   groupInfo: string | null;
   /** Welcomes naming the user since their join, base64url MLSMessages. */

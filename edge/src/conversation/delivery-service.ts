@@ -114,7 +114,7 @@ export function judgeCommit(commit: string, extras: CommitExtras, p: PendingChan
     if (p.adds.length || p.removes.length || p.links.length || p.revokes.length) return { ok: false, code: 'rekey_required', message: 'a membership change waits for a member’s commit: rejoin after it' };
   }
   const members = (p.groupInfo ? groupInfoMembers(fromBase64Url(p.groupInfo) ?? new Uint8Array()) : null)?.members ?? [];
-  const leafUser = new Map(members.map((m) => [m.leaf, m.user]));
+  const byLeaf = new Map(members.map((m) => [m.leaf, m]));
   for (const user of p.removes) {
     const missing = members.filter((m) => m.user === user && !summary.removed.includes(m.leaf)).map((m) => m.leaf);
     if (missing.length) return conflict(`${user} was removed: the commit must remove their leaves ${missing.join(', ')}`);
@@ -123,10 +123,9 @@ export function judgeCommit(commit: string, extras: CommitExtras, p: PendingChan
     const missing = members.filter((m) => m.user === r.user && m.device === r.device && !summary.removed.includes(m.leaf)).map((m) => m.leaf);
     if (missing.length) return conflict(`device ${r.device} of ${r.user} was revoked: the commit must remove its leaf ${missing.join(', ')}`);
   }
-  const leafDevice = new Map(members.map((m) => [m.leaf, m.device]));
   for (const leaf of summary.removed) {
-    const user = leafUser.get(leaf);
-    const revoked = p.revokes.some((r) => r.user === user && r.device === leafDevice.get(leaf));
+    const user = byLeaf.get(leaf)?.user;
+    const revoked = p.revokes.some((r) => r.user === user && r.device === byLeaf.get(leaf)?.device);
     if (user !== undefined && user !== p.committer && !p.removes.includes(user) && !revoked) return conflict(`leaf ${leaf} (${user}) may not be removed by this commit`);
   }
   for (const l of p.links) if (!summary.added.some((a) => a.user === l.user && a.device === l.device)) return conflict(`device ${l.device} of ${l.user} was linked: the commit must add it`);

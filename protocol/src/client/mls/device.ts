@@ -1,5 +1,6 @@
 import type { Msg } from '../../frames.ts';
 import { HttpError, call } from '../http.ts';
+import type { DeviceRef } from '../../keys.ts';
 import { fromBase64Url, readMlsHeader, type MlsView } from '../../mls-wire.ts';
 import { b64 } from './b64.ts';
 import { MlsError, MlsGroup, type PendingCommit } from './group.ts';
@@ -20,11 +21,6 @@ export function e2eHttp(baseUrl: string, token: () => string | Promise<string>):
       return call<T>(`${baseUrl}${path}`, { method, headers: { authorization: `Bearer ${await token()}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     },
   };
-}
-
-interface DeviceRef {
-  user: string;
-  device: string;
 }
 
 /** How long a member waits for the device the server named to commit a rotation before committing itself (plus up to half again, at random). */
