@@ -41,7 +41,14 @@ const quiet = process.env.E2E_VERBOSE ? undefined : () => {};
 const verbose = (svc: string, line: string) => process.stderr.write(`[${svc}] ${line}\n`);
 
 /** A whole system for one test file: region (embedded or real engines) and the edge in workerd. */
-export async function startSystem(engines: Engines, opts: { edgeVars?: Record<string, string>; regionEnv?: Record<string, string>; sink?: LineSink } = {}): Promise<System> {
+/**
+ * `edgeRegionUrl`: where the edge calls the region, when a test puts something (a fault proxy) in
+ * between; default the region itself.
+ */
+export async function startSystem(
+  engines: Engines,
+  opts: { edgeVars?: Record<string, string>; regionEnv?: Record<string, string>; sink?: LineSink; edgeRegionUrl?: string } = {},
+): Promise<System> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-e2e-'));
   const namespace = `e2e_${crypto.randomBytes(4).toString('hex')}`;
   let regionEnv: Record<string, string> = { NAMESPACE: namespace, LOG_LEVEL: 'warn', ...opts.regionEnv };
@@ -60,7 +67,7 @@ export async function startSystem(engines: Engines, opts: { edgeVars?: Record<st
   const launchEdge = () =>
     startEdge({
       port: edgePort,
-      regionUrl,
+      regionUrl: opts.edgeRegionUrl ?? regionUrl,
       persistDir: path.join(dir, 'edge'),
       authSecret,
       internalSecret,

@@ -278,3 +278,7 @@ export const GatewayBatchRequest = z
   .refine((b) => b.routes.length + b.presence.length + b.cursors.length > 0, { message: 'an empty batch' });
 export type GatewayBatchRequest = z.infer<typeof GatewayBatchRequest>;
 export type GatewayBatchResponse = { applied: { routes: number; presence: number; cursors: number }; epoch?: string };
+
+/** Operator → edge: put a conversation's dead letters back in its outbox (all, or those at `oseqs`). */
+export const DeadLetterReplayRequest = z.object({ oseqs: z.array(z.number().int().positive()).max(1000).optional() }).strict();
+export type DeadLetterReplayRequest = z.infer<typeof DeadLetterReplayRequest>;

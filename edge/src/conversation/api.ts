@@ -2,6 +2,7 @@ import type { HistoryVisibility, MlsView, Msg, Positions } from '@switchboard/pr
 
 export type { MlsView };
 import type { EdgeSnapshot } from '../metrics/edge-metrics.ts';
+import type { DeadLetter } from './dead-letters.ts';
 import type { MemberRow, MembershipChange, Result } from './sequencer.ts';
 
 /**
@@ -35,4 +36,7 @@ export interface ConversationRpc {
     Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
   >;
   typing(input: { user: string; gw: string }): Promise<Result<{ relayed: number }>>;
+  /** Outbox events the region refused for good (operator's admin API). */
+  listDeadLetters(): Promise<DeadLetter[]>;
+  replayDeadLetters(input: { oseqs?: number[] }): Promise<{ replayed: number }>;
 }

@@ -4,15 +4,16 @@ import { config, type Env } from '../config.ts';
 import type { ReceiptEvent } from '../gateway/api.ts';
 import { placementFor } from '../gateway/placement.ts';
 import { gatewayStub } from '../gateway/stub.ts';
-import { callRegion } from '../internal/region-client.ts';
+import { callRegion, isPermanentRefusal, type RegionError } from '../internal/region-client.ts';
 import { errorFields, log } from '../log.ts';
 import { EdgeMetrics, labels } from '../metrics/edge-metrics.ts';
 import { StubCache } from '../stub-cache.ts';
 import type { ConversationRpc, MlsView, Riding } from './api.ts';
+import { DeadLetters, type DeadLetter } from './dead-letters.ts';
 import { LivePush } from './live-push.ts';
 import { MemberGateways } from './member-gateways.ts';
 import { Receipts } from './receipts.ts';
-import { Sequencer, type CommitExtras, type MemberRow, type MembershipChange, type Result } from './sequencer.ts';
+import { Sequencer, type CommitExtras, type MemberRow, type MembershipChange, type OutboxRow, type Result } from './sequencer.ts';
 
 /** Outbox events sent to the region per request. */
 const DRAIN_BATCH = 200;
@@ -52,6 +53,8 @@ function jittered(ms: number): number {
  */
 export class ConversationDO extends DurableObject<Env> implements ConversationRpc {
   private readonly seq: Sequencer;
+  /** Outbox events the region refused for good (dead-letters.ts). */
+  private readonly deadLetters: DeadLetters;
   private draining: Promise<void> | null = null;
   private failures = 0;
   private readonly live: LivePush;
@@ -83,6 +86,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     const cfg = config(env);
     this.seq = new Sequencer(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn));
     this.receipts = new Receipts(ctx.storage.sql);
+    this.deadLetters = new DeadLetters(ctx.storage.sql);
     this.gateways = new StubCache((gw: string) => gatewayStub(env.GATEWAYS, gw));
     this.where = new MemberGateways(placementFor(cfg.gatewayPlacement, undefined), cfg.gatewayShards);
     this.live = new LivePush({
@@ -477,10 +481,14 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
       try {
         await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: rows.map((r) => r.event) }, undefined, this.counts);
       } catch (err) {
+        // Refused for good: find which events the region will never take (one by one), set them
+        // aside as dead letters and go on, instead of retrying the same refusal forever.
+        const left = isPermanentRefusal(err) ? await this.isolateRefused(rows, err) : { rows, err };
+        if (left.rows.length === 0) continue;
         this.counts.inc('switchboard_edge_outbox_drains_total', labels('failed'));
         this.failures++;
         const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.failures, 10)) * (0.5 + Math.random() / 2);
-        log('warn', 'outbox drain failed; will retry', { conv: this.seq.conv, pending: rows.length, retryInMs: Math.round(delay), ...errorFields(err) });
+        log('warn', 'outbox drain failed; will retry', { conv: this.seq.conv, pending: left.rows.length, retryInMs: Math.round(delay), ...errorFields(left.err) });
         await this.setAlarm(Date.now() + delay);
         return;
       }
@@ -488,13 +496,69 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
       this.counts.inc('switchboard_edge_outbox_drains_total', labels('ok'));
       const oldest = rows.find((r) => r.event.kind === 'msg');
       if (oldest?.event.kind === 'msg') this.counts.observe('switchboard_edge_outbox_age_seconds', '', Math.max(0, Date.now() - oldest.event.msg.ts) / 1000);
-      this.acked = rows.at(-1)!.oseq;
-      this.ackPending = true;
-      this.ackTimer ??= setTimeout(() => this.writeAck(), ACK_WRITE_MS);
-      const seqs = rows.flatMap((r) => (r.event.kind === 'msg' ? [r.event.msg.seq] : []));
-      if (seqs.length > 0) this.live.forget(Math.max(...seqs));
+      this.settled(rows);
       await this.coalesce(cfg.drainCoalesceMs);
     }
+  }
+
+  /**
+   * After the region refused a batch for good: sends its events one at a time. Those it takes are
+   * acknowledged; each one it refuses for good becomes a dead letter (and is acknowledged, so the
+   * window trims past it); a transient failure stops there. Returns the rows still to send (none
+   * when every event was settled), for the caller's retry.
+   */
+  private async isolateRefused(rows: OutboxRow[], batchErr: RegionError): Promise<{ rows: OutboxRow[]; err?: unknown }> {
+    const cfg = config(this.env);
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      let refusal: RegionError = batchErr;
+      if (rows.length > 1) {
+        try {
+          await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: [row.event] }, undefined, this.counts);
+          this.settled([row]);
+          continue;
+        } catch (err) {
+          if (!isPermanentRefusal(err)) return { rows: rows.slice(i), err };
+          refusal = err;
+        }
+      }
+      const reason = refusal.refusal?.message ?? refusal.message;
+      const { dropped } = this.deadLetters.add(row, { status: refusal.status, code: refusal.refusal?.code, reason });
+      this.counts.inc('switchboard_edge_outbox_dead_letters_total', labels(row.event.kind));
+      log('error', 'outbox event refused for good by the region; dead-lettered (replay: POST /internal/admin/conversations/:conv/dead-letters/replay)', {
+        conv: this.seq.conv,
+        oseq: row.oseq,
+        kind: row.event.kind,
+        ...(row.event.kind === 'msg' ? { seq: row.event.msg.seq } : {}),
+        status: refusal.status,
+        code: refusal.refusal?.code,
+        reason: reason.slice(0, 200),
+        ...(dropped ? { droppedOldest: dropped } : {}),
+      });
+      this.settled([row]);
+    }
+    return { rows: [] };
+  }
+
+  /** The region has (or has refused for good) every outbox event in `rows`, oldest first. */
+  private settled(rows: OutboxRow[]): void {
+    this.acked = rows.at(-1)!.oseq;
+    this.ackPending = true;
+    this.ackTimer ??= setTimeout(() => this.writeAck(), ACK_WRITE_MS);
+    const seqs = rows.flatMap((r) => (r.event.kind === 'msg' ? [r.event.msg.seq] : []));
+    if (seqs.length > 0) this.live.forget(Math.max(...seqs));
+  }
+
+  /** Dead letters of this conversation (an operator's view, admin API). */
+  async listDeadLetters(): Promise<DeadLetter[]> {
+    return this.deadLetters.list();
+  }
+
+  /** Puts dead letters (all, or those at `oseqs`) back in the outbox and drains it. */
+  async replayDeadLetters(input: { oseqs?: number[] }): Promise<{ replayed: number }> {
+    const replayed = this.deadLetters.replay(input.oseqs);
+    if (replayed > 0) this.scheduleDrain(0);
+    return { replayed };
   }
 
   /**

@@ -4,6 +4,7 @@ import { ConfigError, config, type Env } from '../config.ts';
 import { DEVICE_HEADER, GATEWAY_HEADER, USER_HEADER } from '../gateway/gateway-do.ts';
 import { gatewayName, placementFor, type RequestPlace } from '../gateway/placement.ts';
 import { gatewayStub } from '../gateway/stub.ts';
+import { adminRoutes } from '../internal/admin-routes.ts';
 import { internalRoutes } from '../internal/internal-routes.ts';
 import { errorFields, log } from '../log.ts';
 import { labels } from '../metrics/edge-metrics.ts';
@@ -123,3 +124,5 @@ app.route('/', keysApi);
 app.route('/', deviceLinksApi);
 /** Region → edge: deliveries and presence changes (internal/internal-routes.ts). */
 app.route('/', internalRoutes);
+/** The operator's signed routes: dead letters (admin-routes.ts). */
+app.route('/', adminRoutes);

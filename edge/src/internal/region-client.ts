@@ -26,6 +26,16 @@ export class RegionError extends Error {
   }
 }
 
+/**
+ * Whether the region refused a request for good: the same body will never be taken (a schema
+ * refusal after a version skew, a body over its limit). 401/403 are not: a signature the region
+ * refuses is a deployment's secret or clock, and every call fails alike until that is fixed; 404,
+ * 408, 409 and 429 are worth retrying too.
+ */
+export function isPermanentRefusal(err: unknown): err is RegionError {
+  return err instanceof RegionError && (err.status === 400 || err.status === 413 || err.status === 422);
+}
+
 /** The typed error in a region's error answer, if it is one. */
 function refusalOf(text: string, headers: Headers): RegionRefusal | undefined {
   try {

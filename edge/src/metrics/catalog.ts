@@ -33,6 +33,7 @@ export const EDGE_METRICS = {
   switchboard_edge_messages_sequenced_total: { type: 'counter', help: 'Messages (and system events) ConversationDOs sequenced and stored', labels: [] },
   switchboard_edge_live_push_age_seconds: { type: 'histogram', help: "A message's age (since sequencing) when a gateway answered its live push: the edge's delivery latency", labels: [], buckets: CALL_BUCKETS },
   switchboard_edge_outbox_drains_total: { type: 'counter', help: "ConversationDO outbox requests to the region, by result (ok, failed: retried with backoff)", labels: ['result'] },
+  switchboard_edge_outbox_dead_letters_total: { type: 'counter', help: 'Outbox events the region refused for good (a permanent 4xx), moved to their conversation\'s dead letters for an operator to replay, by event kind', labels: ['kind'] },
   switchboard_edge_outbox_age_seconds: { type: 'histogram', help: 'Age of the oldest message of each outbox batch the region acknowledged: how far the region is behind the edge', labels: [], buckets: OUTBOX_BUCKETS },
 } as const satisfies Record<string, MetricDef>;
 
