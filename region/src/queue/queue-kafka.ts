@@ -2,7 +2,7 @@ import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMes
 import type { RegionConfig } from '../config.ts';
 import { errorFields, type Logger } from '../log.ts';
 import { backoffMs, dlqOf, type ConsumerGroup, type Queue, type QueueHandler, type QueueLag, type QueueObserver, type QueueRecord, type SubscribeOptions, type Subscription } from './queue.ts';
-import { limiter } from '../limiter.ts';
+import { PartitionProgress, type Outcome } from './kafka-partition.ts';
 
 type KafkaConfig = NonNullable<RegionConfig['kafka']>;
 
@@ -10,6 +10,11 @@ type KafkaConfig = NonNullable<RegionConfig['kafka']>;
 const JOIN_TIMEOUT_MS = 60_000;
 /** Handlers in flight at once per partition (each of a different key). */
 const KEYS_IN_FLIGHT_PER_PARTITION = 16;
+/**
+ * A batch may leave records of failing keys running in the background (PartitionProgress) while
+ * its partition holds at most this many fetched, uncommitted records; past it, it waits for them.
+ */
+const MAX_PARKED_PER_PARTITION = 5_000;
 /** How long `init` waits for new topics to have leaders before it gives up. */
 const TOPICS_READY_MS = 60_000;
 /** Publishes that wait for the producer go out together, up to this many value and key bytes. */
@@ -201,6 +206,22 @@ export class KafkaQueue implements Queue {
     // out: 10 s, not kafkajs's 30 s, bounds how long a crashed worker delays delivery.
     const consumer: Consumer = this.kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 1_000 });
 
+    /** Each assigned partition's progress in this generation (PartitionProgress). */
+    const progress = new Map<number, PartitionProgress>();
+    const partitionOf = (partition: number): PartitionProgress => {
+      let part = progress.get(partition);
+      if (!part || part.closed) {
+        part = new PartitionProgress(
+          partition,
+          KEYS_IN_FLIGHT_PER_PARTITION,
+          (next) => consumer.commitOffsets([{ topic: name, partition, offset: next.toString() }]),
+          (err) => log.warn('offset commit failed; a later one covers it', { partition, ...errorFields(err) }),
+        );
+        progress.set(partition, part);
+      }
+      return part;
+    };
+
     // stop() must not wait for a stuck handler or a long backoff: both race against it, and the
     // record is then left uncommitted for the next owner of its partition.
     let stopped = false;
@@ -220,30 +241,40 @@ export class KafkaQueue implements Queue {
       return unlessStopped(new Promise<'waited'>((r) => (timer = setTimeout(() => r('waited'), ms)))).finally(() => clearTimeout(timer));
     };
 
-    /** Runs the handler with retries; 'done' when the record may be committed, 'stopped' if not. */
-    const handle = async (message: KafkaMessage, partition: number, heartbeat: () => Promise<void>): Promise<'done' | 'stopped'> => {
+    /**
+     * Runs the handler with retries; 'done' when the record may be committed, 'stopped' if not
+     * (the subscription stopped, or its partition was closed: `halted`). While it fails, its key is
+     * marked retrying in the partition's progress, so the batch need not wait for it.
+     */
+    const handle = async (message: KafkaMessage, part: PartitionProgress, halted: () => boolean, heartbeat: () => Promise<void>): Promise<Outcome> => {
       const key = message.key?.toString() ?? '';
       let value: unknown;
       try {
         value = JSON.parse(message.value?.toString() ?? 'null');
       } catch (err) {
-        await this.deadLetter(topic, message, partition, 0, err, log);
+        await this.deadLetter(topic, message, part.partition, 0, err, log);
         return 'done';
       }
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const outcome = await unlessStopped(handler({ key, value }).then(() => 'handled' as const));
-          return outcome === 'stopped' ? 'stopped' : 'done';
-        } catch (err) {
-          if (stopped) return 'stopped';
-          if (attempt >= maxAttempts) {
-            await this.deadLetter(topic, message, partition, attempt, err, log);
-            return 'done';
+      try {
+        for (let attempt = 1; ; attempt++) {
+          if (halted()) return 'stopped';
+          try {
+            const outcome = await unlessStopped(handler({ key, value }).then(() => 'handled' as const));
+            return outcome === 'stopped' ? 'stopped' : 'done';
+          } catch (err) {
+            if (stopped) return 'stopped';
+            if (attempt >= maxAttempts) {
+              await this.deadLetter(topic, message, part.partition, attempt, err, log);
+              return 'done';
+            }
+            part.setRetrying(key, true);
+            log.warn('handler failed; will retry', { key, partition: part.partition, offset: message.offset, attempt, ...errorFields(err) });
+            if ((await wait(backoffMs(attempt))) === 'stopped') return 'stopped';
+            await heartbeat();
           }
-          log.warn('handler failed; will retry', { key, partition, offset: message.offset, attempt, ...errorFields(err) });
-          if ((await wait(backoffMs(attempt))) === 'stopped') return 'stopped';
-          await heartbeat();
         }
+      } finally {
+        part.setRetrying(key, false);
       }
     };
 
@@ -251,8 +282,8 @@ export class KafkaQueue implements Queue {
      * A run of one key's consecutive records: the batch handler once, and if it throws (or a value
      * does not parse), each record on its own through `handle`. 'done' when all may be committed.
      */
-    const handleRun = async (messages: KafkaMessage[], partition: number, heartbeat: () => Promise<void>): Promise<'done' | 'stopped'> => {
-      if (messages.length === 1 || !opts.batch) return handle(messages[0]!, partition, heartbeat);
+    const handleRun = async (messages: KafkaMessage[], part: PartitionProgress, halted: () => boolean, heartbeat: () => Promise<void>): Promise<Outcome> => {
+      if (messages.length === 1 || !opts.batch) return handle(messages[0]!, part, halted, heartbeat);
       let records: QueueRecord[] | null = null;
       try {
         records = messages.map((m) => ({ key: m.key?.toString() ?? '', value: JSON.parse(m.value?.toString() ?? 'null') as unknown }));
@@ -265,10 +296,10 @@ export class KafkaQueue implements Queue {
           return outcome === 'stopped' ? 'stopped' : 'done';
         } catch (err) {
           if (stopped) return 'stopped';
-          log.warn('batch failed; handling its records one by one', { key: records[0]!.key, partition, records: records.length, ...errorFields(err) });
+          log.warn('batch failed; handling its records one by one', { key: records[0]!.key, partition: part.partition, records: records.length, ...errorFields(err) });
         }
       }
-      for (const m of messages) if ((await handle(m, partition, heartbeat)) === 'stopped') return 'stopped';
+      for (const m of messages) if ((await handle(m, part, halted, heartbeat)) === 'stopped') return 'stopped';
       return 'done';
     };
 
@@ -276,6 +307,10 @@ export class KafkaQueue implements Queue {
     const joined = new Promise<void>((resolve, reject) => {
       joinTimer = setTimeout(() => reject(new Error(`kafka: ${groupId} did not join within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        // A new generation starts every partition from its committed offset: what the last one
+        // still had running is not committed by it and is handled again (by whoever owns it now).
+        for (const part of progress.values()) part.close();
+        progress.clear();
         clearTimeout(joinTimer);
         log.debug('joined group', { assignment: e.payload.memberAssignment });
         resolve();
@@ -286,6 +321,7 @@ export class KafkaQueue implements Queue {
     const stop = async () => {
       if (stopped) return;
       stopped = true;
+      for (const part of progress.values()) part.close();
       for (const cancel of onStop) cancel();
       onStop.clear();
       this.subs.delete(sub);
@@ -301,15 +337,21 @@ export class KafkaQueue implements Queue {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: Math.min(Math.max(1, this.cfg.partitions), 32),
-        eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
-          // Each key's records in offset order, one at a time; different keys concurrently (at
+        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+          // Each key's records in offset order, one run at a time; different keys concurrently (at
           // most KEYS_IN_FLIGHT_PER_PARTITION handlers). A key waits only for its own previous
-          // record, not for the records of other keys or for offset commits.
+          // record, not for the records of other keys or for offset commits; commits follow the
+          // handled prefix (PartitionProgress). The batch returns once every run settled, or once
+          // only runs of keys whose handler is failing are left: those go on in the background
+          // (so one bad record delays its own key, not the broker's other partitions).
           // A failed heartbeat (the group is rebalancing) starts nothing new and, thrown out of
           // the batch once the running handlers settled, makes kafkajs rejoin. A handler retrying
           // with backoff gives up its record (uncommitted) at its next heartbeat.
+          const part = partitionOf(batch.partition);
           let interrupted: unknown = null;
+          let inBatch = true;
           const beat = async () => {
+            if (!inBatch) return; // in the background: the runner heartbeats between fetches
             try {
               await heartbeat();
             } catch (err) {
@@ -317,67 +359,85 @@ export class KafkaQueue implements Queue {
               throw err;
             }
           };
-          const halted = () => stopped || interrupted !== null || !isRunning() || isStale();
-          const slots = limiter(KEYS_IN_FLIGHT_PER_PARTITION);
-          const outcome: ('done' | 'stopped' | undefined)[] = [];
-          const tails = new Map<string, Promise<'done' | 'stopped'>>();
+          const halted = () => stopped || part.closed || interrupted !== null || !isRunning() || (inBatch && isStale());
           // A key's records in this batch, in runs of consecutive ones (of that key) up to the
           // batch size; without `batch`, runs of one.
           const maxRun = opts.batch ? Math.max(1, opts.batch.max) : 1;
-          const runOf = new Map<string, number[]>();
-          const runFor: number[][] = [];
-          const memberOf: number[][] = [];
-          batch.messages.forEach((message, i) => {
+          const runs: { key: string; messages: KafkaMessage[] }[] = [];
+          const open = new Map<string, KafkaMessage[]>();
+          for (const message of batch.messages) {
             const key = message.key?.toString() ?? '';
-            let open = runOf.get(key);
-            if (!open || open.length >= maxRun) {
-              runOf.set(key, (open = []));
-              runFor[i] = open;
+            part.track(message.offset);
+            let run = open.get(key);
+            if (!run || run.length >= maxRun) {
+              open.set(key, (run = []));
+              runs.push({ key, messages: run });
             }
-            open.push(i);
-            memberOf[i] = open;
-          });
-          const started = new Map<number[], Promise<'done' | 'stopped'>>();
-          const runs = batch.messages.map((message, i) => {
-            const key = message.key?.toString() ?? '';
-            const own = runFor[i];
-            if (own) {
-              const run = (tails.get(key) ?? Promise.resolve('done' as const)).then((prev) =>
-                prev === 'stopped' || halted()
-                  ? ('stopped' as const)
-                  : slots(() => (halted() ? Promise.resolve('stopped' as const) : handleRun(own.map((j) => batch.messages[j]!), batch.partition, beat))),
-              );
-              tails.set(key, run);
-              started.set(own, run);
-            }
-            // A record later in a run settles with the run that carries it (started above, at its first index).
-            return started.get(memberOf[i]!)!.then((r) => (outcome[i] = r));
-          });
-          for (const r of runs) r.catch(() => {}); // awaited below, in order; never unhandled meanwhile
-          // Commit the prefix of handled records, in order, one commit at a time. Leaving the
-          // batch early (stop, rebalance) leaves the rest uncommitted and unresolved: they are
-          // fetched again, by whoever owns the partition then.
-          let next = 0;
+            run.push(message);
+          }
+          const settled = runs.map(() => false);
           let failure: unknown = null;
-          while (next < runs.length) {
-            try {
-              if ((await runs[next]) !== 'done') break;
-            } catch (err) {
-              failure = err; // dead-lettering or a heartbeat failed: the key's later records fail with it
+          const running = runs.map(({ key, messages }, i) => {
+            const run = (part.tails.get(key) ?? Promise.resolve<Outcome>('done'))
+              .then((prev) => (prev === 'stopped' || halted() ? ('stopped' as const) : part.slots(() => (halted() ? Promise.resolve('stopped' as const) : handleRun(messages, part, halted, beat)))))
+              .then(
+                (outcome) => {
+                  if (outcome === 'done') part.finish(messages.map((m) => m.offset));
+                  return outcome;
+                },
+                (err: unknown) => {
+                  // Dead-lettering or a heartbeat failed: nothing after this run may be committed.
+                  // Outside a rebalance, the partition is read again from the run's first record.
+                  if (!part.closed) {
+                    part.close();
+                    if (interrupted === null && !stopped) {
+                      log.error('a run of records failed outside its handler; reading the partition again from it', { key, partition: batch.partition, offset: messages[0]!.offset, ...errorFields(err) });
+                      try {
+                        consumer.seek({ topic: batch.topic, partition: batch.partition, offset: messages[0]!.offset });
+                      } catch (seekErr) {
+                        log.error('seek failed', { partition: batch.partition, ...errorFields(seekErr) });
+                      }
+                    }
+                  }
+                  failure ??= err;
+                  return 'stopped' as const;
+                },
+              )
+              .finally(() => {
+                settled[i] = true;
+                if (part.tails.get(key) === run) part.tails.delete(key);
+                part.notify();
+              });
+            part.tails.set(key, run);
+            return run;
+          });
+          let background = false;
+          for (;;) {
+            const left = runs.filter((_, i) => !settled[i]);
+            if (left.length === 0 || halted()) break;
+            if (part.parked <= MAX_PARKED_PER_PARTITION && left.every((r) => part.retrying.has(r.key))) {
+              background = true;
               break;
             }
-            let end = next;
-            while (end < runs.length && outcome[end] === 'done') end++;
-            const last = batch.messages[end - 1]!.offset;
-            await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }] }] });
-            resolveOffset(last);
-            next = end;
-            await beat().catch(() => {});
+            // A change wakes it (a run settled, a key started or stopped failing); the timer
+            // bounds the wait for what does not notify (the batch going stale).
+            let timer: NodeJS.Timeout | undefined;
+            await Promise.race([part.changed(), new Promise<void>((r) => (timer = setTimeout(r, 1_000)))]);
+            clearTimeout(timer);
           }
-          // Nothing of this batch may still be running when it is left.
-          await Promise.allSettled(runs);
-          if (failure !== null) throw failure;
+          if (background) {
+            inBatch = false;
+            log.debug('records of failing keys go on retrying in the background; the partition reads on', { partition: batch.partition, keys: [...part.retrying].slice(0, 10), parked: part.parked });
+            resolveOffset(batch.messages.at(-1)!.offset);
+            return;
+          }
+          // Stopped or rebalancing: nothing of this batch may still be running when it is left.
+          await Promise.allSettled(running);
+          inBatch = false;
           if (interrupted !== null) throw interrupted;
+          if (part.closed || halted()) return;
+          if (failure !== null) throw failure;
+          resolveOffset(batch.messages.at(-1)!.offset);
         },
       });
       await joined;

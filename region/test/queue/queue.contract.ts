@@ -192,6 +192,31 @@ export function queueContract(name: string, make: (observer: QueueObserver) => P
       assert.deepEqual(deadLettered.filter((t) => t === topic), [topic], 'the observer is told once, with the topic');
     });
 
+    it('a record that keeps failing holds up only its own key: every other key, on every partition, flows meanwhile', async () => {
+      const { topic, group } = await fresh();
+      let attempts = 0;
+      const handled: string[] = [];
+      let deadAt = -1;
+      await subscribe(topic, group, async (r) => {
+        const v = r.value as { v: string };
+        if (v.v === 'poison') {
+          attempts++;
+          throw new Error('always fails');
+        }
+        handled.push(`${r.key}:${v.v}`);
+      }, { maxAttempts: 7 });
+      await subscribe(dlqOf(topic), `${group}-dlq`, async () => void (deadAt = handled.length));
+      await queue.publish(topic, [{ key: 'bad', value: { v: 'poison' } }, { key: 'bad', value: { v: 'after-poison' } }]);
+      await waitFor('the poison to fail twice (it is retrying)', () => attempts >= 2);
+      // Other keys (spread over every partition) published while the poison retries.
+      const others = Array.from({ length: 40 }, (_, k) => ({ key: `good${k}`, value: { v: 'x' } }));
+      await queue.publish(topic, others);
+      await waitFor('every other key', () => others.every((o) => handled.includes(`${o.key}:x`)), 30_000);
+      assert.equal(deadAt, -1, 'the other keys were handled while the poison was still retrying, not after it was dead-lettered');
+      assert.ok(!handled.includes('bad:after-poison'), 'the failing key itself waits: its next record is not handled before the poison is settled');
+      await waitFor('the poison dead-lettered, then its key moving on', () => deadAt >= 0 && handled.includes('bad:after-poison'), 60_000);
+    });
+
     it('lag counts the records a group has not handled yet, and drops to 0 once they are', async () => {
       const { topic, group } = await fresh();
       const total = async () => (await queue.lag([{ topic, group }])).reduce((n, r) => n + r.records, 0);
@@ -250,6 +275,34 @@ export function queueContract(name: string, make: (observer: QueueObserver) => P
         await subscribe(topic, group, async (r) => void again.push((r.value as { i: number }).i));
         await waitFor('both records again', () => again.length >= 2);
         assert.deepEqual(again, [1, 2]);
+      },
+    );
+
+    it(
+      'a failing record left retrying in the background is not committed past: the next consumer gets it again',
+      { skip: durable ? false : `${name}: in-flight records last as long as the process (see its doc comment)` },
+      async () => {
+        const { topic, group } = await fresh();
+        let attempts = 0;
+        const first: string[] = [];
+        const sub = await subscribe(topic, group, async (r) => {
+          const v = (r.value as { v: string }).v;
+          if (v === 'poison') {
+            attempts++;
+            throw new Error('always fails');
+          }
+          first.push(`${r.key}:${v}`);
+        }, { maxAttempts: 50 });
+        await queue.publish(topic, [{ key: 'bad', value: { v: 'poison' } }, { key: 'bad', value: { v: 'next' } }]);
+        await waitFor('the poison retrying', () => attempts >= 2);
+        const others = Array.from({ length: 20 }, (_, k) => ({ key: `ok${k}`, value: { v: 'x' } }));
+        await queue.publish(topic, others);
+        await waitFor('the other keys', () => others.every((o) => first.includes(`${o.key}:x`)));
+        await sub.stop();
+        const again: string[] = [];
+        await subscribe(topic, group, async (r) => void again.push(`${r.key}:${(r.value as { v: string }).v}`));
+        await waitFor('the poison and its key\'s next record, again', () => again.includes('bad:next'));
+        assert.deepEqual(again.filter((x) => x.startsWith('bad:')), ['bad:poison', 'bad:next']);
       },
     );
 
