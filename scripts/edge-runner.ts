@@ -23,7 +23,9 @@
  * scripts/workerd/run-workerd.sh).
  *
  * Logs are JSON lines on stdout (the Worker's own lines pass through as they are). SIGINT or
- * SIGTERM disposes of workerd and exits 0.
+ * SIGTERM first drains the edge (signed `POST /internal/admin/drain`: every socket is closed with
+ * 1012 and a reconnect hint spread over EDGE_DRAIN_SPREAD_MS, default 5000), then disposes of
+ * workerd and exits 0.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,6 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+import { signRequest } from '@switchboard/protocol';
 import { ROOT } from './lib/processes.ts';
 import { v8FlagsEnv } from './workerd/v8-flags.ts';
 
@@ -130,14 +133,39 @@ async function main(): Promise<void> {
   const origin = `http://${args.host}:${args.port}`;
   log('info', `Ready on ${origin}`, { url: origin, persist: args.persistTo, wsCompression: compression });
 
+  const bindings = { ...workerOptions.bindings, ...args.vars } as Record<string, unknown>;
+  const drain = async () => {
+    const secret = bindings.INTERNAL_SECRET;
+    if (typeof secret !== 'string' || !secret) return log('warn', 'no INTERNAL_SECRET: stopping without a drain');
+    const spreadMs = Number(process.env.EDGE_DRAIN_SPREAD_MS ?? 5_000);
+    const body = JSON.stringify({ spreadMs: Number.isInteger(spreadMs) && spreadMs >= 0 && spreadMs <= 60_000 ? spreadMs : 5_000 });
+    try {
+      const res = await fetch(`${origin}/internal/admin/drain`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(await signRequest(secret, 'POST', '/internal/admin/drain', body)) },
+        body,
+        signal: AbortSignal.timeout(5_000),
+      });
+      log(res.ok ? 'info' : 'warn', 'drained', { status: res.status, ...((await res.json().catch(() => ({}))) as object) });
+      // Room for the close frames to leave before the runtime goes.
+      await new Promise((r) => setTimeout(r, 250));
+    } catch (err) {
+      log('warn', 'drain failed; stopping anyway', { err: String(err) });
+    }
+  };
+
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;
     stopping = true;
     log('info', 'stopping', { signal: sig });
+    await drain();
     await mf.dispose().catch((err) => log('warn', 'dispose failed', { err: String(err) }));
     process.exit(0);
   };
+  // Miniflare's own signal hook kills workerd and exits at once: no drain could run. Its `exit`
+  // hook stays (workerd never outlives this process); the signals are ours.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.removeAllListeners(sig);
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }

@@ -24,3 +24,21 @@ export function shouldReconnect(code: number): boolean {
   for (const c of Object.values(CLOSE_CODES)) if (c.code === code) return c.reconnect;
   return true;
 }
+
+/** Longest reconnect hint a server sends (and a client honours) with 1012. */
+export const MAX_RESTART_HINT_MS = 60_000;
+
+/**
+ * The close reason of a 1012 (server restarting) that carries a reconnect hint: the client waits
+ * that long before it reconnects, so the sockets of a drained server come back spread out.
+ */
+export function restartReason(retryAfterMs: number): string {
+  return `server restarting; retry after ${Math.max(0, Math.min(MAX_RESTART_HINT_MS, Math.round(retryAfterMs)))} ms`;
+}
+
+/** The reconnect hint of a close (`restartReason`), or null when it has none. */
+export function restartHint(code: number, reason: string): number | null {
+  if (code !== CLOSE_CODES.restart.code) return null;
+  const m = /retry after (\d{1,6}) ms/.exec(reason);
+  return m ? Math.min(MAX_RESTART_HINT_MS, Number(m[1])) : null;
+}

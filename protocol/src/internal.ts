@@ -282,3 +282,16 @@ export type GatewayBatchResponse = { applied: { routes: number; presence: number
 /** Operator → edge: put a conversation's dead letters back in its outbox (all, or those at `oseqs`). */
 export const DeadLetterReplayRequest = z.object({ oseqs: z.array(z.number().int().positive()).max(1000).optional() }).strict();
 export type DeadLetterReplayRequest = z.infer<typeof DeadLetterReplayRequest>;
+
+/**
+ * Operator (or the edge runner on SIGTERM) → edge: close every socket of the gateways of
+ * `placements` (default the edge's GATEWAY_PLACEMENT) with 1012 and a reconnect hint drawn per
+ * socket from 0 to `spreadMs` (default 5 s).
+ */
+export const DrainRequest = z
+  .object({
+    placements: z.array(z.string().regex(/^[a-z0-9-]{1,32}$/)).min(1).max(16).optional(),
+    spreadMs: z.number().int().min(0).max(60_000).optional(),
+  })
+  .strict();
+export type DrainRequest = z.infer<typeof DrainRequest>;

@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, 15_000);
     force.unref();
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    await closeServer(server);
     await metricsServer?.close();
     for (const s of subs) await s.stop().catch((err) => log.warn('stopping consumer failed', errorFields(err)));
     await presenceService.stop().catch((err) => log.warn('stopping presence sweep failed', errorFields(err)));
@@ -137,6 +137,30 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** In-flight requests get this long to finish once the region stops taking new ones. */
+const REQUEST_DRAIN_MS = 5_000;
+
+/**
+ * Stops taking connections and requests, lets those in flight finish (up to REQUEST_DRAIN_MS) and
+ * closes the rest. Keep-alive connections the edge reuses between requests never become idle long
+ * enough for a plain `close()` (it waited for them until the force timeout): each is closed as
+ * soon as it has no request in flight.
+ */
+async function closeServer(server: ReturnType<typeof serve> | undefined): Promise<void> {
+  if (!server) return;
+  const http = server as import('node:http').Server;
+  const closed = new Promise<void>((r) => http.close(() => r()));
+  const idle = setInterval(() => http.closeIdleConnections(), 50);
+  http.closeIdleConnections();
+  const late = setTimeout(() => {
+    log.warn('requests still in flight after the drain; closing their connections', { afterMs: REQUEST_DRAIN_MS });
+    http.closeAllConnections();
+  }, REQUEST_DRAIN_MS);
+  await closed;
+  clearInterval(idle);
+  clearTimeout(late);
 }
 
 main().catch((err) => {

@@ -6,7 +6,11 @@ import { buildWeb } from '../../edge/web/build.ts';
 import { waitForHttp } from './ports.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = (name: string) => path.join(ROOT, 'node_modules', '.bin', name);
+/**
+ * Node with tsx loaded, as one process: a signal reaches the service itself (the tsx binary is a
+ * second process that exits once it relayed a SIGTERM, before the service finished stopping).
+ */
+const node = (script: string): [string, string[]] => [process.execPath, ['--import', 'tsx', script]];
 
 export interface Service {
   name: string;
@@ -52,16 +56,26 @@ function launch(name: string, cmd: string, args: string[], env: NodeJS.ProcessEn
         process.kill(-child.pid!, 'SIGTERM');
       } catch {}
     },
+    /**
+     * SIGTERM to the service's own process only (tsx relays it to node), as a container runtime
+     * sends it: the service stops gracefully (the edge runner drains its sockets before it stops
+     * workerd; workerd must not get the signal first). Whatever is left of its group afterwards,
+     * or everything after 20 s, gets SIGKILL.
+     */
     async stop() {
       if (exited) return;
-      this.kill();
-      const timer = setTimeout(() => {
+      const killGroup = () => {
         try {
           process.kill(-child.pid!, 'SIGKILL');
         } catch {}
-      }, 10_000);
+      };
+      try {
+        process.kill(child.pid!, 'SIGTERM');
+      } catch {}
+      const timer = setTimeout(killGroup, 20_000);
       await exit;
       clearTimeout(timer);
+      killGroup();
     },
   };
 }
@@ -88,7 +102,7 @@ export interface RegionOptions {
 
 export async function startRegion(o: RegionOptions): Promise<Service> {
   const env = { ...process.env, HOST: '127.0.0.1', PORT: String(o.port), DATA_DIR: o.dataDir, INTERNAL_SECRET: o.internalSecret, ...o.env };
-  const svc = launch(o.name ?? 'region', bin('tsx'), [path.join(ROOT, 'region/src/main.ts')], env, `http://127.0.0.1:${o.port}`, o.sink);
+  const svc = launch(o.name ?? 'region', ...node(path.join(ROOT, 'region/src/main.ts')), env, `http://127.0.0.1:${o.port}`, o.sink);
   return ready(svc, '/healthz', 120_000);
 }
 
@@ -120,5 +134,5 @@ export async function startEdge(o: EdgeOptions): Promise<Service> {
   const args = [path.join(ROOT, 'scripts/edge-runner.ts'), '--ip', '127.0.0.1', '--port', String(o.port), '--persist-to', o.persistDir];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', FORCE_COLOR: '0', ...(o.v8Flags ? { EDGE_V8_FLAGS: o.v8Flags } : {}) };
-  return ready(launch('edge', bin('tsx'), args, env, url, o.sink), '/healthz', 120_000);
+  return ready(launch('edge', process.execPath, ['--import', 'tsx', ...args], env, url, o.sink), '/healthz', 120_000);
 }

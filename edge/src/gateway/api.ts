@@ -58,4 +58,9 @@ export interface GatewayRpc {
   presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }>;
   /** What the gateway counted (with what its conversations handed it), its connections gauge set now: for a scrape. */
   metrics(gw: string): Promise<EdgeSnapshot>;
+  /**
+   * Before the runtime restarts (a redeploy): closes every socket with 1012 and a reconnect hint,
+   * a delay drawn per socket from 0 to `spreadMs`, so devices come back spread out, not at once.
+   */
+  drain(gw: string, input: { spreadMs: number }): Promise<{ sockets: number }>;
 }

@@ -5,6 +5,7 @@ import {
   HEARTBEAT_PONG,
   ProtocolError,
   decodeClientFrame,
+  restartReason,
   type ClientFrame,
   type ConversationsPage,
   type ConversationsPageRequest,
@@ -309,6 +310,25 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.name ??= gw;
     this.counts.set('switchboard_edge_connections', labels(gw), this.conns.size);
     return this.counts.snapshot();
+  }
+
+  async drain(gw: string, input: { spreadMs: number }): Promise<{ sockets: number }> {
+    this.name ??= gw;
+    let sockets = 0;
+    for (const c of [...this.conns.all()]) {
+      const retryAfterMs = Math.floor(Math.random() * Math.max(0, input.spreadMs));
+      this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES.restart.code, 'server'));
+      this.closedHere.add(c.ws);
+      c.closing = true;
+      try {
+        c.ws.close(CLOSE_CODES.restart.code, restartReason(retryAfterMs));
+        sockets++;
+      } catch {
+        // Already closing.
+      }
+    }
+    if (sockets > 0) log('info', 'gateway drained for a restart', { gw, sockets, spreadMs: input.spreadMs });
+    return { sockets };
   }
 
   async presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }> {

@@ -1,13 +1,15 @@
 import { Hono } from 'hono';
-import { ConvId, DeadLetterReplayRequest, ProtocolError, parseJsonBody } from '@switchboard/protocol';
+import { ConvId, DeadLetterReplayRequest, DrainRequest, ProtocolError, parseJsonBody } from '@switchboard/protocol';
 import { config, type Env } from '../config.ts';
-import { log } from '../log.ts';
+import { LOCATION_HINTS } from '../gateway/placement.ts';
+import { gatewayStub } from '../gateway/stub.ts';
+import { errorFields, log } from '../log.ts';
 import { verifyInternal } from './internal-auth.ts';
 
 /**
  * The operator's routes on the edge, signed like every internal call (an operator's tool signs
  * with the internal secret; never reachable with a device token). Dead letters: outbox events the
- * region refused for good, kept by their conversation until replayed.
+ * region refused for good, kept by their conversation until replayed. Drain: before a restart.
  */
 export const adminRoutes = new Hono<{ Bindings: Env }>();
 
@@ -32,4 +34,33 @@ adminRoutes.post('/internal/admin/conversations/:conv/dead-letters/replay', asyn
   const out = await stub.replayDeadLetters(req);
   log('info', 'dead letters replayed', { conv, replayed: out.replayed });
   return c.json(out);
+});
+
+/** Default spread of the reconnect hints of a drain. */
+const DRAIN_SPREAD_MS = 5_000;
+
+/**
+ * Before the runtime restarts: every gateway of the placements closes its sockets with 1012 and a
+ * jittered reconnect hint (GatewayDO.drain). The edge runner calls it on SIGTERM.
+ */
+adminRoutes.post('/internal/admin/drain', async (c) => {
+  const cfg = config(c.env);
+  const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
+  const req = parseJsonBody(body || '{}', DrainRequest);
+  // Without a fixed placement (production), gateways are placed by Cloudflare's location hints.
+  const placements = req.placements ?? (cfg.gatewayPlacement ? [cfg.gatewayPlacement] : [...LOCATION_HINTS]);
+  const spreadMs = req.spreadMs ?? DRAIN_SPREAD_MS;
+  const names = placements.flatMap((p) => Array.from({ length: cfg.gatewayShards }, (_, k) => `gw:${p}:${k}`));
+  const answers = await Promise.allSettled(names.map((gw) => gatewayStub(c.env.GATEWAYS, gw).drain(gw, { spreadMs })));
+  let sockets = 0;
+  let failed = 0;
+  answers.forEach((a, i) => {
+    if (a.status === 'fulfilled') sockets += a.value.sockets;
+    else {
+      failed++;
+      log('warn', 'drain: a gateway did not answer', { gw: names[i], ...errorFields(a.reason) });
+    }
+  });
+  log('info', 'edge drained', { gateways: names.length - failed, failed, sockets, spreadMs });
+  return c.json({ gateways: names.length - failed, failed, sockets, spreadMs });
 });

@@ -1,5 +1,5 @@
 import { ACK_COALESCE_MS, AckCoalescer } from '../acks.ts';
-import { shouldReconnect } from '../close-codes.ts';
+import { restartHint, shouldReconnect } from '../close-codes.ts';
 import { HEARTBEAT_PING, type ChangesFrame, type ClientFrame, type Msg, type MsgsFrame, type SentFrame, type ServerFrame } from '../frames.ts';
 import { ConversationCursor } from '../ordering.ts';
 import { PRESENCE, type PresenceState, type WatchingFrame } from '../presence.ts';
@@ -401,15 +401,16 @@ export class SwitchboardClient {
         this.closed = true;
         return this.setStatus('offline', `closed ${ev.code}: ${ev.reason}`);
       }
-      this.scheduleReconnect(`closed ${ev.code}`);
+      // A drained server's hint (1012, restartReason) spreads its devices' reconnects: it is the delay.
+      this.scheduleReconnect(`closed ${ev.code}`, restartHint(ev.code, ev.reason ?? ''));
     };
   }
 
-  private scheduleReconnect(detail: string): void {
+  private scheduleReconnect(detail: string, hintMs: number | null = null): void {
     if (this.closed) return;
     this.setStatus('offline', detail);
     const { baseMs, capMs } = this.opts.backoff ?? { baseMs: 250, capMs: 15_000 };
-    const delay = Math.min(capMs, baseMs * 2 ** Math.min(this.attempt++, 16)) * (0.5 + Math.random() / 2);
+    const delay = hintMs ?? Math.min(capMs, baseMs * 2 ** Math.min(this.attempt++, 16)) * (0.5 + Math.random() / 2);
     this.reconnectTimer = setTimeout(() => void this.open(), delay);
   }
 
