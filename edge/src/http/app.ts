@@ -5,10 +5,14 @@ import { DEVICE_HEADER, GATEWAY_HEADER, USER_HEADER } from '../gateway/gateway-d
 import { gatewayName, placementFor, type RequestPlace } from '../gateway/placement.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { internalRoutes } from '../internal/internal-routes.ts';
+import { adminRoutes } from '../auth/admin-routes.ts';
 import { errorFields, log } from '../log.ts';
 import { labels } from '../metrics/edge-metrics.ts';
 import { flushWorkerMetrics, workerFlushDue, workerMetrics } from '../metrics/worker-metrics.ts';
-import { mintToken, tokenFrom, verifyToken } from './auth.ts';
+import { mintToken, tokenFrom } from './auth.ts';
+import { verifyToken } from './verify-token.ts';
+import { verifierFor } from '../auth/token-verifier.ts';
+import { setTokenTimes } from '../gateway/token-expiry.ts';
 import { listConversations } from './conversation-list.ts';
 import { conversationsApi } from './conversations-api.ts';
 import { devicesApi } from './devices-api.ts';
@@ -78,7 +82,7 @@ app.post('/v1/dev/token', async (c) => {
 
 app.post('/v1/conversations', async (c) => {
   const cfg = config(c.env);
-  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, false));
+  const me = await verifyToken(c.env, tokenFrom(c.req.raw, false));
   const req = await readJson(c, CreateConversationRequest);
   const members = [...new Set([me.user, ...req.members])];
   if (req.direct && members.length !== 2) throw new ProtocolError('invalid_frame', 'members: a direct conversation has exactly one other member');
@@ -99,7 +103,7 @@ app.get('/v1/conversations', listConversations);
  */
 app.get('/v1/connect', async (c) => {
   const cfg = config(c.env);
-  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, true));
+  const me = await verifierFor(c.env).verify(tokenFrom(c.req.raw, true));
   if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
     counted('invalid_frame');
     return c.json(errorBody(new ProtocolError('invalid_frame', 'expected a WebSocket upgrade')), 426);
@@ -110,6 +114,7 @@ app.get('/v1/connect', async (c) => {
   headers.set(USER_HEADER, me.user);
   headers.set(DEVICE_HEADER, me.device);
   headers.set(GATEWAY_HEADER, gw);
+  setTokenTimes(headers, me);
   return gatewayStub(c.env.GATEWAYS, gw).fetch(new Request(c.req.raw.url, { headers }));
 });
 
@@ -123,3 +128,5 @@ app.route('/', keysApi);
 app.route('/', deviceLinksApi);
 /** Region → edge: deliveries and presence changes (internal/internal-routes.ts). */
 app.route('/', internalRoutes);
+/** Operator calls, signed: revoking a user's tokens (auth/admin-routes.ts). */
+app.route('/', adminRoutes);
