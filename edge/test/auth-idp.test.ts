@@ -11,7 +11,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { CLOSE_CODES, signRequest } from '@switchboard/protocol';
+import { SwitchboardClient, type SocketLike } from '@switchboard/protocol/client';
 import { LocalIdp, newKey } from './idp.ts';
 import { startSystem, type System } from './system.ts';
 import { TestSocket, token as devToken } from './socket.ts';
@@ -223,5 +225,36 @@ describe('tokens from an identity provider', { timeout: 300_000 }, () => {
     // … and the one that refreshed, whose old deadline was the same, is still served.
     assert.equal(refresher.closeReceived(), null);
     assert.equal((await refresher.request({ t: 'ping' })).t, 'pong');
+  });
+
+  it('the SDK refreshes its socket’s token from its token source and stays connected past the first token’s expiry', async () => {
+    let issued = 0;
+    const statuses: string[] = [];
+    const tokenErrors: unknown[] = [];
+    const client = new SwitchboardClient({
+      url: sys.edgeUrl,
+      token: () => (issued++, idp.fetchToken('sdk-user', 'sdk-dev', 4)),
+      socket: (u) => new WebSocket(u) as unknown as SocketLike,
+      onStatus: (s, d) => statuses.push(`${s}${d ? ` ${d}` : ''}`),
+      onTokenError: (err) => tokenErrors.push(err),
+    });
+    try {
+      await client.connect();
+      const firstExp = Math.floor(Date.now() / 1000) + 4;
+      // Past the first token's expiry and grace (4 + 1 s): the socket lives on refreshed tokens.
+      const deadline = Date.now() + 20_000;
+      while (Date.now() / 1000 < firstExp + 2) {
+        if (Date.now() > deadline) throw new Error('timed out');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(issued >= 3, `tokens fetched: ${issued} (the connect's, then a refresh every ~2 s)`);
+      assert.equal(client.stats.reconnects, 0, `statuses: ${statuses.join(', ')}`);
+      assert.deepEqual(tokenErrors, []);
+      assert.deepEqual(statuses, ['connecting', 'online']);
+      const convs = await client.request({ t: 'ping' });
+      assert.equal(convs.t, 'pong');
+    } finally {
+      client.close();
+    }
   });
 });
