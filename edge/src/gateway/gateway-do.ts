@@ -176,7 +176,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     // message the region fans out finds this socket, even for a client that never resumes. A
     // region that does not answer holds it HELLO_WAIT_MS at most: the edge serves without it.
     void withinMs(this.ops.whenSent(), HELLO_WAIT_MS).then(() => this.open(c));
-    await this.armAlarm(now);
+    await this.armAlarm(now, this.tokens.nextDue([c]));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -185,7 +185,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     if (!this.conns.isCurrent(c)) return;
     c.ready = true;
     send(c.ws, { t: 'hello', user: c.att.user, dev: c.att.device, v: 1, ...(c.att.exp != null ? { exp: c.att.exp } : {}) });
+    // Its token's notice: at once when already due, else by the alarm (armed for it now that the socket is ready).
     if (this.tokens.noticeOnOpen(c, Date.now())) send(c.ws, { t: 'reauth', exp: c.att.exp! });
+    else if (c.att.exp != null) void this.armAlarm(Date.now(), this.tokens.nextDue([c])).catch((err: unknown) => log('warn', 'arming the alarm failed', { gw: this.name, ...errorFields(err) }));
     for (const msg of this.tracker.inflight(c.key)) write(c.ws, msg.text);
   }
 
@@ -438,8 +440,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     c.att.exp = v.exp;
     c.att.iat = v.iat;
     c.ws.serializeAttachment(c.att);
+    // Its deadline only moved later: the alarm, if set for the old one, finds nothing due and re-arms.
     send(c.ws, { t: 'refreshed', rid, exp: v.exp });
-    await this.armAlarm(Date.now());
   }
 
   /**
@@ -604,8 +606,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     if (conns.length === 0) return;
     this.name ??= conns[0]!.att.gw;
     this.runTokenDeadlines(conns, now);
-    if (now < this.periodicAt) return this.armAlarm(now);
-    this.periodicAt = now + this.periodMs() - 1000;
+    // Woken for a token deadline only: the heartbeats and routes wait for their time.
+    if (now < this.periodicAt - 1000) return this.armAlarm(now);
+    this.periodicAt = now + this.periodMs();
     if (now - this.routesRefreshedAt >= this.cfg.routeRefreshSeconds * 1000 - 1000) {
       this.routesRefreshedAt = now;
       for (const c of conns) this.ops.route(this.routeUp(c));
@@ -642,9 +645,10 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     return Math.min(this.cfg.presenceFlushSeconds, this.cfg.routeRefreshSeconds) * 1000;
   }
 
-  private async armAlarm(now: number): Promise<void> {
+  /** Sets the alarm for the periodic work or the earliest token deadline (`due`: of every socket unless given). */
+  private async armAlarm(now: number, due: number | null = this.tokens.nextDue(this.conns.all())): Promise<void> {
     const periodic = this.periodicAt > now ? this.periodicAt : now + this.periodMs();
-    const next = Math.max(now, Math.min(periodic, this.tokens.nextDue(this.conns.all()) ?? Infinity));
+    const next = Math.max(now, Math.min(periodic, due ?? Infinity));
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= next) return;
     this.alarmAt = next;
