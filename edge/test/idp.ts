@@ -4,6 +4,11 @@
  * endpoint would (form fields `user`, `device`, optional `ttl`), and `sign` makes any token a test
  * needs (wrong issuer, expired, a key the provider never published …). Keys are RS256, ES256 and
  * EdDSA (Ed25519), made with jose; `rotate` publishes a new key set.
+ *
+ * It is also a small OpenID Connect provider for the web client's sign-in: discovery,
+ * `GET /authorize` (signs in `signInAs` at once and redirects back with a code; PKCE S256
+ * required) and the token endpoint's `authorization_code` (the verifier checked against the
+ * challenge) and `refresh_token` grants. CORS is open, as a provider's token endpoint is to SPAs.
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -47,6 +52,15 @@ export class LocalIdp {
   /** Published keys; the first signs by default. */
   keys: IdpKey[] = [];
   jwksFetches = 0;
+  /** OIDC: who `/authorize` signs in, and the client id it serves. */
+  signInAs = { user: 'oidc-user', device: 'oidc-device' };
+  readonly clientId = 'switchboard-web';
+  /** OIDC requests seen, for assertions. */
+  readonly seen: { authorize: URLSearchParams[]; token: URLSearchParams[] } = { authorize: [], token: [] };
+  private readonly codes = new Map<string, { challenge: string; redirectUri: string; user: string; device: string }>();
+  private readonly refreshTokens = new Map<string, { user: string; device: string }>();
+  /** Lifetime of tokens the OIDC token endpoint issues (s). */
+  oidcTtl = 300;
 
   private constructor(
     private readonly server: http.Server,
@@ -99,6 +113,22 @@ export class LocalIdp {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
+    res.setHeader('access-control-allow-origin', '*');
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, POST' }).end();
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/.well-known/openid-configuration') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ issuer: this.issuer, authorization_endpoint: `${this.url}/authorize`, token_endpoint: `${this.url}/oauth/token`, jwks_uri: this.jwksUrl, code_challenge_methods_supported: ['S256'] }));
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/authorize') return this.authorize(url.searchParams, res);
+    if (req.method === 'POST' && url.pathname === '/oauth/token') {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      return this.oauthToken(new URLSearchParams(body), res);
+    }
     if (req.method === 'GET' && url.pathname === '/.well-known/jwks.json') {
       this.jwksFetches++;
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -123,6 +153,48 @@ export class LocalIdp {
       return;
     }
     res.writeHead(404).end();
+  }
+
+  private authorize(q: URLSearchParams, res: http.ServerResponse): void {
+    this.seen.authorize.push(q);
+    const redirectUri = q.get('redirect_uri');
+    if (q.get('response_type') !== 'code' || q.get('client_id') !== this.clientId || !redirectUri || q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge')) {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request' }));
+      return;
+    }
+    const code = crypto.randomBytes(16).toString('base64url');
+    this.codes.set(code, { challenge: q.get('code_challenge')!, redirectUri, ...this.signInAs });
+    const back = new URL(redirectUri);
+    back.searchParams.set('code', code);
+    back.searchParams.set('state', q.get('state') ?? '');
+    res.writeHead(302, { location: back.href }).end();
+  }
+
+  private async oauthToken(form: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    this.seen.token.push(form);
+    const fail = (error: string) => void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error }));
+    if (form.get('client_id') !== this.clientId) return fail('invalid_client');
+    let who: { user: string; device: string };
+    if (form.get('grant_type') === 'authorization_code') {
+      const c = this.codes.get(form.get('code') ?? '');
+      this.codes.delete(form.get('code') ?? '');
+      if (!c || c.redirectUri !== form.get('redirect_uri')) return fail('invalid_grant');
+      const verifier = form.get('code_verifier') ?? '';
+      if (crypto.createHash('sha256').update(verifier).digest('base64url') !== c.challenge) return fail('invalid_grant');
+      who = c;
+    } else if (form.get('grant_type') === 'refresh_token') {
+      const r = this.refreshTokens.get(form.get('refresh_token') ?? '');
+      if (!r) return fail('invalid_grant');
+      who = r;
+    } else return fail('unsupported_grant_type');
+    const refresh = crypto.randomBytes(16).toString('base64url');
+    this.refreshTokens.set(refresh, { user: who.user, device: who.device });
+    const claims = this.claimsFor(who.user, who.device);
+    // The access token is for the API (the edge's audience), the ID token for this client.
+    const access = await this.sign({ claims, expIn: this.oidcTtl });
+    const id = await this.sign({ claims, expIn: this.oidcTtl, aud: this.clientId });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ access_token: access, id_token: id, refresh_token: refresh, token_type: 'Bearer', expires_in: this.oidcTtl }));
   }
 
   /** A token from the provider's token endpoint (over HTTP, as a client gets one). */

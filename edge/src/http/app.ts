@@ -6,6 +6,7 @@ import { gatewayName, placementFor, type RequestPlace } from '../gateway/placeme
 import { gatewayStub } from '../gateway/stub.ts';
 import { internalRoutes } from '../internal/internal-routes.ts';
 import { adminRoutes } from '../auth/admin-routes.ts';
+import { publicConfigRoutes } from '../auth/public-config.ts';
 import { errorFields, log } from '../log.ts';
 import { labels } from '../metrics/edge-metrics.ts';
 import { flushWorkerMetrics, workerFlushDue, workerMetrics } from '../metrics/worker-metrics.ts';
@@ -130,3 +131,5 @@ app.route('/', deviceLinksApi);
 app.route('/', internalRoutes);
 /** Operator calls, signed: revoking a user's tokens (auth/admin-routes.ts). */
 app.route('/', adminRoutes);
+/** How the web client signs in: development or the configured identity provider (auth/public-config.ts). */
+app.route('/', publicConfigRoutes);
