@@ -1,4 +1,9 @@
-import type { Conn } from './connections.ts';
+/** What the deadlines read of a socket (a gateway's Conn, connections.ts). */
+export interface TokenSocket {
+  readonly att: { exp?: number | null; iat?: number | null };
+  ready: boolean;
+  closing: boolean;
+}
 
 /** The verified token's times, from the Worker to the gateway with the upgrade (trusted headers, as user and device). */
 export const TOKEN_EXP_HEADER = 'x-sb-token-exp';
@@ -26,11 +31,11 @@ export function tokenTimesFrom(req: Request): { exp: number | null; iat: number 
   return { exp: num(TOKEN_EXP_HEADER), iat: num(TOKEN_IAT_HEADER) };
 }
 
-export interface TokenDue {
+export interface TokenDue<C extends TokenSocket> {
   /** Sockets to ask for a new token now (`reauth`). */
-  notify: Conn[];
+  notify: C[];
   /** Sockets whose token expired more than the grace ago: to close with 4001. */
-  expire: Conn[];
+  expire: C[];
 }
 
 /**
@@ -42,25 +47,25 @@ export interface TokenDue {
  */
 export class TokenDeadlines {
   /** The `exp` each socket was last asked about. */
-  private readonly noticed = new WeakMap<Conn, number>();
+  private readonly noticed = new WeakMap<TokenSocket, number>();
   private readonly revoked = new Map<string, { before: number; until: number }>();
 
   constructor(private readonly opts: { noticeSeconds: number; graceSeconds: number }) {}
 
   /** When the socket should be asked (ms), or null: not yet known / already asked. */
-  private noticeAt(c: Conn): number | null {
+  private noticeAt(c: TokenSocket): number | null {
     const exp = c.att.exp;
     if (exp === undefined || exp === null || this.noticed.get(c) === exp) return null;
     return (exp - this.opts.noticeSeconds) * 1000;
   }
 
-  private closeAt(c: Conn): number | null {
+  private closeAt(c: TokenSocket): number | null {
     const exp = c.att.exp;
     return exp === undefined || exp === null ? null : (exp + this.opts.graceSeconds) * 1000;
   }
 
   /** Whether a socket just opened should be asked at once (its token is already within the notice); marks it asked. */
-  noticeOnOpen(c: Conn, now: number): boolean {
+  noticeOnOpen(c: TokenSocket, now: number): boolean {
     const at = this.noticeAt(c);
     if (at === null || at > now) return false;
     this.noticed.set(c, c.att.exp!);
@@ -68,8 +73,8 @@ export class TokenDeadlines {
   }
 
   /** What is due at `now`; sockets returned in `notify` are marked asked. Sockets not yet `ready` are asked on open. */
-  due(conns: Iterable<Conn>, now: number): TokenDue {
-    const out: TokenDue = { notify: [], expire: [] };
+  due<C extends TokenSocket>(conns: Iterable<C>, now: number): TokenDue<C> {
+    const out: TokenDue<C> = { notify: [], expire: [] };
     for (const c of conns) {
       if (c.closing) continue;
       const close = this.closeAt(c);
@@ -87,7 +92,7 @@ export class TokenDeadlines {
   }
 
   /** The earliest deadline of any socket (ms), or null. */
-  nextDue(conns: Iterable<Conn>): number | null {
+  nextDue(conns: Iterable<TokenSocket>): number | null {
     let next = Infinity;
     for (const c of conns) {
       if (c.closing) continue;
