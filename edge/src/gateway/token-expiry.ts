@@ -16,9 +16,11 @@ export const TOKEN_IAT_HEADER = 'x-sb-token-iat';
  */
 const REMEMBER_REVOCATION_MS = 60_000;
 
+/** Sets the headers on a copy of the client's request: a client's own values never pass (no `iat` → header removed). */
 export function setTokenTimes(headers: Headers, t: { exp: number; iat: number | null }): void {
   headers.set(TOKEN_EXP_HEADER, String(t.exp));
   if (t.iat !== null) headers.set(TOKEN_IAT_HEADER, String(t.iat));
+  else headers.delete(TOKEN_IAT_HEADER);
 }
 
 /** The token times of an upgrade; exp null when absent (an older Worker). */

@@ -63,5 +63,9 @@ describe('token deadlines of a gateway’s sockets', () => {
     setTokenTimes(h, { exp: T, iat: T - 5 });
     assert.deepEqual(tokenTimesFrom(new Request('http://x/', { headers: h })), { exp: T, iat: T - 5 });
     assert.deepEqual(tokenTimesFrom(new Request('http://x/')), { exp: null, iat: null });
+    // A client's own header does not survive a token without iat.
+    const forged = new Headers({ 'x-sb-token-iat': String(T + 10_000) });
+    setTokenTimes(forged, { exp: T, iat: null });
+    assert.deepEqual(tokenTimesFrom(new Request('http://x/', { headers: forged })), { exp: T, iat: null });
   });
 });
