@@ -1,6 +1,8 @@
 import type { ConversationRpc } from './conversation/api.ts';
 import type { GatewayRpc } from './gateway/api.ts';
 import type { ReplayGuardRpc } from './internal/api.ts';
+import type { RevocationsRpc } from './auth/revocations-api.ts';
+import { authConfig, type AuthConfig, type AuthEnv } from './auth/auth-config.ts';
 
 type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
 
@@ -9,10 +11,12 @@ type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
  * Durable Object namespaces are typed by their RPC interfaces, never by their classes, so the
  * objects do not import one another through this file.
  */
-export interface Env {
+export interface Env extends AuthEnv {
   GATEWAYS: Namespace<GatewayRpc>;
   CONVERSATIONS: Namespace<ConversationRpc>;
   REPLAY_GUARD: Namespace<ReplayGuardRpc>;
+  /** Token revocation times per user (auth/revocations-do.ts). */
+  REVOCATIONS: Namespace<RevocationsRpc>;
   ASSETS?: Fetcher;
   /** Workers Analytics Engine dataset for the edge's metrics (production; absent locally, where /internal/metrics serves them). */
   METRICS?: AnalyticsEngineDataset;
@@ -35,7 +39,8 @@ export interface Env {
   GATEWAY_PLACEMENT?: string;
 }
 
-export interface EdgeConfig {
+/** Sign-in settings (auth/auth-config.ts): AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE, … */
+export interface EdgeConfig extends AuthConfig {
   /** HS256 key for device tokens. */
   authSecret: string;
   /** HMAC key shared with the region for the internal API. */
@@ -118,12 +123,13 @@ export function config(env: Env): EdgeConfig {
     drainCoalesceMs: int(env, 'DRAIN_COALESCE_MS', 1000, 0, 10_000),
     gatewayShards: int(env, 'GATEWAY_SHARDS', 16, 1, 4096),
     gatewayPlacement: placement(env, 'GATEWAY_PLACEMENT'),
+    ...authConfig(env, ConfigError),
   };
   cache.set(env, cfg);
   return cfg;
 }
 
-type Key = Exclude<keyof Env, 'GATEWAYS' | 'CONVERSATIONS' | 'REPLAY_GUARD' | 'ASSETS' | 'METRICS'>;
+type Key = Exclude<keyof Env, 'GATEWAYS' | 'CONVERSATIONS' | 'REPLAY_GUARD' | 'REVOCATIONS' | 'ASSETS' | 'METRICS'>;
 
 function secret(env: Env, name: Key): string {
   const v = env[name];

@@ -5,6 +5,7 @@ import { app } from './http/app.ts';
 export { GatewayDO } from './gateway/gateway-do.ts';
 export { ConversationDO } from './conversation/conversation-do.ts';
 export { ReplayGuardDO } from './internal/replay-guard-do.ts';
+export { RevocationsDO } from './auth/revocations-do.ts';
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),

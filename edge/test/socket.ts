@@ -43,6 +43,16 @@ export class TestSocket {
     });
   }
 
+  /**
+   * The server's close, once its close frame arrived (code and reason), or null. `closed` waits
+   * for the TCP connection to end as well, which the local runtime may hold for seconds more.
+   */
+  closeReceived(): { code: number; reason: string } | null {
+    if (this.closed) return this.closed;
+    const w = this.ws as unknown as { _closeFrameReceived?: boolean; _closeCode?: number; _closeMessage?: Buffer };
+    return w._closeFrameReceived ? { code: w._closeCode ?? 1005, reason: String(w._closeMessage ?? '') } : null;
+  }
+
   raw(text: string): void {
     this.ws.send(text);
   }

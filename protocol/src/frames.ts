@@ -4,6 +4,7 @@ import { LIMITS, fitsUtf8 } from './limits.ts';
 import { HistoryVisibility, SysEvent } from './membership.ts';
 import { PresenceFrame, TypingEventFrame, TypingFrame, UnwatchFrame, WatchFrame, WatchingFrame } from './presence.ts';
 import { DeliveredEventFrame, ReadEventFrame, ReadFrame } from './receipts.ts';
+import { ReauthFrame, RefreshFrame, RefreshedFrame } from './token-frames.ts';
 
 const Body = z
   .string()
@@ -41,6 +42,8 @@ export const ClientFrame = z.discriminatedUnion('t', [
   WatchFrame, UnwatchFrame, TypingFrame,
   // read receipts (receipts.ts)
   ReadFrame,
+  // token refresh (token-frames.ts)
+  RefreshFrame,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type SendFrame = z.infer<typeof SendFrame>;
@@ -48,7 +51,7 @@ export type AckFrame = z.infer<typeof AckFrame>;
 export type SyncFrame = z.infer<typeof SyncFrame>;
 export type HistoryFrame = z.infer<typeof HistoryFrame>;
 export type ResumeFrame = z.infer<typeof ResumeFrame>;
-export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'resume', 'ping', 'watch', 'unwatch', 'typing', 'read'] as const;
+export const CLIENT_FRAME_TYPES = ['send', 'ack', 'sync', 'history', 'resume', 'ping', 'watch', 'unwatch', 'typing', 'read', 'refresh'] as const;
 
 // ---- server → client -------------------------------------------------------------------------
 
@@ -85,7 +88,8 @@ export const PongFrame = z.object({ t: z.literal('pong'), rid: Rid.optional(), t
 /** The heartbeat a client sends, byte for byte, and the answer the edge's runtime gives it unaided. */
 export const HEARTBEAT_PING = '{"t":"ping"}';
 export const HEARTBEAT_PONG = '{"t":"pong"}';
-export const HelloFrame = z.object({ t: z.literal('hello'), user: UserId, dev: DeviceId, v: z.literal(1) });
+/** `exp`: when the socket's token expires (Unix seconds; see `reauth`). */
+export const HelloFrame = z.object({ t: z.literal('hello'), user: UserId, dev: DeviceId, v: z.literal(1), exp: z.number().int().optional() });
 export const ChangesFrame = z.object({
   t: z.literal('changes'),
   rid: Rid.optional(),
@@ -101,6 +105,8 @@ export const ServerFrame = z.discriminatedUnion('t', [
   PresenceFrame, WatchingFrame, TypingEventFrame,
   // read receipts (receipts.ts)
   ReadEventFrame, DeliveredEventFrame,
+  // token refresh (token-frames.ts)
+  ReauthFrame, RefreshedFrame,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type SentFrame = z.infer<typeof SentFrame>;

@@ -56,6 +56,8 @@ export interface GatewayRpc {
   receipts(gw: string, events: ReceiptEvent[], to: { user: string; skip?: string }[]): Promise<{ sockets: number }>;
   /** Presence changes from the region, each to the watching devices it names. */
   presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }>;
+  /** Closes `user`'s sockets opened with tokens issued before `before` (Unix seconds) with 4001 (token-expiry.ts). */
+  revokeTokens(gw: string, user: string, before: number): Promise<{ closed: number }>;
   /** What the gateway counted (with what its conversations handed it), its connections gauge set now: for a scrape. */
   metrics(gw: string): Promise<EdgeSnapshot>;
   /**

@@ -10,6 +10,9 @@ export interface Attachment {
   gw: string;
   /** Accepted at (ms). */
   at: number;
+  /** The token's expiry and issue time (Unix seconds; token-expiry.ts); moved by `refresh`. Absent on sockets of an older Worker. */
+  exp?: number | null;
+  iat?: number | null;
 }
 
 /** One live socket and the per-device state the gateway keeps beside it. */

@@ -28,6 +28,8 @@ import { DeliveryTracker } from './delivery.ts';
 import { Orphans } from './orphans.ts';
 import { RegionOps } from './region-ops.ts';
 import { TypingLimiter } from './typing-limiter.ts';
+import { TokenDeadlines, tokenTimesFrom } from './token-expiry.ts';
+import { verifierFor } from '../auth/token-verifier.ts';
 
 export const USER_HEADER = 'x-sb-user';
 export const DEVICE_HEADER = 'x-sb-device';
@@ -116,11 +118,16 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private flusher: AnalyticsFlusher | null = null;
   /** Sockets this gateway closed (counted then): their close event is not counted again. */
   private readonly closedHere = new WeakSet<WebSocket>();
+  /** Sockets' token deadlines (reauth, 4001) and recent revocations (token-expiry.ts). */
+  private readonly tokens: TokenDeadlines;
+  /** When the alarm's periodic work (heartbeats, routes) is next due (ms); token deadlines may run the alarm sooner. */
+  private periodicAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.cfg = config(env);
     this.conns = new Connections(ctx);
+    this.tokens = new TokenDeadlines({ noticeSeconds: this.cfg.authRefreshNoticeSeconds, graceSeconds: this.cfg.authRefreshGraceSeconds });
     this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
     this.ops = new RegionOps({
       call: (path, body) => callRegion(this.cfg, path, body, undefined, this.counts),
@@ -149,9 +156,11 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     if (!user || !device || !gw) return new Response('missing principal', { status: 400 });
     this.name = gw;
     const now = Date.now();
+    const { exp, iat } = tokenTimesFrom(request);
+    if (this.tokens.isRevoked(user, iat, now)) return new Response(JSON.stringify({ error: { code: 'unauthorized', message: 'token revoked' } }), { status: 401, headers: { 'content-type': 'application/json' } });
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    const att: Attachment = { user, device, conn: this.nextConn(now), gw, at: now };
+    const att: Attachment = { user, device, conn: this.nextConn(now), gw, at: now, exp, iat };
     this.ctx.acceptWebSocket(server, [user]);
     server.serializeAttachment(att);
     const c = new Conn(server, att, false);
@@ -168,7 +177,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     // message the region fans out finds this socket, even for a client that never resumes. A
     // region that does not answer holds it HELLO_WAIT_MS at most: the edge serves without it.
     void withinMs(this.ops.whenSent(), HELLO_WAIT_MS).then(() => this.open(c));
-    await this.armAlarm(now);
+    await this.armAlarm(now, this.tokens.nextDue([c]));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -176,7 +185,10 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private open(c: Conn): void {
     if (!this.conns.isCurrent(c)) return;
     c.ready = true;
-    send(c.ws, { t: 'hello', user: c.att.user, dev: c.att.device, v: 1 });
+    send(c.ws, { t: 'hello', user: c.att.user, dev: c.att.device, v: 1, ...(c.att.exp != null ? { exp: c.att.exp } : {}) });
+    // Its token's notice: at once when already due, else by the alarm (armed for it now that the socket is ready).
+    if (this.tokens.noticeOnOpen(c, Date.now())) send(c.ws, { t: 'reauth', exp: c.att.exp! });
+    else if (c.att.exp != null) void this.armAlarm(Date.now(), this.tokens.nextDue([c])).catch((err: unknown) => log('warn', 'arming the alarm failed', { gw: this.name, ...errorFields(err) }));
     for (const msg of this.tracker.inflight(c.key)) write(c.ws, msg.text);
   }
 
@@ -306,6 +318,25 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     return { sockets };
   }
 
+  /**
+   * The user's tokens issued before `before` (Unix seconds) were revoked: their sockets here that
+   * such a token opened are closed with 4001, and for a while such a token's connect or refresh
+   * is refused here even if an isolate's cache let it through.
+   */
+  async revokeTokens(gw: string, user: string, before: number): Promise<{ closed: number }> {
+    this.name ??= gw;
+    this.tokens.revoke(user, before, Date.now());
+    let closed = 0;
+    for (const c of [...(this.conns.of(user)?.values() ?? [])]) {
+      if (c.closing || (c.att.iat != null && c.att.iat >= before)) continue;
+      c.closing = true;
+      this.closeSocket(c, 'unauthorized');
+      closed++;
+    }
+    if (closed > 0) log('info', 'tokens revoked; sockets closed', { gw, user, closed });
+    return { closed };
+  }
+
   async metrics(gw: string): Promise<EdgeSnapshot> {
     this.name ??= gw;
     this.counts.set('switchboard_edge_connections', labels(gw), this.conns.size);
@@ -412,10 +443,25 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         if (!r.ok) throw new ProtocolError(r.code, r.message);
         return;
       }
+      case 'refresh':
+        return this.refresh(c, frame.rid, frame.token);
       case 'ack':
       case 'ping':
         return; // answered in webSocketMessage
     }
+  }
+
+  /** A new token for a live socket: same user and device, not revoked; the socket then lives until its `exp`. */
+  private async refresh(c: Conn, rid: string | undefined, token: string): Promise<void> {
+    const v = await verifierFor(this.env).verify(token);
+    if (v.user !== c.att.user || v.device !== c.att.device) throw new ProtocolError('unauthorized', 'the token names another user or device');
+    if (this.tokens.isRevoked(v.user, v.iat, Date.now())) throw new ProtocolError('unauthorized', 'token revoked');
+    if (c.closing) return;
+    c.att.exp = v.exp;
+    c.att.iat = v.iat;
+    c.ws.serializeAttachment(c.att);
+    // Its deadline only moved later: the alarm, if set for the old one, finds nothing due and re-arms.
+    send(c.ws, { t: 'refreshed', rid, exp: v.exp });
   }
 
   /**
@@ -493,7 +539,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   }
 
   /** Closes a socket with the code for `why`, counted as closed by the server. */
-  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled'): void {
+  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized'): void {
     this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES[why].code, 'server'));
     this.closedHere.add(c.ws);
     closeSocket(c, why);
@@ -579,6 +625,10 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     const conns = [...this.conns.all()];
     if (conns.length === 0) return;
     this.name ??= conns[0]!.att.gw;
+    this.runTokenDeadlines(conns, now);
+    // Woken for a token deadline only: the heartbeats and routes wait for their time.
+    if (now < this.periodicAt - 1000) return this.armAlarm(now);
+    this.periodicAt = now + this.periodMs();
     if (now - this.routesRefreshedAt >= this.cfg.routeRefreshSeconds * 1000 - 1000) {
       this.routesRefreshedAt = now;
       for (const c of conns) this.ops.route(this.routeUp(c));
@@ -600,8 +650,25 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     (this.flusher ??= new AnalyticsFlusher(this.env.METRICS, this.name)).flush(this.counts);
   }
 
-  private async armAlarm(now: number): Promise<void> {
-    const next = now + Math.min(this.cfg.presenceFlushSeconds, this.cfg.routeRefreshSeconds) * 1000;
+  /** Asks sockets whose token nears its expiry for a new one; closes those past it and the grace (4001). */
+  private runTokenDeadlines(conns: Conn[], now: number): void {
+    const { notify, expire } = this.tokens.due(conns, now);
+    for (const c of notify) send(c.ws, { t: 'reauth', exp: c.att.exp! });
+    for (const c of expire) {
+      log('info', 'token expired without a refresh; closing socket', { gw: this.name, user: c.att.user, device: c.att.device, exp: c.att.exp });
+      c.closing = true;
+      this.closeSocket(c, 'unauthorized');
+    }
+  }
+
+  private periodMs(): number {
+    return Math.min(this.cfg.presenceFlushSeconds, this.cfg.routeRefreshSeconds) * 1000;
+  }
+
+  /** Sets the alarm for the periodic work or the earliest token deadline (`due`: of every socket unless given). */
+  private async armAlarm(now: number, due: number | null = this.tokens.nextDue(this.conns.all())): Promise<void> {
+    const periodic = this.periodicAt > now ? this.periodicAt : now + this.periodMs();
+    const next = Math.max(now, Math.min(periodic, due ?? Infinity));
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= next) return;
     this.alarmAt = next;
@@ -672,7 +739,7 @@ function sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): 
   send(ws, { t: 'error', ...(rid !== undefined ? { rid } : {}), code: err.code, message: err.message });
 }
 
-function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled'): void {
+function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized'): void {
   try {
     c.ws.close(CLOSE_CODES[why].code, CLOSE_CODES[why].reason);
   } catch {

@@ -6,10 +6,15 @@ import { gatewayName, placementFor, type RequestPlace } from '../gateway/placeme
 import { gatewayStub } from '../gateway/stub.ts';
 import { adminRoutes } from '../internal/admin-routes.ts';
 import { internalRoutes } from '../internal/internal-routes.ts';
+import { tokenAdminRoutes } from '../auth/admin-routes.ts';
+import { publicConfigRoutes } from '../auth/public-config.ts';
 import { errorFields, log } from '../log.ts';
 import { labels } from '../metrics/edge-metrics.ts';
 import { flushWorkerMetrics, workerFlushDue, workerMetrics } from '../metrics/worker-metrics.ts';
-import { mintToken, tokenFrom, verifyToken } from './auth.ts';
+import { mintToken, tokenFrom } from './auth.ts';
+import { verifyToken } from './verify-token.ts';
+import { verifierFor } from '../auth/token-verifier.ts';
+import { setTokenTimes } from '../gateway/token-expiry.ts';
 import { listConversations } from './conversation-list.ts';
 import { conversationsApi } from './conversations-api.ts';
 import { devicesApi } from './devices-api.ts';
@@ -79,7 +84,7 @@ app.post('/v1/dev/token', async (c) => {
 
 app.post('/v1/conversations', async (c) => {
   const cfg = config(c.env);
-  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, false));
+  const me = await verifyToken(c.env, tokenFrom(c.req.raw, false));
   const req = await readJson(c, CreateConversationRequest);
   const members = [...new Set([me.user, ...req.members])];
   if (req.direct && members.length !== 2) throw new ProtocolError('invalid_frame', 'members: a direct conversation has exactly one other member');
@@ -100,7 +105,7 @@ app.get('/v1/conversations', listConversations);
  */
 app.get('/v1/connect', async (c) => {
   const cfg = config(c.env);
-  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, true));
+  const me = await verifierFor(c.env).verify(tokenFrom(c.req.raw, true));
   if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
     counted('invalid_frame');
     return c.json(errorBody(new ProtocolError('invalid_frame', 'expected a WebSocket upgrade')), 426);
@@ -111,6 +116,7 @@ app.get('/v1/connect', async (c) => {
   headers.set(USER_HEADER, me.user);
   headers.set(DEVICE_HEADER, me.device);
   headers.set(GATEWAY_HEADER, gw);
+  setTokenTimes(headers, me);
   return gatewayStub(c.env.GATEWAYS, gw).fetch(new Request(c.req.raw.url, { headers }));
 });
 
@@ -124,5 +130,9 @@ app.route('/', keysApi);
 app.route('/', deviceLinksApi);
 /** Region → edge: deliveries and presence changes (internal/internal-routes.ts). */
 app.route('/', internalRoutes);
-/** The operator's signed routes: dead letters (admin-routes.ts). */
+/** The operator's signed routes: dead letters and the drain (internal/admin-routes.ts). */
 app.route('/', adminRoutes);
+/** Operator calls, signed: revoking a user's tokens (auth/admin-routes.ts). */
+app.route('/', tokenAdminRoutes);
+/** How the web client signs in: development or the configured identity provider (auth/public-config.ts). */
+app.route('/', publicConfigRoutes);

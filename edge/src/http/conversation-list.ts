@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { InboxCursor, ProtocolError, type InboxResponse } from '@switchboard/protocol';
-import { tokenFrom, verifyToken } from './auth.ts';
+import { tokenFrom } from './auth.ts';
+import { verifyToken } from './verify-token.ts';
 import { config, type Env } from '../config.ts';
 import { errorFields, log } from '../log.ts';
 import { callRegion } from '../internal/region-client.ts';
@@ -19,7 +20,7 @@ const MAX_LIMIT = 200;
  */
 export async function listConversations(c: Context<{ Bindings: Env }>): Promise<Response> {
   const cfg = config(c.env);
-  const me = await verifyToken(cfg.authSecret, tokenFrom(c.req.raw, false));
+  const me = await verifyToken(c.env, tokenFrom(c.req.raw, false));
   const after = c.req.query('after') ?? '';
   if (after !== '' && !InboxCursor.safeParse(after).success) throw new ProtocolError('invalid_frame', 'after: expected the `next` of the previous page');
   const limitText = c.req.query('limit');

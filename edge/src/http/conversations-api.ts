@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { AddMembersRequest, ConvId, MlsCommitRequest, ProtocolError, SetRoleRequest, UserId } from '@switchboard/protocol';
-import { tokenFrom, verifyToken } from './auth.ts';
+import { tokenFrom } from './auth.ts';
+import { verifyToken } from './verify-token.ts';
 import { config, type Env } from '../config.ts';
 import { readJson } from './read-json.ts';
 import type { Result } from '../conversation/sequencer.ts';
@@ -16,7 +17,7 @@ const MEMBERS_PAGE_DEFAULT = 100;
 const MEMBERS_PAGE_MAX = 1000;
 
 async function caller(c: { env: Env; req: { raw: Request } }) {
-  return verifyToken(config(c.env).authSecret, tokenFrom(c.req.raw, false));
+  return verifyToken(c.env, tokenFrom(c.req.raw, false));
 }
 
 function conversation(env: Env, id: string | undefined) {

@@ -4,7 +4,8 @@ import { config, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
 import { workerMetrics } from '../metrics/worker-metrics.ts';
 import { errorFields, log } from '../log.ts';
-import { tokenFrom, verifyToken } from './auth.ts';
+import { tokenFrom } from './auth.ts';
+import { verifyToken } from './verify-token.ts';
 import { ownDevice } from './own-device.ts';
 import { readJson } from './read-json.ts';
 
@@ -51,6 +52,6 @@ devicesApi.delete('/v1/devices/:device/push', async (c) => {
  * records instead of sending (development: `npm start`); `enabled: false` elsewhere.
  */
 devicesApi.get('/v1/push/recorded', async (c) => {
-  const me = await verifyToken(config(c.env).authSecret, tokenFrom(c.req.raw, false));
+  const me = await verifyToken(c.env, tokenFrom(c.req.raw, false));
   return c.json(await region<PushRecordedResponse>(c.env, '/internal/push/recorded', { user: me.user }));
 });

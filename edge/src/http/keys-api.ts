@@ -15,7 +15,8 @@ import { config, type Env } from '../config.ts';
 import { RegionError, callRegion } from '../internal/region-client.ts';
 import { workerMetrics } from '../metrics/worker-metrics.ts';
 import { errorFields, log } from '../log.ts';
-import { tokenFrom, verifyToken, type Principal } from './auth.ts';
+import { tokenFrom, type Principal } from './auth.ts';
+import { verifyToken } from './verify-token.ts';
 import { ownDevice } from './own-device.ts';
 import { errorBody, readJson } from './read-json.ts';
 
@@ -43,7 +44,7 @@ class RetryLater extends ProtocolError {
 }
 
 export async function caller(c: Ctx): Promise<Principal> {
-  return verifyToken(config(c.env).authSecret, tokenFrom(c.req.raw, false));
+  return verifyToken(c.env, tokenFrom(c.req.raw, false));
 }
 
 /** The region's answer; its typed refusals of the request relayed, anything else `unavailable` (never a stack trace). */

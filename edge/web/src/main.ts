@@ -19,6 +19,7 @@ import { TypingBook, TypingThrottle } from './typing.ts';
 import { ChatView } from './view.ts';
 import { startNotifications } from './notifications.ts';
 import { sysText } from './system-events.ts';
+import { beginSignIn, clearTokens, completeSignIn, currentToken, hasTokens, signInConfig, type SignInConfig } from './oidc.ts';
 
 const base = location.origin;
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -38,10 +39,28 @@ function e2eStatus(text: string): void {
   el.hidden = text === '';
 }
 
-function showSignin(): void {
+function showSignin(signIn: SignInConfig, error = ''): void {
   $('signin').hidden = false;
   const form = $<HTMLFormElement>('signin-form');
   const input = $<HTMLInputElement>('signin-user');
+  $('signin-error').textContent = error;
+  const oidc = signIn.oidc;
+  if (oidc) {
+    // Production: the configured identity provider (oidc.ts); the name field is not needed.
+    input.hidden = input.disabled = true;
+    form.querySelector('label')!.hidden = true;
+    form.querySelector('button')!.textContent = `Sign in with ${new URL(oidc.issuer).host}`;
+    form.parentElement!.querySelector('.hint')!.textContent = 'You sign in with your account at the identity provider.';
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      try {
+        await beginSignIn(oidc);
+      } catch (err) {
+        $('signin-error').textContent = explain(err);
+      }
+    };
+    return;
+  }
   input.focus();
   form.onsubmit = async (ev) => {
     ev.preventDefault();
@@ -68,8 +87,10 @@ async function openStore(s: Session): Promise<ClientStore> {
   }
 }
 
-async function startChat(signedIn: Session): Promise<void> {
-  const s = await holdDevice(signedIn);
+/** `tokenSource`: tokens from the identity provider; absent, development tokens. */
+async function startChat(signedIn: Session, tokenSource?: () => Promise<string>): Promise<void> {
+  // A provider's token names the device: it cannot move to another one.
+  const s = tokenSource ? signedIn : await holdDevice(signedIn);
   $('app').hidden = false;
   $('me').textContent = s.user;
   const store = await openStore(s);
@@ -77,7 +98,7 @@ async function startChat(signedIn: Session): Promise<void> {
   const model = new ChatModel(s.user, loadReadMarks(s.user));
 
   let token: string | null = null;
-  const freshToken = async () => (token = await devToken(base, s.user, s.device));
+  const freshToken = async () => (token = await (tokenSource ? tokenSource() : devToken(base, s.user, s.device)));
   const httpToken = async () => token ?? (await freshToken());
 
   // End-to-end encryption: this device's MLS keys and groups in IndexedDB. Without it (no
@@ -127,6 +148,7 @@ async function startChat(signedIn: Session): Promise<void> {
       client.close();
       e2e?.close();
       clearSession();
+      clearTokens();
       location.reload();
     },
     typing: (conv) => typing(conv),
@@ -437,6 +459,25 @@ async function startChat(signedIn: Session): Promise<void> {
   else view.status('offline', 'no network');
 }
 
-const session = loadSession();
-if (session) void startChat(session);
-else showSignin();
+/** Development sign-in, or the identity provider's (a return from it, or a tab already signed in through it). */
+async function boot(): Promise<void> {
+  const signIn = await signInConfig(base).catch((): SignInConfig => ({ devAuth: true, oidc: null }));
+  const oidc = signIn.oidc;
+  if (oidc) {
+    const tokens = () => currentToken(oidc);
+    try {
+      const who = await completeSignIn(oidc);
+      if (who) return void startChat(saveSession(who.user, who.device), tokens);
+    } catch (err) {
+      return showSignin(signIn, explain(err));
+    }
+    const session = loadSession();
+    if (session && hasTokens()) return void startChat(session, tokens);
+    return showSignin(signIn);
+  }
+  const session = loadSession();
+  if (session) void startChat(session);
+  else showSignin(signIn);
+}
+
+void boot();

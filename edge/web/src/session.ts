@@ -18,8 +18,9 @@ export function loadSession(): Session | null {
   }
 }
 
-export function saveSession(user: string): Session {
-  const s: Session = { user, device: `web-${randomId().slice(0, 12)}` };
+/** A new session of `user`: a new device unless the sign-in named one (an identity provider's token). */
+export function saveSession(user: string, device = `web-${randomId().slice(0, 12)}`): Session {
+  const s: Session = { user, device };
   sessionStorage.setItem(KEY, JSON.stringify(s));
   return s;
 }

@@ -4,6 +4,7 @@ import { HEARTBEAT_PING, type ChangesFrame, type ClientFrame, type Msg, type Msg
 import { ConversationCursor } from '../ordering.ts';
 import { PRESENCE, type PresenceState, type WatchingFrame } from '../presence.ts';
 import { MemoryStore, type ClientStore } from './store.ts';
+import { TokenRefresher } from './token-refresh.ts';
 
 /**
  * Sends awaiting their reply at once, at most. The edge holds at most 32 of a device's sends
@@ -29,8 +30,13 @@ export type Status = 'connecting' | 'online' | 'offline';
 export interface ClientOptions {
   /** Edge base URL, e.g. http://127.0.0.1:8787. */
   url: string;
-  /** Returns a fresh device token (called at every connect). */
+  /**
+   * Returns a fresh device token for the same user and device: called at every connect, and
+   * before a live socket's token expires (its `refresh`; PROTOCOL.md, "Token expiry and refresh").
+   */
   token: () => string | Promise<string>;
+  /** A live socket's token could not be refreshed (no token, or refused); it is tried again until the socket closes. */
+  onTokenError?: (err: unknown) => void;
   /** Defaults to the global WebSocket. */
   socket?: SocketFactory;
   /** Each message, once, in seq order per conversation. */
@@ -153,6 +159,11 @@ export class SwitchboardClient {
   private nextRid = 1;
   private attempt = 0;
   private closed = false;
+  private readonly refresher = new TokenRefresher({
+    token: () => this.opts.token(),
+    request: (frame) => this.request(frame),
+    onError: (err) => this.opts.onTokenError?.(err),
+  });
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   /** Users this device watches: watched again after every reconnect (watches end with a connection). */
   private readonly watched = new Set<string>();
@@ -194,6 +205,7 @@ export class SwitchboardClient {
     this.closed = true;
     this.acks.clear();
     this.stopHeartbeat();
+    this.refresher.stop();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.ws?.close(1000, 'client closed');
     this.setStatus('offline', 'closed by client');
@@ -391,6 +403,7 @@ export class SwitchboardClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this.stopHeartbeat();
+      this.refresher.stop();
       for (const [rid, p] of this.pending) {
         clearTimeout(p.timer);
         p.reject(new RequestError('unavailable', 'connection lost'));
@@ -480,7 +493,8 @@ export class SwitchboardClient {
     }
     if (f.t === 'hello') {
       this.me = { user: f.user, dev: f.dev };
-      return this.onOnline();
+      this.onOnline();
+      return this.refresher.onHello(f.exp);
     }
     if (f.t === 'msg') {
       // A message ends its sender's typing indicator.
@@ -491,6 +505,7 @@ export class SwitchboardClient {
     if (f.t === 'typing') return this.onTypingEvent(f.conv, f.user);
     if (f.t === 'read' || f.t === 'delivered') return this.opts.onReceipt?.({ conv: f.conv, user: f.user, kind: f.t, seq: f.seq });
     if (f.t === 'resync') return this.resumeOrCatchUp();
+    if (f.t === 'reauth') return this.refresher.onReauth(f.exp);
     const rid = 'rid' in f ? f.rid : undefined;
     const p = rid !== undefined ? this.pending.get(rid) : undefined;
     if (!p || rid === undefined) return;
