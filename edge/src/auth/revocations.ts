@@ -1,8 +1,8 @@
 import { shardOf } from '../gateway/placement.ts';
 import type { Env } from '../config.ts';
 
-/** Shards of the revocation store; a user always lands on the same one (never change it: times would be lost). */
-export const REVOCATION_SHARDS = 16;
+/** Shards of the revocation store (each a Durable Object answering its users' connects and requests, cached 5 s per isolate); a user always lands on the same one (never change it: times would be lost). */
+export const REVOCATION_SHARDS = 256;
 
 /**
  * How long an isolate trusts a revocation time it read. A revocation is in force at once in the
