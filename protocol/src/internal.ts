@@ -295,3 +295,11 @@ export const DrainRequest = z
   })
   .strict();
 export type DrainRequest = z.infer<typeof DrainRequest>;
+
+/** Operator (through the edge) → region: what the region knows of one user. */
+export const AdminUserRequest = z.object({ user: UserId }).strict();
+export type AdminUserRequest = z.infer<typeof AdminUserRequest>;
+
+/** Operator → edge: close a user's sockets (one device's, with `device`); `reconnect` closes with 1012 instead of 4008. */
+export const DisconnectRequest = z.object({ device: DeviceId.optional(), reconnect: z.boolean().optional() }).strict();
+export type DisconnectRequest = z.infer<typeof DisconnectRequest>;

@@ -29,6 +29,7 @@ import type { PresenceService } from './presence/presence-service.ts';
 import { TOPICS, type Queue } from './queue/queue.ts';
 import { applyRouteOps, type Routes } from './routes/routes.ts';
 import type { Storage } from './storage/storage.ts';
+import { registerAdminApi } from './admin-api.ts';
 import { registerKeysApi, type KeysApiDeps } from './keys/keys-api.ts';
 import { registerPushApi, type PushApiDeps } from './push/push-api.ts';
 import type { PushMetrics } from './push/push-metrics.ts';
@@ -244,6 +245,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   if (deps.presence) registerPresenceApi(app, deps.presence, connected);
   if (deps.push) registerPushApi(app, { storage, ...deps.push });
   registerKeysApi(app, { directory: storage, ...deps.keys });
+  registerAdminApi(app, { storage, routes });
 
   return app;
 }

@@ -36,6 +36,8 @@ export interface ConversationRpc {
     Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
   >;
   typing(input: { user: string; gw: string }): Promise<Result<{ relayed: number }>>;
+  /** An operator's view: last seq, membership version and size, outbox backlog, dead letters (null: no such conversation). */
+  adminState(): Promise<{ conv: string; direct: boolean; e2e: boolean; lastSeq: number; ver: number; members: number; outbox: { events: number; draining: boolean; failures: number }; deadLetters: number } | null>;
   /** Outbox events the region refused for good (operator's admin API). */
   listDeadLetters(): Promise<DeadLetter[]>;
   replayDeadLetters(input: { oseqs?: number[] }): Promise<{ replayed: number }>;

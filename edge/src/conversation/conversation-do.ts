@@ -549,6 +549,23 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     if (seqs.length > 0) this.live.forget(Math.max(...seqs));
   }
 
+  /** An operator's view of this conversation (admin API); null when it was never created here. */
+  async adminState(): Promise<{ conv: string; direct: boolean; e2e: boolean; lastSeq: number; ver: number; members: number; outbox: { events: number; draining: boolean; failures: number }; deadLetters: number } | null> {
+    const conv = this.seq.conv;
+    if (!conv) return null;
+    const backlog = this.seq.outboxBacklog(this.acked);
+    return {
+      conv,
+      direct: this.seq.direct,
+      e2e: this.seq.e2e,
+      lastSeq: this.seq.lastSeq,
+      ver: this.seq.memberVersion,
+      members: this.seq.members().length,
+      outbox: { events: backlog.events, draining: this.draining !== null, failures: this.failures },
+      deadLetters: this.deadLetters.count(),
+    };
+  }
+
   /** Dead letters of this conversation (an operator's view, admin API). */
   async listDeadLetters(): Promise<DeadLetter[]> {
     return this.deadLetters.list();

@@ -538,6 +538,12 @@ export class Sequencer {
     return out;
   }
 
+  /** Outbox events after `after` not yet acknowledged by the region, and the oldest one's oseq. */
+  outboxBacklog(after = 0): { events: number; oldest: number | null } {
+    const r = this.all<{ n: number; o: number | null }>('SELECT COUNT(*) AS n, MIN(oseq) AS o FROM outbox WHERE oseq > ?', after)[0];
+    return { events: Number(r?.n ?? 0), oldest: r?.o ?? null };
+  }
+
   /** The region acknowledged every event up to `oseq`: drop them, then trim the window. */
   acknowledge(oseq: number, window: number): void {
     this.sql.exec('DELETE FROM outbox WHERE oseq <= ?', oseq);

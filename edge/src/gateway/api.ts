@@ -58,6 +58,10 @@ export interface GatewayRpc {
   presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }>;
   /** Closes `user`'s sockets opened with tokens issued before `before` (Unix seconds) with 4001 (token-expiry.ts). */
   revokeTokens(gw: string, user: string, before: number): Promise<{ closed: number }>;
+  /** The user's live sockets here (operator's lookup). */
+  sessions(gw: string, user: string): Promise<{ device: string; conn: number; since: number; ready: boolean }[]>;
+  /** Closes the user's sockets here (one device's, with `device`): 4008 for good, or 1012 to reconnect at once. */
+  disconnect(gw: string, input: { user: string; device?: string; reconnect: boolean }): Promise<{ closed: number }>;
   /** What the gateway counted (with what its conversations handed it), its connections gauge set now: for a scrape. */
   metrics(gw: string): Promise<EdgeSnapshot>;
   /**

@@ -337,6 +337,32 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     return { closed };
   }
 
+  async sessions(gw: string, user: string): Promise<{ device: string; conn: number; since: number; ready: boolean }[]> {
+    this.name ??= gw;
+    return [...(this.conns.of(user)?.values() ?? [])].map((c) => ({ device: c.att.device, conn: c.att.conn, since: c.att.at, ready: c.ready }));
+  }
+
+  async disconnect(gw: string, input: { user: string; device?: string; reconnect: boolean }): Promise<{ closed: number }> {
+    this.name ??= gw;
+    let closed = 0;
+    for (const c of [...(this.conns.of(input.user)?.values() ?? [])]) {
+      if (c.closing || (input.device !== undefined && c.att.device !== input.device)) continue;
+      c.closing = true;
+      if (input.reconnect) {
+        this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES.restart.code, 'server'));
+        this.closedHere.add(c.ws);
+        try {
+          c.ws.close(CLOSE_CODES.restart.code, restartReason(0));
+        } catch {
+          // Already closing.
+        }
+      } else this.closeSocket(c, 'disconnected');
+      closed++;
+    }
+    if (closed > 0) log('info', 'disconnected by an operator', { gw, user: input.user, device: input.device, closed, reconnect: input.reconnect });
+    return { closed };
+  }
+
   async metrics(gw: string): Promise<EdgeSnapshot> {
     this.name ??= gw;
     this.counts.set('switchboard_edge_connections', labels(gw), this.conns.size);
@@ -539,7 +565,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   }
 
   /** Closes a socket with the code for `why`, counted as closed by the server. */
-  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized'): void {
+  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized' | 'disconnected'): void {
     this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES[why].code, 'server'));
     this.closedHere.add(c.ws);
     closeSocket(c, why);
@@ -739,7 +765,7 @@ function sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): 
   send(ws, { t: 'error', ...(rid !== undefined ? { rid } : {}), code: err.code, message: err.message });
 }
 
-function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized'): void {
+function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized' | 'disconnected'): void {
   try {
     c.ws.close(CLOSE_CODES[why].code, CLOSE_CODES[why].reason);
   } catch {

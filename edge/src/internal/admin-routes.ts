@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
-import { ConvId, DeadLetterReplayRequest, DrainRequest, ProtocolError, parseJsonBody } from '@switchboard/protocol';
-import { config, type Env } from '../config.ts';
-import { LOCATION_HINTS } from '../gateway/placement.ts';
+import { ConvId, DeadLetterReplayRequest, DisconnectRequest, DrainRequest, ProtocolError, UserId, parseJsonBody } from '@switchboard/protocol';
+import { config, type EdgeConfig, type Env } from '../config.ts';
+import { LOCATION_HINTS, gatewayName } from '../gateway/placement.ts';
+import { callRegion } from './region-client.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { errorFields, log } from '../log.ts';
 import { verifyInternal } from './internal-auth.ts';
@@ -10,6 +11,8 @@ import { verifyInternal } from './internal-auth.ts';
  * The operator's routes on the edge, signed like every internal call (an operator's tool signs
  * with the internal secret; never reachable with a device token). Dead letters: outbox events the
  * region refused for good, kept by their conversation until replayed. Drain: before a restart.
+ * A user's sockets and what the region knows of them; disconnecting them; a conversation's state.
+ * (Revoking a user's tokens: auth/admin-routes.ts.)
  */
 export const adminRoutes = new Hono<{ Bindings: Env }>();
 
@@ -63,4 +66,51 @@ adminRoutes.post('/internal/admin/drain', async (c) => {
   });
   log('info', 'edge drained', { gateways: names.length - failed, failed, sockets, spreadMs });
   return c.json({ gateways: names.length - failed, failed, sockets, spreadMs });
+});
+
+/** The gateways that may hold a user's sockets: one per placement. */
+function userGateways(cfg: EdgeConfig, user: string): string[] {
+  const placements = cfg.gatewayPlacement ? [cfg.gatewayPlacement] : [...LOCATION_HINTS];
+  return placements.map((p) => gatewayName(p, user, cfg.gatewayShards));
+}
+
+function userParam(id: string | undefined): string {
+  const u = UserId.safeParse(id);
+  if (!u.success) throw new ProtocolError('invalid_frame', 'user: 1-64 of [A-Za-z0-9._-]');
+  return u.data;
+}
+
+/** A user's live sockets on this edge's gateways, and the region's routes, key-directory devices and push registrations. */
+adminRoutes.get('/internal/admin/users/:user', async (c) => {
+  const cfg = config(c.env);
+  await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
+  const user = userParam(c.req.param('user'));
+  const gws = userGateways(cfg, user);
+  const [sessions, region] = await Promise.all([
+    Promise.all(gws.map(async (gw) => (await gatewayStub(c.env.GATEWAYS, gw).sessions(gw, user)).map((s) => ({ gw, ...s })))),
+    callRegion<Record<string, unknown>>(cfg, '/internal/admin/user', { user }),
+  ]);
+  return c.json({ user, sessions: sessions.flat(), region });
+});
+
+/** Closes a user's sockets (one device's with `device`) with 4008, or with 1012 when `reconnect`. */
+adminRoutes.post('/internal/admin/users/:user/disconnect', async (c) => {
+  const cfg = config(c.env);
+  const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
+  const user = userParam(c.req.param('user'));
+  const req = parseJsonBody(body || '{}', DisconnectRequest);
+  const input = { user, reconnect: req.reconnect ?? false, ...(req.device ? { device: req.device } : {}) };
+  const closed = await Promise.all(userGateways(cfg, user).map((gw) => gatewayStub(c.env.GATEWAYS, gw).disconnect(gw, input)));
+  const total = closed.reduce((n, r) => n + r.closed, 0);
+  log('info', 'operator disconnect', { user, device: req.device, reconnect: input.reconnect, closed: total });
+  return c.json({ closed: total });
+});
+
+/** A conversation's state: last seq, membership version and size, outbox backlog, dead letters. */
+adminRoutes.get('/internal/admin/conversations/:conv', async (c) => {
+  await verifyInternal(c.req.raw, c.env, config(c.env).internalSecret);
+  const { stub } = conversation(c.env, c.req.param('conv'));
+  const state = await stub.adminState();
+  if (!state) throw new ProtocolError('not_found', 'no such conversation');
+  return c.json(state);
 });
