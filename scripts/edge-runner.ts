@@ -19,8 +19,6 @@
  * EDGE_WS_COMPRESSION=true drops `no_web_socket_compression` from the compatibility flags, so
  * clients that offer permessage-deflate get it (to measure what it costs).
  * EDGE_INSPECTOR_PORT=9229 opens the V8 inspector on loopback, for `npm run profile:edge`.
- * EDGE_V8_FLAGS='--trace-gc …' passes V8 flags to workerd (Miniflare has no option for them; see
- * scripts/workerd/run-workerd.sh).
  *
  * Logs are JSON lines on stdout (the Worker's own lines pass through as they are). SIGINT or
  * SIGTERM first drains the edge (signed `POST /internal/admin/drain`: every socket is closed with
@@ -35,7 +33,6 @@ import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
 import { signRequest } from '@switchboard/protocol';
 import { ROOT } from './lib/processes.ts';
-import { v8FlagsEnv } from './workerd/v8-flags.ts';
 
 const log = (level: string, msg: string, fields: Record<string, unknown> = {}) =>
   process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), level, svc: 'edge-runner', msg, ...fields }) + '\n');
@@ -96,15 +93,6 @@ async function main(): Promise<void> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, 'wrangler.toml'));
   const inspectorPort = process.env.EDGE_INSPECTOR_PORT ? Number(process.env.EDGE_INSPECTOR_PORT) : undefined;
   if (inspectorPort !== undefined && (!Number.isInteger(inspectorPort) || inspectorPort < 1 || inspectorPort > 65_535)) fail(`EDGE_INSPECTOR_PORT: expected 1..65535, got ${JSON.stringify(process.env.EDGE_INSPECTOR_PORT)}`);
-  const v8Flags = process.env.EDGE_V8_FLAGS?.trim();
-  if (v8Flags) {
-    try {
-      Object.assign(process.env, v8FlagsEnv(v8Flags));
-    } catch (err) {
-      fail(`EDGE_V8_FLAGS: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    log('info', 'workerd gets V8 flags', { flags: v8Flags });
-  }
   const compression = process.env.EDGE_WS_COMPRESSION === 'true';
   if (process.env.EDGE_WS_COMPRESSION !== undefined && !compression && process.env.EDGE_WS_COMPRESSION !== 'false') fail(`EDGE_WS_COMPRESSION: expected true or false, got ${JSON.stringify(process.env.EDGE_WS_COMPRESSION)}`);
   const compatibilityFlags = (workerOptions.compatibilityFlags ?? []).filter((f) => !(compression && f === 'no_web_socket_compression'));

@@ -31,7 +31,6 @@
  * | BENCH_CPU_LAYOUT | split | `split`: the edge side (with the bench client) and the region side each on its own half of the cores; `split-client-region`: the bench client on the region's half, at nice -10; `shared`: anywhere (cpu-layout.ts) |
  * | BENCH_OUT | .bench/latency.json | |
  * | BENCH_EDGE_VARS | (none) | edge settings for this run, `KEY:VALUE,…` (e.g. DRAIN_COALESCE_MS:250) |
- * | BENCH_GC_TRACE | 0 | 1 runs workerd with V8's `--trace-gc` (added to any EDGE_V8_FLAGS) and prints the Worker isolate's collection pauses per phase (gc-trace.ts) |
  * | BENCH_TRACE | (none) | a directory: each rate's messages as CSV (`trace-<phase>-<rate>.csv`, phases counted from 0: lane, due, send, sequenced, sent, msg; ms from the phase's start) |
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -49,7 +48,6 @@ import { cpuLayout, Pinning } from './cpu-layout.ts';
 import { Run, dist, drain, openLoop, phaseResult, type Dist, type PhaseResult } from './load.ts';
 import { removeNamespace } from './cleanup.ts';
 import { edgeState, edgeStateDir } from './edge-state.ts';
-import { GcTrace, type GcSummary } from './gc-trace.ts';
 import { num } from './env-number.ts';
 import { diffScrape, inMs, parseProm, regionAge, regionCounterName, regionOp, summarizeHist, type HistSummary, type Scrape } from './prom.ts';
 
@@ -103,7 +101,6 @@ const CFG = {
   out: path.resolve(ROOT, process.env.BENCH_OUT || '.bench/latency.json'),
   edgeVars: edgeVars(),
   trace: process.env.BENCH_TRACE ? path.resolve(process.env.BENCH_TRACE) : null,
-  gcTrace: flag('BENCH_GC_TRACE', false),
 };
 
 /** The issue's target: p99 end to end under 50 ms at 500 msg/s. */
@@ -300,8 +297,6 @@ interface RateResult {
   cpuPercent: Record<string, number | null>;
   /** CPU ms per message beyond the idle baseline, per process, over the phase (sending and draining). */
   cpuMsPerMessage: Record<string, number | null>;
-  /** The Worker isolate's collection pauses over the phase (BENCH_GC_TRACE=1), and their share of it. */
-  edgeGc: (GcSummary & { pausedPercent: number }) | null;
 }
 
 function printRate(r: RateResult): void {
@@ -350,13 +345,6 @@ function printRate(r: RateResult): void {
   const cpu = r.cpuPercent;
   out.push(`  CPU % of one core: ${Object.entries(cpu).map(([k, v]) => `${k} ${v === null ? '-' : v}`).join(', ')}`);
   out.push(`  CPU ms per message above idle: ${Object.entries(r.cpuMsPerMessage).map(([k, v]) => `${k} ${v === null ? '-' : v}`).join(', ')}`);
-  const gc = r.edgeGc;
-  if (gc)
-    out.push(
-      `  edge GC pauses (workerd --trace-gc, its one thread): scavenges n=${gc.scavenge.n} total ${f1(gc.scavenge.totalMs)} ms max ${f1(gc.scavenge.maxMs)}; ` +
-        `full (atomic) n=${gc.markCompact.n} total ${f1(gc.markCompact.totalMs)} ms max ${f1(gc.markCompact.maxMs)}; ${gc.pausedPercent} % of the phase` +
-        (gc.liveMbAfterLastFull !== null ? `; ${gc.liveMbAfterLastFull} MB live after the last full one` : ''),
-    );
   process.stdout.write(out.join('\n') + '\n');
 }
 
@@ -398,10 +386,8 @@ async function main(): Promise<void> {
   /** Warn/error lines of the region and the edge: over the whole run, and in the current phase. */
   const logTotals: Record<string, number> = {};
   const logCounts: Record<string, number> = {};
-  const gcTrace = new GcTrace();
   const sink = (svc: string, line: string) => {
     if (CFG.verbose) process.stderr.write(`[${svc}] ${line}\n`);
-    if (CFG.gcTrace && svc === 'edge' && gcTrace.line(line)) return;
     const level = /"level":"(warn|error)"/.exec(line)?.[1] ?? (/\b(error|warn)/i.exec(line)?.[1]?.toLowerCase() ?? null);
     if (!level) return;
     const key = `${svc} ${level}`;
@@ -419,7 +405,7 @@ async function main(): Promise<void> {
     services.push(region);
     check();
     progress('edge in workerd …');
-    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: CFG.edgeVars, v8Flags: CFG.gcTrace ? [process.env.EDGE_V8_FLAGS, '--trace-gc'].filter(Boolean).join(' ') : undefined, sink });
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: CFG.edgeVars, sink });
     services.push(edge);
     check();
 
@@ -585,12 +571,10 @@ async function main(): Promise<void> {
       const pidsBefore = await refreshEnginePids();
       const before = await scrape();
       const cpu0 = cpuSnapshot(cpuTargets);
-      gcTrace.take();
       // Keys (cmids) unique per phase: a rate given twice must not resend the same cmids, which
       // the edge would answer as duplicates without delivering them again.
       const run = await switchboardPhase(`m${phase}r${rate}`, rate, CFG.seconds);
       const cpu1 = cpuSnapshot(cpuTargets);
-      const gc = gcTrace.take();
       check();
       const after = await scrape();
       const enginesRestarted = restarted(pidsBefore, await refreshEnginePids());
@@ -612,11 +596,9 @@ async function main(): Promise<void> {
         hops: hops(run, before && after ? diffScrape(before, after) : null),
         cpuPercent: cpuPercent(cpu0, cpu1),
         cpuMsPerMessage: {},
-        edgeGc: null,
       };
       // Over the whole phase (sending and draining): CPU seconds above idle / messages sent.
       const phaseMs = cpu1.at - cpu0.at;
-      if (gc) r.edgeGc = { ...gc, pausedPercent: Math.round((gc.pausedMs / phaseMs) * 1000) / 10 };
       for (const [k, v] of Object.entries(r.cpuPercent)) {
         const base = idleCpu[k];
         if (k === 'capacity' || k === 'others' || k === 'machine') continue;

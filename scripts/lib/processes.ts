@@ -114,8 +114,6 @@ export interface EdgeOptions {
   internalSecret: string;
   devAuth: boolean;
   vars?: Record<string, string>;
-  /** V8 flags for workerd (EDGE_V8_FLAGS of scripts/edge-runner.ts), e.g. `--trace-gc`. */
-  v8Flags?: string;
   sink?: LineSink;
 }
 
@@ -133,6 +131,6 @@ export async function startEdge(o: EdgeOptions): Promise<Service> {
   };
   const args = [path.join(ROOT, 'scripts/edge-runner.ts'), '--ip', '127.0.0.1', '--port', String(o.port), '--persist-to', o.persistDir];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
-  const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', FORCE_COLOR: '0', ...(o.v8Flags ? { EDGE_V8_FLAGS: o.v8Flags } : {}) };
+  const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', FORCE_COLOR: '0' };
   return ready(launch('edge', process.execPath, ['--import', 'tsx', ...args], env, url, o.sink), '/healthz', 120_000);
 }
