@@ -127,13 +127,14 @@ describe('region /metrics (prom-client)', () => {
     assert.equal(sampleSum(after, 'switchboard_storage_operation_duration_seconds_count', { backend: 'flaky', op: 'label' }), 0, 'only promises are timed');
   });
 
-  it('METRICS_PORT: a worker without the API serves /metrics alone', async () => {
+  it('METRICS_PORT: a worker without the API serves /metrics and /healthz alone', async () => {
     const metrics = new RegionMetrics();
     metrics.inc('fanout_records', 2);
     const server = await serveMetrics(metrics, '127.0.0.1', 0);
     try {
       const text = await (await fetch(`${server.url}/metrics`)).text();
       assert.equal(sampleSum(text, 'switchboard_fanout_records_total'), 2);
+      assert.deepEqual(await (await fetch(`${server.url}/healthz`)).json(), { ok: true }, 'the container healthcheck of a worker');
       assert.equal((await fetch(`${server.url}/internal/events`, { method: 'POST' })).status, 404, 'nothing else');
     } finally {
       await server.close();
