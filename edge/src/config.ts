@@ -3,6 +3,7 @@ import type { GatewayRpc } from './gateway/api.ts';
 import type { ReplayGuardRpc } from './internal/api.ts';
 import type { RevocationsRpc } from './auth/revocations-api.ts';
 import { authConfig, type AuthConfig, type AuthEnv } from './auth/auth-config.ts';
+import { tracingConfig, type TracingConfig, type TracingEnv } from './tracing/tracing.ts';
 
 type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
 
@@ -11,7 +12,7 @@ type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
  * Durable Object namespaces are typed by their RPC interfaces, never by their classes, so the
  * objects do not import one another through this file.
  */
-export interface Env extends AuthEnv {
+export interface Env extends AuthEnv, TracingEnv {
   GATEWAYS: Namespace<GatewayRpc>;
   CONVERSATIONS: Namespace<ConversationRpc>;
   REPLAY_GUARD: Namespace<ReplayGuardRpc>;
@@ -40,7 +41,7 @@ export interface Env extends AuthEnv {
 }
 
 /** Sign-in settings (auth/auth-config.ts): AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE, … */
-export interface EdgeConfig extends AuthConfig {
+export interface EdgeConfig extends AuthConfig, TracingConfig {
   /** HS256 key for device tokens. */
   authSecret: string;
   /** HMAC key shared with the region for the internal API. */
@@ -124,6 +125,7 @@ export function config(env: Env): EdgeConfig {
     gatewayShards: int(env, 'GATEWAY_SHARDS', 16, 1, 4096),
     gatewayPlacement: placement(env, 'GATEWAY_PLACEMENT'),
     ...authConfig(env, ConfigError),
+    ...tracingConfig(env, ConfigError),
   };
   cache.set(env, cfg);
   return cfg;

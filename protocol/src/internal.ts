@@ -40,11 +40,16 @@ export type LiveReached = z.infer<typeof LiveReached>;
  * another gateway). Absent or partial is always safe: a gateway pushes a (conv, seq) to a device
  * once while it is in flight or acked, and devices dedupe too.
  */
+/** A W3C trace context (`traceparent`): version 00, trace id, parent span id, flags. */
+export const Traceparent = z.string().regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/);
+
 export const MessageEvent = z.object({
   kind: z.literal('msg'),
   msg: Msg,
   ver: Seq.optional(),
   live: z.array(LiveReached).max(4096).optional(),
+  /** A traced message's context (W3C traceparent of the span that continues it; OTEL_EXPORTER_OTLP_ENDPOINT set). */
+  trace: Traceparent.optional(),
 });
 export type MessageEvent = z.infer<typeof MessageEvent>;
 

@@ -30,6 +30,7 @@ import { TOPICS, type Queue } from './queue/queue.ts';
 import { applyRouteOps, type Routes } from './routes/routes.ts';
 import type { Storage } from './storage/storage.ts';
 import { registerAdminApi } from './admin-api.ts';
+import type { Tracing } from './tracing/tracing.ts';
 import { registerKeysApi, type KeysApiDeps } from './keys/keys-api.ts';
 import { registerPushApi, type PushApiDeps } from './push/push-api.ts';
 import type { PushMetrics } from './push/push-metrics.ts';
@@ -50,6 +51,8 @@ export interface AppDeps {
   push?: Omit<PushApiDeps, 'storage'> & { metrics: PushMetrics; providers: PushProvider[] };
   /** The key directory's claim rate and clock (`/internal/keys/*`, always served; defaults: KEY_LIMITS, Date.now). */
   keys?: Omit<KeysApiDeps, 'directory'>;
+  /** Spans of traced messages (`store`); default: off. */
+  tracing?: Tracing;
 }
 
 type Env = { Variables: { rawBody: string } };
@@ -160,13 +163,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const events = msgs.splice(0);
       const batch = events.map((e) => e.msg);
       metrics.inc('events_messages', batch.length);
-      await metrics.time('store', () => storage.appendMessages(batch));
-      let now = Date.now();
-      for (const m of batch) metrics.age('stored', m.ts, now);
-      // The event goes on whole: `ver` and `live` are for the fan-out.
-      await metrics.time('publish', () => queue.publish(TOPICS.fanout, events.map((e) => ({ key: e.msg.conv, value: e }))));
-      now = Date.now();
-      for (const m of batch) metrics.age('published', m.ts, now);
+      // Traced messages: a `store` span each (storing and queueing), which the fan-out continues.
+      const spans = events.map((e) => deps.tracing?.start('store', deps.tracing.parent(e.trace), { 'switchboard.conv': e.msg.conv, 'switchboard.seq': e.msg.seq }) ?? null);
+      try {
+        await metrics.time('store', () => storage.appendMessages(batch));
+        let now = Date.now();
+        for (const m of batch) metrics.age('stored', m.ts, now);
+        // The event goes on whole: `ver` and `live` are for the fan-out, `trace` now names the store span.
+        const records = events.map((e, i) => ({ key: e.msg.conv, value: spans[i] ? { ...e, trace: deps.tracing!.traceparent(spans[i]!) } : e }));
+        await metrics.time('publish', () => queue.publish(TOPICS.fanout, records));
+        now = Date.now();
+        for (const m of batch) metrics.age('published', m.ts, now);
+      } catch (err) {
+        deps.tracing?.end(spans, err);
+        throw err;
+      }
+      deps.tracing?.end(spans);
     }
   });
 

@@ -16,6 +16,11 @@ export interface RegionConfig {
    */
   metricsPort: number;
   /**
+   * OTEL_EXPORTER_OTLP_ENDPOINT (default unset: no tracing): an OTLP/HTTP collector's base URL;
+   * spans of traced messages (store, fanout, deliver) go to `<it>/v1/traces`.
+   */
+  otlpEndpoint: string | null;
+  /**
    * HMAC key shared with the edge (INTERNAL_SECRET, at least 16 characters). Required. Or
    * INTERNAL_SECRET_FILE: a file holding it (a Docker or Compose secret; one trailing newline dropped).
    */
@@ -94,6 +99,7 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
     host: str(env, 'HOST', '127.0.0.1', /^[\w.:-]+$/, 'a host name or IP'),
     port: int(env, 'PORT', 8788, 0, 65535),
     metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() ? urlish(env.OTEL_EXPORTER_OTLP_ENDPOINT.trim(), 'OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']) : (noteDefault(env, 'OTEL_EXPORTER_OTLP_ENDPOINT', 'unset: no tracing'), null),
     internalSecret: opts.needSecret === false ? (env.INTERNAL_SECRET ?? '') : required(env, 'INTERNAL_SECRET', 16),
     roles: roles(env, 'REGION_ROLE'),
     dataDir: path.resolve(env.DATA_DIR || '.data/region'),

@@ -1,3 +1,4 @@
+import { Tracing } from './tracing/tracing.ts';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.ts';
 import { createBackends } from './backends.ts';
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   const profileTo = process.env.REGION_CPU_PROFILE;
   const stopProfile = profileTo ? await startCpuProfile(profileTo) : null;
   const metrics = new RegionMetrics({ process: true });
+  const tracing = new Tracing({ endpoint: cfg.otlpEndpoint, service: `switchboard-region-${[...cfg.roles].join('-')}` });
   const backends = await createBackends(cfg, log, { queueObserver: metrics.queue });
   const { queue, routes, presence } = backends;
   const storage = timedStorage(backends.storage, metrics.storage);
@@ -80,7 +82,7 @@ async function main(): Promise<void> {
   if (runs('fanout')) {
     const deliver = coalescingDeliver((edge, batch) => deliverToEdge(cfg.internalSecret, edge, batch), { metrics });
     const enqueuePush = (intents: PushIntent[]) => queue.publish(TOPICS.push, intents.map((i) => ({ key: pushKey(i.user, i.device), value: i })));
-    const fanout = fanoutHandlers({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics, enqueuePush, pushRegistrations: (users) => registrations.of(users) });
+    const fanout = fanoutHandlers({ storage, routes, log: log.child({ component: 'fanout' }), deliver, metrics, enqueuePush, pushRegistrations: (users) => registrations.of(users), tracing });
     // A conversation's waiting records go out together (FANOUT_BATCH; 1 turns it off).
     subs.push(await queue.subscribe(TOPICS.fanout, 'fanout', fanout.one, cfg.fanoutBatch > 1 ? { batch: { handler: fanout.many, max: cfg.fanoutBatch } } : {}));
   }
@@ -88,6 +90,7 @@ async function main(): Promise<void> {
   let server: ReturnType<typeof serve> | undefined;
   if (runs('api')) {
     const app = createApp({
+      tracing,
       storage,
       queue,
       routes,
@@ -132,6 +135,7 @@ async function main(): Promise<void> {
     await routes.close().catch((err) => log.warn('closing routes failed', errorFields(err)));
     await storage.close().catch((err) => log.warn('closing storage failed', errorFields(err)));
     if (stopProfile) await stopProfile().then(() => log.info('cpu profile written', { file: profileTo }), (err) => log.warn('writing the cpu profile failed', errorFields(err)));
+    await tracing.close().catch((err) => log.warn('exporting the last spans failed', errorFields(err)));
     log.info('stopped');
     process.exit(0);
   };

@@ -18,7 +18,8 @@ export type Riding = { metrics?: EdgeSnapshot };
  */
 export interface ConversationRpc {
   create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }): Promise<Result<{ members: string[]; existed: boolean }>>;
-  send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding>;
+  /** `trace`: a traced send's context (W3C traceparent): the message's `sequence` span goes under it. */
+  send(input: { from: string; dev: string; gw: string; cmid: string; body: string; trace?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding>;
   commit(input: { from: string; dev: string; cmid: string; commit: string; groupInfo: string; welcome?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean; epoch: string }>>;
   mlsState(input: { user: string }): Promise<Result<MlsView>>;
   changeDevice(input: { op: 'link' | 'revoke'; user: string; device: string; by: string }): Promise<Result<{ seq: number | null }>>;

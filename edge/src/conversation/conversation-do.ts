@@ -5,6 +5,7 @@ import type { ReceiptEvent } from '../gateway/api.ts';
 import { placementFor } from '../gateway/placement.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { callRegion, isPermanentRefusal, type RegionError } from '../internal/region-client.ts';
+import { EdgeTracer, traceparent } from '../tracing/tracing.ts';
 import { errorFields, log } from '../log.ts';
 import { EdgeMetrics, labels } from '../metrics/edge-metrics.ts';
 import { StubCache } from '../stub-cache.ts';
@@ -79,6 +80,8 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
   private readonly where: MemberGateways;
   /** Counted since it last rode on an answer to a gateway (Riding); lost with the instance otherwise. */
   private readonly counts = new EdgeMetrics();
+  /** Spans of traced messages (`sequence`; tracing/tracing.ts). */
+  private readonly tracer: EdgeTracer;
   private rodeAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -87,6 +90,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     this.seq = new Sequencer(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn));
     this.receipts = new Receipts(ctx.storage.sql);
     this.deadLetters = new DeadLetters(ctx.storage.sql);
+    this.tracer = new EdgeTracer(cfg, 'switchboard-edge');
     this.gateways = new StubCache((gw: string) => gatewayStub(env.GATEWAYS, gw));
     this.where = new MemberGateways(placementFor(cfg.gatewayPlacement, undefined), cfg.gatewayShards);
     this.live = new LivePush({
@@ -107,9 +111,12 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     return r;
   }
 
-  async send(input: { from: string; dev: string; gw: string; cmid: string; body: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding> {
+  async send(input: { from: string; dev: string; gw: string; cmid: string; body: string; trace?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding> {
     this.where.learn(input.from, input.gw);
-    return this.ride(this.sequence(input));
+    const span = this.tracer.childOf(input.trace);
+    const r = this.sequence({ from: input.from, dev: input.dev, cmid: input.cmid, body: input.body, ...(span ? { trace: traceparent(span) } : {}) });
+    this.tracer.end(span, 'sequence', { 'switchboard.conv': this.seq.conv ?? '', ...(r.ok ? { 'switchboard.seq': r.seq } : {}) }, r.ok ? undefined : r.code);
+    return this.ride(r);
   }
 
   /** `r`, with what this conversation counted when it has not ridden for METRICS_RIDE_MS. */
@@ -150,7 +157,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     };
   }
 
-  private sequence(input: { from: string; dev: string; cmid: string; body: string; mls?: CommitExtras }): Result<{ seq: number; ts: number; duplicate: boolean }> {
+  private sequence(input: { from: string; dev: string; cmid: string; body: string; mls?: CommitExtras; trace?: string }): Result<{ seq: number; ts: number; duplicate: boolean }> {
     this.writeAck();
     // Moved positions ride inside this message's transaction: a statement outside one costs
     // workerd an implicit transaction of its own, several times a statement inside.

@@ -139,7 +139,7 @@ export class Sequencer {
    * `alsoWrite` runs inside the message's transaction when the message is new (the caller's own
    * writes that should share its commit); a duplicate writes nothing and does not run it.
    */
-  send(input: { from: string; dev: string; cmid: string; body: string; mls?: CommitExtras }, now: number, alsoWrite?: () => void): Result<{ seq: number; ts: number; duplicate: boolean }> {
+  send(input: { from: string; dev: string; cmid: string; body: string; mls?: CommitExtras; trace?: string }, now: number, alsoWrite?: () => void): Result<{ seq: number; ts: number; duplicate: boolean }> {
     const conv = this.conv;
     if (conv === null) return fail('not_found', 'no such conversation');
     if (!this.isMember(input.from)) return fail('not_member', 'not a member of this conversation');
@@ -180,7 +180,8 @@ export class Sequencer {
         return;
       }
       this.sql.exec('INSERT INTO messages (seq, cmid, sender, dev, ts, body) VALUES (?, ?, ?, ?, ?, ?)', seq, msg.cmid, msg.from, msg.dev, now, msg.body);
-      this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion } satisfies ConvEvent));
+      // A traced message's context goes with it to the region (`trace`: the sequence span).
+      this.sql.exec('INSERT INTO outbox (seq, event) VALUES (?, ?)', seq, JSON.stringify({ kind: 'msg', msg, ver: this.memberVersion, ...(input.trace ? { trace: input.trace } : {}) } satisfies ConvEvent));
       if (commitsEpoch) {
         // The first commit of the epoch ends it (and any pending rotation); later ones are stale.
         // Its GroupInfo replaces the last (external joins, the server's proposals); its Welcome

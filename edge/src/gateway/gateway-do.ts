@@ -16,6 +16,7 @@ import {
 } from '@switchboard/protocol';
 import { config, type EdgeConfig, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
+import { EdgeTracer, traceparent } from '../tracing/tracing.ts';
 import { errorFields, log } from '../log.ts';
 import { AnalyticsFlusher } from '../metrics/analytics.ts';
 import { EdgeMetrics, labels, type EdgeSnapshot } from '../metrics/edge-metrics.ts';
@@ -115,6 +116,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
    * a hibernation starts it again from zero, as a restart does a Prometheus counter.
    */
   private readonly counts = new EdgeMetrics();
+  /** Spans of traced sends (tracing/tracing.ts; off without OTEL_EXPORTER_OTLP_ENDPOINT). */
+  private readonly tracer: EdgeTracer;
   private flusher: AnalyticsFlusher | null = null;
   /** Sockets this gateway closed (counted then): their close event is not counted again. */
   private readonly closedHere = new WeakSet<WebSocket>();
@@ -126,6 +129,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.cfg = config(env);
+    this.tracer = new EdgeTracer(this.cfg, 'switchboard-edge');
     this.conns = new Connections(ctx);
     this.tokens = new TokenDeadlines({ noticeSeconds: this.cfg.authRefreshNoticeSeconds, graceSeconds: this.cfg.authRefreshGraceSeconds });
     this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
@@ -422,8 +426,10 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     const { user, device, gw } = c.att;
     switch (frame.t) {
       case 'send': {
-        const r = await this.conversations.get(frame.conv).send({ from: user, dev: device, gw, cmid: frame.cmid, body: frame.body });
+        const span = this.tracer.root();
+        const r = await this.conversations.get(frame.conv).send({ from: user, dev: device, gw, cmid: frame.cmid, body: frame.body, ...(span ? { trace: traceparent(span) } : {}) });
         if (r.metrics) this.counts.merge(r.metrics);
+        this.tracer.end(span, 'send', { 'switchboard.conv': frame.conv, ...(r.ok ? { 'switchboard.seq': r.seq } : {}) }, r.ok ? undefined : r.code);
         if (!r.ok) throw new ProtocolError(r.code, r.message);
         send(c.ws, { t: 'sent', rid: frame.rid, conv: frame.conv, cmid: frame.cmid, seq: r.seq, ts: r.ts });
         return;

@@ -6,6 +6,8 @@ import type { PushRegistration } from '../push/provider.ts';
 import { RegionMetrics } from '../metrics/region-metrics.ts';
 import type { QueueBatchHandler, QueueHandler, QueueRecord } from '../queue/queue.ts';
 import type { Route, Routes } from '../routes/routes.ts';
+import type { Span } from '@opentelemetry/api';
+import type { Tracing } from '../tracing/tracing.ts';
 import { membersAt, type Storage } from '../storage/storage.ts';
 
 export interface FanoutDeps {
@@ -22,6 +24,8 @@ export interface FanoutDeps {
   enqueuePush?: (intents: PushIntent[]) => Promise<void>;
   /** Members' push registrations (a RegistrationsCache); needed with `enqueuePush`. */
   pushRegistrations?: (users: string[]) => Promise<Map<string, PushRegistration[]>>;
+  /** Spans of traced messages (`fanout`, and `deliver` under it); default: off. */
+  tracing?: Tracing;
 }
 
 /** Deliveries to one edge per request at most; a run of records is delivered in sub-runs within it. */
@@ -29,6 +33,8 @@ export const DELIVERIES_PER_REQUEST = 10_000;
 
 interface Resolved {
   msg: MessageEvent['msg'];
+  /** A traced message's `fanout` span (null: not traced). */
+  span: Span | null;
   members: string[];
   /** Per gateway the edge's live path reached: every socket up to this connection id has the message. */
   live: Map<string, number>;
@@ -36,6 +42,7 @@ interface Resolved {
 
 interface Plan {
   msg: MessageEvent['msg'];
+  span: Span | null;
   byEdge: Map<string, Delivery[]>;
   intents: PushIntent[];
 }
@@ -82,10 +89,15 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
     }
     const { msg, ver } = parsed.data;
     metrics.age('fanout_consumed', msg.ts);
+    const span = deps.tracing?.start('fanout', deps.tracing.parent(parsed.data.trace), { 'switchboard.conv': msg.conv, 'switchboard.seq': msg.seq }) ?? null;
     // The members as of this seq (membership is sequenced: see MembersCache and membersAt).
     const roster = await metrics.time('fanout_conversation', () => members.roster(msg.conv, ver, () => metrics.inc('members_cache_misses')));
-    if (!roster) throw new Error(`conversation ${msg.conv} not stored yet`);
-    return { msg, members: membersAt(roster, msg.seq), live: liveReached(parsed.data.live) };
+    if (!roster) {
+      const err = new Error(`conversation ${msg.conv} not stored yet`);
+      deps.tracing?.end([span], err);
+      throw err;
+    }
+    return { msg, span, members: membersAt(roster, msg.seq), live: liveReached(parsed.data.live) };
   };
 
   /** Routes of every member of `resolved`, in one lookup: a run of a group's messages asks once, not once per message. */
@@ -95,7 +107,7 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
     return metrics.time('fanout_routes', () => deps.routes.lookup([...users]));
   };
 
-  const plan = ({ msg, members: convMembers, live }: Resolved, found: Map<string, Route[]>, regs: Map<string, PushRegistration[]>): Plan => {
+  const plan = ({ msg, span, members: convMembers, live }: Resolved, found: Map<string, Route[]>, regs: Map<string, PushRegistration[]>): Plan => {
     const byEdge = new Map<string, Delivery[]>();
     for (const user of convMembers) {
       const list = found.get(user);
@@ -132,7 +144,7 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
           intents.push({ kind: 'push', id: pushIntentId(msg.conv, msg.seq, user, reg.device), user, device: reg.device, conv: msg.conv, seq: msg.seq, from: msg.from, ts: msg.ts, expireAt: msg.ts + MESSAGE_PUSH_TTL_MS, attempts: 0 });
         }
       }
-    return { msg, byEdge, intents };
+    return { msg, span, byEdge, intents };
   };
 
   /** Push registrations of the members of `resolved` but their senders (none without enqueuePush). */
@@ -165,13 +177,24 @@ export function fanoutHandlers(deps: FanoutDeps): { one: QueueHandler; many: Que
         else byEdge.set(edge, [...list]);
       }
     metrics.inc('deliver_calls', byEdge.size);
-    await Promise.all([...byEdge].map(([edge, batch]) => metrics.time('deliver', () => deps.deliver(edge, batch))));
-    for (const p of plans) metrics.age('delivered', p.msg.ts);
-    const intents = plans.flatMap((p) => p.intents);
-    if (intents.length && deps.enqueuePush) {
-      await deps.enqueuePush(intents);
-      metrics.inc('push_jobs', intents.length);
+    const fanoutSpans = plans.map((p) => p.span);
+    const deliverSpans = deps.tracing ? plans.map((p) => deps.tracing!.child('deliver', p.span, { 'switchboard.edges': p.byEdge.size, 'switchboard.deliveries': [...p.byEdge.values()].reduce((n, l) => n + l.length, 0) })) : [];
+    let open = [...deliverSpans, ...fanoutSpans];
+    try {
+      await Promise.all([...byEdge].map(([edge, batch]) => metrics.time('deliver', () => deps.deliver(edge, batch))));
+      deps.tracing?.end(deliverSpans);
+      open = fanoutSpans;
+      for (const p of plans) metrics.age('delivered', p.msg.ts);
+      const intents = plans.flatMap((p) => p.intents);
+      if (intents.length && deps.enqueuePush) {
+        await deps.enqueuePush(intents);
+        metrics.inc('push_jobs', intents.length);
+      }
+    } catch (err) {
+      deps.tracing?.end(open, err);
+      throw err;
     }
+    deps.tracing?.end(fanoutSpans);
     for (const p of plans) deps.log.debug('fanned out', { conv: p.msg.conv, seq: p.msg.seq, edges: p.byEdge.size });
   };
 
