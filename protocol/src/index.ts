@@ -14,3 +14,4 @@ export * from './acks.ts';
 export * from './push.ts';
 export * from './keys.ts';
 export * from './mls-wire.ts';
+export * from './consent.ts';

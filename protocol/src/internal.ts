@@ -5,6 +5,7 @@ import { parseJsonBody } from './decode.ts';
 import { Msg } from './frames.ts';
 import { PresenceOp } from './presence.ts';
 import { PositionChange } from './receipts.ts';
+import { ConsentEvent, RequestMark } from './consent.ts';
 
 /**
  * Bodies of the signed internal API between edge and region. Both sides validate them: a signed
@@ -56,7 +57,7 @@ export type MessageEvent = z.infer<typeof MessageEvent>;
 export const ReceiptsEvent = z.object({ kind: z.literal('receipts'), positions: z.array(PositionChange).min(1).max(LIMITS.maxMembers) });
 export type ReceiptsEvent = z.infer<typeof ReceiptsEvent>;
 
-export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent, ReceiptsEvent]);
+export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent, ReceiptsEvent, ConsentEvent]);
 export type ConvEvent = z.infer<typeof ConvEvent>;
 
 /** ConversationDO → region: one conversation's outbox, oldest first. Applying it twice is harmless. */
@@ -257,6 +258,8 @@ export const InboxEntry = z.object({
   read: Seq,
   /** Entries after `read` the user may read (receipts.ts `unreadCount`). */
   unread: z.number().int().min(0),
+  /** Present while the user has not accepted this conversation: a message request (consent.ts). */
+  request: RequestMark.optional(),
 });
 export type InboxEntry = z.infer<typeof InboxEntry>;
 export const InboxResponse = z.object({ convs: z.array(InboxEntry), next: z.string().optional() });

@@ -25,6 +25,8 @@ import { errorFields, type Logger } from './log.ts';
 import { httpMetrics } from './metrics/http-metrics.ts';
 import { RegionMetrics } from './metrics/region-metrics.ts';
 import { registerPresenceApi } from './presence/presence-api.ts';
+import { Contacts } from './presence/contacts.ts';
+import { applyConsentChanges, forgetConversation, registerConsentApi } from './consent/consent-api.ts';
 import type { PresenceService } from './presence/presence-service.ts';
 import { TOPICS, type Queue } from './queue/queue.ts';
 import { applyRouteOps, type Routes } from './routes/routes.ts';
@@ -72,6 +74,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const { storage, queue, routes, log } = deps;
   const metrics = deps.metrics ?? new RegionMetrics();
+  const consent = { storage, log, contacts: deps.presence?.contacts ?? new Contacts(storage) };
 
   app.onError((err, c) => {
     if (err instanceof ProtocolError) return c.json({ error: { code: err.code, message: err.message } }, err.status as 400);
@@ -127,6 +130,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
         if (e.conv !== req.conv) throw new ProtocolError('invalid_frame', 'event for another conversation');
         if (msgs.length) await flush();
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
+      } else if (e.kind === 'consent') {
+        // Requests made or answered (consent/consent-api.ts), after the membership they concern.
+        if (msgs.length) await flush();
+        await applyConsentChanges(consent, req.conv, e.changes);
       } else if (e.kind === 'receipts') {
         // Positions only move forward: no ordering with the messages around them is needed, so
         // they are merged and written once, after the messages.
@@ -141,6 +148,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
           // published, so fan-out of a later seq always finds it.
           if (msgs.length) await flush();
           await storage.applyMembership(req.conv, e.msg.seq, e.msg.sys);
+          await forgetConversation(consent, req.conv, e.msg.sys.users);
         }
         msgs.push(e);
       }
@@ -242,6 +250,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   if (deps.presence) registerPresenceApi(app, deps.presence, connected);
+  registerConsentApi(app, consent);
   if (deps.push) registerPushApi(app, { storage, ...deps.push });
   registerKeysApi(app, { directory: storage, ...deps.keys });
 
