@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { CONSENT } from '@switchboard/protocol';
+import { HttpError, SwitchboardClient, createConversation, devToken, isRequest, type SocketLike } from '@switchboard/protocol/client';
 import { TestSocket, token, type Frame } from './socket.ts';
 import { realEngineEnv, startSystem, type System } from './system.ts';
 
@@ -304,5 +305,45 @@ describe(`consent end to end (${engines} engines)`, { timeout: 600_000 }, () => 
     assert.equal(direct.body.id, conv);
     const group = await create(leo, [kim, mia], { title: 'party again' });
     assert.deepEqual(group.body.members.sort(), [kim, leo, mia].sort());
+  });
+
+  it('the client SDK: requests listed and answered, the refusal codes, blocks and visibility', async () => {
+    const [nora, omar, pia] = [uid('nora'), uid('omar'), uid('pia')];
+    const sdk = (user: string) => {
+      const c = new SwitchboardClient({ url: sys.edgeUrl, token: () => devToken(sys.edgeUrl, user, 'sdk'), socket: (u) => new WebSocket(u) as unknown as SocketLike });
+      cleanups.push(() => c.close());
+      return c;
+    };
+    const [n, o] = [sdk(nora), sdk(omar)];
+    await Promise.all([n.connect(), o.connect()]);
+    const conv = await createConversation(sys.edgeUrl, await devToken(sys.edgeUrl, nora, 'sdk'), { members: [omar], direct: true });
+    assert.deepEqual(conv.requests, [omar]);
+    await n.send(conv.id, 'hello from nora');
+    // The request shows in omar's list (once the conversation reached the region).
+    let requests = await o.consent.requests();
+    for (const end = Date.now() + 20_000; !requests.some((e) => e.id === conv.id) && Date.now() < end; requests = await o.consent.requests()) await sleep(200);
+    const req = requests.find((e) => e.id === conv.id);
+    assert.ok(req && isRequest(req), JSON.stringify(requests));
+    assert.equal(req.request.by, nora);
+    // Sending before accepting is refused with its code.
+    await assert.rejects(o.send(conv.id, 'too soon'), (err: Error & { code?: string }) => err.code === 'request_pending');
+    assert.deepEqual(await o.consent.accept(conv.id), { accepted: true });
+    await o.send(conv.id, 'hi nora');
+
+    // A group invitation from pia, declined with a block: pia may not ask again.
+    const group = await createConversation(sys.edgeUrl, await devToken(sys.edgeUrl, pia, 'sdk'), { members: [omar], title: 'spam' });
+    assert.deepEqual(group.requests, [omar]);
+    const declined = await o.consent.decline(group.id, { block: true });
+    assert.equal(declined.blocked, true);
+    assert.deepEqual((await o.consent.blocks()).map((b) => b.user), [pia]);
+    await assert.rejects(createConversation(sys.edgeUrl, await devToken(sys.edgeUrl, pia, 'sdk'), { members: [omar], direct: true }), (err: HttpError) => err.code === 'blocked' && err.status === 403);
+    await o.consent.unblock(pia);
+    assert.deepEqual(await o.consent.blocks(), []);
+    await assert.rejects(o.consent.block(omar), (err: HttpError) => err.code === 'invalid_frame');
+
+    assert.equal(await o.consent.presenceVisibility(), 'everyone');
+    assert.equal(await o.consent.setPresenceVisibility('contacts'), 'contacts');
+    assert.equal(await o.consent.presenceVisibility(), 'contacts');
+    await assert.rejects(o.consent.setPresenceVisibility('friends' as 'nobody'), (err: HttpError) => err.code === 'invalid_frame');
   });
 });

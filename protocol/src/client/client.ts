@@ -4,6 +4,7 @@ import { HEARTBEAT_PING, type ChangesFrame, type ClientFrame, type Msg, type Msg
 import { ConversationCursor } from '../ordering.ts';
 import { PRESENCE, type PresenceState, type WatchingFrame } from '../presence.ts';
 import { MemoryStore, type ClientStore } from './store.ts';
+import { ConsentApi } from './consent.ts';
 
 /**
  * Sends awaiting their reply at once, at most. The edge holds at most 32 of a device's sends
@@ -168,7 +169,11 @@ export class SwitchboardClient {
   /** Per conversation, the messages going through `transform`, in order. */
   private readonly transforming = new Map<string, Promise<void>>();
 
+  /** Message requests, blocks and presence visibility (consent.ts), over HTTP with this client's token. */
+  readonly consent: ConsentApi;
+
   constructor(private readonly opts: ClientOptions) {
+    this.consent = new ConsentApi(opts.url, opts.token);
     this.store = opts.store ?? new MemoryStore();
     this.acks = new AckCoalescer((conv, seq) => this.sendAck(conv, seq), opts.ackDelayMs ?? ACK_COALESCE_MS);
   }
