@@ -108,6 +108,9 @@ describe(`consent end to end (${engines} engines)`, { timeout: 600_000 }, () => 
     assert.equal((await listed(alice, conv)).request, undefined, 'the sender’s own list marks nothing');
     const details = await http(bob, 'GET', `/v1/conversations/${conv}`);
     assert.equal(details.body.request?.by, alice);
+    // A device's resume marks it too.
+    const resumed = await (await live(bob, 'tablet')).request({ t: 'resume' });
+    assert.deepEqual(resumed.convs.find((x: Frame) => x.conv === conv), { conv, last: CONSENT.requestMaxMessages, acked: 0, request: true });
     // Until accepting, the recipient may not send.
     const early = await send(b, conv, 'hello?');
     assert.equal(early.code, 'request_pending');
@@ -133,6 +136,8 @@ describe(`consent end to end (${engines} engines)`, { timeout: 600_000 }, () => 
     assert.equal((await send(b, conv, 'hello')).t, 'sent');
     await a.next((f) => f.t === 'msg' && f.conv === conv && f.from === bob);
     await listed(bob, conv, (e) => e.request === undefined);
+    const later = await (await live(bob, 'laptop')).request({ t: 'resume' });
+    assert.equal(later.convs.find((x: Frame) => x.conv === conv)?.request, undefined, JSON.stringify(later));
     // Now they share an accepted conversation: a group between them is no request.
     const group = await create(alice, [bob], { title: 'after' });
     assert.equal(group.body.requests, undefined, JSON.stringify(group.body));

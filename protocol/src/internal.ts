@@ -200,7 +200,8 @@ export const ConversationsPageRequest = z.object({
 });
 export type ConversationsPageRequest = z.infer<typeof ConversationsPageRequest>;
 export const ConversationsPage = z.object({
-  convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq })),
+  /** `request`: the user has not accepted this conversation yet (consent.ts). */
+  convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq, request: z.literal(true).optional() })),
   /** The id to pass as `after` for the next page; absent on the last page. */
   next: ConvId.optional(),
 });

@@ -206,8 +206,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const rows = await storage.userConversations(req.user, req.after, req.limit + 1);
     const page = rows.slice(0, req.limit);
     const next = rows.length > req.limit ? page.at(-1)?.conv : undefined;
-    const acked = page.length ? await storage.deviceCursors(req.user, req.device, page.map((r) => r.conv)) : new Map<string, number>();
-    return { convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq, acked: acked.get(r.conv) ?? 0 })), ...(next ? { next } : {}) };
+    const [acked, requests] = page.length
+      ? await Promise.all([storage.deviceCursors(req.user, req.device, page.map((r) => r.conv)), storage.requestsOf(req.user)])
+      : [new Map<string, number>(), []];
+    // Message requests (consent) are marked; a user has few, so all of theirs are read at once.
+    const pending = new Set(requests.map((r) => r.conv));
+    return { convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq, acked: acked.get(r.conv) ?? 0, ...(pending.has(r.conv) ? { request: true as const } : {}) })), ...(next ? { next } : {}) };
   }
 
   /** Devices' acked cursors, forward-only (storage.setDeviceCursors): any order, or twice, is harmless. 200 once stored. */

@@ -89,6 +89,11 @@ export interface ClientOptions {
    * conversations are then caught up instead, and the next connect resumes again).
    */
   onResumed?: (info: { conversations: number; ms: number }) => void;
+  /**
+   * A resume listed `conv` as a message request this user has not accepted (PROTOCOL.md,
+   * "Consent"): show it apart, with accept / decline / block (`client.consent`).
+   */
+  onRequest?: (conv: string) => void;
 }
 
 /** What the client did to keep display exactly-once and in order; for tests, logs and support. */
@@ -269,6 +274,7 @@ export class SwitchboardClient {
       const stale: string[] = [];
       listed += f.convs.length;
       for (const c of f.convs) {
+        if (c.request) this.opts.onRequest?.(c.conv);
         let cursor = this.cursors.get(c.conv);
         if (!cursor) this.cursors.set(c.conv, (cursor = new ConversationCursor(c.acked)));
         if (cursor.delivered < c.last) stale.push(c.conv);
