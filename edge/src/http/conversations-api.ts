@@ -76,8 +76,8 @@ conversationsApi.post('/v1/conversations/:id/members', async (c) => {
   const stub = conversation(c.env, c.req.param('id'));
   // Consent: a user with a block either way is left out; who shares no accepted conversation with the caller is added as a request.
   const consent = await consentCheck(config(c.env), me.user, req.users);
+  // Even when that leaves nobody, the conversation answers (membership and admin are checked as usual).
   const users = req.users.filter((u) => !consent.blocked.includes(u));
-  if (!users.length) return c.json({ seq: null, ver: null, users: [] });
   return c.json(changed(await stub.changeMembers({ by: me.user, dev: me.device, op: 'add', users, ...(req.role ? { role: req.role } : {}) }, { requests: consent.requests })));
 });
 
