@@ -165,8 +165,14 @@ describe(`consent end to end (${engines} engines)`, { timeout: 600_000 }, () => 
     assert.deepEqual(again.body.members.sort(), [carol, dan].sort());
     assert.deepEqual(again.body.requests, [dan]);
     await listed(dan, conv, (e) => e.request?.by === carol);
+    // Starting the direct conversation yourself accepts its request.
+    const reply = await create(dan, [carol], { direct: true });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    await listed(dan, conv, (e) => e.request === undefined);
+    assert.equal((await send(d, conv, 'ok, hi')).t, 'sent');
     // Decline without a request is refused with a typed error.
     assert.equal((await http(carol, 'POST', `/v1/conversations/${conv}/decline`)).body.error.code, 'conflict');
+    assert.equal((await http(dan, 'POST', `/v1/conversations/${conv}/decline`)).body.error.code, 'conflict', 'accepted: nothing to decline');
     assert.equal((await http(dan, 'POST', `/v1/conversations/${conv}/decline`, '{"block":"yes"}')).body.error.code, 'invalid_frame');
     assert.equal((await http(dan, 'POST', `/v1/conversations/${conv}/decline`, '{nope')).body.error.code, 'bad_json');
 

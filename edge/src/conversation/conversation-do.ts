@@ -113,6 +113,8 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     // A direct conversation asked for again: whichever of the pair left it (declined) joins it
     // again, the other one as a request when they share no accepted conversation.
     if (input.direct) {
+      // Starting the conversation yourself is consent: a request you had in it is accepted.
+      if (this.seq.isMember(input.creator)) this.queueConsent([this.consent.answer(input.creator, 'accepted', now)].flatMap((c) => c ?? []));
       for (const u of [input.creator, ...input.members.filter((m) => m !== input.creator)]) {
         if (this.seq.isMember(u)) continue;
         const by = u === input.creator ? u : input.creator;
