@@ -17,16 +17,32 @@ export interface PendingRequest {
  *   asked may send `CONSENT.requestMaxMessages` messages;
  * - in a direct conversation, blocks between its two members: while one is in place neither
  *   may send (`blocked`), and neither sees the other's typing or receipts.
- * What is read is kept in memory (the object is the only writer of its tables).
+ * Its tables are created with the first request or block; what is read is kept in memory (the
+ * object is the only writer of its tables).
  */
 export class ConsentState {
   private requests: Map<string, PendingRequest> | null = null;
   private blocks: Set<string> | null = null;
+  private tables = false;
 
-  constructor(private readonly sql: SqlLike) {
-    // Beside the sequencer's own tables, created the same way with the object.
-    sql.exec('CREATE TABLE IF NOT EXISTS consent_requests (user TEXT PRIMARY KEY, by TEXT NOT NULL, at INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0)');
-    sql.exec('CREATE TABLE IF NOT EXISTS consent_blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked))');
+  constructor(private readonly sql: SqlLike) {}
+
+  /** The tables, created with the first write: an object that never holds a request or a block stores nothing for them. */
+  private ensureTables(): void {
+    if (this.tables) return;
+    this.sql.exec('CREATE TABLE IF NOT EXISTS consent_requests (user TEXT PRIMARY KEY, by TEXT NOT NULL, at INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0)');
+    this.sql.exec('CREATE TABLE IF NOT EXISTS consent_blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked))');
+    this.tables = true;
+  }
+
+  /** Rows of a read; none while the tables do not exist yet. */
+  private rows<T>(query: string): T[] {
+    try {
+      return this.sql.exec(query).toArray() as T[];
+    } catch (err) {
+      if (/no such table/i.test(String((err as Error)?.message ?? err))) return [];
+      throw err;
+    }
   }
 
   /** `user`'s unanswered request, if any. */
@@ -44,6 +60,7 @@ export class ConsentState {
     const out: ConsentChange[] = [];
     for (const user of users) {
       if (user === by || this.pending(user)) continue;
+      this.ensureTables();
       this.sql.exec('INSERT OR REPLACE INTO consent_requests (user, by, at, sent) VALUES (?, ?, ?, 0)', user, by, at);
       this.loadRequests().set(user, { by, at, sent: 0 });
       out.push({ user, state: 'request', by, ts: at });
@@ -90,6 +107,7 @@ export class ConsentState {
   setBlock(blocker: string, blocked: string, on: boolean): void {
     const key = `${blocker}\n${blocked}`;
     if (on === this.loadBlocks().has(key)) return;
+    this.ensureTables();
     if (on) this.sql.exec('INSERT OR IGNORE INTO consent_blocks (blocker, blocked) VALUES (?, ?)', blocker, blocked);
     else this.sql.exec('DELETE FROM consent_blocks WHERE blocker = ? AND blocked = ?', blocker, blocked);
     if (on) this.loadBlocks().add(key);
@@ -99,7 +117,7 @@ export class ConsentState {
   private loadRequests(): Map<string, PendingRequest> {
     if (this.requests) return this.requests;
     this.requests = new Map();
-    for (const r of this.sql.exec('SELECT user, by, at, sent FROM consent_requests').toArray() as { user: string; by: string; at: number; sent: number }[]) {
+    for (const r of this.rows<{ user: string; by: string; at: number; sent: number }>('SELECT user, by, at, sent FROM consent_requests')) {
       this.requests.set(r.user, { by: r.by, at: r.at, sent: r.sent });
     }
     return this.requests;
@@ -108,7 +126,7 @@ export class ConsentState {
   private loadBlocks(): Set<string> {
     if (this.blocks) return this.blocks;
     this.blocks = new Set();
-    for (const r of this.sql.exec('SELECT blocker, blocked FROM consent_blocks').toArray() as { blocker: string; blocked: string }[]) this.blocks.add(`${r.blocker}\n${r.blocked}`);
+    for (const r of this.rows<{ blocker: string; blocked: string }>('SELECT blocker, blocked FROM consent_blocks')) this.blocks.add(`${r.blocker}\n${r.blocked}`);
     return this.blocks;
   }
 }

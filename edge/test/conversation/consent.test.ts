@@ -41,6 +41,21 @@ describe('ConsentState (a ConversationDO\'s message requests and direct blocks)'
     assert.equal(c.refuseSend('ann', true), null);
   });
 
+  it('stores nothing until the first request or block (reads of an object that has none create no tables)', () => {
+    const { sql, db } = memorySql();
+    const c = new ConsentState(sql);
+    const tables = () => db.prepare("SELECT name FROM sqlite_master WHERE name LIKE 'consent_%' ORDER BY name").all();
+    assert.equal(c.pending('bob'), undefined);
+    assert.equal(c.blocked, false);
+    assert.equal(c.refuseSend('ann', true), null);
+    c.sent('ann');
+    c.setBlock('ann', 'bob', false);
+    assert.equal(c.answer('bob', 'accepted', 1), null);
+    assert.deepEqual(tables(), []);
+    c.setBlock('ann', 'bob', true);
+    assert.equal(tables().length, 2);
+  });
+
   it('survives a new instance over the same database (the object restarted)', () => {
     const { sql } = memorySql();
     const c = new ConsentState(sql);
