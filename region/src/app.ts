@@ -26,7 +26,7 @@ import { httpMetrics } from './metrics/http-metrics.ts';
 import { RegionMetrics } from './metrics/region-metrics.ts';
 import { registerPresenceApi } from './presence/presence-api.ts';
 import { Contacts } from './presence/contacts.ts';
-import { applyConsentChanges, forgetConversation, registerConsentApi } from './consent/consent-api.ts';
+import { applyConsentChanges, applyEarlyRequests, forgetConversation, registerConsentApi } from './consent/consent-api.ts';
 import type { PresenceService } from './presence/presence-service.ts';
 import { TOPICS, type Queue } from './queue/queue.ts';
 import { applyRouteOps, type Routes } from './routes/routes.ts';
@@ -125,6 +125,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     };
     const now = Date.now();
     for (const e of req.events) if (e.kind === 'msg') metrics.age('region_received', e.msg.ts, now);
+    // Requests this batch makes are stored before the conversation or membership they come with,
+    // so a list never shows a request unmarked (applied again, in order, below: idempotent).
+    await applyEarlyRequests(consent, req.conv, req.events);
     for (const e of req.events) {
       if (e.kind === 'created') {
         if (e.conv !== req.conv) throw new ProtocolError('invalid_frame', 'event for another conversation');

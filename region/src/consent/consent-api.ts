@@ -1,5 +1,5 @@
 import type { Hono } from 'hono';
-import { BlockRequest, BlocksRequest, ConsentCheckRequest, LIMITS, ProtocolError, VisibilityRequest, parseJsonBody, type BlocksList, type ConsentChange, type ConsentCheckResponse, type PresenceSettings } from '@switchboard/protocol';
+import { BlockRequest, BlocksRequest, ConsentCheckRequest, LIMITS, ProtocolError, VisibilityRequest, parseJsonBody, type BlocksList, type ConsentChange, type ConsentCheckResponse, type ConvEvent, type PresenceSettings } from '@switchboard/protocol';
 import type { Logger } from '../log.ts';
 import type { Contacts } from '../presence/contacts.ts';
 import type { Storage } from '../storage/storage.ts';
@@ -30,6 +30,12 @@ export async function applyConsentChanges(deps: ConsentDeps, conv: string, chang
   if (cleared.length) await deps.storage.clearRequests(conv, cleared);
   await forgetConversation(deps, conv, changes.flatMap((c) => [c.user, c.by]));
   for (const c of changes) deps.log.info('consent change', { conv, user: c.user, state: c.state, by: c.by });
+}
+
+/** The `request` changes among a batch of outbox events, stored ahead of the rest (see /internal/events). */
+export async function applyEarlyRequests(deps: Pick<ConsentDeps, 'storage'>, conv: string, events: ConvEvent[]): Promise<void> {
+  const requests = events.flatMap((e) => (e.kind === 'consent' ? e.changes.filter((c) => c.state === 'request').map((c) => ({ conv, user: c.user, by: c.by, at: c.ts })) : []));
+  if (requests.length) await deps.storage.setRequests(requests);
 }
 
 /** The relations of a conversation's members (and of `also`) changed: drop them from the cache. */
