@@ -46,7 +46,8 @@ export async function consentCall<T>(cfg: EdgeConfig, path: string, body: unknow
   try {
     return await callRegion<T>(cfg, path, body, undefined, workerMetrics);
   } catch (err) {
-    if (err instanceof RegionError && err.refusal && isErrorCode(err.refusal.code) && err.status < 500) throw new ProtocolError(err.refusal.code, err.refusal.message);
+    // The region's refusal of the request itself passes on; its refusal of the edge (a bad signature, 401) is ours to log.
+    if (err instanceof RegionError && err.refusal && isErrorCode(err.refusal.code) && err.status < 500 && err.status !== 401) throw new ProtocolError(err.refusal.code, err.refusal.message);
     log('warn', 'consent call to region failed', { path, ...errorFields(err) });
     throw new ProtocolError('unavailable', 'consent settings are unavailable; retry later');
   }
