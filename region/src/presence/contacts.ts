@@ -2,9 +2,17 @@ import type { PresenceVisibility } from '@switchboard/protocol';
 import type { Storage } from '../storage/storage.ts';
 
 export interface ContactsOptions {
-  /** A user's relations, a visibility setting and a block answer are reused this long. Default 60 s. */
+  /** A user's relations are reused this long. Default 60 s. */
   ttlMs?: number;
-  /** A name missing from a cached set is looked up again if the set is older than this (a conversation may be new). Default 1 s. */
+  /**
+   * A visibility setting and a block answer are reused this long: how long another region process
+   * may keep serving presence after a block or a narrower setting stored by this one. Default 5 s.
+   */
+  settingsTtlMs?: number;
+  /**
+   * A name a cached set would refuse (missing, or related only through a request) is looked up
+   * again if the set is older than this (a conversation may be new, a request accepted). Default 1 s.
+   */
   recheckMs?: number;
   /** Users whose sets are cached (least recently used go first). Default 10 000. */
   maxUsers?: number;
@@ -30,9 +38,10 @@ interface Cached<T> {
  * request); `nobody` — never. A user may always watch themself.
  *
  * Relations come from regional storage (the members and unanswered requests of every conversation
- * a user is in), cached per user; settings and blocks are cached too. `forget` drops what a
+ * a user is in), cached per user; settings and blocks are cached too. `forget…` drops what a
  * consent change made stale: this process applies every change it stores at once; another region
- * process sees it within `ttlMs`.
+ * process sees a block or a setting within `settingsTtlMs`, and an accepted request at the next
+ * watch after `recheckMs`.
  */
 export class Contacts {
   private readonly relations = new Map<string, Cached<Map<string, Relation>>>();
@@ -40,6 +49,7 @@ export class Contacts {
   /** Per user: others known to have (true) or not to have (false) a block with them, either way. */
   private readonly blocks = new Map<string, Cached<Map<string, boolean>>>();
   private readonly ttlMs: number;
+  private readonly settingsTtlMs: number;
   private readonly recheckMs: number;
   private readonly maxUsers: number;
 
@@ -48,6 +58,7 @@ export class Contacts {
     opts: ContactsOptions = {},
   ) {
     this.ttlMs = opts.ttlMs ?? 60_000;
+    this.settingsTtlMs = opts.settingsTtlMs ?? 5_000;
     this.recheckMs = opts.recheckMs ?? 1_000;
     this.maxUsers = opts.maxUsers ?? 10_000;
   }
@@ -118,7 +129,7 @@ export class Contacts {
   private async relationsOf(user: string, others: string[], fresh = false): Promise<Map<string, Relation>> {
     let hit = this.relations.get(user);
     const now = Date.now();
-    const stale = !hit || now - hit.at > this.ttlMs || (now - hit.at > this.recheckMs && (fresh || others.some((u) => !hit!.value.has(u))));
+    const stale = !hit || now - hit.at > this.ttlMs || (now - hit.at > this.recheckMs && (fresh || others.some((u) => !hit!.value.get(u)?.mutual)));
     if (stale) hit = { value: await this.load(user), at: now };
     this.touch(this.relations, user, hit!);
     return hit!.value;
@@ -130,7 +141,7 @@ export class Contacts {
     const missing: string[] = [];
     for (const u of users) {
       const hit = this.visibility.get(u);
-      if (hit && now - hit.at <= this.ttlMs) out.set(u, hit.value);
+      if (hit && now - hit.at <= this.settingsTtlMs) out.set(u, hit.value);
       else missing.push(u);
     }
     if (missing.length) {
@@ -147,7 +158,7 @@ export class Contacts {
   private async blockedWith(user: string, others: string[]): Promise<Set<string>> {
     const now = Date.now();
     let hit = this.blocks.get(user);
-    if (!hit || now - hit.at > this.ttlMs) hit = { value: new Map(), at: now };
+    if (!hit || now - hit.at > this.settingsTtlMs) hit = { value: new Map(), at: now };
     const missing = others.filter((o) => !hit!.value.has(o));
     if (missing.length) {
       const found = await this.storage.blockedBetween(user, missing);

@@ -110,3 +110,35 @@ describe('region consent: who may watch whom, checks, blocks and visibility', ()
     assert.equal((await list('bob'))[0]!.request, undefined);
   });
 });
+
+describe('Contacts across region processes (two caches over one storage)', () => {
+  it('a block, a setting and an accepted request stored by one process reach the other within its cache lifetimes', async () => {
+    const storage = new SqliteStorage(':memory:');
+    await storage.init();
+    const opts = { settingsTtlMs: 100, recheckMs: 100 };
+    const [one, two] = [new Contacts(storage, opts), new Contacts(storage, opts)];
+    await storage.saveConversation({ id: 'dx', title: null, creator: 'ann', createdAt: T0, members: ['ann', 'bob'] });
+    await storage.setRequests([{ conv: 'dx', user: 'bob', by: 'ann', at: T0 }]);
+    assert.deepEqual(await one.hidden('ann', ['bob']), ['bob'], 'bob has not accepted');
+    assert.deepEqual(await one.hidden('bob', ['ann']), []);
+    // Another process applies bob's accept: this one sees it at the next look after recheckMs.
+    await storage.clearRequests('dx', ['bob']);
+    two.forgetRelations(['ann', 'bob']);
+    assert.deepEqual(await two.hidden('ann', ['bob']), []);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(await one.hidden('ann', ['bob']), []);
+    // A block and a narrower setting stored through the other process.
+    await storage.block('bob', 'ann', T0);
+    two.forgetBlock('bob', 'ann');
+    assert.deepEqual(await two.hidden('ann', ['bob']), ['bob']);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(await one.hidden('ann', ['bob']), ['bob']);
+    assert.deepEqual([...(await one.stillVisible('bob', ['ann']))], []);
+    await storage.unblock('bob', 'ann');
+    await storage.setPresenceVisibility('bob', 'nobody');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(await one.hidden('ann', ['bob']), ['bob']);
+    assert.deepEqual([...(await one.stillVisible('bob', ['ann', 'bob']))], ['bob'], 'only bob himself');
+    await storage.close();
+  });
+});
