@@ -79,4 +79,27 @@ describe('web client: message requests, in Chromium', { timeout: 600_000, skip: 
     await assert.rejects(pest.client.send(c2.id, 'hello?'), (err: Error & { code?: string }) => err.code === 'blocked');
     await r.ctx.close();
   });
+
+  it('an end-to-end encrypted conversation started in the web client with a stranger: a request, readable, accepted, then both chat', async () => {
+    const a = await signIn(browser, sys.edgeUrl, 'wc-ann');
+    const b = await signIn(browser, sys.edgeUrl, 'wc-ben');
+    assert.equal(await a.page.getByLabel('End-to-end encrypted').isChecked(), true);
+    await a.page.getByLabel('New conversation with').fill('wc-ben');
+    await a.page.getByRole('button', { name: 'Start' }).click();
+    await a.page.locator('#chat-e2e', { hasText: 'End-to-end encrypted' }).waitFor();
+    await sendText(a.page, 'hello ben, encrypted');
+    await a.page.locator('#messages li.msg.mine[data-state]', { hasText: 'hello ben, encrypted' }).waitFor();
+
+    const row = b.page.locator('#convs .conv', { hasText: 'wc-ann' });
+    await row.locator('.preview', { hasText: 'Request from wc-ann' }).waitFor();
+    await row.click();
+    await b.page.locator('#messages li.msg .text', { hasText: 'hello ben, encrypted' }).waitFor();
+    await b.page.getByRole('button', { name: 'Accept' }).click();
+    await b.page.locator('#composer').waitFor();
+    await sendText(b.page, 'hi ann, accepted');
+    await a.page.locator('#messages li.msg .text', { hasText: 'hi ann, accepted' }).waitFor();
+    await b.page.screenshot({ path: path.join(SHOTS, 'request-e2e-accepted.png') });
+    await a.ctx.close();
+    await b.ctx.close();
+  });
 });
