@@ -99,7 +99,7 @@ export class Contacts {
   async check(user: string, others: string[]): Promise<{ blocked: string[]; requests: string[] }> {
     const list = [...new Set(others.filter((u) => u !== user))];
     if (!list.length) return { blocked: [], requests: [] };
-    const [rel, blocked] = await Promise.all([this.relationsOf(user, list, true), this.storage.blockedBetween(user, list)]);
+    const [rel, blocked] = await Promise.all([this.relationsOf(user, list), this.storage.blockedBetween(user, list)]);
     return { blocked: list.filter((u) => blocked.has(u)), requests: list.filter((u) => !blocked.has(u) && !rel.get(u)?.mutual) };
   }
 
@@ -126,10 +126,10 @@ export class Contacts {
     while (map.size > this.maxUsers) map.delete(map.keys().next().value!);
   }
 
-  private async relationsOf(user: string, others: string[], fresh = false): Promise<Map<string, Relation>> {
+  private async relationsOf(user: string, others: string[]): Promise<Map<string, Relation>> {
     let hit = this.relations.get(user);
     const now = Date.now();
-    const stale = !hit || now - hit.at > this.ttlMs || (now - hit.at > this.recheckMs && (fresh || others.some((u) => !hit!.value.get(u)?.mutual)));
+    const stale = !hit || now - hit.at > this.ttlMs || (now - hit.at > this.recheckMs && others.some((u) => !hit!.value.get(u)?.mutual));
     if (stale) hit = { value: await this.load(user), at: now };
     this.touch(this.relations, user, hit!);
     return hit!.value;
