@@ -4,6 +4,8 @@
  *   npm run chat -- --user bob --device d1 --conv <ID>      an existing conversation
  *   npm run chat -- --user carol --group bob,alice --title "Team"   a new group
  * Type a line to send it; incoming messages print with their seq. SWITCHBOARD_URL overrides the edge.
+ * A conversation from someone you share no accepted conversation with is a message request:
+ * `/accept`, `/decline` or `/block` it (`/unblock USER` lifts a block).
  */
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
     socket: (u) => new WebSocket(u) as unknown as SocketLike,
     onMessage: (m) => print(`[${m.seq}] ${m.from}${m.from === a.user ? `/${m.dev}` : ''}: ${m.body}`),
     onStatus: (s, d) => print(`-- ${s}${d ? ` (${d})` : ''}`),
+    onRequest: (c) => c === conv && print('-- a message request: /accept, /decline or /block'),
   });
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: `${a.user}> ` });
   print(`-- conversation ${conv} (others join with --conv ${conv})`);
@@ -65,7 +68,13 @@ async function main(): Promise<void> {
   rl.prompt();
   rl.on('line', (line) => {
     const body = line.trim();
-    if (body) client.send(conv!, body).then((s) => print(`   sent as seq ${s.seq}`), (e: Error) => print(`!! not sent: ${e.message}`));
+    const [cmd, arg] = body.split(/\s+/);
+    const done = (what: string) => (r: unknown) => print(`-- ${what}: ${JSON.stringify(r)}`);
+    const failed = (e: Error) => print(`!! ${e.message}`);
+    if (cmd === '/accept') client.consent.accept(conv!).then(done('accepted'), failed);
+    else if (cmd === '/decline' || cmd === '/block') client.consent.decline(conv!, { block: cmd === '/block' }).then(done('declined'), failed);
+    else if (cmd === '/unblock' && arg) client.consent.unblock(arg).then(done('unblocked'), failed);
+    else if (body) client.send(conv!, body).then((s) => print(`   sent as seq ${s.seq}`), (e: Error) => print(`!! not sent: ${e.message}`));
     rl.prompt();
   });
   rl.on('close', () => {

@@ -32,6 +32,7 @@ export interface Env extends AuthEnv, TracingEnv {
   RETRANSMIT_MS?: string;
   DELIVERY_WINDOW?: string;
   LIVE_PUSH_MAX_MEMBERS?: string;
+  MESSAGE_REQUESTS?: string;
   MAX_GROUP_MEMBERS?: string;
   E2E_MAX_MEMBERS?: string;
   PRESENCE_FLUSH_SECONDS?: string;
@@ -68,6 +69,12 @@ export interface EdgeConfig extends AuthConfig, TracingConfig {
    * the region's fan-out alone. 0 turns the live path off. Default 5000: every group size.
    */
   livePushMaxMembers: number;
+  /**
+   * A conversation or invitation from someone a user shares no accepted conversation with arrives
+   * as a message request (PROTOCOL.md, "Consent"). Default true; false for a deployment whose users
+   * all know each other (blocks and presence visibility apply either way).
+   */
+  messageRequests: boolean;
   /** Members one group may have; adding past it is `group_full`. Default 5000 (LIMITS.maxMembers). */
   maxGroupMembers: number;
   /** Members of an end-to-end encrypted conversation at most (each of their devices is an MLS leaf). */
@@ -118,6 +125,7 @@ export function config(env: Env): EdgeConfig {
     retransmitMs: int(env, 'RETRANSMIT_MS', 3000, 100, 60_000),
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
     livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 5000, 0, 100_000),
+    messageRequests: bool(env, 'MESSAGE_REQUESTS', true),
     maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
     e2eMaxMembers: int(env, 'E2E_MAX_MEMBERS', 1000, 2, 100_000),
     presenceFlushSeconds: int(env, 'PRESENCE_FLUSH_SECONDS', 30, 1, 300),

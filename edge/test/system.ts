@@ -74,7 +74,8 @@ export async function startSystem(
       devAuth: true,
       // A small window makes sync and history cross from the edge's window into region storage.
       // Live path for direct conversations only: groups of 3+ go through the region's fan-out.
-      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', ...opts.edgeVars },
+      // Message requests off unless a test asks: the other suites pin delivery between users who never accepted anything.
+      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', MESSAGE_REQUESTS: 'false', ...opts.edgeVars },
       sink,
     });
   let edge: Service = await launchEdge();

@@ -15,6 +15,16 @@ describe('web client model', () => {
     assert.equal(m.addMsg(msg(2)), false);
   });
 
+  it('a message request stays marked through live messages until it is answered', () => {
+    const m = new ChatModel('alice');
+    m.upsertConv({ id: 'd1', request: { by: 'bob', at: 5 } });
+    m.addMsg(msg(1, 'bob', 'd1'));
+    assert.deepEqual(m.convs.get('d1')!.request, { by: 'bob', at: 5 });
+    m.upsertConv({ id: 'd1', request: null });
+    assert.equal(m.convs.get('d1')!.request, null);
+    assert.equal(m.upsertConv({ id: 'g2' }).request, null);
+  });
+
   it('a message carrying a pending send’s cmid completes that send', () => {
     const m = new ChatModel('alice');
     m.pending.set('alice-4', { conv: 'c1', cmid: 'alice-4', body: 'm4', state: 'pending' });

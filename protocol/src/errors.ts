@@ -14,6 +14,8 @@ export const ERRORS = {
   invalid_key_package: { status: 400, retry: false, message: 'a KeyPackage failed its check' },
   too_many: { status: 409, retry: false, message: 'over the number this resource may hold' },
   conflict: { status: 409, retry: false, message: 'conflicts with the current state' },
+  blocked: { status: 403, retry: false, message: 'a block between you and this user stops it' },
+  request_pending: { status: 403, retry: false, message: 'the message request has not been accepted yet' },
   not_admin: { status: 403, retry: false, message: 'only an owner or admin may change membership' },
   group_full: { status: 409, retry: false, message: 'the group is at its member limit' },
   stale_epoch: { status: 409, retry: false, message: 'the MLS message is not at the conversation’s current epoch: catch up, then encrypt again' },

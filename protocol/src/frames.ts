@@ -93,7 +93,8 @@ export const HelloFrame = z.object({ t: z.literal('hello'), user: UserId, dev: D
 export const ChangesFrame = z.object({
   t: z.literal('changes'),
   rid: Rid.optional(),
-  convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq })),
+  /** `request`: a message request the user has not accepted yet (PROTOCOL.md, "Consent"). */
+  convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq, request: z.literal(true).optional() })),
   next: ConvId.optional(),
 });
 /** Pushes may have been missed (the region's routes were lost): resume now. */

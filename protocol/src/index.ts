@@ -15,3 +15,4 @@ export * from './push.ts';
 export * from './keys.ts';
 export * from './mls-wire.ts';
 export * from './token-frames.ts';
+export * from './consent.ts';

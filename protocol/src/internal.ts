@@ -5,6 +5,7 @@ import { parseJsonBody } from './decode.ts';
 import { Msg } from './frames.ts';
 import { PresenceOp } from './presence.ts';
 import { PositionChange } from './receipts.ts';
+import { ConsentEvent, RequestMark } from './consent.ts';
 
 /**
  * Bodies of the signed internal API between edge and region. Both sides validate them: a signed
@@ -61,7 +62,7 @@ export type MessageEvent = z.infer<typeof MessageEvent>;
 export const ReceiptsEvent = z.object({ kind: z.literal('receipts'), positions: z.array(PositionChange).min(1).max(LIMITS.maxMembers) });
 export type ReceiptsEvent = z.infer<typeof ReceiptsEvent>;
 
-export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent, ReceiptsEvent]);
+export const ConvEvent = z.discriminatedUnion('kind', [ConversationCreated, MessageEvent, ReceiptsEvent, ConsentEvent]);
 export type ConvEvent = z.infer<typeof ConvEvent>;
 
 /** ConversationDO → region: one conversation's outbox, oldest first. Applying it twice is harmless. */
@@ -204,7 +205,8 @@ export const ConversationsPageRequest = z.object({
 });
 export type ConversationsPageRequest = z.infer<typeof ConversationsPageRequest>;
 export const ConversationsPage = z.object({
-  convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq })),
+  /** `request`: the user has not accepted this conversation yet (consent.ts). */
+  convs: z.array(z.object({ conv: ConvId, last: Seq, acked: Seq, request: z.literal(true).optional() })),
   /** The id to pass as `after` for the next page; absent on the last page. */
   next: ConvId.optional(),
 });
@@ -262,6 +264,8 @@ export const InboxEntry = z.object({
   read: Seq,
   /** Entries after `read` the user may read (receipts.ts `unreadCount`). */
   unread: z.number().int().min(0),
+  /** Present while the user has not accepted this conversation: a message request (consent.ts). */
+  request: RequestMark.optional(),
 });
 export type InboxEntry = z.infer<typeof InboxEntry>;
 export const InboxResponse = z.object({ convs: z.array(InboxEntry), next: z.string().optional() });

@@ -25,6 +25,8 @@ import { errorFields, type Logger } from './log.ts';
 import { httpMetrics } from './metrics/http-metrics.ts';
 import { RegionMetrics } from './metrics/region-metrics.ts';
 import { registerPresenceApi } from './presence/presence-api.ts';
+import { Contacts } from './presence/contacts.ts';
+import { applyConsentChanges, applyEarlyRequests, forgetConversation, registerConsentApi } from './consent/consent-api.ts';
 import type { PresenceService } from './presence/presence-service.ts';
 import { TOPICS, type Queue } from './queue/queue.ts';
 import { applyRouteOps, type Routes } from './routes/routes.ts';
@@ -76,6 +78,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const { storage, queue, routes, log } = deps;
   const metrics = deps.metrics ?? new RegionMetrics();
+  const consent = { storage, log, contacts: deps.presence?.contacts ?? new Contacts(storage) };
 
   app.onError((err, c) => {
     if (err instanceof ProtocolError) return c.json({ error: { code: err.code, message: err.message } }, err.status as 400);
@@ -126,11 +129,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
     };
     const now = Date.now();
     for (const e of req.events) if (e.kind === 'msg') metrics.age('region_received', e.msg.ts, now);
+    // Requests this batch makes are stored before the conversation or membership they come with,
+    // so a list never shows a request unmarked (applied again, in order, below: idempotent).
+    await applyEarlyRequests(consent, req.conv, req.events);
     for (const e of req.events) {
       if (e.kind === 'created') {
         if (e.conv !== req.conv) throw new ProtocolError('invalid_frame', 'event for another conversation');
         if (msgs.length) await flush();
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
+      } else if (e.kind === 'consent') {
+        // Requests made or answered (consent/consent-api.ts), after the membership they concern.
+        if (msgs.length) await flush();
+        await applyConsentChanges(consent, req.conv, e.changes);
       } else if (e.kind === 'receipts') {
         // Positions only move forward: no ordering with the messages around them is needed, so
         // they are merged and written once, after the messages.
@@ -145,6 +155,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
           // published, so fan-out of a later seq always finds it.
           if (msgs.length) await flush();
           await storage.applyMembership(req.conv, e.msg.seq, e.msg.sys);
+          await forgetConversation(consent, req.conv, e.msg.sys.users);
         }
         msgs.push(e);
       }
@@ -211,8 +222,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const rows = await storage.userConversations(req.user, req.after, req.limit + 1);
     const page = rows.slice(0, req.limit);
     const next = rows.length > req.limit ? page.at(-1)?.conv : undefined;
-    const acked = page.length ? await storage.deviceCursors(req.user, req.device, page.map((r) => r.conv)) : new Map<string, number>();
-    return { convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq, acked: acked.get(r.conv) ?? 0 })), ...(next ? { next } : {}) };
+    const [acked, requests] = page.length
+      ? await Promise.all([storage.deviceCursors(req.user, req.device, page.map((r) => r.conv)), storage.requestsOf(req.user)])
+      : [new Map<string, number>(), []];
+    // Message requests (consent) are marked; a user has few, so all of theirs are read at once.
+    const pending = new Set(requests.map((r) => r.conv));
+    return { convs: page.map((r) => ({ conv: r.conv, last: r.lastSeq, acked: acked.get(r.conv) ?? 0, ...(pending.has(r.conv) ? { request: true as const } : {}) })), ...(next ? { next } : {}) };
   }
 
   /** Devices' acked cursors, forward-only (storage.setDeviceCursors): any order, or twice, is harmless. 200 once stored. */
@@ -255,6 +270,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   if (deps.presence) registerPresenceApi(app, deps.presence, connected);
+  registerConsentApi(app, consent);
   if (deps.push) registerPushApi(app, { storage, ...deps.push });
   registerKeysApi(app, { directory: storage, ...deps.keys });
   registerAdminApi(app, { storage, routes });

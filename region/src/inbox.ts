@@ -52,7 +52,9 @@ export async function inboxPage(storage: Storage, req: InboxRequest): Promise<In
   const from = parseCursor(req.after);
   const rest = from ? withActivity.filter((e) => newestFirst(e, from) > 0) : withActivity;
   const page = rest.slice(0, req.limit);
-  const positions = await storage.positions(req.user, page.map((e) => e.conv));
+  const [positions, requests] = await Promise.all([storage.positions(req.user, page.map((e) => e.conv)), storage.requestsOf(req.user)]);
+  // Conversations the user has not accepted yet are marked as requests (consent).
+  const requestBy = new Map(requests.map((r) => [r.conv, { by: r.by, at: r.at }]));
   const entries = await mapLimited(page, DETAIL_CONCURRENCY, async (e): Promise<InboxEntry | null> => {
     const [conv, newest] = await Promise.all([storage.getConversation(e.conv), e.lastSeq > 0 ? storage.readBefore(e.conv, e.lastSeq + 1, 1) : Promise.resolve([])]);
     const me = conv?.roster?.find((m) => m.user === req.user);
@@ -74,6 +76,7 @@ export async function inboxPage(storage: Storage, req: InboxRequest): Promise<In
       delivered: Math.max(p.delivered, p.read),
       read: p.read,
       unread: unreadCount(e.lastSeq, read),
+      ...(requestBy.has(e.conv) ? { request: requestBy.get(e.conv)! } : {}),
     };
   });
   const convs = entries.filter((x): x is InboxEntry => x !== null);

@@ -17,7 +17,8 @@ export type Riding = { metrics?: EdgeSnapshot };
  * connected, so its live path calls the right gateway.
  */
 export interface ConversationRpc {
-  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }): Promise<Result<{ members: string[]; existed: boolean }>>;
+  /** `requests`: members who get it as a message request (consent.ts). */
+  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean; requests?: string[] }): Promise<Result<{ members: string[]; existed: boolean }>>;
   /** `trace`: a traced send's context (W3C traceparent): the message's `sequence` span goes under it. */
   send(input: { from: string; dev: string; gw: string; cmid: string; body: string; trace?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding>;
   commit(input: { from: string; dev: string; cmid: string; commit: string; groupInfo: string; welcome?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean; epoch: string }>>;
@@ -25,7 +26,12 @@ export interface ConversationRpc {
   changeDevice(input: { op: 'link' | 'revoke'; user: string; device: string; by: string }): Promise<Result<{ seq: number | null }>>;
   sync(input: { user: string; gw?: string; after: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
   history(input: { user: string; gw?: string; before?: number; limit: number }): Promise<Result<{ msgs: Msg[]; more: boolean }>>;
-  changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>>;
+  /** `opts.requests`: users added as a message request; `opts.pair`: a direct conversation's pair leaving or joining again. */
+  changeMembers(input: MembershipChange, opts?: { pair?: boolean; requests?: string[] }): Promise<Result<{ seq: number | null; ver: number; users: string[] }>>;
+  /** Consent (consent.ts): answering a message request, and a block in a direct conversation. */
+  accept(input: { user: string }): Promise<Result<{ accepted: boolean }>>;
+  decline(input: { user: string; dev: string }): Promise<Result<{ seq: number | null; by: string }>>;
+  block(input: { blocker: string; blocked: string; on: boolean }): Promise<Result<{ applied: boolean }>>;
   /** `user` read up to `read` (from device `device`, whose other devices are told). */
   receipt(input: { user: string; device?: string; gw?: string; read: number }): Promise<Result<{ positions: Positions }>>;
   /**
@@ -34,7 +40,7 @@ export interface ConversationRpc {
    */
   delivered(input: { gw: string; reports: { user: string; seq: number }[] }): Promise<Result<{ reportEveryMs: number }> & Riding>;
   details(input: { user: string; after: string; limit: number }): Promise<
-    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
+    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean }; request?: { by: string; at: number } }>
   >;
   typing(input: { user: string; gw: string }): Promise<Result<{ relayed: number }>>;
   /** An operator's view: last seq, membership version and size, outbox backlog, dead letters (null: no such conversation). */

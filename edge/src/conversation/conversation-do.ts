@@ -1,5 +1,5 @@
 import { DurableObject } from 'cloudflare:workers';
-import { LIMITS, PRESENCE, RECEIPTS, type HistoryVisibility, type Msg, type Positions, type ReadResponse } from '@switchboard/protocol';
+import { LIMITS, PRESENCE, RECEIPTS, type ConsentChange, type HistoryVisibility, type Msg, type Positions, type ReadResponse } from '@switchboard/protocol';
 import { config, type Env } from '../config.ts';
 import type { ReceiptEvent } from '../gateway/api.ts';
 import { placementFor } from '../gateway/placement.ts';
@@ -14,6 +14,7 @@ import { DeadLetters, type DeadLetter } from './dead-letters.ts';
 import { LivePush } from './live-push.ts';
 import { MemberGateways } from './member-gateways.ts';
 import { Receipts } from './receipts.ts';
+import { ConsentState } from './consent.ts';
 import { Sequencer, type CommitExtras, type MemberRow, type MembershipChange, type OutboxRow, type Result } from './sequencer.ts';
 
 /** Outbox events sent to the region per request. */
@@ -68,6 +69,8 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
   private alarmAt: number | null | undefined = undefined;
   /** Members' delivered/read positions (receipts.ts). */
   private readonly receipts: Receipts;
+  /** Message requests and direct blocks (consent.ts). */
+  private readonly consent: ConsentState;
   private receiptsTimer: ReturnType<typeof setTimeout> | null = null;
   /** The coalescing wait before the next drain (config drainCoalesceMs). */
   private drainTimer: ReturnType<typeof setTimeout> | null = null;
@@ -91,6 +94,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     this.receipts = new Receipts(ctx.storage.sql);
     this.deadLetters = new DeadLetters(ctx.storage.sql);
     this.tracer = new EdgeTracer(cfg, 'switchboard-edge');
+    this.consent = new ConsentState(ctx.storage.sql);
     this.gateways = new StubCache((gw: string) => gatewayStub(env.GATEWAYS, gw));
     this.where = new MemberGateways(placementFor(cfg.gatewayPlacement, undefined), cfg.gatewayShards);
     this.live = new LivePush({
@@ -105,17 +109,97 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     });
   }
 
-  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }): Promise<Result<{ members: string[]; existed: boolean }>> {
-    const r = this.seq.create(input, Date.now());
-    if (r.ok && !r.existed) this.scheduleDrain();
+  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean; requests?: string[] }): Promise<Result<{ members: string[]; existed: boolean }>> {
+    const now = Date.now();
+    const r = this.seq.create(input, now);
+    if (!r.ok) return r;
+    if (!r.existed) {
+      this.queueConsent(this.consent.request(input.requests ?? [], input.creator, now));
+      this.scheduleDrain();
+      return r;
+    }
+    // A direct conversation asked for again: whichever of the pair left it (declined) joins it
+    // again, the other one as a request when they share no accepted conversation.
+    if (input.direct) {
+      // Starting the conversation yourself is consent: a request you had in it is accepted.
+      if (this.seq.isMember(input.creator)) this.queueConsent([this.consent.answer(input.creator, 'accepted', now)].flatMap((c) => c ?? []));
+      for (const u of [input.creator, ...input.members.filter((m) => m !== input.creator)]) {
+        if (this.seq.isMember(u)) continue;
+        const by = u === input.creator ? u : input.creator;
+        const added = await this.changeMembers({ by, dev: 'consent', op: 'add', users: [u] }, { pair: true, requests: input.requests });
+        if (!added.ok) return added;
+      }
+      return { ...r, members: this.seq.members() };
+    }
     return r;
+  }
+
+  // ---- consent: message requests and direct blocks (consent.ts) ------------------------------
+
+  /** Consent changes for the region, in order with everything else the outbox carries. */
+  private queueConsent(changes: ConsentChange[]): void {
+    if (!changes.length) return;
+    this.seq.enqueue({ kind: 'consent', changes });
+    this.scheduleDrain();
+  }
+
+  /** `user` accepts their message request (nothing changes when they have none). */
+  async accept(input: { user: string }): Promise<Result<{ accepted: boolean }>> {
+    if (this.seq.conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const change = this.consent.answer(input.user, 'accepted', Date.now());
+    if (!change) return { ok: true, accepted: false };
+    this.queueConsent([change]);
+    // What they had read shows from now on.
+    const p = this.receipts.get(input.user);
+    if ((p.delivered > 0 || p.read > 0) && this.seq.memberCount() <= RECEIPTS.relayMaxMembers) {
+      this.relay([{ conv: this.seq.conv, user: input.user, delivered: p.delivered, read: p.read }], this.seq.memberList().map((user) => ({ user })));
+    }
+    log('info', 'message request accepted', { conv: this.seq.conv, user: input.user, by: change.by });
+    return { ok: true, accepted: true };
+  }
+
+  /**
+   * `user` declines their message request: they leave the conversation (a sequenced leave, all
+   * the asker learns). Only a member with a request may decline; anyone else leaves instead.
+   */
+  async decline(input: { user: string; dev: string }): Promise<Result<{ seq: number | null; by: string }>> {
+    if (this.seq.conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
+    if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
+    const p = this.consent.pending(input.user);
+    if (!p) return { ok: false, code: 'conflict', message: 'no message request to decline here; leave the conversation instead' };
+    const left = await this.changeMembers({ by: input.user, dev: input.dev, op: 'remove', users: [input.user] }, { pair: true });
+    if (!left.ok) return left;
+    log('info', 'message request declined', { conv: this.seq.conv, user: input.user, by: p.by });
+    return { ok: true, seq: left.seq, by: p.by };
+  }
+
+  /**
+   * `blocker` blocks (`on`) or unblocks `blocked` in this direct conversation. A conversation that
+   * does not exist stays so (nothing is stored).
+   */
+  async block(input: { blocker: string; blocked: string; on: boolean }): Promise<Result<{ applied: boolean }>> {
+    if (this.seq.conv === null || !this.seq.direct) return { ok: true, applied: false };
+    if (!this.seq.member(input.blocker) || !this.seq.member(input.blocked)) return { ok: true, applied: false };
+    this.consent.setBlock(input.blocker, input.blocked, input.on);
+    return { ok: true, applied: true };
+  }
+
+  /** Whether `user`'s typing and receipts may reach the others now. */
+  private mayShow(user: string): boolean {
+    return !this.consent.pending(user) && !(this.seq.direct && this.consent.blocked);
   }
 
   async send(input: { from: string; dev: string; gw: string; cmid: string; body: string; trace?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding> {
     this.where.learn(input.from, input.gw);
+    // Consent (consent.ts): a block, an unanswered request, or the asker's allowance used up. A
+    // retry of a message already sequenced still gets its seq.
+    const refusal = this.seq.conv !== null && this.seq.isMember(input.from) ? this.consent.refuseSend(input.from, this.seq.direct) : null;
+    if (refusal && !this.seq.sequenced(input.from, input.cmid)) return this.ride({ ok: false, ...refusal });
     const span = this.tracer.childOf(input.trace);
     const r = this.sequence({ from: input.from, dev: input.dev, cmid: input.cmid, body: input.body, ...(span ? { trace: traceparent(span) } : {}) });
     this.tracer.end(span, 'sequence', { 'switchboard.conv': this.seq.conv ?? '', ...(r.ok ? { 'switchboard.seq': r.seq } : {}) }, r.ok ? undefined : r.code);
+    if (r.ok && !r.duplicate && this.seq.direct) this.consent.sent(input.from);
     return this.ride(r);
   }
 
@@ -234,9 +318,14 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
 
   // ---- membership (sequenced like messages; rules in Sequencer.changeMembers) ----------------
 
-  async changeMembers(input: MembershipChange): Promise<Result<{ seq: number | null; ver: number; users: string[] }>> {
-    const r = this.seq.changeMembers(input, Date.now(), config(this.env).maxGroupMembers);
+  async changeMembers(input: MembershipChange, opts: { pair?: boolean; requests?: string[] } = {}): Promise<Result<{ seq: number | null; ver: number; users: string[] }>> {
+    const now = Date.now();
+    const r = this.seq.changeMembers(input, now, config(this.env).maxGroupMembers, { pair: opts.pair === true });
     if (r.ok && r.seq !== null) {
+      // Added as a request (the edge asked the region who shares no accepted conversation with
+      // the actor); a member leaving or removed takes their unanswered request with them.
+      if (input.op === 'add') this.queueConsent(this.consent.request(r.users.filter((u) => opts.requests?.includes(u)), input.by, now));
+      if (input.op === 'remove') this.queueConsent(r.users.flatMap((u) => this.consent.answer(u, 'declined', now) ?? []));
       this.counts.inc('switchboard_edge_messages_sequenced_total');
       // Changing membership is reading too, and the region infers it from the event (its `from`).
       if (this.receipts.advance(input.by, { read: r.seq }, { outbox: false })) this.scheduleReceipts();
@@ -270,7 +359,8 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     const moved = this.receipts.advance(input.user, { read: Math.min(input.read, cap.cap) });
     if (moved) {
       this.scheduleReceipts();
-      const everyone = this.seq.memberCount() <= RECEIPTS.relayMaxMembers;
+      // Until a request is accepted (or while a block stands) only the reader's own devices hear of it.
+      const everyone = this.seq.memberCount() <= RECEIPTS.relayMaxMembers && this.mayShow(input.user);
       const skip = input.device !== undefined ? { skip: input.device } : {};
       const to = everyone ? this.seq.memberList().map((user) => (user === input.user ? { user, ...skip } : { user })) : [{ user: input.user, ...skip }];
       if (!to.some((r) => r.user === input.user)) to.push({ user: input.user, ...skip });
@@ -299,7 +389,8 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
       const cap = this.readCap(r.user);
       if (!cap.ok) continue;
       const moved = this.receipts.advance(r.user, { delivered: Math.min(r.seq, cap.cap) });
-      if (moved) events.push({ conv, user: r.user, ...moved });
+      if (moved && this.mayShow(r.user)) events.push({ conv, user: r.user, ...moved });
+      else if (moved) this.scheduleReceipts();
     }
     if (events.length > 0) {
       this.scheduleReceipts();
@@ -357,7 +448,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
 
   /** The conversation as `user` may see it, with a page of current members (by id, after `after`). */
   async details(input: { user: string; after: string; limit: number }): Promise<
-    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean } }>
+    Result<{ conv: string; title: string | null; direct: boolean; history: HistoryVisibility; last: number; ver: number; count: number; members: (MemberRow & Positions)[]; next?: string; mls?: { epoch: string; rekeyPending: boolean }; request?: { by: string; at: number } }>
   > {
     const conv = this.seq.conv;
     if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
@@ -365,7 +456,9 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     const rows = this.seq.membersPage(input.after, input.limit + 1);
     const page = rows.slice(0, input.limit);
     const next = rows.length > input.limit ? page.at(-1)?.user : undefined;
-    const members = page.map((m) => ({ ...m, ...this.receipts.get(m.user) }));
+    // Positions of a member who has not accepted show to nobody else (consent.ts).
+    const members = page.map((m) => ({ ...m, ...(m.user === input.user || this.mayShow(m.user) ? this.receipts.get(m.user) : { delivered: 0, read: 0 }) }));
+    const request = this.consent.pending(input.user);
     return {
       ok: true,
       conv,
@@ -378,6 +471,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
       members,
       ...(next ? { next } : {}),
       ...(this.seq.e2e ? { mls: { epoch: String(this.seq.mlsEpoch), rekeyPending: this.seq.rekeyPending } } : {}),
+      ...(request ? { request: { by: request.by, at: request.at } } : {}),
     };
   }
 
@@ -403,7 +497,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     if (conv === null) return { ok: false, code: 'not_found', message: 'no such conversation' };
     if (!this.seq.isMember(input.user)) return { ok: false, code: 'not_member', message: 'not a member of this conversation' };
     const members = this.seq.memberList();
-    if (members.length > PRESENCE.typingMaxMembers) return { ok: true, relayed: 0 };
+    if (members.length > PRESENCE.typingMaxMembers || !this.mayShow(input.user)) return { ok: true, relayed: 0 };
     const calls = [...this.where.group(members)].map(async ([gw, users]) => {
       const to = users.filter((u) => u !== input.user);
       if (to.length === 0) return 0;

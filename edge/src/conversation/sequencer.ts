@@ -374,18 +374,23 @@ export class Sequencer {
    * or another admin; only an owner changes roles, and nobody becomes owner that way. A change
    * that changes nothing is not sequenced (`seq` null).
    */
-  changeMembers(input: MembershipChange, now: number, maxMembers: number): Result<{ seq: number | null; ver: number; users: string[] }> {
+  /**
+   * `opts.pair`: a direct conversation's own pair leaving it (declining its request) or joining
+   * it again (asked anew); nobody else, and nothing else, changes a direct conversation.
+   */
+  changeMembers(input: MembershipChange, now: number, maxMembers: number, opts: { pair?: boolean } = {}): Result<{ seq: number | null; ver: number; users: string[] }> {
     const conv = this.conv;
     if (conv === null) return fail('not_found', 'no such conversation');
-    if (this.direct) return fail('forbidden', 'a direct conversation has fixed members');
+    const pair = opts.pair === true && this.direct;
+    if (this.direct && (!pair || input.op === 'role' || input.users.some((u) => !this.member(u)))) return fail('forbidden', 'a direct conversation has fixed members');
     const actor = this.member(input.by);
-    if (!actor || actor.leftSeq !== null) return fail('not_member', 'not a member of this conversation');
+    if (!actor || (actor.leftSeq !== null && !(pair && input.op === 'add'))) return fail('not_member', 'not a member of this conversation');
     const users = [...new Set(input.users)];
     const current = (u: string) => {
       const m = this.member(u);
       return m && m.leftSeq === null ? m : null;
     };
-    const isAdmin = actor.role === 'owner' || actor.role === 'admin';
+    const isAdmin = pair || actor.role === 'owner' || actor.role === 'admin';
     let changed: string[];
     if (input.op === 'add') {
       if (!isAdmin) return fail('not_admin', 'only an owner or admin may add members');
@@ -561,7 +566,7 @@ export class Sequencer {
   }
 
   /** The seq and time (sender, cmid) was sequenced at, if it was. */
-  private sequenced(sender: string, cmid: string): { seq: number; ts: number } | undefined {
+  sequenced(sender: string, cmid: string): { seq: number; ts: number } | undefined {
     return this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', sender, cmid)[0];
   }
 

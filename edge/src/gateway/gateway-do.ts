@@ -511,11 +511,11 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       log('warn', 'resume: region unavailable', { user, ...errorFields(err) });
       throw new ProtocolError('unavailable', 'conversation list unavailable; retry later');
     }
-    const convs: { conv: string; last: number; acked: number }[] = [];
+    const convs: { conv: string; last: number; acked: number; request?: true }[] = [];
     for (const p of page.convs) {
       this.tracker.seed(c.key, c.att, p.conv, p.acked);
       const acked = this.tracker.cursor(c.key, p.conv);
-      if (p.last > acked) convs.push({ conv: p.conv, last: p.last, acked });
+      if (p.last > acked) convs.push({ conv: p.conv, last: p.last, acked, ...(p.request ? { request: true as const } : {}) });
     }
     send(c.ws, { t: 'changes', rid, convs, ...(page.next ? { next: page.next } : {}) });
   }

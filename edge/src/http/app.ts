@@ -17,6 +17,7 @@ import { verifierFor } from '../auth/token-verifier.ts';
 import { setTokenTimes } from '../gateway/token-expiry.ts';
 import { listConversations } from './conversation-list.ts';
 import { conversationsApi } from './conversations-api.ts';
+import { consentApi, consentCheck } from './consent-api.ts';
 import { devicesApi } from './devices-api.ts';
 import { deviceLinksApi } from './device-links-api.ts';
 import { keysApi } from './keys-api.ts';
@@ -90,11 +91,17 @@ app.post('/v1/conversations', async (c) => {
   if (req.direct && members.length !== 2) throw new ProtocolError('invalid_frame', 'members: a direct conversation has exactly one other member');
   if (members.length > cfg.maxGroupMembers) throw new ProtocolError('group_full', `a group is limited to ${cfg.maxGroupMembers} members`);
   if (req.e2e && members.length > cfg.e2eMaxMembers) throw new ProtocolError('group_full', `an end-to-end encrypted conversation is limited to ${cfg.e2eMaxMembers} members`);
+  // Consent (consent-api.ts): a block either way refuses a direct conversation and leaves the
+  // user out of a group; whoever shares no accepted conversation with the creator gets a request.
+  const consent = await consentCheck(cfg, me.user, members);
+  if (req.direct && consent.blocked.length) throw new ProtocolError('blocked', 'a block between you and this user stops a conversation');
+  const invited = members.filter((m) => !consent.blocked.includes(m));
   const conv = req.direct ? await directConvId(members[0]!, members[1]!) : newConvId();
   const stub = c.env.CONVERSATIONS.get(c.env.CONVERSATIONS.idFromName(conv));
-  const r = await stub.create({ conv, members, title: req.title ?? null, creator: me.user, direct: req.direct === true, ...(req.history && !req.direct ? { history: req.history } : {}), ...(req.e2e ? { e2e: true } : {}) });
+  const r = await stub.create({ conv, members: invited, title: req.title ?? null, creator: me.user, direct: req.direct === true, requests: consent.requests, ...(req.history && !req.direct ? { history: req.history } : {}), ...(req.e2e ? { e2e: true } : {}) });
   if (!r.ok) throw new ProtocolError(r.code, r.message);
-  return c.json({ id: conv, members: r.members, direct: req.direct === true, e2e: req.e2e === true }, r.existed ? 200 : 201);
+  const requests = consent.requests.filter((u) => r.members.includes(u));
+  return c.json({ id: conv, members: r.members, direct: req.direct === true, e2e: req.e2e === true, ...(requests.length ? { requests } : {}) }, r.existed ? 200 : 201);
 });
 
 app.get('/v1/conversations', listConversations);
@@ -122,6 +129,8 @@ app.get('/v1/connect', async (c) => {
 
 /** Membership changes and conversation details (conversations-api.ts). */
 app.route('/', conversationsApi);
+/** Message requests, blocks and presence visibility (consent-api.ts). */
+app.route('/', consentApi);
 /** Devices' push registrations (devices-api.ts). */
 app.route('/', devicesApi);
 /** The key directory: devices' MLS KeyPackages, claims of them, users' devices (keys-api.ts). */

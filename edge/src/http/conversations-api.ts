@@ -4,6 +4,7 @@ import { tokenFrom } from './auth.ts';
 import { verifyToken } from './verify-token.ts';
 import { config, type Env } from '../config.ts';
 import { readJson } from './read-json.ts';
+import { consentCheck } from './consent-api.ts';
 import type { Result } from '../conversation/sequencer.ts';
 
 /**
@@ -74,7 +75,11 @@ conversationsApi.post('/v1/conversations/:id/members', async (c) => {
   const me = await caller(c);
   const req = await readJson(c, AddMembersRequest);
   const stub = conversation(c.env, c.req.param('id'));
-  return c.json(changed(await stub.changeMembers({ by: me.user, dev: me.device, op: 'add', users: req.users, ...(req.role ? { role: req.role } : {}) })));
+  // Consent: a user with a block either way is left out; who shares no accepted conversation with the caller is added as a request.
+  const consent = await consentCheck(config(c.env), me.user, req.users);
+  // Even when that leaves nobody, the conversation answers (membership and admin are checked as usual).
+  const users = req.users.filter((u) => !consent.blocked.includes(u));
+  return c.json(changed(await stub.changeMembers({ by: me.user, dev: me.device, op: 'add', users, ...(req.role ? { role: req.role } : {}) }, { requests: consent.requests })));
 });
 
 /** `DELETE /v1/conversations/:id/members/:user` → 200 {seq, ver, users}. Removing yourself is leaving. */
@@ -119,5 +124,6 @@ conversationsApi.get('/v1/conversations/:id', async (c) => {
     ...(d.next ? { next: d.next } : {}),
     e2e: d.mls !== undefined,
     ...(d.mls ? { mls: d.mls } : {}),
+    ...(d.request ? { request: d.request } : {}),
   });
 });

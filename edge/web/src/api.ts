@@ -13,6 +13,8 @@ export interface ListedConversation {
   delivered: number;
   read: number;
   unread: number;
+  /** A message request the caller has not answered (consent). */
+  request?: { by: string; at: number };
 }
 
 /** A member with their delivered and read positions. */

@@ -153,7 +153,21 @@ async function startChat(signedIn: Session, tokenSource?: () => Promise<string>)
     },
     typing: (conv) => typing(conv),
     viewChanged: () => watchSoon(),
+    answer: (conv, how) => void answer(conv, how),
   });
+
+  /** Accepts, declines, or declines and blocks a message request (consent). */
+  async function answer(conv: string, how: 'accept' | 'decline' | 'block'): Promise<void> {
+    try {
+      if (how === 'accept') await client.consent.accept(conv);
+      else await client.consent.decline(conv, { block: how === 'block' });
+      model.upsertConv({ id: conv, request: null });
+      view.render();
+      refreshListSoon();
+    } catch (err) {
+      view.flash(`Could not answer the request: ${explain(err)}`);
+    }
+  }
 
   // `typing` while the user types (TypingThrottle says when); a deferred one goes only if a draft is still there.
   const typingLater = new Map<string, ReturnType<typeof setTimeout>>();
@@ -330,7 +344,7 @@ async function startChat(signedIn: Session, tokenSource?: () => Promise<string>)
         const last = c.lastMsg && (await reveal(c.lastMsg));
         if (c.lastMsg && last !== c.lastMsg) learnEncryption(c.id, true);
         const lastMsg = last ? { from: last.from, body: last.body, ts: last.ts, seq: last.seq, ...(last.sealed ? { sealed: true } : {}) } : null;
-        model.upsertConv({ id: c.id, title: c.title, members: c.members, count: c.memberCount, direct: c.direct, last: c.last, lastMsg });
+        model.upsertConv({ id: c.id, title: c.title, members: c.members, count: c.memberCount, direct: c.direct, last: c.last, lastMsg, request: c.request ?? null });
         // The server's read position (this user's, from any device); the local mark never goes back.
         if (model.markRead(c.id, c.read)) saveReadMarks(s.user, model.readMarks());
       }

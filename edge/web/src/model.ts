@@ -13,6 +13,8 @@ export interface ConvInfo {
   /** Highest seq known (from the list API or the live stream). */
   last: number;
   lastMsg: { from: string; body: string; ts: number; seq: number; sealed?: boolean } | null;
+  /** A message request this user has not answered (consent): who asked, when. */
+  request: { by: string; at: number } | null;
 }
 
 /**
@@ -68,6 +70,7 @@ export class ChatModel {
       e2e: c.e2e === true || old?.e2e === true,
       last: Math.max(c.last ?? 0, old?.last ?? 0),
       lastMsg: newest(old?.lastMsg ?? null, c.lastMsg ?? null),
+      request: c.request !== undefined ? c.request : (old?.request ?? null),
     };
     merged.count = Math.max(c.count ?? old?.count ?? 0, merged.members.length);
     this.convs.set(c.id, merged);

@@ -15,6 +15,8 @@ export interface Actions {
   typing(conv: string): void;
   /** Who is in view may have changed (render, scroll, resize, navigation). */
   viewChanged(): void;
+  /** Answer the open conversation's message request. */
+  answer(conv: string, how: 'accept' | 'decline' | 'block'): void;
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -191,7 +193,7 @@ export class ChatView {
       if (d) name.append(d);
       if (c.e2e) name.append(lock());
       name.append(this.model.name(c));
-      const line = el('span', { className: typing ? 'preview typing' : 'preview', textContent: typing || preview });
+      const line = el('span', { className: typing ? 'preview typing' : 'preview', textContent: typing || (c.request ? `Request from ${c.request.by} · ${preview}` : preview) });
       const button = el('button', { type: 'button', className: 'conv' }, name, line);
       button.dataset.conv = c.id;
       if (this.openConv === c.id) button.setAttribute('aria-current', 'true');
@@ -209,7 +211,17 @@ export class ChatView {
 
   private renderChat(keepBottom: boolean): void {
     const conv = this.openConv ? this.model.convs.get(this.openConv) : undefined;
-    $<HTMLFormElement>('composer').hidden = !conv;
+    // A message request: read it, then accept, decline or block before replying.
+    const bar = $<HTMLDivElement>('request-bar');
+    bar.hidden = !conv?.request;
+    $<HTMLFormElement>('composer').hidden = !conv || !!conv.request;
+    if (conv?.request) {
+      $('request-text').textContent = `${conv.request.by} wants to message you. They will not see your presence, typing or read receipts until you accept.`;
+      const id = conv.id;
+      $('req-accept').onclick = () => this.actions.answer(id, 'accept');
+      $('req-decline').onclick = () => this.actions.answer(id, 'decline');
+      $('req-block').onclick = () => this.actions.answer(id, 'block');
+    }
     if (!conv) return;
     this.renderHeader(conv);
     const h = this.model.history.get(conv.id);

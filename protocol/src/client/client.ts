@@ -5,6 +5,7 @@ import { ConversationCursor } from '../ordering.ts';
 import { PRESENCE, type PresenceState, type WatchingFrame } from '../presence.ts';
 import { MemoryStore, type ClientStore } from './store.ts';
 import { TokenRefresher } from './token-refresh.ts';
+import { ConsentApi } from './consent.ts';
 
 /**
  * Sends awaiting their reply at once, at most. The edge holds at most 32 of a device's sends
@@ -94,6 +95,11 @@ export interface ClientOptions {
    * conversations are then caught up instead, and the next connect resumes again).
    */
   onResumed?: (info: { conversations: number; ms: number }) => void;
+  /**
+   * A resume listed `conv` as a message request this user has not accepted (PROTOCOL.md,
+   * "Consent"): show it apart, with accept / decline / block (`client.consent`).
+   */
+  onRequest?: (conv: string) => void;
 }
 
 /** What the client did to keep display exactly-once and in order; for tests, logs and support. */
@@ -179,7 +185,11 @@ export class SwitchboardClient {
   /** Per conversation, the messages going through `transform`, in order. */
   private readonly transforming = new Map<string, Promise<void>>();
 
+  /** Message requests, blocks and presence visibility (consent.ts), over HTTP with this client's token. */
+  readonly consent: ConsentApi;
+
   constructor(private readonly opts: ClientOptions) {
+    this.consent = new ConsentApi(opts.url, opts.token);
     this.store = opts.store ?? new MemoryStore();
     this.acks = new AckCoalescer((conv, seq) => this.sendAck(conv, seq), opts.ackDelayMs ?? ACK_COALESCE_MS);
   }
@@ -276,6 +286,7 @@ export class SwitchboardClient {
       const stale: string[] = [];
       listed += f.convs.length;
       for (const c of f.convs) {
+        if (c.request) this.opts.onRequest?.(c.conv);
         let cursor = this.cursors.get(c.conv);
         if (!cursor) this.cursors.set(c.conv, (cursor = new ConversationCursor(c.acked)));
         if (cursor.delivered < c.last) stale.push(c.conv);

@@ -23,6 +23,8 @@ export interface Conversation {
   id: string;
   members: string[];
   direct?: boolean;
+  /** Members who got it as a message request (consent): they have not accepted yet. */
+  requests?: string[];
 }
 
 export function createConversation(baseUrl: string, token: string, req: { members: string[]; title?: string; direct?: boolean }): Promise<Conversation> {

@@ -1,4 +1,5 @@
 export * from './client.ts';
 export * from './http.ts';
+export * from './consent.ts';
 export * from './store.ts';
 export * from './store-indexeddb.ts';

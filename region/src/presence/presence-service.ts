@@ -34,6 +34,11 @@ export class PresenceService {
 
   constructor(private readonly deps: PresenceServiceDeps) {}
 
+  /** Who may watch whom: shared with the consent API, which tells it of changes. */
+  get contacts(): Contacts {
+    return this.deps.contacts;
+  }
+
   /** Applies one batch from an edge, in order per device. */
   async apply(ops: PresenceOp[]): Promise<void> {
     const { presence, ttlMs } = this.deps;
@@ -62,7 +67,7 @@ export class PresenceService {
     await this.publish(changes);
   }
 
-  /** Watch (only users sharing a conversation, within the bound) and unwatch for one device. */
+  /** Watch (only users whose presence the watcher may see, within the bound) and unwatch for one device. */
   async watch(req: WatchRequest): Promise<WatchResponse> {
     const r = await this.watchOnce(req);
     this.deps.metrics?.watches.inc({ result: r.ok ? 'ok' : r.code });
@@ -75,10 +80,11 @@ export class PresenceService {
     if (req.unwatch.length) await presence.unwatch(who, req.unwatch);
     const users = [...new Set(req.watch)];
     if (!users.length) return { ok: true, users: [] };
-    const strangers = await contacts.strangers(req.user, users);
-    if (strangers.length) {
-      const names = strangers.slice(0, 5).join(', ') + (strangers.length > 5 ? ` and ${strangers.length - 5} more` : '');
-      return { ok: false, code: 'forbidden', message: `you share no conversation with ${names}` };
+    // Consent (contacts.ts): a shared conversation, their visibility setting, and no block either way.
+    const hidden = await contacts.hidden(req.user, users);
+    if (hidden.length) {
+      const names = hidden.slice(0, 5).join(', ') + (hidden.length > 5 ? ` and ${hidden.length - 5} more` : '');
+      return { ok: false, code: 'forbidden', message: `you may not see the presence of ${names}` };
     }
     if (!(await presence.watch({ ...who, edge: req.edge, gw: req.gw }, users, PRESENCE.maxWatch))) {
       return { ok: false, code: 'conflict', message: `a device watches at most ${PRESENCE.maxWatch} users; unwatch some first` };
@@ -140,7 +146,11 @@ export class PresenceService {
     const byEdge = new Map<string, Map<string, PresenceEvent>>();
     await Promise.all(
       changes.map(async (c) => {
-        for (const w of await this.deps.presence.watchers(c.user)) {
+        const watchers = await this.deps.presence.watchers(c.user);
+        // A block or a narrower visibility since a watch began stops its pushes (contacts.ts).
+        const visible = watchers.length ? await this.deps.contacts.stillVisible(c.user, watchers.map((w) => w.user)) : new Set<string>();
+        for (const w of watchers) {
+          if (!visible.has(w.user)) continue;
           let events = byEdge.get(w.edge);
           if (!events) byEdge.set(w.edge, (events = new Map()));
           const key = `${w.user}\n${w.gw}\n${c.user}`;

@@ -249,6 +249,36 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (user_id, link_id))`,
     ],
   },
+  {
+    version: 10,
+    name: 'consent: blocks, presence visibility, message requests',
+    statements: (ks) => [
+      // Whom a user blocks (their list), and who blocks a user (checked both ways at once).
+      `CREATE TABLE IF NOT EXISTS ${ks}.blocks (
+        user_id text,
+        blocked_id text,
+        blocked_at bigint,
+        PRIMARY KEY (user_id, blocked_id))`,
+      `CREATE TABLE IF NOT EXISTS ${ks}.blocked_by (
+        user_id text,
+        blocker_id text,
+        PRIMARY KEY (user_id, blocker_id))`,
+      `CREATE TABLE IF NOT EXISTS ${ks}.presence_settings (
+        user_id text PRIMARY KEY,
+        visibility text)`,
+      // Unanswered message requests, by user (their list) and by conversation (who in it has not accepted).
+      `CREATE TABLE IF NOT EXISTS ${ks}.requests_by_user (
+        user_id text,
+        conversation_id text,
+        requested_by text,
+        requested_at bigint,
+        PRIMARY KEY (user_id, conversation_id))`,
+      `CREATE TABLE IF NOT EXISTS ${ks}.requests_by_conversation (
+        conversation_id text,
+        user_id text,
+        PRIMARY KEY (conversation_id, user_id))`,
+    ],
+  },
 ];
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import { KEY_LIMITS, LINK_LIMITS, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
+import { KEY_LIMITS, LINK_LIMITS, type PresenceVisibility, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
 import type { RegionConfig } from '../config.ts';
 import { limiter } from '../limiter.ts';
 import type { Logger } from '../log.ts';
@@ -9,6 +9,8 @@ import { revokedDevice, tooManyDevices, tooManyLinks, tooManyPackages, tooManyUs
 import type { PushRegistration, PushService } from '../push/provider.ts';
 import type { PushRegistrationRequest } from '../push/registrations.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
+import { CassandraConsent } from '../consent/consent-cassandra.ts';
+import type { StoredRequest } from '../consent/consent-store.ts';
 
 const { Client, concurrent, policies, types } = cassandra;
 type Row = cassandra.types.Row;
@@ -240,6 +242,7 @@ export class CassandraStorage implements Storage {
   /** Buckets this process has already listed in message_buckets; a miss costs one idempotent write. */
   private readonly knownBuckets = new Set<string>();
   private readonly cql: ReturnType<typeof statements>;
+  private readonly consent: CassandraConsent;
 
   constructor(
     private readonly cfg: CassandraConfig,
@@ -256,6 +259,7 @@ export class CassandraStorage implements Storage {
       },
       queryOptions: { consistency: consistencyOf(cfg.consistency), prepare: true, isIdempotent: true },
     });
+    this.consent = new CassandraConsent(this.client, cfg.keyspace);
   }
 
   async init(): Promise<void> {
@@ -717,6 +721,19 @@ export class CassandraStorage implements Storage {
   async ping(): Promise<void> {
     await this.client.execute(this.cql.ping, [], { consistency: types.consistencies.localOne });
   }
+
+  // ---- consent (consent/consent-cassandra.ts) ------------------------------------------------
+
+  block(blocker: string, blocked: string, at: number) { return this.consent.block(blocker, blocked, at); }
+  unblock(blocker: string, blocked: string) { return this.consent.unblock(blocker, blocked); }
+  blocksOf(user: string) { return this.consent.blocksOf(user); }
+  blockedBetween(user: string, others: string[]) { return this.consent.blockedBetween(user, others); }
+  setPresenceVisibility(user: string, visibility: PresenceVisibility) { return this.consent.setPresenceVisibility(user, visibility); }
+  presenceVisibility(users: string[]) { return this.consent.presenceVisibility(users); }
+  setRequests(requests: StoredRequest[]) { return this.consent.setRequests(requests); }
+  clearRequests(conv: string, users: string[]) { return this.consent.clearRequests(conv, users); }
+  requestsOf(user: string) { return this.consent.requestsOf(user); }
+  requestsIn(conv: string) { return this.consent.requestsIn(conv); }
 
   async close(): Promise<void> {
     await this.client.shutdown();

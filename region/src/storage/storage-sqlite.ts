@@ -1,11 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { KEY_LIMITS, LINK_LIMITS, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
+import { KEY_LIMITS, LINK_LIMITS, type PresenceVisibility, type DeviceCursor, type DeviceRef, type KeyDevice, type KeyPackageCount, type Msg, type PositionChange, type Positions, type Role, type SysEvent } from '@switchboard/protocol';
 import { revokedDevice, tooManyDevices, tooManyLinks, tooManyPackages, tooManyUserDevices, type ClaimOptions, type DeviceLink, type KeyClaim, type StoredKeyPackage } from '../keys/directory.ts';
 import type { PushRegistration, PushService } from '../push/provider.ts';
 import type { PushRegistrationRequest } from '../push/registrations.ts';
 import type { Storage, StoredConversation, StoredMember, UserConversation } from './storage.ts';
+import { SqliteConsent } from '../consent/consent-sqlite.ts';
+import type { StoredRequest } from '../consent/consent-store.ts';
 
 interface MessageRow {
   conv: string;
@@ -54,6 +56,7 @@ const toMsg = (r: MessageRow): Msg => {
 export class SqliteStorage implements Storage {
   readonly name = 'sqlite';
   private db!: Database.Database;
+  private consent!: SqliteConsent;
 
   constructor(private readonly file: string) {}
 
@@ -94,7 +97,21 @@ export class SqliteStorage implements Storage {
         // Present already.
       }
     }
+    this.consent = new SqliteConsent(this.db);
   }
+
+  // ---- consent (consent/consent-sqlite.ts) ---------------------------------------------------
+
+  block(blocker: string, blocked: string, at: number) { return this.consent.block(blocker, blocked, at); }
+  unblock(blocker: string, blocked: string) { return this.consent.unblock(blocker, blocked); }
+  blocksOf(user: string) { return this.consent.blocksOf(user); }
+  blockedBetween(user: string, others: string[]) { return this.consent.blockedBetween(user, others); }
+  setPresenceVisibility(user: string, visibility: PresenceVisibility) { return this.consent.setPresenceVisibility(user, visibility); }
+  presenceVisibility(users: string[]) { return this.consent.presenceVisibility(users); }
+  setRequests(requests: StoredRequest[]) { return this.consent.setRequests(requests); }
+  clearRequests(conv: string, users: string[]) { return this.consent.clearRequests(conv, users); }
+  requestsOf(user: string) { return this.consent.requestsOf(user); }
+  requestsIn(conv: string) { return this.consent.requestsIn(conv); }
 
   async saveConversation(c: StoredConversation): Promise<void> {
     const tx = this.db.transaction(() => {

@@ -1,6 +1,7 @@
 import type { DeviceCursor, Msg, PositionChange, Positions, Role, SysEvent } from '@switchboard/protocol';
 import type { KeyDirectory } from '../keys/directory.ts';
 import type { PushRegistrations } from '../push/registrations.ts';
+import type { ConsentStore } from '../consent/consent-store.ts';
 
 export interface StoredConversation {
   id: string;
@@ -61,8 +62,10 @@ export function membersAt(roster: StoredMember[], seq: number): string[] {
  *   a cursor lower than the stored one changes nothing, whatever order (or how many times)
  *   batches arrive in, concurrent ones too; cursors of two devices of one user never mix.
  *   `deviceCursors` reads one device's back.
+ * - consent (blocks, presence visibility, message requests) keeps the promises of ConsentStore
+ *   (consent/consent-store.ts; its own contract suite, region/test/consent/consent-store.contract.ts).
  */
-export interface Storage extends PushRegistrations, KeyDirectory {
+export interface Storage extends PushRegistrations, KeyDirectory, ConsentStore {
   readonly name: string;
   init(): Promise<void>;
   saveConversation(c: StoredConversation): Promise<void>;
