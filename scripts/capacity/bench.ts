@@ -30,11 +30,15 @@ export function fromFanout(r: J): Measured[] {
   return out;
 }
 
-/** bench:latency → region CPU ms per message (highest rate phase that has it). */
+/** bench:latency → CPU ms per message of the region, Cassandra and Kafka (each from the highest rate phase that has it). */
 export function fromLatency(r: J): Measured[] {
-  const rows = (Array.isArray(r?.results) ? r.results : []).filter((x: J) => num(x?.cpuMsPerMessage?.region) !== null && x.cpuMsPerMessage.region > 0);
-  const best = [...rows].sort((a: J, b: J) => b.rate - a.rate)[0];
-  return best ? [{ input: 'regionCpuMsPerMessage', value: best.cpuMsPerMessage.region, from: `.bench/latency.json results[rate=${best.rate}].cpuMsPerMessage.region` }] : [];
+  const results: J[] = (Array.isArray(r?.results) ? r.results : []).filter((x: J) => num(x?.rate) !== null);
+  const byRate = [...results].sort((a, b) => b.rate - a.rate);
+  const keys: [string, string][] = [['region', 'regionCpuMsPerMessage'], ['cassandra', 'cassandraCpuMsPerWrite'], ['kafka', 'kafkaCpuMsPerRecord']];
+  return keys.flatMap(([proc, input]) => {
+    const best = byRate.find((x) => num(x.cpuMsPerMessage?.[proc]) !== null && x.cpuMsPerMessage[proc] > 0);
+    return best ? [{ input, value: best.cpuMsPerMessage[proc], from: `.bench/latency.json results[rate=${best.rate}].cpuMsPerMessage.${proc}` }] : [];
+  });
 }
 
 /** bench:connections → KB per idle socket and connects/s of the edge. */

@@ -83,6 +83,8 @@ const DEFS: InputDef[] = [
   { name: 'cassandraBytesPerMessage', value: 200, unit: 'B/msg', origin: 'anchor', source: `${OPS}: "200 B/msg (A)"; bench:engines writes 200-byte bodies`, min: 1 },
   { name: 'retentionDays', value: 30, unit: 'days', origin: 'assumption', source: `(A) TTL on messages (${OPS}: "60 TB/day raw: TTL or tiering")`, min: 0 },
   { name: 'cassandraTbPerNode', value: 2, unit: 'TB/node', origin: 'assumption', source: '(A) usable data per node, leaving compaction space', min: 0.01 },
+  { name: 'cassandraCoresPerNode', value: 16, unit: 'cores/node', origin: 'assumption', source: '(A) node size (priceCassandraNodeMonth prices this node)', min: 1 },
+  { name: 'cassandraCpuMsPerWrite', value: 0.32, unit: 'CPU ms/replica write', origin: 'default', source: '(A) what the 50k writes/s per 16-core node anchor implies (16,000 ms/s ÷ 50,000)', bench: { command: 'npm run bench:latency', key: '.bench/latency.json results[max rate].cpuMsPerMessage.cassandra (one node, RF 1)' }, min: 0 },
   { name: 'cassandraWriteMs', value: 1, unit: 'ms/write', origin: 'default', source: '(A) LOCAL_QUORUM append latency', bench: { command: 'npm run bench:engines', key: '.bench/engines.json cassandra.p50Ms' }, min: 0 },
 
   // --- Kafka
@@ -92,6 +94,8 @@ const DEFS: InputDef[] = [
   { name: 'kafkaBrokerMBps', value: 200, unit: 'MB/s per broker', origin: 'anchor', source: `${OPS}: "Kafka p99 5 ms at 200 MB/s" (confluent.io, Aug 2020)`, min: 1 },
   { name: 'kafkaPartitionsPerBrokerMax', value: 4000, unit: 'partitions/broker', origin: 'anchor', source: `${OPS}: "≤ 4k partitions/broker" (confluent.io, 2018)`, min: 1 },
   { name: 'kafkaRecordsPerPartitionPerSec', value: 5000, unit: 'records/s per partition', origin: 'assumption', source: '(A) what one fan-out consumer drains from one partition, in key order', min: 1 },
+  { name: 'kafkaCoresPerBroker', value: 16, unit: 'cores/broker', origin: 'assumption', source: '(A) broker size (priceKafkaBrokerMonth prices this broker)', min: 1 },
+  { name: 'kafkaCpuMsPerRecord', value: 0.08, unit: 'CPU ms/record replica', origin: 'default', source: '(A) what 200 MB/s of 1 KB records per 16-core broker implies (16,000 ms/s ÷ 200,000)', bench: { command: 'npm run bench:latency', key: '.bench/latency.json results[max rate].cpuMsPerMessage.kafka (one broker, RF 1)' }, min: 0 },
   { name: 'kafkaPublishMs', value: 2, unit: 'ms/publish', origin: 'default', source: `(A) idempotent acks=-1 publish (${OPS}: LinkedIn p99 3 ms)`, bench: { command: 'npm run bench:engines', key: '.bench/engines.json kafka.p50Ms' }, min: 0 },
 
   // --- Redis

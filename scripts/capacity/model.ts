@@ -117,6 +117,7 @@ export function compute(inputs: Inputs): Result {
   const storedBytes = v('messagesPerDay') * v('cassandraBytesPerMessage') * v('cassandraRf') * v('cassandraDcsPerMessage') * v('retentionDays');
   const cassandra = tier('cassandra', 'Cassandra nodes (all DCs)', 'nodes', 'max', [
     bound('replica writes/s', replicaWrites, 'writes/s', v('cassandraWritesPerNodePerSec'), 'writes/s per node', H, ['peakMessagesPerSec', 'cassandraWritesPerMessage', 'cassandraRf', 'cassandraDcsPerMessage', 'cassandraWritesPerNodePerSec', 'headroom']),
+    bound('CPU per replica write', replicaWrites * v('cassandraCpuMsPerWrite'), 'CPU ms/s', v('cassandraCoresPerNode') * 1000, 'CPU ms/s per node', H, ['peakMessagesPerSec', 'cassandraWritesPerMessage', 'cassandraRf', 'cassandraDcsPerMessage', 'cassandraCpuMsPerWrite', 'cassandraCoresPerNode', 'headroom']),
     bound('storage (retention × RF × DCs)', storedBytes, 'B', v('cassandraTbPerNode') * 1e12, 'B per node', 1, ['messagesPerDay', 'cassandraBytesPerMessage', 'cassandraRf', 'cassandraDcsPerMessage', 'retentionDays', 'cassandraTbPerNode']),
   ], [
     { name: 'raw data per day (RF 1, one DC)', value: v('messagesPerDay') * v('cassandraBytesPerMessage') / 1e12, unit: 'TB/day' },
@@ -131,6 +132,7 @@ export function compute(inputs: Inputs): Result {
   const partitions = ceil((recordsPerSec * H) / v('kafkaRecordsPerPartitionPerSec'));
   const kafka = tier('kafka', 'Kafka brokers (all regions)', 'brokers', 'max', [
     bound('bytes in × RF', ingressMBps * v('kafkaRf'), 'MB/s', v('kafkaBrokerMBps'), 'MB/s per broker', H, ['peakMessagesPerSec', 'kafkaRecordsPerMessage', 'pushShareOfMessages', 'kafkaRecordBytes', 'kafkaRf', 'kafkaBrokerMBps', 'headroom']),
+    bound('CPU per record replica', recordsPerSec * v('kafkaRf') * v('kafkaCpuMsPerRecord'), 'CPU ms/s', v('kafkaCoresPerBroker') * 1000, 'CPU ms/s per broker', H, ['peakMessagesPerSec', 'kafkaRecordsPerMessage', 'pushShareOfMessages', 'kafkaRf', 'kafkaCpuMsPerRecord', 'kafkaCoresPerBroker', 'headroom']),
     bound('partition replicas', partitions * v('kafkaRf'), 'partition replicas', v('kafkaPartitionsPerBrokerMax'), 'per broker', 1, ['peakMessagesPerSec', 'kafkaRecordsPerPartitionPerSec', 'kafkaRf', 'kafkaPartitionsPerBrokerMax', 'headroom']),
   ], [
     { name: 'partitions (records/s × headroom / per-partition rate)', value: partitions, unit: 'partitions' },

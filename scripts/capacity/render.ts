@@ -16,10 +16,18 @@ export function inputRows(inputs: Inputs): string[][] {
   return Object.values(inputs).map((i) => [i.name, fmt(i.value), i.unit, originLabel(i), i.source + (i.defaultValue !== undefined ? ` [default ${fmt(i.defaultValue)}]` : '')]);
 }
 
+/** A quantity with its unit; bytes in KB…PB (decimal). */
+function q(x: number, unit: string): string {
+  if (unit !== 'B') return `${fmt(x)} ${unit}`;
+  const steps: [number, string][] = [[1e15, 'PB'], [1e12, 'TB'], [1e9, 'GB'], [1e6, 'MB'], [1e3, 'KB']];
+  const [d, u] = steps.find(([d]) => x >= d) ?? [1, 'B'];
+  return `${fmt(x / d)} ${u}`;
+}
+
 function tierRows(r: Result): string[][] {
   return r.tiers.flatMap((t) => [
     [t.tier, t.what, fmt(t.units), t.unit, t.combine === 'sum' ? 'sum of the rows below' : `bound by: ${t.binding}`],
-    ...t.bounds.map((b) => ['', `  ${b.by}`, fmt(b.units), t.unit, `${fmt(b.demand)} ${b.demandUnit}${b.headroom !== 1 ? ` × ${b.headroom}` : ''} / ${fmt(b.perUnit)} ${b.perUnitUnit}`]),
+    ...t.bounds.map((b) => ['', `  ${b.by}`, fmt(b.units), t.unit, `${q(b.demand, b.demandUnit)}${b.headroom !== 1 ? ` × ${b.headroom}` : ''} / ${b.perUnitUnit.startsWith('B ') || b.perUnitUnit.startsWith('B/') ? q(b.perUnit, 'B') + b.perUnitUnit.slice(1) : `${fmt(b.perUnit)} ${b.perUnitUnit}`}`]),
     ...t.notes.map((n) => ['', `  · ${n.name}`, fmt(n.value), n.unit, '']),
   ]);
 }

@@ -49,7 +49,9 @@ describe('capacity model: figures follow from inputs', () => {
     assert.ok(Math.abs(tier(x2, 'region').units - presence - 2 * (tier(base, 'region').units - presence)) <= 2, 'region total = 2 × message-driven + presence');
     doubled(note(base, 'kafka', /^partitions/), note(x2, 'kafka', /^partitions/), 'kafka partitions');
     doubled(boundUnits(base, 'kafka', /bytes in/), boundUnits(x2, 'kafka', /bytes in/), 'kafka brokers by bytes');
-    doubled(boundUnits(base, 'cassandra', /writes/), boundUnits(x2, 'cassandra', /writes/), 'cassandra nodes by writes');
+    doubled(boundUnits(base, 'cassandra', /^replica writes/), boundUnits(x2, 'cassandra', /^replica writes/), 'cassandra nodes by writes');
+    doubled(boundUnits(base, 'cassandra', /CPU/), boundUnits(x2, 'cassandra', /CPU/), 'cassandra nodes by CPU');
+    doubled(boundUnits(base, 'kafka', /CPU/), boundUnits(x2, 'kafka', /CPU/), 'kafka brokers by CPU');
     doubled(boundUnits(base, 'edge', /deliveries/), boundUnits(x2, 'edge', /deliveries/), 'gateways by deliveries');
     doubled(tier(base, 'push').units, tier(x2, 'push').units, 'push processes');
     assert.equal(boundUnits(x2, 'cassandra', /storage/), boundUnits(base, 'cassandra', /storage/));
@@ -70,7 +72,7 @@ describe('capacity model: figures follow from inputs', () => {
     assert.ok(boundUnits(run({ cassandraTbPerNode: 4 }), 'cassandra', /storage/) < boundUnits(base, 'cassandra', /storage/));
     // Netflix 2011's per-node rate (operations.md) makes writes bind instead.
     const netflix = run({ cassandraWritesPerNodePerSec: 3800 });
-    assert.match(tier(netflix, 'cassandra').binding, /writes/);
+    assert.match(tier(netflix, 'cassandra').binding, /^replica writes/);
     assert.ok(tier(netflix, 'cassandra').units > tier(base, 'cassandra').units);
   });
 
@@ -162,7 +164,7 @@ describe('capacity model: bench files', () => {
         { rate: 10, deliveriesPerSec: 10_000, cpuPercent: { 'edge workerd': 40, region: 30 } },
         { rate: 30, deliveriesPerSec: 30_000, cpuPercent: { 'edge workerd': 150, region: 60 } },
       ] });
-      w('latency.json', { results: [{ rate: 100, cpuMsPerMessage: { region: 0.8, 'edge workerd': 0.4 } }, { rate: 500, cpuMsPerMessage: { region: 1.0 } }] });
+      w('latency.json', { results: [{ rate: 100, cpuMsPerMessage: { region: 0.8, 'edge workerd': 0.4 } }, { rate: 500, cpuMsPerMessage: { region: 1.0, cassandra: 0.64, kafka: null } }] });
       w('connections.json', { results: [{ target: 'floor', perSocketKb: 70, connect: { perSec: 3000 } }, { target: 'edge', perSocketKb: 154, connect: { perSec: 2500 } }] });
       w('presence.json', { steadyState: [{ batch: 2, beatsPerSecond: 4000 }, { batch: 200, beatsPerSecond: 40_000 }] });
       w('push.json', { sections: { providers: { apns: [{ perSecond: 900 }, { perSecond: 3000 }], fcm: [{ perSecond: 500 }, { perSecond: 1500 }] } } });
@@ -179,10 +181,13 @@ describe('capacity model: bench files', () => {
       assert.deepEqual(val('edgeConnectsPerSecPerGateway'), [2500, 'measured']);
       assert.deepEqual(val('presenceBeatsPerSecPerProcess'), [40_000, 'measured']);
       assert.deepEqual(val('pushSendsPerSecPerProcess'), [1500, 'measured']); // the slower provider's best
+      assert.deepEqual(val('cassandraCpuMsPerWrite'), [0.64, 'measured']);
+      assert.deepEqual(val('kafkaCpuMsPerRecord'), [0.08, 'default']); // null in the record: the default stays
       assert.deepEqual(val('cassandraWriteMs'), [1, 'default']);
       assert.equal(inputs.edgeKbPerSocket!.defaultValue, 77);
       const r = compute(inputs);
       doubled(boundUnits(run(), 'edge', /memory/), boundUnits(r, 'edge', /memory/), 'measured 154 KB vs default 77 KB');
+      doubled(boundUnits(run(), 'cassandra', /CPU/), boundUnits(r, 'cassandra', /CPU/), 'measured 0.64 ms vs default 0.32 ms per write');
       const md = renderMarkdown(r, inputs, reports, 'now');
       assert.match(md, /\| edgeKbPerSocket \| 154 \| KB\/socket \| measured \| \.bench\/connections\.json results\[target=edge\]\.perSocketKb \[default 77\] \|/);
       assert.match(md, /\.bench\/engines\.json: unreadable/);
