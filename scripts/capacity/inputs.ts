@@ -65,7 +65,7 @@ const DEFS: InputDef[] = [
   { name: 'doCallsPerMessage', value: 2, unit: 'billed stub calls/msg', origin: 'anchor', source: `${OPS}: "One gateway → ConversationDO call per send, and one ConversationDO → gateway call per message … unless batched"`, min: 0 },
   { name: 'doCallBatching', value: 1, unit: 'messages/call', origin: 'assumption', source: `(A) no batching of stub calls (${OPS}: "≈ $450k/month unless batched")`, min: 1 },
   { name: 'doActiveMsPerMessage', value: 5, unit: 'ms of DO wall time/msg', origin: 'anchor', source: `${OPS}: "DO duration at 5 ms active per message (A)"`, min: 0 },
-  { name: 'doRowWritesPerMessage', value: 5, unit: 'SQLite rows/msg', origin: 'code', source: 'edge/src/conversation/sequencer.ts: INSERT dedupe, messages, outbox per message; DELETE outbox on ack, DELETE messages past the window', min: 0 },
+  { name: 'doRowWritesPerMessage', value: 5, unit: 'SQLite rows/msg', origin: 'code', source: 'edge/src/conversation/sequencer.ts: INSERT dedupe, messages, outbox per message; DELETE outbox on ack, DELETE messages past the window (a floor: the dedupe autoindex and outbox AUTOINCREMENT\'s sqlite_sequence update are further row writes, not counted)', min: 0 },
   { name: 'workerRequestsPerMessage', value: 1, unit: 'Worker requests/msg', origin: 'assumption', source: '(A) the region\'s signed /internal/deliver to the edge Worker, one per message (gateways batched in it)', min: 0 },
 
   // --- region cores
