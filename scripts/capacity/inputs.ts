@@ -60,13 +60,14 @@ const DEFS: InputDef[] = [
   // --- edge: ConversationDOs and billing shape
   { name: 'activeConversationMsgPerSec', value: 0.5, unit: 'msg/s per active conversation', origin: 'assumption', source: '(A) a busy conversation at peak; sets how many ConversationDOs are awake', min: 0.0001 },
   { name: 'conversationMsgPerSecMax', value: 500, unit: 'msg/s per ConversationDO', origin: 'anchor', source: `${GW}: "200–500 with storage writes; shard beyond that" [R]`, min: 1 },
-  { name: 'wsInboundFramesPerMessage', value: 1, unit: 'frames/msg', origin: 'anchor', source: `${OPS}: "WS in at 20:1 gives 5B/day" counts the send only (acks batched)`, min: 0 },
+  { name: 'wsInboundFramesPerMessage', value: 1, unit: 'frames/msg', origin: 'anchor', source: `${OPS}: "WS in at 20:1 gives 5B/day" counts the send frame`, min: 0 },
+  { name: 'ackFramesPerDelivery', value: 1, unit: 'ack frames/delivery', origin: 'assumption', source: '(A) README "How a message travels" 6: acks fold per conversation per 250 ms; at chat rates a conversation seldom gets two messages in 250 ms, so each delivery is acked in its own frame', min: 0 },
   { name: 'wsInboundBillingRatio', value: 20, unit: 'frames/billed request', origin: 'anchor', source: `${OPS}/${GW}: "incoming WS messages bill 20:1, outgoing ones are free"`, min: 1 },
-  { name: 'doCallsPerMessage', value: 2, unit: 'billed stub calls/msg', origin: 'anchor', source: `${OPS}: "One gateway → ConversationDO call per send, and one ConversationDO → gateway call per message … unless batched"`, min: 0 },
-  { name: 'doCallBatching', value: 1, unit: 'messages/call', origin: 'assumption', source: `(A) no batching of stub calls (${OPS}: "≈ $450k/month unless batched")`, min: 1 },
+  { name: 'doCallBatching', value: 1, unit: 'messages/call', origin: 'assumption', source: `(A) no batching: one gateway → ConversationDO call per send and one ConversationDO → gateway call per gateway of members (README "How a message travels" 2–3; ${OPS}: "each 3T/month ≈ $450k/month unless batched")`, min: 1 },
   { name: 'doActiveMsPerMessage', value: 5, unit: 'ms of DO wall time/msg', origin: 'anchor', source: `${OPS}: "DO duration at 5 ms active per message (A)"`, min: 0 },
+  { name: 'gatewayAwakeShare', value: 1, unit: 'fraction of the month', origin: 'assumption', source: `(A) a gateway of hundreds of busy sockets never idles the 10 s it needs to hibernate (${GW}: lifecycle [H]; "duration bills 128 MB while active")`, min: 0, max: 1 },
   { name: 'doRowWritesPerMessage', value: 5, unit: 'SQLite rows/msg', origin: 'code', source: 'edge/src/conversation/sequencer.ts: INSERT dedupe, messages, outbox per message; DELETE outbox on ack, DELETE messages past the window (a floor: the dedupe autoindex and outbox AUTOINCREMENT\'s sqlite_sequence update are further row writes, not counted)', min: 0 },
-  { name: 'workerRequestsPerMessage', value: 1, unit: 'Worker requests/msg', origin: 'assumption', source: '(A) the region\'s signed /internal/deliver to the edge Worker, one per message (gateways batched in it)', min: 0 },
+  { name: 'workerRequestsPerMessage', value: 0.1, unit: 'Worker requests/msg', origin: 'assumption', source: '(A) the region\'s signed /internal/deliver to an edge Worker, only for members the live path missed (README "How a message travels" 5); the outbox drain to the region is the DO\'s own subrequest', min: 0 },
 
   // --- region cores
   { name: 'regionCpuMsPerMessage', value: 0.5, unit: 'CPU ms/msg', origin: 'default', source: '(A) no published figure: store, publish, consume, resolve routes', bench: { command: 'npm run bench:latency', key: '.bench/latency.json results[max rate].cpuMsPerMessage.region' }, min: 0 },

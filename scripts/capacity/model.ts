@@ -92,12 +92,13 @@ export function compute(inputs: Inputs): Result {
     bound('sockets (hibernation cap per object)', sockets, 'sockets', v('socketsPerGatewayMax'), 'sockets/DO', 1, ['concurrentSockets', 'socketsPerGatewayMax']),
     bound('memory of idle sockets', sockets * v('edgeKbPerSocket') * 1024, 'B', socketBytesPerGateway, 'B/DO', 1, ['concurrentSockets', 'edgeKbPerSocket', 'doMemoryMb', 'doMemoryUsable']),
     bound('deliveries/s (one core per object)', deliveriesPerSec, 'deliveries/s', v('edgeDeliveriesPerCore'), 'deliveries/s per DO', H, ['peakMessagesPerSec', 'deliveriesPerMessage', 'edgeDeliveriesPerCore', 'headroom']),
-    bound('requests/s (sends in + calls from ConversationDOs)', peak * (v('wsInboundFramesPerMessage') + v('gatewaysPerMessage')), 'req/s', v('doRequestsPerSecMax'), 'req/s per DO', H, ['peakMessagesPerSec', 'wsInboundFramesPerMessage', 'gatewaysPerMessage', 'doRequestsPerSecMax', 'headroom']),
+    bound('requests/s (sends and acks in, calls from ConversationDOs)', peak * (v('wsInboundFramesPerMessage') + v('deliveriesPerMessage') * v('ackFramesPerDelivery') + v('gatewaysPerMessage')), 'req/s', v('doRequestsPerSecMax'), 'req/s per DO', H, ['peakMessagesPerSec', 'wsInboundFramesPerMessage', 'deliveriesPerMessage', 'ackFramesPerDelivery', 'gatewaysPerMessage', 'doRequestsPerSecMax', 'headroom']),
     bound('connects/s in a reconnect storm', connectsPerSecStorm, 'connects/s', v('edgeConnectsPerSecPerGateway'), 'connects/s per DO', 1, ['concurrentSockets', 'reconnectStormSeconds', 'edgeConnectsPerSecPerGateway']),
   ], [
     { name: 'ConversationDOs awake at peak', value: ceil(peak / v('activeConversationMsgPerSec')), unit: 'objects' },
     { name: 'a conversation above this must shard', value: v('conversationMsgPerSecMax'), unit: 'msg/s' },
-    { name: 'Worker requests at peak (deliver + storm connects)', value: peak * v('workerRequestsPerMessage') + connectsPerSecStorm, unit: 'req/s' },
+    { name: 'Worker requests at peak (region deliver)', value: peak * v('workerRequestsPerMessage'), unit: 'req/s' },
+    { name: 'Worker requests in a reconnect storm (connects)', value: connectsPerSecStorm, unit: 'req/s' },
     { name: 'workerd CPU for deliveries at peak', value: deliveriesPerSec / v('edgeDeliveriesPerCore'), unit: 'cores' },
     { name: 'sockets per gateway at that count', value: 0, unit: 'sockets/DO' },
   ]);
@@ -165,16 +166,19 @@ export function compute(inputs: Inputs): Result {
   // --- monthly cost
   const p = (name: string) => ({ price: v(name), priceInput: name, priceUnit: inputs[name]!.unit });
   const perM = (q: number, name: string) => (q / 1e6) * v(name);
-  const wsRequests = (messagesPerMonth * v('wsInboundFramesPerMessage')) / v('wsInboundBillingRatio');
-  const stubCalls = (messagesPerMonth * v('doCallsPerMessage')) / v('doCallBatching');
+  const wsRequests = (messagesPerMonth * (v('wsInboundFramesPerMessage') + v('deliveriesPerMessage') * v('ackFramesPerDelivery'))) / v('wsInboundBillingRatio');
+  // One call gateway → ConversationDO per send, one ConversationDO → gateway per gateway of members (the live path).
+  const stubCalls = (messagesPerMonth * (1 + v('gatewaysPerMessage'))) / v('doCallBatching');
   const gbSeconds = messagesPerMonth * (v('doActiveMsPerMessage') / 1000) * v('doBilledGb');
+  const gatewayGbSeconds = edge.units * v('gatewayAwakeShare') * v('daysPerMonth') * 86_400 * v('doBilledGb');
   const rows = messagesPerMonth * v('doRowWritesPerMessage');
   const workerRequests = messagesPerMonth * v('workerRequestsPerMessage') + connectsPerMonth;
   const costs: CostLine[] = [
-    { tier: 'edge', item: 'DO requests: inbound WebSocket frames (billed 20:1)', quantity: wsRequests, quantityUnit: 'requests', ...p('priceDoRequestsPerM'), monthly: perM(wsRequests, 'priceDoRequestsPerM') },
-    { tier: 'edge', item: 'DO requests: stub calls (gateway ↔ ConversationDO)', quantity: stubCalls, quantityUnit: 'requests', ...p('priceDoRequestsPerM'), monthly: perM(stubCalls, 'priceDoRequestsPerM') },
+    { tier: 'edge', item: 'DO requests: inbound WebSocket frames, sends and acks (billed 20:1)', quantity: wsRequests, quantityUnit: 'requests', ...p('priceDoRequestsPerM'), monthly: perM(wsRequests, 'priceDoRequestsPerM') },
+    { tier: 'edge', item: 'DO requests: stub calls (1 send + 1 per gateway of members)', quantity: stubCalls, quantityUnit: 'requests', ...p('priceDoRequestsPerM'), monthly: perM(stubCalls, 'priceDoRequestsPerM') },
     { tier: 'edge', item: 'DO requests: socket connects', quantity: connectsPerMonth, quantityUnit: 'requests', ...p('priceDoRequestsPerM'), monthly: perM(connectsPerMonth, 'priceDoRequestsPerM') },
-    { tier: 'edge', item: 'DO duration (active ms per message × 128 MB)', quantity: gbSeconds, quantityUnit: 'GB-s', ...p('priceDoGbSecondsPerM'), monthly: perM(gbSeconds, 'priceDoGbSecondsPerM') },
+    { tier: 'edge', item: 'DO duration: ConversationDOs (active ms per message × 128 MB)', quantity: gbSeconds, quantityUnit: 'GB-s', ...p('priceDoGbSecondsPerM'), monthly: perM(gbSeconds, 'priceDoGbSecondsPerM') },
+    { tier: 'edge', item: 'DO duration: gateways awake (× 128 MB)', quantity: gatewayGbSeconds, quantityUnit: 'GB-s', ...p('priceDoGbSecondsPerM'), monthly: perM(gatewayGbSeconds, 'priceDoGbSecondsPerM') },
     { tier: 'edge', item: 'DO SQLite rows written (ConversationDO per message)', quantity: rows, quantityUnit: 'rows', ...p('priceDoRowWritesPerM'), monthly: perM(rows, 'priceDoRowWritesPerM') },
     { tier: 'edge', item: 'Worker requests (deliver + connects)', quantity: workerRequests, quantityUnit: 'requests', ...p('priceWorkerRequestsPerM'), monthly: perM(workerRequests, 'priceWorkerRequestsPerM') },
     { tier: 'region', item: 'region cores', quantity: region.units, quantityUnit: 'cores', ...p('priceCoreMonth'), monthly: region.units * v('priceCoreMonth') },
@@ -203,7 +207,8 @@ export function compute(inputs: Inputs): Result {
 function whyDetail(c: CostLine, t: Tier, inputs: Inputs): string {
   const val = (n: string) => inputs[n]!.value;
   if (c.priceInput === 'priceDoRowWritesPerM') return ` — ${val('doRowWritesPerMessage')} rows per message (${inputs.doRowWritesPerMessage!.source}) at the seed's ${fmt(val('messagesPerDay'))} messages/day; batching rows or a memory ring with Cassandra as the record removes most of it`;
-  if (c.item.startsWith('DO requests: stub')) return ` — ${val('doCallsPerMessage')} billed calls per message, batched ${val('doCallBatching')}:1`;
+  if (c.item.startsWith('DO requests: stub')) return ` — ${1 + val('gatewaysPerMessage')} billed calls per message, batched ${val('doCallBatching')}:1`;
+  if (c.item.startsWith('DO duration: gateways')) return ` — ${fmt(t.units)} gateways awake ${val('gatewayAwakeShare') * 100} % of the month; the fleet is bound by ${t.binding}`;
   if (c.item.startsWith('DO duration')) return ` — ${val('doActiveMsPerMessage')} ms active per message at ${val('doBilledGb')} GB`;
   if (c.item.startsWith('Worker requests')) return ` — ${val('workerRequestsPerMessage')} Worker request per message plus connects`;
   return t.combine === 'max' ? ` — the fleet is bound by ${t.binding}` : ` — ${t.bounds.map((b) => `${b.by} ${fmt(b.units)}`).join(', ')}`;
