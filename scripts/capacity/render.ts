@@ -4,6 +4,7 @@ import type { Inputs } from './inputs.ts';
 import { fmt, type Result } from './model.ts';
 
 const money = (x: number) => '$' + fmt(Math.round(x));
+const int = (x: number) => x.toLocaleString('en-US');
 
 function originLabel(i: Inputs[string]): string {
   if (i.origin === 'default') return `default (${i.bench?.command ?? 'no bench'} measures it)`;
@@ -26,8 +27,8 @@ function q(x: number, unit: string): string {
 
 function tierRows(r: Result): string[][] {
   return r.tiers.flatMap((t) => [
-    [t.tier, t.what, fmt(t.units), t.unit, t.combine === 'sum' ? 'sum of the rows below' : `bound by: ${t.binding}`],
-    ...t.bounds.map((b) => ['', `  ${b.by}`, fmt(b.units), t.unit, `${q(b.demand, b.demandUnit)}${b.headroom !== 1 ? ` × ${b.headroom}` : ''} / ${b.perUnitUnit.startsWith('B ') || b.perUnitUnit.startsWith('B/') ? q(b.perUnit, 'B') + b.perUnitUnit.slice(1) : `${fmt(b.perUnit)} ${b.perUnitUnit}`}`]),
+    [t.tier, t.what, int(t.units), t.unit, t.combine === 'sum' ? 'sum of the rows below' : `bound by: ${t.binding}`],
+    ...t.bounds.map((b) => ['', `  ${b.by}`, int(b.units), t.unit, `${q(b.demand, b.demandUnit)}${b.headroom !== 1 ? ` × ${b.headroom}` : ''} / ${b.perUnitUnit.startsWith('B ') || b.perUnitUnit.startsWith('B/') ? q(b.perUnit, 'B') + b.perUnitUnit.slice(1) : `${fmt(b.perUnit)} ${b.perUnitUnit}`}`]),
     ...t.notes.map((n) => ['', `  · ${n.name}`, fmt(n.value), n.unit, '']),
   ]);
 }
