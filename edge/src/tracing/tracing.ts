@@ -18,9 +18,9 @@ export interface TracingEnv {
 
 export interface TracingConfig {
   /** The collector's base URL; spans go to `<it>/v1/traces`. Empty: no tracing. */
-  otlpEndpoint: string;
+  otelExporterOtlpEndpoint: string;
   /** Share of sends traced, 0 to 1. Default 1 (when an endpoint is set). */
-  traceSampleRatio: number;
+  otelTracesSampleRatio: number;
 }
 
 export function tracingConfig(env: TracingEnv, ConfigError: new (msg: string) => Error): TracingConfig {
@@ -35,7 +35,7 @@ export function tracingConfig(env: TracingEnv, ConfigError: new (msg: string) =>
   const ratioRaw = env.OTEL_TRACES_SAMPLE_RATIO?.trim();
   const ratio = ratioRaw ? Number(ratioRaw) : 1;
   if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) throw new ConfigError(`OTEL_TRACES_SAMPLE_RATIO: expected a number from 0 to 1, got ${JSON.stringify(ratioRaw)}`);
-  return { otlpEndpoint: raw.replace(/\/+$/, ''), traceSampleRatio: ratio };
+  return { otelExporterOtlpEndpoint: raw.replace(/\/+$/, ''), otelTracesSampleRatio: ratio };
 }
 
 /** A span in progress: its trace, its id, its parent's, its start (ms). */
@@ -83,12 +83,12 @@ export class EdgeTracer {
   ) {}
 
   get enabled(): boolean {
-    return this.cfg.otlpEndpoint !== '';
+    return this.cfg.otelExporterOtlpEndpoint !== '';
   }
 
   /** A new trace's root span, or null when tracing is off or this one is not sampled. */
   root(): SpanContext | null {
-    if (!this.enabled || Math.random() >= this.cfg.traceSampleRatio) return null;
+    if (!this.enabled || Math.random() >= this.cfg.otelTracesSampleRatio) return null;
     return { traceId: hex(16), spanId: hex(8), start: Date.now() };
   }
 
@@ -133,7 +133,7 @@ export class EdgeTracer {
       ],
     };
     try {
-      const res = await fetch(`${this.cfg.otlpEndpoint}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(`${this.cfg.otelExporterOtlpEndpoint}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
       if (!res.ok) log('warn', 'span export refused', { status: res.status, spans: spans.length });
       await res.body?.cancel();
     } catch (err) {

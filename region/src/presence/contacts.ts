@@ -45,6 +45,8 @@ interface Cached<T> {
  */
 export class Contacts {
   private readonly relations = new Map<string, Cached<Map<string, Relation>>>();
+  /** Loads of relations under way, by user (shared by concurrent checks). */
+  private readonly loading = new Map<string, Promise<Map<string, Relation>>>();
   private readonly visibility = new Map<string, Cached<PresenceVisibility>>();
   /** Per user: others known to have (true) or not to have (false) a block with them, either way. */
   private readonly blocks = new Map<string, Cached<Map<string, boolean>>>();
@@ -130,7 +132,17 @@ export class Contacts {
     let hit = this.relations.get(user);
     const now = Date.now();
     const stale = !hit || now - hit.at > this.ttlMs || (now - hit.at > this.recheckMs && others.some((u) => !hit!.value.get(u)?.mutual));
-    if (stale) hit = { value: await this.load(user), at: now };
+    if (stale) {
+      // One load per user at a time: concurrent checks (a user creating many conversations at
+      // once) share it; without this each ran its own scan of every conversation of the user, and
+      // 2,000 at once exhausted the Cassandra driver's in-flight requests per connection.
+      let loading = this.loading.get(user);
+      if (!loading) {
+        loading = this.load(user).finally(() => this.loading.delete(user));
+        this.loading.set(user, loading);
+      }
+      hit = { value: await loading, at: now };
+    }
     this.touch(this.relations, user, hit!);
     return hit!.value;
   }
