@@ -1,6 +1,7 @@
 import type { ConversationRpc } from './conversation/api.ts';
 import type { GatewayRpc } from './gateway/api.ts';
 import type { ReplayGuardRpc } from './internal/api.ts';
+import { readLimits, type LimitEnvVar, type Limits } from './limits/limits.ts';
 
 type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
 
@@ -9,7 +10,7 @@ type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
  * Durable Object namespaces are typed by their RPC interfaces, never by their classes, so the
  * objects do not import one another through this file.
  */
-export interface Env {
+export interface Env extends Partial<Record<LimitEnvVar, string>> {
   GATEWAYS: Namespace<GatewayRpc>;
   CONVERSATIONS: Namespace<ConversationRpc>;
   REPLAY_GUARD: Namespace<ReplayGuardRpc>;
@@ -88,6 +89,8 @@ export interface EdgeConfig {
    * connection's placement comes from where the request arrived (its Cloudflare location hint).
    */
   gatewayPlacement: string;
+  /** Rate limits and quotas (limits/limits.ts: LIMIT_TABLE, one `LIMIT_*` variable each). */
+  limits: Limits;
 }
 
 export class ConfigError extends Error {
@@ -118,6 +121,7 @@ export function config(env: Env): EdgeConfig {
     drainCoalesceMs: int(env, 'DRAIN_COALESCE_MS', 1000, 0, 10_000),
     gatewayShards: int(env, 'GATEWAY_SHARDS', 16, 1, 4096),
     gatewayPlacement: placement(env, 'GATEWAY_PLACEMENT'),
+    limits: readLimits(env, (message) => new ConfigError(message)),
   };
   cache.set(env, cfg);
   return cfg;

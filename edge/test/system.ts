@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/lib/ports.ts';
 import { startEdge, startRegion, type LineSink, type Service } from '../../scripts/lib/processes.ts';
+import { LIMIT_TABLE } from '../src/limits/limits.ts';
 
 export type Engines = 'embedded' | 'real';
 
@@ -37,6 +38,9 @@ export function realEngineEnv(namespace: string): Record<string, string> | null 
   return { CASSANDRA_CONTACT_POINTS: c, KAFKA_BROKERS: k, REDIS_URL: r, NAMESPACE: namespace, CASSANDRA_CONSISTENCY: 'LOCAL_ONE' };
 }
 
+/** Every LIMIT_* variable at 1,000,000 per second: no suite but the limits' own meets one. */
+export const TEST_LIMITS: Record<string, string> = Object.fromEntries(Object.values(LIMIT_TABLE).map((l) => [l.env, '1000000/1s']));
+
 const quiet = process.env.E2E_VERBOSE ? undefined : () => {};
 const verbose = (svc: string, line: string) => process.stderr.write(`[${svc}] ${line}\n`);
 
@@ -67,7 +71,9 @@ export async function startSystem(engines: Engines, opts: { edgeVars?: Record<st
       devAuth: true,
       // A small window makes sync and history cross from the edge's window into region storage.
       // Live path for direct conversations only: groups of 3+ go through the region's fan-out.
-      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', ...opts.edgeVars },
+      // Rate limits far above what any suite does (suites create thousands of conversations and
+      // open hundreds of sockets from one address); edge/test/limits.test.ts sets its own low ones.
+      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', ...TEST_LIMITS, ...opts.edgeVars },
       sink,
     });
   let edge: Service = await launchEdge();

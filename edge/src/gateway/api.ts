@@ -1,4 +1,5 @@
 import type { PositionChange, PresenceEvent } from '@switchboard/protocol';
+import type { LimitSpend, SpendResult } from '../limits/gateway-limits.ts';
 import type { EdgeSnapshot } from '../metrics/edge-metrics.ts';
 
 /** A message as a gateway handles it: its place, and its frame serialised once by the caller. */
@@ -58,4 +59,6 @@ export interface GatewayRpc {
   presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }>;
   /** What the gateway counted (with what its conversations handed it), its connections gauge set now: for a scrape. */
   metrics(gw: string): Promise<EdgeSnapshot>;
+  /** A quota spend for one of its users or an address hashed to it: all or nothing (limits/quota.ts). */
+  spend(gw: string, spends: LimitSpend[]): Promise<SpendResult>;
 }

@@ -15,6 +15,8 @@ import {
 } from '@switchboard/protocol';
 import { config, type EdgeConfig, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
+import { GatewayLimits, frameSpends, type LimitSpend, type SpendResult } from '../limits/gateway-limits.ts';
+import { RateLimited, rateLimitedResponse } from '../limits/refusal.ts';
 import { errorFields, log } from '../log.ts';
 import { AnalyticsFlusher } from '../metrics/analytics.ts';
 import { EdgeMetrics, labels, type EdgeSnapshot } from '../metrics/edge-metrics.ts';
@@ -58,6 +60,8 @@ const DELIVERED_REPORT_MS = 1000;
  */
 const MAX_QUEUED_SENDS = 32;
 const MAX_REQUESTS = 32;
+/** The retry-after of a refusal by those bounds: a device's queue moves on within about this long. */
+const QUEUE_RETRY_MS = 200;
 /** A new socket's `hello` waits this long at most for its route to reach the region. */
 const HELLO_WAIT_MS = 2000;
 
@@ -81,6 +85,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private readonly ops: RegionOps;
   private readonly reports = new DeliveredReports();
   private readonly typingLimiter = new TypingLimiter();
+  /** Rate limits and quotas of this gateway's users, devices and the addresses hashed to it (limits/gateway-limits.ts). */
+  private readonly limits: GatewayLimits;
   private readonly conversations;
   private readonly resumes: Batcher<ConversationsPageRequest, ConversationsPage>;
   /** The last connection id given (see `nextConn`). */
@@ -120,6 +126,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     super(ctx, env);
     this.cfg = config(env);
     this.conns = new Connections(ctx);
+    this.limits = new GatewayLimits(this.cfg.limits, ctx.storage, this.counts);
     this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
     this.ops = new RegionOps({
       call: (path, body) => callRegion(this.cfg, path, body, undefined, this.counts),
@@ -147,6 +154,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     const gw = request.headers.get(GATEWAY_HEADER);
     if (!user || !device || !gw) return new Response('missing principal', { status: 400 });
     this.name = gw;
+    const refused = this.limits.check([{ limit: 'connect_user', key: user, cost: 1 }]);
+    if (refused) return rateLimitedResponse(refused);
     const now = Date.now();
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
@@ -193,6 +202,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.counts.inc('switchboard_edge_frames_in_total', decoded.ok ? decoded.frame.t : 'invalid');
     if (!decoded.ok) return this.sendError(ws, decoded.rid, decoded.error);
     const frame = decoded.frame;
+    // Rate limits, decided from memory before anything is called or written (limits/gateway-limits.ts).
+    const spends = frameSpends(frame, c.att.user, c.key);
     switch (frame.t) {
       case 'ack':
         return this.onAck(c, frame.conv, frame.seq);
@@ -201,7 +212,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         return;
       case 'send': {
         let q = this.sendQueues.get(c.key);
-        if (q && q.size >= MAX_QUEUED_SENDS) return this.sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
+        if (q && q.size >= MAX_QUEUED_SENDS) return this.refuse(ws, frame.rid, new RateLimited('queue', QUEUE_RETRY_MS, `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
+        const limited = this.limits.check(spends);
+        if (limited) return this.sendError(ws, frame.rid, limited);
         if (!q) this.sendQueues.set(c.key, (q = { tail: Promise.resolve(), size: 0 }));
         q.size++;
         // A device's messages are sequenced in the order it sent them, across its sockets; `run`
@@ -217,7 +230,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         return;
       }
       default: {
-        if (c.requests >= MAX_REQUESTS) return this.sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_REQUESTS} requests may be in progress per device; retry shortly`));
+        if (c.requests >= MAX_REQUESTS) return this.refuse(ws, frame.rid, new RateLimited('queue', QUEUE_RETRY_MS, `at most ${MAX_REQUESTS} requests may be in progress per device; retry shortly`));
+        const limited = spends.length > 0 ? this.limits.check(spends) : null;
+        if (limited) return this.sendError(ws, frame.rid, limited);
         c.requests++;
         try {
           await this.run(c, frame);
@@ -485,6 +500,18 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     sendError(ws, rid, err);
   }
 
+  /** A refusal by a device's bounds (not a LIMIT_TABLE limit, which counts its own), counted as such. */
+  private refuse(ws: WebSocket, rid: string | undefined, err: RateLimited): void {
+    this.counts.inc('switchboard_edge_rate_limited_total', err.limit);
+    this.sendError(ws, rid, err);
+  }
+
+  /** A quota the Worker keeps on this gateway for one of its users or an address hashed to it (limits/quota.ts). */
+  async spend(gw: string, spends: LimitSpend[]): Promise<SpendResult> {
+    this.name ??= gw;
+    return this.limits.spend(spends);
+  }
+
   /** A socket closed: unless a newer one of its device replaced it, the device is gone from here. */
   private socketGone(ws: WebSocket, code: number): void {
     const c = this.conns.forSocket(ws);
@@ -649,7 +676,8 @@ function send(ws: WebSocket, frame: ServerFrame): boolean {
 }
 
 function sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): void {
-  send(ws, { t: 'error', ...(rid !== undefined ? { rid } : {}), code: err.code, message: err.message });
+  const retry = err instanceof RateLimited ? { retryAfterMs: err.retryAfterMs } : {};
+  send(ws, { t: 'error', ...(rid !== undefined ? { rid } : {}), code: err.code, message: err.message, ...retry });
 }
 
 function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled'): void {

@@ -3,6 +3,7 @@ import { AddMembersRequest, ConvId, MlsCommitRequest, ProtocolError, SetRoleRequ
 import { tokenFrom, verifyToken } from './auth.ts';
 import { config, type Env } from '../config.ts';
 import { readJson } from './read-json.ts';
+import { spendQuota } from '../limits/quota.ts';
 import type { Result } from '../conversation/sequencer.ts';
 
 /**
@@ -73,6 +74,7 @@ conversationsApi.post('/v1/conversations/:id/members', async (c) => {
   const me = await caller(c);
   const req = await readJson(c, AddMembersRequest);
   const stub = conversation(c.env, c.req.param('id'));
+  await spendQuota(c.env, c.req.raw, me.user, [{ limit: 'member_add', key: me.user, cost: req.users.length }]);
   return c.json(changed(await stub.changeMembers({ by: me.user, dev: me.device, op: 'add', users: req.users, ...(req.role ? { role: req.role } : {}) })));
 });
 

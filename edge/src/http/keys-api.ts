@@ -17,6 +17,8 @@ import { workerMetrics } from '../metrics/worker-metrics.ts';
 import { errorFields, log } from '../log.ts';
 import { tokenFrom, verifyToken, type Principal } from './auth.ts';
 import { ownDevice } from './own-device.ts';
+import { spendQuota } from '../limits/quota.ts';
+import { deviceKey } from '../gateway/delivery.ts';
 import { errorBody, readJson } from './read-json.ts';
 
 /**
@@ -84,6 +86,7 @@ keysApi.put(
   route(async (c) => {
     const me = await ownDevice(c, 'upload (or count) only its own KeyPackages');
     const upload = await readJson(c, KeyPackagesUploadBody, KEY_UPLOAD_BODY_BYTES);
+    await spendQuota(c.env, c.req.raw, me.user, [{ limit: 'key_upload', key: deviceKey(me.user, me.device), cost: 1 }]);
     return c.json(await region<KeyPackageCount>(c.env, '/internal/keys/upload', { user: me.user, device: me.device, ...upload }));
   }),
 );

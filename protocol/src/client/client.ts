@@ -104,10 +104,17 @@ export interface ClientStats {
   resent: number;
   /** Connections opened after the first. */
   reconnects: number;
+  /** Sends refused with `rate_limited` (each retried after its retry-after). */
+  rateLimited: number;
 }
 
 export class RequestError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+    /** On `rate_limited`: the server refuses the same request until this many ms from now. */
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
     this.name = 'RequestError';
   }
@@ -141,7 +148,7 @@ export class SwitchboardClient {
   status: Status = 'offline';
   /** Who this connection is, from the server's `hello`. */
   me: { user: string; dev: string } | null = null;
-  readonly stats: ClientStats = { delivered: 0, duplicates: 0, gaps: 0, synced: 0, resent: 0, reconnects: 0 };
+  readonly stats: ClientStats = { delivered: 0, duplicates: 0, gaps: 0, synced: 0, resent: 0, reconnects: 0, rateLimited: 0 };
   private connectedOnce = false;
   private readonly store: ClientStore;
   private loaded: Promise<void> | null = null;
@@ -495,7 +502,7 @@ export class SwitchboardClient {
     if (!p || rid === undefined) return;
     this.pending.delete(rid);
     clearTimeout(p.timer);
-    if (f.t === 'error') p.reject(new RequestError(f.code, f.message));
+    if (f.t === 'error') p.reject(new RequestError(f.code, f.message, f.retryAfterMs));
     else p.resolve(f);
   }
 
@@ -542,8 +549,11 @@ export class SwitchboardClient {
         settled();
         if (this.outbox.get(entry.cmid) !== entry) return this.pumpSends();
         if (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'internal' || err.code === 'rate_limited') {
-          // A lost connection is flushed again at the next connect; on a live one, retry soon.
-          const delay = Math.min(10_000, 500 * 2 ** Math.min(entry.tries, 5));
+          // A lost connection is flushed again at the next connect; on a live one, retry soon, and
+          // never before the server's retry-after (a rate limit's refusal says when it passes).
+          const backoff = Math.min(10_000, 500 * 2 ** Math.min(entry.tries, 5));
+          const delay = err.retryAfterMs !== undefined ? Math.min(3_600_000, err.retryAfterMs + Math.floor(Math.random() * 50)) : backoff;
+          this.stats.rateLimited += err.code === 'rate_limited' ? 1 : 0;
           entry.notBefore = Date.now() + delay;
           setTimeout(() => this.pumpSends(), delay);
           return;
