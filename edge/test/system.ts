@@ -72,7 +72,7 @@ export async function startSystem(engines: Engines, opts: { edgeVars?: Record<st
       // A small window makes sync and history cross from the edge's window into region storage.
       // Live path for direct conversations only: groups of 3+ go through the region's fan-out.
       // Rate limits far above what any suite does (suites create thousands of conversations and
-      // open hundreds of sockets from one address); edge/test/limits.test.ts sets its own low ones.
+      // open hundreds of sockets from one address); edge/test/limits-embedded.test.ts sets its own low ones.
       vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', ...TEST_LIMITS, ...opts.edgeVars },
       sink,
     });
