@@ -17,6 +17,7 @@ import { config, type EdgeConfig, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
 import { GatewayLimits, frameSpends, type LimitSpend, type SpendResult } from '../limits/gateway-limits.ts';
 import { RateLimited, rateLimitedResponse } from '../limits/refusal.ts';
+import { FloodGuard } from '../limits/flood-guard.ts';
 import { errorFields, log } from '../log.ts';
 import { AnalyticsFlusher } from '../metrics/analytics.ts';
 import { EdgeMetrics, labels, type EdgeSnapshot } from '../metrics/edge-metrics.ts';
@@ -87,6 +88,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private readonly typingLimiter = new TypingLimiter();
   /** Rate limits and quotas of this gateway's users, devices and the addresses hashed to it (limits/gateway-limits.ts). */
   private readonly limits: GatewayLimits;
+  private readonly floods = new FloodGuard<Conn>();
   private readonly conversations;
   private readonly resumes: Batcher<ConversationsPageRequest, ConversationsPage>;
   /** The last connection id given (see `nextConn`). */
@@ -195,6 +197,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       this.closedHere.add(ws);
       return ws.close(CLOSE_CODES.internal.code, 'lost session state');
     }
+    // Closed as flooding: what it wrote meanwhile is dropped unread (flood-guard.ts).
+    if (c.closing) return;
     this.name ??= c.att.gw;
     // Any frame, even a bad one, shows the device is alive: a heartbeat.
     c.lastBeat = Date.now();
@@ -214,7 +218,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         let q = this.sendQueues.get(c.key);
         if (q && q.size >= MAX_QUEUED_SENDS) return this.refuse(ws, frame.rid, new RateLimited('queue', QUEUE_RETRY_MS, `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
         const limited = this.limits.check(spends);
-        if (limited) return this.sendError(ws, frame.rid, limited);
+        if (limited) return this.limited(c, frame.rid, limited);
+        this.floods.passed(c);
         if (!q) this.sendQueues.set(c.key, (q = { tail: Promise.resolve(), size: 0 }));
         q.size++;
         // A device's messages are sequenced in the order it sent them, across its sockets; `run`
@@ -232,7 +237,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       default: {
         if (c.requests >= MAX_REQUESTS) return this.refuse(ws, frame.rid, new RateLimited('queue', QUEUE_RETRY_MS, `at most ${MAX_REQUESTS} requests may be in progress per device; retry shortly`));
         const limited = spends.length > 0 ? this.limits.check(spends) : null;
-        if (limited) return this.sendError(ws, frame.rid, limited);
+        if (limited) return this.limited(c, frame.rid, limited);
+        if (spends.length > 0) this.floods.passed(c);
         c.requests++;
         try {
           await this.run(c, frame);
@@ -488,7 +494,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   }
 
   /** Closes a socket with the code for `why`, counted as closed by the server. */
-  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled'): void {
+  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'flooding'): void {
     this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES[why].code, 'server'));
     this.closedHere.add(c.ws);
     closeSocket(c, why);
@@ -498,6 +504,17 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): void {
     this.counts.inc('switchboard_edge_errors_total', labels(err.code, 'frame'));
     sendError(ws, rid, err);
+  }
+
+  /** A refusal by a rate limit; a socket refused FLOOD_REFUSALS times in a row is closed as flooding. */
+  private limited(c: Conn, rid: string | undefined, err: RateLimited): void {
+    this.sendError(c.ws, rid, err);
+    if (!this.floods.refused(c)) return;
+    log('warn', 'device kept sending after rate_limited; closing it', { gw: this.name, user: c.att.user, device: c.att.device, limit: err.limit });
+    c.closing = true;
+    // Its user's connects are spent: coming straight back to flood again is refused (connect_user).
+    this.limits.exhaust('connect_user', c.att.user);
+    this.closeSocket(c, 'flooding');
   }
 
   /** A refusal by a device's bounds (not a LIMIT_TABLE limit, which counts its own), counted as such. */
@@ -680,7 +697,7 @@ function sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): 
   send(ws, { t: 'error', ...(rid !== undefined ? { rid } : {}), code: err.code, message: err.message, ...retry });
 }
 
-function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled'): void {
+function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'flooding'): void {
   try {
     c.ws.close(CLOSE_CODES[why].code, CLOSE_CODES[why].reason);
   } catch {

@@ -60,6 +60,11 @@ export class GatewayLimits {
     return RateLimited.of(refused.limit, this.limits[refused.limit], refused.retryAfterMs);
   }
 
+  /** Empties a bucket (a penalty): its next spend waits for a refill. */
+  exhaust(limit: LimitName, key: string, now = Date.now()): void {
+    this.buckets.set(limit, key, { tokens: 0, at: now });
+  }
+
   /** A quota spend from the Worker: quota buckets are read from storage when not in memory, and written when spent. */
   async spend(spends: readonly LimitSpend[]): Promise<SpendResult> {
     const durable = spends.filter((s) => this.limits[s.limit].periodMs >= PERSIST_FROM_MS);
