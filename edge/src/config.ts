@@ -27,6 +27,7 @@ export interface Env extends Partial<Record<LimitEnvVar, string>> {
   CONVERSATION_WINDOW?: string;
   RETRANSMIT_MS?: string;
   DELIVERY_WINDOW?: string;
+  DELIVERY_WINDOW_BYTES?: string;
   LIVE_PUSH_MAX_MEMBERS?: string;
   MAX_GROUP_MEMBERS?: string;
   E2E_MAX_MEMBERS?: string;
@@ -57,6 +58,8 @@ export interface EdgeConfig {
   retransmitMs: number;
   /** Unacked pushes one device may have outstanding before it is told to resume. Default 1000. */
   deliveryWindow: number;
+  /** And their size at most (characters of frame JSON, about bytes); one larger message alone still goes. Default 8 MiB. */
+  deliveryWindowBytes: number;
   /**
    * Conversations with at most this many members push each message from their ConversationDO
    * straight to the members' gateways, one call per gateway (the live path); larger ones rely on
@@ -114,6 +117,7 @@ export function config(env: Env): EdgeConfig {
     conversationWindow: int(env, 'CONVERSATION_WINDOW', 1000, 10, 100_000),
     retransmitMs: int(env, 'RETRANSMIT_MS', 3000, 100, 60_000),
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
+    deliveryWindowBytes: int(env, 'DELIVERY_WINDOW_BYTES', 8 * 1024 * 1024, 128 * 1024, 256 * 1024 * 1024),
     livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 5000, 0, 100_000),
     maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
     e2eMaxMembers: int(env, 'E2E_MAX_MEMBERS', 1000, 2, 100_000),

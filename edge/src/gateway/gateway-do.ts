@@ -129,7 +129,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.cfg = config(env);
     this.conns = new Connections(ctx);
     this.limits = new GatewayLimits(this.cfg.limits, ctx.storage, this.counts);
-    this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
+    this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, windowBytes: this.cfg.deliveryWindowBytes, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
     this.ops = new RegionOps({
       call: (path, body) => callRegion(this.cfg, path, body, undefined, this.counts),
       gatherMs: REGION_GATHER_MS,
@@ -210,7 +210,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     const spends = frameSpends(frame, c.att.user, c.key);
     switch (frame.t) {
       case 'ack':
-        return this.onAck(c, frame.conv, frame.seq);
+        return this.onAck(c, frame.conv, frame.seq, frame.rid);
       case 'ping':
         send(ws, { t: 'pong', rid: frame.rid, ts: Date.now() });
         return;
@@ -369,18 +369,21 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         const r = await this.conversations.get(frame.conv).send({ from: user, dev: device, gw, cmid: frame.cmid, body: frame.body });
         if (r.metrics) this.counts.merge(r.metrics);
         if (!r.ok) throw new ProtocolError(r.code, r.message);
+        this.tracker.know(c.key, c.att, frame.conv);
         send(c.ws, { t: 'sent', rid: frame.rid, conv: frame.conv, cmid: frame.cmid, seq: r.seq, ts: r.ts });
         return;
       }
       case 'sync': {
         const r = await this.conversations.get(frame.conv).sync({ user, gw, after: frame.after, limit: frame.limit });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
+        this.tracker.know(c.key, c.att, frame.conv);
         send(c.ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
         return;
       }
       case 'history': {
         const r = await this.conversations.get(frame.conv).history({ user, gw, before: frame.before, limit: frame.limit });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
+        this.tracker.know(c.key, c.att, frame.conv);
         send(c.ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
         return;
       }
@@ -389,6 +392,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       case 'read': {
         const r = await this.conversations.get(frame.conv).receipt({ user, device, gw, read: frame.seq });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
+        this.tracker.know(c.key, c.att, frame.conv);
         return;
       }
       case 'watch':
@@ -444,8 +448,12 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   }
 
   /** Cumulative; a cursor only moves forward. Written to the region, and reported as delivered, in batches. */
-  private onAck(c: Conn, conv: string, seq: number): void {
-    if (!this.tracker.ack(c.key, c.att, conv, seq)) return;
+  private onAck(c: Conn, conv: string, seq: number, rid: string | undefined): void {
+    const moved = this.tracker.ack(c.key, c.att, conv, seq);
+    // Nothing of that conversation was pushed to this device, nor did it use it here: nothing is
+    // written for it (an ack of a conversation it is not in costs nothing durable).
+    if (moved === 'unknown') return this.sendError(c.ws, rid, new ProtocolError('not_member', 'no message of this conversation reached this device: sync or resume it first'));
+    if (!moved) return;
     this.reports.note(conv, c.att.user, seq);
     this.reportTimer ??= setTimeout(() => this.reportDelivered(), DELIVERED_REPORT_MS);
     this.scheduleCursorFlush(CURSOR_FLUSH_MS);
