@@ -252,6 +252,7 @@ export class Sequencer {
 
   /** A current member (added and not removed since). */
   isMember(user: string): boolean {
+    if (!this.hasSchema) return false;
     this.loadMembers();
     return this.memberSet!.has(user);
   }
