@@ -239,6 +239,22 @@ describe('rate limits and quotas (embedded engines)', { timeout: 300_000 }, () =
     }
   });
 
+  it("the SDK's resume waits out read_cost instead of failing", async () => {
+    const client = new SwitchboardClient({
+      url: sys.edgeUrl,
+      token: () => devToken(sys.edgeUrl, 'sdk-r', 'd'),
+      socket: (u) => new WebSocket(u, { headers: { 'cf-connecting-ip': newIp() } }) as unknown as SocketLike,
+    });
+    await client.connect(); // its own resume: 1 of 4
+    try {
+      const t0 = Date.now();
+      for (let i = 0; i < 5; i++) await client.resume();
+      assert.ok(Date.now() - t0 >= 500, 'past the burst, resumes waited for the bucket');
+    } finally {
+      client.close();
+    }
+  });
+
   it('refusals are counted by limit in switchboard_edge_rate_limited_total', async () => {
     const headers = await signRequest(sys.internalSecret, 'GET', '/internal/metrics', '');
     const text = await (await fetch(`${sys.edgeUrl}/internal/metrics`, { headers })).text();

@@ -262,12 +262,27 @@ export class SwitchboardClient {
     await this.resumePages();
   }
 
+  /**
+   * A request that, refused with `rate_limited`, is sent again after the server's retry-after (a
+   * few times at most; then the refusal is the answer), while the connection is online.
+   */
+  private async requestPaced(frame: Parameters<SwitchboardClient['request']>[0], attempts = 5): Promise<ServerFrame> {
+    for (let i = 1; ; i++) {
+      try {
+        return await this.request(frame);
+      } catch (err) {
+        if (!(err instanceof RequestError) || err.code !== 'rate_limited' || err.retryAfterMs === undefined || i >= attempts || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, err.retryAfterMs! + Math.floor(Math.random() * 50)));
+      }
+    }
+  }
+
   /** `resume()`; answers how many conversations the server listed as changed. */
   private async resumePages(): Promise<number> {
     let after = '';
     let listed = 0;
     for (let page = 0; page < 10_000; page++) {
-      const f = (await this.request({ t: 'resume', after })) as ChangesFrame;
+      const f = (await this.requestPaced({ t: 'resume', after })) as ChangesFrame;
       const stale: string[] = [];
       listed += f.convs.length;
       for (const c of f.convs) {
@@ -293,7 +308,7 @@ export class SwitchboardClient {
     const out: PresenceState[] = [];
     for (let i = 0; i < users.length; i += PRESENCE.maxWatch) {
       const chunk = users.slice(i, i + PRESENCE.maxWatch);
-      const f = (await this.request({ t: 'watch', users: chunk })) as WatchingFrame;
+      const f = (await this.requestPaced({ t: 'watch', users: chunk })) as WatchingFrame;
       for (const u of chunk) this.watched.add(u);
       for (const st of f.users) this.opts.onPresence?.(st);
       out.push(...f.users);
