@@ -620,6 +620,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       this.ops.presenceOp({ op: 'beat', user: c.att.user, device: c.att.device, age: Math.max(0, now - Math.max(c.lastBeat, auto)) });
     }
     this.orphans.sweep(now);
+    await this.limits.sweep(now).catch((err: unknown) => log('warn', 'quota sweep failed', { gw: this.name, ...errorFields(err) }));
     this.flushMetrics(conns.length);
     await this.ops.flush();
     await this.armAlarm(Date.now());

@@ -2,7 +2,7 @@ import type { ClientFrame } from '@switchboard/protocol';
 import type { EdgeMetrics } from '../metrics/edge-metrics.ts';
 import type { LimitName, Limits } from './limits.ts';
 import { RateLimited } from './refusal.ts';
-import { TokenBuckets, type BucketState } from './token-buckets.ts';
+import { level, TokenBuckets, type BucketState } from './token-buckets.ts';
 
 /** A spend named by limit: `cost` tokens from the bucket of `key` (a user, a device, an address). */
 export interface LimitSpend {
@@ -18,7 +18,12 @@ export type SpendResult = { ok: true } | { ok: false; limit: LimitName | 'queue'
 export interface QuotaStorage {
   get<T>(key: string): Promise<T | undefined>;
   put<T>(entries: Record<string, T>): Promise<void>;
+  list<T>(options: { prefix: string; startAfter?: string; limit: number }): Promise<Map<string, T>>;
+  delete(keys: string[]): Promise<number>;
 }
+
+/** Stored buckets looked at per sweep. */
+const SWEEP_BATCH = 200;
 
 /**
  * Limits with periods this long or longer are quotas: their buckets are also written to the
@@ -42,6 +47,8 @@ const PERSIST_FROM_MS = 10 * 60_000;
  */
 export class GatewayLimits {
   private readonly buckets = new TokenBuckets<LimitName>();
+  /** Where the next sweep of stored buckets starts (they are visited a batch at a time, round and round). */
+  private sweepAfter = '';
 
   constructor(
     private readonly limits: Limits,
@@ -58,6 +65,24 @@ export class GatewayLimits {
     if (!refused) return null;
     if (counted) this.counts.inc('switchboard_edge_rate_limited_total', refused.limit);
     return RateLimited.of(refused.limit, this.limits[refused.limit], refused.retryAfterMs);
+  }
+
+  /**
+   * Deletes stored buckets that have refilled (a full bucket and none are the same), a batch at a
+   * time, so the quotas of users long gone do not stay in storage. Called with the gateway's
+   * periodic alarm.
+   */
+  async sweep(now = Date.now()): Promise<number> {
+    const batch = await this.storage.list<BucketState>({ prefix: STORAGE_PREFIX, ...(this.sweepAfter ? { startAfter: this.sweepAfter } : {}), limit: SWEEP_BATCH });
+    const full: string[] = [];
+    for (const [k, state] of batch) {
+      const limit = k.slice(STORAGE_PREFIX.length, k.indexOf(':', STORAGE_PREFIX.length)) as LimitName;
+      const rate = this.limits[limit];
+      if (!rate || level(state, rate, now) >= rate.burst) full.push(k);
+    }
+    this.sweepAfter = batch.size < SWEEP_BATCH ? '' : [...batch.keys()].at(-1)!;
+    if (full.length > 0) await this.storage.delete(full);
+    return full.length;
   }
 
   /** Empties a bucket (a penalty): its next spend waits for a refill. */
@@ -103,6 +128,8 @@ export function frameSpends(frame: ClientFrame, user: string, deviceKey: string)
   }
 }
 
+const STORAGE_PREFIX = 'limit:';
+
 function storageKey(s: LimitSpend): string {
-  return `limit:${s.limit}:${s.key}`;
+  return `${STORAGE_PREFIX}${s.limit}:${s.key}`;
 }

@@ -14,6 +14,15 @@ class MemoryStorage implements QuotaStorage {
     this.writes++;
     for (const [k, v] of Object.entries(entries)) this.map.set(k, structuredClone(v));
   }
+  async list<T>(o: { prefix: string; startAfter?: string; limit: number }) {
+    const keys = [...this.map.keys()].filter((k) => k.startsWith(o.prefix) && (o.startAfter === undefined || k > o.startAfter)).sort().slice(0, o.limit);
+    return new Map(keys.map((k) => [k, this.map.get(k) as T]));
+  }
+  async delete(keys: string[]) {
+    let n = 0;
+    for (const k of keys) if (this.map.delete(k)) n++;
+    return n;
+  }
 }
 
 describe('GatewayLimits', () => {
@@ -45,5 +54,15 @@ describe('GatewayLimits', () => {
     assert.equal(refused?.retryAfterMs, 5000);
     assert.equal(storage.writes, 0);
     assert.deepEqual(counts.snapshot().c.find((s) => s.n === 'switchboard_edge_rate_limited_total'), { n: 'switchboard_edge_rate_limited_total', k: 'send_device', v: 1 });
+  });
+
+  it('a sweep deletes stored buckets that have refilled, and keeps the others', async () => {
+    const storage = new MemoryStorage();
+    const l = new GatewayLimits(limits, storage, new EdgeMetrics());
+    await l.spend([{ limit: 'conversation_create', key: 'old', cost: 1 }]);
+    storage.map.set('limit:conversation_create:old', { tokens: 1, at: Date.now() - 3_600_000 });
+    await l.spend([{ limit: 'conversation_create', key: 'recent', cost: 1 }]);
+    assert.equal(await l.sweep(), 1);
+    assert.deepEqual([...storage.map.keys()], ['limit:conversation_create:recent']);
   });
 });
