@@ -198,7 +198,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       return ws.close(CLOSE_CODES.internal.code, 'lost session state');
     }
     // Closed as flooding: what it wrote meanwhile is dropped unread (flood-guard.ts).
-    if (c.closing) return;
+    if (this.floods.flooding(c)) return;
     this.name ??= c.att.gw;
     // Any frame, even a bad one, shows the device is alive: a heartbeat.
     c.lastBeat = Date.now();

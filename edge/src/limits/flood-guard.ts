@@ -12,12 +12,20 @@ export const FLOOD_REFUSALS = 100;
 
 export class FloodGuard<S extends object> {
   private readonly streaks = new WeakMap<S, number>();
+  private readonly flooded = new WeakSet<S>();
 
-  /** A frame of `socket` refused by a limit: true when the socket must be closed as flooding. */
+  /** A frame of `socket` refused by a limit: true when the socket must be closed as flooding (from then on `flooding`). */
   refused(socket: S): boolean {
     const n = (this.streaks.get(socket) ?? 0) + 1;
     this.streaks.set(socket, n);
-    return n >= FLOOD_REFUSALS;
+    if (n < FLOOD_REFUSALS) return false;
+    this.flooded.add(socket);
+    return true;
+  }
+
+  /** The socket was closed as flooding: what it still sends is dropped unread. */
+  flooding(socket: S): boolean {
+    return this.flooded.has(socket);
   }
 
   /** A frame of `socket` passed its limits: the streak ends. */
