@@ -58,6 +58,13 @@ export function readLimits(env: Partial<Record<LimitEnvVar, string>>, fail: (mes
   return out;
 }
 
+/** A rate as its variable's value: `30/10s`. */
+export function formatRate(r: Rate): string {
+  const p = r.periodMs;
+  const period = p % 3_600_000 === 0 ? `${p / 3_600_000}h` : p % 60_000 === 0 ? `${p / 60_000}m` : p % 1000 === 0 ? `${p / 1000}s` : `${p}ms`;
+  return `${r.burst}/${period}`;
+}
+
 /** "30 per 10 s" for messages. */
 export function describeRate(r: Rate): string {
   const p = r.periodMs;
