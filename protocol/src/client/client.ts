@@ -172,6 +172,9 @@ export class SwitchboardClient {
   private readonly acks: AckCoalescer;
   /** `send` frames awaiting their reply. */
   private sendsInFlight = 0;
+  /** The timer that pumps sends waiting for their retry time (pumpAt), and when it fires. */
+  private pumpTimer: ReturnType<typeof setTimeout> | null = null;
+  private pumpDue = Infinity;
   /** Per conversation, the messages going through `transform`, in order. */
   private readonly transforming = new Map<string, Promise<void>>();
 
@@ -202,6 +205,9 @@ export class SwitchboardClient {
     this.acks.clear();
     this.stopHeartbeat();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+    this.pumpDue = Infinity;
     this.ws?.close(1000, 'client closed');
     this.setStatus('offline', 'closed by client');
   }
@@ -532,9 +538,25 @@ export class SwitchboardClient {
     for (const entry of this.outbox.values()) {
       if (this.sendsInFlight >= MAX_SENDS_IN_FLIGHT) return;
       if (entry.inflight) continue;
-      if (entry.notBefore > now) return;
+      if (entry.notBefore > now) return this.pumpAt(entry.notBefore);
       this.flushOne(entry);
     }
+  }
+
+  /**
+   * Pumps the sends again at `at` (ms) or sooner. One timer, moved earlier when needed; it re-arms
+   * itself through pumpSends while an entry still waits (a timer may fire a millisecond before
+   * `Date.now()` reaches its time: with one timer per refusal, that left a send waiting forever).
+   */
+  private pumpAt(at: number): void {
+    if (this.pumpTimer && this.pumpDue <= at) return;
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.pumpDue = at;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = null;
+      this.pumpDue = Infinity;
+      this.pumpSends();
+    }, Math.max(1, at - Date.now() + 1));
   }
 
   private flushOne(entry: OutboxEntry): void {
@@ -570,8 +592,7 @@ export class SwitchboardClient {
           const delay = err.retryAfterMs !== undefined ? Math.min(3_600_000, err.retryAfterMs + Math.floor(Math.random() * 50)) : backoff;
           this.stats.rateLimited += err.code === 'rate_limited' ? 1 : 0;
           entry.notBefore = Date.now() + delay;
-          setTimeout(() => this.pumpSends(), delay);
-          return;
+          return this.pumpAt(entry.notBefore);
         }
         this.outbox.delete(entry.cmid);
         this.stored(this.store.removePending(entry.cmid));
