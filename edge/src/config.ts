@@ -4,6 +4,7 @@ import type { ReplayGuardRpc } from './internal/api.ts';
 import type { RevocationsRpc } from './auth/revocations-api.ts';
 import { authConfig, type AuthConfig, type AuthEnv } from './auth/auth-config.ts';
 import { tracingConfig, type TracingConfig, type TracingEnv } from './tracing/tracing.ts';
+import { readLimits, type LimitEnvVar, type Limits } from './limits/limits.ts';
 
 type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
 
@@ -12,7 +13,7 @@ type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
  * Durable Object namespaces are typed by their RPC interfaces, never by their classes, so the
  * objects do not import one another through this file.
  */
-export interface Env extends AuthEnv, TracingEnv {
+export interface Env extends AuthEnv, TracingEnv, Partial<Record<LimitEnvVar, string>> {
   GATEWAYS: Namespace<GatewayRpc>;
   CONVERSATIONS: Namespace<ConversationRpc>;
   REPLAY_GUARD: Namespace<ReplayGuardRpc>;
@@ -31,6 +32,7 @@ export interface Env extends AuthEnv, TracingEnv {
   CONVERSATION_WINDOW?: string;
   RETRANSMIT_MS?: string;
   DELIVERY_WINDOW?: string;
+  DELIVERY_WINDOW_BYTES?: string;
   LIVE_PUSH_MAX_MEMBERS?: string;
   MESSAGE_REQUESTS?: string;
   MAX_GROUP_MEMBERS?: string;
@@ -63,6 +65,8 @@ export interface EdgeConfig extends AuthConfig, TracingConfig {
   retransmitMs: number;
   /** Unacked pushes one device may have outstanding before it is told to resume. Default 1000. */
   deliveryWindow: number;
+  /** And their size at most (characters of frame JSON, about bytes); one larger message alone still goes. Default 8 MiB. */
+  deliveryWindowBytes: number;
   /**
    * Conversations with at most this many members push each message from their ConversationDO
    * straight to the members' gateways, one call per gateway (the live path); larger ones rely on
@@ -101,6 +105,8 @@ export interface EdgeConfig extends AuthConfig, TracingConfig {
    * connection's placement comes from where the request arrived (its Cloudflare location hint).
    */
   gatewayPlacement: string;
+  /** Rate limits and quotas (limits/limits.ts: LIMIT_TABLE, one `LIMIT_*` variable each). */
+  limits: Limits;
 }
 
 export class ConfigError extends Error {
@@ -124,6 +130,7 @@ export function config(env: Env): EdgeConfig {
     conversationWindow: int(env, 'CONVERSATION_WINDOW', 1000, 10, 100_000),
     retransmitMs: int(env, 'RETRANSMIT_MS', 3000, 100, 60_000),
     deliveryWindow: int(env, 'DELIVERY_WINDOW', 1000, 10, 100_000),
+    deliveryWindowBytes: int(env, 'DELIVERY_WINDOW_BYTES', 8 * 1024 * 1024, 128 * 1024, 256 * 1024 * 1024),
     livePushMaxMembers: int(env, 'LIVE_PUSH_MAX_MEMBERS', 5000, 0, 100_000),
     messageRequests: bool(env, 'MESSAGE_REQUESTS', true),
     maxGroupMembers: int(env, 'MAX_GROUP_MEMBERS', 5000, 2, 100_000),
@@ -134,6 +141,7 @@ export function config(env: Env): EdgeConfig {
     gatewayPlacement: placement(env, 'GATEWAY_PLACEMENT'),
     ...authConfig(env, ConfigError),
     ...tracingConfig(env, ConfigError),
+    limits: readLimits(env, (message) => new ConfigError(message)),
   };
   cache.set(env, cfg);
   return cfg;

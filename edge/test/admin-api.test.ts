@@ -60,10 +60,10 @@ describe('admin API (embedded engines)', { timeout: 180_000 }, () => {
     assert.equal(state.body.deadLetters, 0);
     assert.equal(typeof state.body.outbox.events, 'number');
 
-    // One device, for good (4008: the client does not reconnect by itself).
+    // One device, for good (4009: the client does not reconnect by itself).
     const one = await admin('POST', '/internal/admin/users/adm_a/disconnect', JSON.stringify({ device: 'a2' }));
     assert.deepEqual(one.body, { closed: 1 });
-    assert.equal((await closedWith(a2))?.code, 4008);
+    assert.equal((await closedWith(a2))?.code, 4009);
     assert.equal(a1.closeReceived(), null, 'the other device stays');
     // The whole user, asked to reconnect at once (1012 with a zero hint).
     const all = await admin('POST', '/internal/admin/users/adm_a/disconnect', JSON.stringify({ reconnect: true }));

@@ -1,3 +1,4 @@
+import { RAISED_LIMITS } from '../src/limits/limits.ts';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -56,7 +57,7 @@ if (!env) {
       const w = [worker('fanout-1', vars), worker('fanout-2', vars)];
       workers.push(...w.map((x) => x.child));
       await Promise.all(w.map((x) => x.subscribed));
-      const edge = await startEdge({ port: await freePort(), regionUrl: api.url, persistDir: path.join(dir, 'edge'), authSecret, internalSecret, devAuth: true, vars: { RETRANSMIT_MS: '1000' } });
+      const edge = await startEdge({ port: await freePort(), regionUrl: api.url, persistDir: path.join(dir, 'edge'), authSecret, internalSecret, devAuth: true, vars: { ...RAISED_LIMITS, RETRANSMIT_MS: '1000' } });
       services.push(edge);
       edgeUrl = edge.url;
     });

@@ -92,7 +92,7 @@ export class Device {
 }
 
 export function sumStats(devices: Device[]): ClientStats {
-  const total: ClientStats = { delivered: 0, duplicates: 0, gaps: 0, synced: 0, resent: 0, reconnects: 0 };
+  const total: ClientStats = { delivered: 0, duplicates: 0, gaps: 0, synced: 0, resent: 0, reconnects: 0, rateLimited: 0 };
   for (const d of devices) for (const k of Object.keys(total) as (keyof ClientStats)[]) total[k] += d.client.stats[k];
   return total;
 }

@@ -1,3 +1,4 @@
+import { RAISED_LIMITS } from '../src/limits/limits.ts';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -144,7 +145,7 @@ if (!env) {
       services.push(api);
       regionUrl = api.url;
       workerVars = [0, 1].map((i) => ({ ...env, ...providers(i), INTERNAL_SECRET: internalSecret, DATA_DIR: path.join(dir, `push-${i + 1}`) }));
-      const edge = await startEdge({ port: await freePort(), regionUrl: api.url, persistDir: path.join(dir, 'edge'), authSecret, internalSecret, devAuth: true, vars: { RETRANSMIT_MS: '1000' } });
+      const edge = await startEdge({ port: await freePort(), regionUrl: api.url, persistDir: path.join(dir, 'edge'), authSecret, internalSecret, devAuth: true, vars: { ...RAISED_LIMITS, RETRANSMIT_MS: '1000' } });
       services.push(edge);
       edgeUrl = edge.url;
     });

@@ -23,11 +23,15 @@ export class TestSocket {
     ws.on('close', (code, reason) => (this.closed = { code, reason: String(reason) }));
   }
 
-  static open(edgeUrl: string, token: string, opts: { autoAck?: boolean } = {}): Promise<TestSocket> {
+  static open(edgeUrl: string, token: string, opts: { autoAck?: boolean; headers?: Record<string, string> } = {}): Promise<TestSocket> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${edgeUrl.replace(/^http/, 'ws')}/v1/connect?token=${encodeURIComponent(token)}`);
+      const ws = new WebSocket(`${edgeUrl.replace(/^http/, 'ws')}/v1/connect?token=${encodeURIComponent(token)}`, opts.headers ? { headers: opts.headers } : {});
       const s = new TestSocket(ws, opts.autoAck ?? true);
-      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += String(d)));
+        res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode, headers: res.headers, body })));
+      });
       ws.once('error', reject);
       s.next((f) => f.t === 'hello', 10_000).then(() => resolve(s), reject);
     });

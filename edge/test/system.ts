@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/lib/ports.ts';
 import { startEdge, startRegion, type LineSink, type Service } from '../../scripts/lib/processes.ts';
+import { RAISED_LIMITS } from '../src/limits/limits.ts';
 
 export type Engines = 'embedded' | 'real';
 
@@ -36,6 +37,9 @@ export function realEngineEnv(namespace: string): Record<string, string> | null 
   if (!c || !k || !r) return null;
   return { CASSANDRA_CONTACT_POINTS: c, KAFKA_BROKERS: k, REDIS_URL: r, NAMESPACE: namespace, CASSANDRA_CONSISTENCY: 'LOCAL_ONE' };
 }
+
+/** Every LIMIT_* variable at 1,000,000 per second: no suite but the limits' own meets one. */
+export const TEST_LIMITS: Record<string, string> = RAISED_LIMITS;
 
 const quiet = process.env.E2E_VERBOSE ? undefined : () => {};
 const verbose = (svc: string, line: string) => process.stderr.write(`[${svc}] ${line}\n`);
@@ -75,7 +79,9 @@ export async function startSystem(
       // A small window makes sync and history cross from the edge's window into region storage.
       // Live path for direct conversations only: groups of 3+ go through the region's fan-out.
       // Message requests off unless a test asks: the other suites pin delivery between users who never accepted anything.
-      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', MESSAGE_REQUESTS: 'false', ...opts.edgeVars },
+      // Rate limits far above what any suite does (suites create thousands of conversations and
+      // open hundreds of sockets from one address); edge/test/limits-embedded.test.ts sets its own low ones.
+      vars: { ROUTE_REFRESH_SECONDS: '5', CONVERSATION_WINDOW: '10', RETRANSMIT_MS: '1000', LIVE_PUSH_MAX_MEMBERS: '2', MESSAGE_REQUESTS: 'false', ...TEST_LIMITS, ...opts.edgeVars },
       sink,
     });
   let edge: Service = await launchEdge();

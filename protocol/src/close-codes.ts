@@ -15,7 +15,8 @@ export const CLOSE_CODES = {
   idle_timeout: { code: 4005, reconnect: true, reason: 'no heartbeat within the idle timeout' },
   lagging: { code: 4006, reconnect: true, reason: 'too many unacknowledged messages; reconnect and resume' },
   stalled: { code: 4007, reconnect: true, reason: 'messages were not acknowledged; reconnect and resume' },
-  disconnected: { code: 4008, reconnect: false, reason: 'disconnected by the service' },
+  flooding: { code: 4008, reconnect: true, reason: 'kept sending after rate_limited; reconnect after a backoff and honour retryAfterMs' },
+  disconnected: { code: 4009, reconnect: false, reason: 'disconnected by the service' },
 } as const;
 
 export type CloseName = keyof typeof CLOSE_CODES;

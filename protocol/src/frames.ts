@@ -79,7 +79,8 @@ export const SentFrame = z.object({
   ts: z.number().int(),
 });
 export const MsgsFrame = z.object({ t: z.literal('msgs'), rid: Rid.optional(), conv: ConvId, msgs: z.array(Msg), more: z.boolean() });
-export const ErrorFrame = z.object({ t: z.literal('error'), rid: Rid.optional(), code: z.string(), message: z.string() });
+/** `retryAfterMs` (on `rate_limited`): the same request is refused until then; send it again after it. */
+export const ErrorFrame = z.object({ t: z.literal('error'), rid: Rid.optional(), code: z.string(), message: z.string(), retryAfterMs: z.number().int().nonnegative().optional() });
 /**
  * Reply to `ping`. The bare heartbeat `{"t":"ping"}` (exactly those bytes, as the SDK sends it) is
  * answered by the runtime without waking the gateway (`HEARTBEAT_PONG`: no `ts`).

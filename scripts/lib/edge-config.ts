@@ -10,6 +10,8 @@ import { pathToFileURL } from 'node:url';
 import { unstable_readConfig } from 'wrangler';
 import { shown, type ConfigReport, type SettingRow } from '../../region/src/config-report.ts';
 import { ROOT } from './processes.ts';
+import { LIMIT_NAMES, LIMIT_TABLE, formatRate } from '../../edge/src/limits/limits.ts';
+import type { Rate } from '../../edge/src/limits/token-buckets.ts';
 
 type Vars = Record<string, string | undefined>;
 /** edge/src/config.ts as seen from Node (its own types need the Workers runtime's). */
@@ -34,6 +36,13 @@ export function wranglerVars(env: string | null, configPath = path.join(ROOT, 'w
 
 /** AUTH_SECRET → authSecret: each setting's field in EdgeConfig. */
 export const fieldOf = (name: string) => name.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/** A setting's value in the edge's config: its field, or for a LIMIT_* variable its rate in `limits` (`30/10s`). */
+function settingOf(cfg: Record<string, unknown>, name: string): unknown {
+  const limit = LIMIT_NAMES.find((l) => LIMIT_TABLE[l].env === name);
+  if (limit) return formatRate((cfg.limits as Record<string, Rate>)[limit]!);
+  return cfg[fieldOf(name)];
+}
 
 const isConfigError = (err: unknown): err is Error => err instanceof Error && err.name === 'ConfigError';
 const text = (v: unknown) => (typeof v === 'string' ? (v === '' ? '(empty)' : v) : String(v));
@@ -63,14 +72,14 @@ export async function edgeReport(env: string | null, processEnv: Vars = process.
     const secret = (EDGE_SECRETS as readonly string[]).includes(name);
     let dflt: string;
     try {
-      dflt = text(config({ ...input, [name]: undefined })[fieldOf(name)]);
+      dflt = text(settingOf(config({ ...input, [name]: undefined }), name));
     } catch (err) {
       if (!isConfigError(err)) throw err;
       dflt = 'required';
     }
     if (secret) return { name, value: notChecked.includes(name as never) ? 'not checked' : shown(name, processEnv[name]!, true), source: notChecked.includes(name as never) ? 'wrangler secret' : 'env', default: dflt };
     const given = name in vars;
-    return { name, value: text(given ? cfg[fieldOf(name)] : dflt), source: given ? label : 'default', default: dflt };
+    return { name, value: text(given ? settingOf(cfg, name) : dflt), source: given ? label : 'default', default: dflt };
   });
   return { subject, ok: true, rows, errors: [], warnings };
 }

@@ -1,5 +1,5 @@
 import type { PositionChange, Positions } from '@switchboard/protocol';
-import type { SqlLike } from './sequencer.ts';
+import { hasTable, type SqlLike } from './sequencer.ts';
 
 /**
  * Members' delivered and read positions in one conversation, kept by its ConversationDO. Contract:
@@ -17,13 +17,17 @@ export class Receipts {
   /** Changes not yet written: to the table (every one) and to the region (`outbox`). */
   private readonly dirty = new Map<string, { outbox: boolean }>();
 
+  /** The positions table exists: made by the first `flush` (a conversation nobody created never gets one). */
+  private tableMade: boolean;
+
   constructor(private readonly sql: SqlLike) {
-    sql.exec('CREATE TABLE IF NOT EXISTS positions (user TEXT PRIMARY KEY, delivered INTEGER NOT NULL, read INTEGER NOT NULL)');
+    this.tableMade = hasTable(sql, 'positions');
   }
 
   get(user: string): Positions {
     const hit = this.cache.get(user);
     if (hit) return hit;
+    if (!this.tableMade) return { delivered: 0, read: 0 };
     const row = this.sql.exec('SELECT delivered, read FROM positions WHERE user = ?', user).toArray()[0] as Positions | undefined;
     const p = { delivered: row?.delivered ?? 0, read: row?.read ?? 0 };
     this.cache.set(user, p);
@@ -57,6 +61,10 @@ export class Receipts {
    */
   flush(): PositionChange[] {
     const out: PositionChange[] = [];
+    if (this.dirty.size > 0 && !this.tableMade) {
+      this.sql.exec('CREATE TABLE IF NOT EXISTS positions (user TEXT PRIMARY KEY, delivered INTEGER NOT NULL, read INTEGER NOT NULL)');
+      this.tableMade = true;
+    }
     for (const [user, { outbox }] of this.dirty) {
       const p = this.cache.get(user)!;
       this.sql.exec(

@@ -75,16 +75,27 @@ export class Sequencer {
    * it first).
    */
   private lastSeqCache: number | null = null;
+  /**
+   * The database holds a conversation's tables. Not for an id nobody created: a frame naming one
+   * (send, sync, read, a gateway's delivered report …) only reads, finds nothing and writes
+   * nothing, so the object it woke has no storage. The tables are made by `create`.
+   */
+  private hasSchema: boolean;
 
   constructor(
     private readonly sql: SqlLike,
     private readonly transaction: (fn: () => void) => void,
   ) {
-    for (const ddl of SCHEMA) sql.exec(ddl);
+    this.hasSchema = hasTable(sql, 'meta');
+    if (this.hasSchema) this.migrate();
+  }
+
+  private migrate(): void {
+    for (const ddl of SCHEMA) this.sql.exec(ddl);
     // Databases created before membership was sequenced: add the columns they lack.
     for (const ddl of UPGRADES) {
       try {
-        sql.exec(ddl);
+        this.sql.exec(ddl);
       } catch {
         // The column exists already.
       }
@@ -98,6 +109,7 @@ export class Sequencer {
   get lastSeq(): number {
     const pending = this.pendingMeta.get('last_seq');
     if (pending !== undefined) return Number(pending);
+    if (!this.hasSchema) return 0;
     this.lastSeqCache ??= Math.max(Number(this.loadMeta().get('last_seq') ?? '0'), this.all<{ s: number | null }>('SELECT MAX(seq) AS s FROM messages')[0]?.s ?? 0);
     return this.lastSeqCache;
   }
@@ -109,6 +121,10 @@ export class Sequencer {
         return { ok: true, members: this.members(), existed: true };
       }
       return fail('conflict', 'conversation already exists');
+    }
+    if (!this.hasSchema) {
+      this.migrate();
+      this.hasSchema = true;
     }
     const event: ConvEvent = { kind: 'created', conv: input.conv, title: input.title, members: input.members, creator: input.creator, ts: now };
     this.tx(() => {
@@ -237,6 +253,7 @@ export class Sequencer {
 
   /** A current member (added and not removed since). */
   isMember(user: string): boolean {
+    if (!this.hasSchema) return false;
     this.loadMembers();
     return this.memberSet!.has(user);
   }
@@ -570,7 +587,9 @@ export class Sequencer {
     return this.all<{ seq: number; ts: number }>('SELECT seq, ts FROM dedupe WHERE sender = ? AND cmid = ?', sender, cmid)[0];
   }
 
+  /** A read; nothing at all while there are no tables (a conversation nobody created). */
   private all<T>(query: string, ...bindings: unknown[]): T[] {
+    if (!this.hasSchema) return [];
     return this.sql.exec(query, ...bindings).toArray() as T[];
   }
 
@@ -579,6 +598,7 @@ export class Sequencer {
   }
 
   private loadMeta(): Map<string, string> {
+    if (!this.hasSchema) return new Map();
     this.metaCache ??= new Map(this.all<{ key: string; value: string }>('SELECT key, value FROM meta').map((r) => [r.key, r.value]));
     return this.metaCache;
   }
@@ -594,6 +614,7 @@ export class Sequencer {
   }
 
   private loadMembers(): string[] {
+    if (!this.hasSchema) return [];
     if (!this.memberCache) {
       this.memberCache = this.all<{ user: string }>('SELECT user FROM members WHERE left_seq IS NULL ORDER BY user').map((r) => r.user);
       this.memberSet = new Set(this.memberCache);
@@ -622,6 +643,11 @@ function toMsg(conv: string, r: MessageRow): Msg {
   const msg: Msg = { t: 'msg', conv, seq: r.seq, cmid: r.cmid, from: r.sender, dev: r.dev, ts: r.ts, body: r.body };
   if (r.sys) msg.sys = JSON.parse(r.sys) as SysEvent;
   return msg;
+}
+
+/** Whether the database has table `name` (a read: it creates nothing). */
+export function hasTable(sql: SqlLike, name: string): boolean {
+  return sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0;
 }
 
 const SCHEMA = [

@@ -1,4 +1,5 @@
 import type { PositionChange, PresenceEvent } from '@switchboard/protocol';
+import type { LimitSpend, SpendResult } from '../limits/gateway-limits.ts';
 import type { EdgeSnapshot } from '../metrics/edge-metrics.ts';
 
 /** A message as a gateway handles it: its place, and its frame serialised once by the caller. */
@@ -60,7 +61,7 @@ export interface GatewayRpc {
   revokeTokens(gw: string, user: string, before: number): Promise<{ closed: number }>;
   /** The user's live sockets here (operator's lookup). */
   sessions(gw: string, user: string): Promise<{ device: string; conn: number; since: number; ready: boolean }[]>;
-  /** Closes the user's sockets here (one device's, with `device`): 4008 for good, or 1012 to reconnect at once. */
+  /** Closes the user's sockets here (one device's, with `device`): 4009 for good, or 1012 to reconnect at once. */
   disconnect(gw: string, input: { user: string; device?: string; reconnect: boolean }): Promise<{ closed: number }>;
   /** What the gateway counted (with what its conversations handed it), its connections gauge set now: for a scrape. */
   metrics(gw: string): Promise<EdgeSnapshot>;
@@ -69,4 +70,6 @@ export interface GatewayRpc {
    * a delay drawn per socket from 0 to `spreadMs`, so devices come back spread out, not at once.
    */
   drain(gw: string, input: { spreadMs: number }): Promise<{ sockets: number }>;
+  /** A quota spend for one of its users or an address hashed to it: all or nothing (limits/quota.ts). */
+  spend(gw: string, spends: LimitSpend[]): Promise<SpendResult>;
 }

@@ -4,6 +4,12 @@ import type { WireMsg } from './api.ts';
 export interface DeliveryOptions {
   /** Unacked messages a device may have outstanding; past this it is `lagging`. */
   window: number;
+  /**
+   * And their size at most (characters of their frames' JSON, about bytes): 1,000 messages of
+   * 64 KiB would be half a Worker's memory for one device. One message larger than this on its
+   * own is still pushed. Default 8 MiB.
+   */
+  windowBytes?: number;
   /** First retransmit after this many ms; doubles per attempt. */
   retransmitMs: number;
   /** Cap of the retransmit interval. */
@@ -12,7 +18,8 @@ export interface DeliveryOptions {
   maxAttempts: number;
 }
 
-export const DEFAULT_DELIVERY: DeliveryOptions = { window: 1000, retransmitMs: 3000, maxRetransmitMs: 30_000, maxAttempts: 6 };
+const DEFAULT_WINDOW_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_DELIVERY: DeliveryOptions = { window: 1000, windowBytes: DEFAULT_WINDOW_BYTES, retransmitMs: 3000, maxRetransmitMs: 30_000, maxAttempts: 6 };
 
 /** One message in flight to one device. `msg` is shared by every device that has it in flight. */
 export interface Entry {
@@ -31,6 +38,8 @@ interface DeviceState extends DeviceRef {
   /** conv → seq → entry. */
   window: Map<string, Map<number, Entry>>;
   size: number;
+  /** The window's size in characters of frame JSON. */
+  bytes: number;
   /** conv → acked seq: acks seen by this gateway (or seeded from the region at resume). */
   cursors: Map<string, number>;
   /** Conversations whose cursor moved since the last `takeDirty`. */
@@ -72,15 +81,24 @@ export class DeliveryTracker {
     let conv = d.window.get(msg.conv);
     if (conv?.has(msg.seq)) return 'inflight';
     if (d.size >= this.opts.window) return 'lagging';
+    if (d.size > 0 && d.bytes + msg.text.length > (this.opts.windowBytes ?? DEFAULT_WINDOW_BYTES)) return 'lagging';
     if (!conv) d.window.set(msg.conv, (conv = new Map()));
     conv.set(msg.seq, { msg, due: now + this.opts.retransmitMs, attempts: 1 });
     d.size++;
+    d.bytes += msg.text.length;
     this.busy.add(key);
     return 'sent';
   }
 
-  /** A cumulative ack: the device has every message of `conv` up to `seq`. True when its cursor moved. */
-  ack(key: string, ref: DeviceRef, conv: string, seq: number): boolean {
+  /**
+   * A cumulative ack: the device has every message of `conv` up to `seq`. True when its cursor
+   * moved. `unknown` (nothing moves, nothing is written) for a conversation this gateway never
+   * pushed to the device, nor saw it use (`know`, `seed`): an ack of a conversation it is not in
+   * costs nothing durable.
+   */
+  ack(key: string, ref: DeviceRef, conv: string, seq: number): boolean | 'unknown' {
+    const known = this.devices.get(key);
+    if (!known || (!known.cursors.has(conv) && !known.window.has(conv))) return 'unknown';
     const d = this.state(key, ref);
     const moved = seq > (d.cursors.get(conv) ?? 0);
     if (moved) {
@@ -89,10 +107,11 @@ export class DeliveryTracker {
     }
     const window = d.window.get(conv);
     if (window) {
-      for (const s of window.keys()) {
+      for (const [s, e] of window) {
         if (s > seq) continue;
         window.delete(s);
         d.size--;
+        d.bytes -= e.msg.text.length;
       }
       if (window.size === 0) d.window.delete(conv);
       if (d.size === 0) this.busy.delete(key);
@@ -103,7 +122,12 @@ export class DeliveryTracker {
   /** Cursors the region has for the device (its resume answer): they only raise what is here. */
   seed(key: string, ref: DeviceRef, conv: string, seq: number): void {
     const d = this.state(key, ref);
-    if (seq > (d.cursors.get(conv) ?? 0)) d.cursors.set(conv, seq);
+    if (!d.cursors.has(conv) || seq > d.cursors.get(conv)!) d.cursors.set(conv, seq);
+  }
+
+  /** The device is a member of `conv` (a send, sync, read … of it succeeded): its acks of it count. */
+  know(key: string, ref: DeviceRef, conv: string): void {
+    this.seed(key, ref, conv, 0);
   }
 
   cursor(key: string, conv: string): number {
@@ -186,6 +210,7 @@ export class DeliveryTracker {
     const out = this.inflight(key);
     d.window.clear();
     d.size = 0;
+    d.bytes = 0;
     this.busy.delete(key);
     return out;
   }
@@ -207,7 +232,7 @@ export class DeliveryTracker {
 
   private state(key: string, ref: DeviceRef): DeviceState {
     let d = this.devices.get(key);
-    if (!d) this.devices.set(key, (d = { user: ref.user, device: ref.device, window: new Map(), size: 0, cursors: new Map(), dirty: new Set() }));
+    if (!d) this.devices.set(key, (d = { user: ref.user, device: ref.device, window: new Map(), size: 0, bytes: 0, cursors: new Map(), dirty: new Set() }));
     return d;
   }
 }

@@ -17,6 +17,9 @@ import {
 import { config, type EdgeConfig, type Env } from '../config.ts';
 import { callRegion } from '../internal/region-client.ts';
 import { EdgeTracer, traceparent } from '../tracing/tracing.ts';
+import { GatewayLimits, frameSpends, type LimitSpend, type SpendResult } from '../limits/gateway-limits.ts';
+import { RateLimited, rateLimitedResponse } from '../limits/refusal.ts';
+import { FloodGuard } from '../limits/flood-guard.ts';
 import { errorFields, log } from '../log.ts';
 import { AnalyticsFlusher } from '../metrics/analytics.ts';
 import { EdgeMetrics, labels, type EdgeSnapshot } from '../metrics/edge-metrics.ts';
@@ -62,6 +65,8 @@ const DELIVERED_REPORT_MS = 1000;
  */
 const MAX_QUEUED_SENDS = 32;
 const MAX_REQUESTS = 32;
+/** The retry-after of a refusal by those bounds: a device's queue moves on within about this long. */
+const QUEUE_RETRY_MS = 200;
 /** A new socket's `hello` waits this long at most for its route to reach the region. */
 const HELLO_WAIT_MS = 2000;
 
@@ -85,6 +90,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private readonly ops: RegionOps;
   private readonly reports = new DeliveredReports();
   private readonly typingLimiter = new TypingLimiter();
+  /** Rate limits and quotas of this gateway's users, devices and the addresses hashed to it (limits/gateway-limits.ts). */
+  private readonly limits: GatewayLimits;
+  private readonly floods = new FloodGuard<Conn>();
   private readonly conversations;
   private readonly resumes: Batcher<ConversationsPageRequest, ConversationsPage>;
   /** The last connection id given (see `nextConn`). */
@@ -132,7 +140,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.tracer = new EdgeTracer(this.cfg, 'switchboard-edge');
     this.conns = new Connections(ctx);
     this.tokens = new TokenDeadlines({ noticeSeconds: this.cfg.authRefreshNoticeSeconds, graceSeconds: this.cfg.authRefreshGraceSeconds });
-    this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
+    this.limits = new GatewayLimits(this.cfg.limits, ctx.storage, this.counts);
+    this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, windowBytes: this.cfg.deliveryWindowBytes, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
     this.ops = new RegionOps({
       call: (path, body) => callRegion(this.cfg, path, body, undefined, this.counts),
       gatherMs: REGION_GATHER_MS,
@@ -159,6 +168,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     const gw = request.headers.get(GATEWAY_HEADER);
     if (!user || !device || !gw) return new Response('missing principal', { status: 400 });
     this.name = gw;
+    const refused = this.limits.check([{ limit: 'connect_user', key: user, cost: 1 }]);
+    if (refused) return rateLimitedResponse(refused);
     const now = Date.now();
     const { exp, iat } = tokenTimesFrom(request);
     if (this.tokens.isRevoked(user, iat, now)) return new Response(JSON.stringify({ error: { code: 'unauthorized', message: 'token revoked' } }), { status: 401, headers: { 'content-type': 'application/json' } });
@@ -203,6 +214,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       this.closedHere.add(ws);
       return ws.close(CLOSE_CODES.internal.code, 'lost session state');
     }
+    // Closed as flooding: what it wrote meanwhile is dropped unread (flood-guard.ts).
+    if (this.floods.flooding(c)) return;
     this.name ??= c.att.gw;
     // Any frame, even a bad one, shows the device is alive: a heartbeat.
     c.lastBeat = Date.now();
@@ -210,15 +223,20 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.counts.inc('switchboard_edge_frames_in_total', decoded.ok ? decoded.frame.t : 'invalid');
     if (!decoded.ok) return this.sendError(ws, decoded.rid, decoded.error);
     const frame = decoded.frame;
+    // Rate limits, decided from memory before anything is called or written (limits/gateway-limits.ts).
+    const spends = frameSpends(frame, c.att.user, c.key);
     switch (frame.t) {
       case 'ack':
-        return this.onAck(c, frame.conv, frame.seq);
+        return this.onAck(c, frame.conv, frame.seq, frame.rid);
       case 'ping':
         send(ws, { t: 'pong', rid: frame.rid, ts: Date.now() });
         return;
       case 'send': {
         let q = this.sendQueues.get(c.key);
-        if (q && q.size >= MAX_QUEUED_SENDS) return this.sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
+        if (q && q.size >= MAX_QUEUED_SENDS) return this.refuse(ws, frame.rid, new RateLimited('queue', QUEUE_RETRY_MS, `at most ${MAX_QUEUED_SENDS} sends may wait per device; retry shortly`));
+        const limited = this.limits.check(spends);
+        if (limited) return this.limited(c, frame.rid, limited);
+        this.floods.passed(c);
         if (!q) this.sendQueues.set(c.key, (q = { tail: Promise.resolve(), size: 0 }));
         q.size++;
         // A device's messages are sequenced in the order it sent them, across its sockets; `run`
@@ -234,7 +252,10 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         return;
       }
       default: {
-        if (c.requests >= MAX_REQUESTS) return this.sendError(ws, frame.rid, new ProtocolError('rate_limited', `at most ${MAX_REQUESTS} requests may be in progress per device; retry shortly`));
+        if (c.requests >= MAX_REQUESTS) return this.refuse(ws, frame.rid, new RateLimited('queue', QUEUE_RETRY_MS, `at most ${MAX_REQUESTS} requests may be in progress per device; retry shortly`));
+        const limited = spends.length > 0 ? this.limits.check(spends) : null;
+        if (limited) return this.limited(c, frame.rid, limited);
+        if (spends.length > 0) this.floods.passed(c);
         c.requests++;
         try {
           await this.run(c, frame);
@@ -431,18 +452,21 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         if (r.metrics) this.counts.merge(r.metrics);
         this.tracer.end(span, 'send', { 'switchboard.conv': frame.conv, ...(r.ok ? { 'switchboard.seq': r.seq } : {}) }, r.ok ? undefined : r.code);
         if (!r.ok) throw new ProtocolError(r.code, r.message);
+        this.tracker.know(c.key, c.att, frame.conv);
         send(c.ws, { t: 'sent', rid: frame.rid, conv: frame.conv, cmid: frame.cmid, seq: r.seq, ts: r.ts });
         return;
       }
       case 'sync': {
         const r = await this.conversations.get(frame.conv).sync({ user, gw, after: frame.after, limit: frame.limit });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
+        this.tracker.know(c.key, c.att, frame.conv);
         send(c.ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
         return;
       }
       case 'history': {
         const r = await this.conversations.get(frame.conv).history({ user, gw, before: frame.before, limit: frame.limit });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
+        this.tracker.know(c.key, c.att, frame.conv);
         send(c.ws, { t: 'msgs', rid: frame.rid, conv: frame.conv, msgs: r.msgs, more: r.more });
         return;
       }
@@ -451,6 +475,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       case 'read': {
         const r = await this.conversations.get(frame.conv).receipt({ user, device, gw, read: frame.seq });
         if (!r.ok) throw new ProtocolError(r.code, r.message);
+        this.tracker.know(c.key, c.att, frame.conv);
         return;
       }
       case 'watch':
@@ -521,8 +546,12 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   }
 
   /** Cumulative; a cursor only moves forward. Written to the region, and reported as delivered, in batches. */
-  private onAck(c: Conn, conv: string, seq: number): void {
-    if (!this.tracker.ack(c.key, c.att, conv, seq)) return;
+  private onAck(c: Conn, conv: string, seq: number, rid: string | undefined): void {
+    const moved = this.tracker.ack(c.key, c.att, conv, seq);
+    // Nothing of that conversation was pushed to this device, nor did it use it here: nothing is
+    // written for it (an ack of a conversation it is not in costs nothing durable).
+    if (moved === 'unknown') return this.sendError(c.ws, rid, new ProtocolError('not_member', 'no message of this conversation reached this device: sync or resume it first'));
+    if (!moved) return;
     this.reports.note(conv, c.att.user, seq);
     this.reportTimer ??= setTimeout(() => this.reportDelivered(), DELIVERED_REPORT_MS);
     this.scheduleCursorFlush(CURSOR_FLUSH_MS);
@@ -571,7 +600,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   }
 
   /** Closes a socket with the code for `why`, counted as closed by the server. */
-  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized' | 'disconnected'): void {
+  private closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized' | 'disconnected' | 'flooding'): void {
     this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES[why].code, 'server'));
     this.closedHere.add(c.ws);
     closeSocket(c, why);
@@ -581,6 +610,29 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): void {
     this.counts.inc('switchboard_edge_errors_total', labels(err.code, 'frame'));
     sendError(ws, rid, err);
+  }
+
+  /** A refusal by a rate limit; a socket refused FLOOD_REFUSALS times in a row is closed as flooding. */
+  private limited(c: Conn, rid: string | undefined, err: RateLimited): void {
+    this.sendError(c.ws, rid, err);
+    if (!this.floods.refused(c)) return;
+    log('warn', 'device kept sending after rate_limited; closing it', { gw: this.name, user: c.att.user, device: c.att.device, limit: err.limit });
+    c.closing = true;
+    // Its user's connects are spent: coming straight back to flood again is refused (connect_user).
+    this.limits.exhaust('connect_user', c.att.user);
+    this.closeSocket(c, 'flooding');
+  }
+
+  /** A refusal by a device's bounds (not a LIMIT_TABLE limit, which counts its own), counted as such. */
+  private refuse(ws: WebSocket, rid: string | undefined, err: RateLimited): void {
+    this.counts.inc('switchboard_edge_rate_limited_total', err.limit);
+    this.sendError(ws, rid, err);
+  }
+
+  /** A quota the Worker keeps on this gateway for one of its users or an address hashed to it (limits/quota.ts). */
+  async spend(gw: string, spends: LimitSpend[]): Promise<SpendResult> {
+    this.name ??= gw;
+    return this.limits.spend(spends);
   }
 
   /** A socket closed: unless a newer one of its device replaced it, the device is gone from here. */
@@ -670,6 +722,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       this.ops.presenceOp({ op: 'beat', user: c.att.user, device: c.att.device, age: Math.max(0, now - Math.max(c.lastBeat, auto)) });
     }
     this.orphans.sweep(now);
+    await this.limits.sweep(now).catch((err: unknown) => log('warn', 'quota sweep failed', { gw: this.name, ...errorFields(err) }));
     this.flushMetrics(conns.length);
     await this.ops.flush();
     await this.armAlarm(Date.now());
@@ -768,10 +821,11 @@ function send(ws: WebSocket, frame: ServerFrame): boolean {
 }
 
 function sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): void {
-  send(ws, { t: 'error', ...(rid !== undefined ? { rid } : {}), code: err.code, message: err.message });
+  const retry = err instanceof RateLimited ? { retryAfterMs: err.retryAfterMs } : {};
+  send(ws, { t: 'error', ...(rid !== undefined ? { rid } : {}), code: err.code, message: err.message, ...retry });
 }
 
-function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized' | 'disconnected'): void {
+function closeSocket(c: Conn, why: 'replaced' | 'lagging' | 'stalled' | 'unauthorized' | 'disconnected' | 'flooding'): void {
   try {
     c.ws.close(CLOSE_CODES[why].code, CLOSE_CODES[why].reason);
   } catch {

@@ -9,6 +9,8 @@ import { internalRoutes } from '../internal/internal-routes.ts';
 import { tokenAdminRoutes } from '../auth/admin-routes.ts';
 import { publicConfigRoutes } from '../auth/public-config.ts';
 import { errorFields, log } from '../log.ts';
+import { addressSubject, clientAddress, spendQuota } from '../limits/quota.ts';
+import { RateLimited, rateLimitedResponse } from '../limits/refusal.ts';
 import { labels } from '../metrics/edge-metrics.ts';
 import { flushWorkerMetrics, workerFlushDue, workerMetrics } from '../metrics/worker-metrics.ts';
 import { mintToken, tokenFrom } from './auth.ts';
@@ -44,6 +46,7 @@ app.use('*', async (c, next) => {
 
 app.onError((err, c) => {
   counted(err instanceof ProtocolError ? err.code : 'internal');
+  if (err instanceof RateLimited) return rateLimitedResponse(err);
   if (err instanceof ProtocolError) return c.json(errorBody(err), err.status as 400);
   // Never a stack trace to a client: log it, answer a typed internal error.
   log('error', err instanceof ConfigError ? 'edge misconfigured' : 'request failed', { path: c.req.path, ...errorFields(err) });
@@ -91,6 +94,11 @@ app.post('/v1/conversations', async (c) => {
   if (req.direct && members.length !== 2) throw new ProtocolError('invalid_frame', 'members: a direct conversation has exactly one other member');
   if (members.length > cfg.maxGroupMembers) throw new ProtocolError('group_full', `a group is limited to ${cfg.maxGroupMembers} members`);
   if (req.e2e && members.length > cfg.e2eMaxMembers) throw new ProtocolError('group_full', `an end-to-end encrypted conversation is limited to ${cfg.e2eMaxMembers} members`);
+  // Quotas first: a refusal calls and writes nothing.
+  await spendQuota(c.env, c.req.raw, me.user, [
+    { limit: 'conversation_create', key: me.user, cost: 1 },
+    ...(req.direct ? [] : [{ limit: 'member_add' as const, key: me.user, cost: members.length - 1 }]),
+  ]);
   // Consent (consent-api.ts): a block either way refuses a direct conversation and leaves the
   // user out of a group; whoever shares no accepted conversation with the creator gets a request.
   const consent = await consentCheck(cfg, me.user, members);
@@ -117,6 +125,9 @@ app.get('/v1/connect', async (c) => {
     counted('invalid_frame');
     return c.json(errorBody(new ProtocolError('invalid_frame', 'expected a WebSocket upgrade')), 426);
   }
+  // Connects per address here; per user on the user's gateway, before it accepts the socket.
+  const address = clientAddress(c.req.raw);
+  await spendQuota(c.env, c.req.raw, addressSubject(address), [{ limit: 'connect_ip', key: address, cost: 1 }]);
   const placement = placementFor(cfg.gatewayPlacement, c.req.raw.cf as RequestPlace | undefined);
   const gw = gatewayName(placement, me.user, cfg.gatewayShards);
   const headers = new Headers(c.req.raw.headers);

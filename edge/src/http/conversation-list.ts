@@ -6,6 +6,7 @@ import { config, type Env } from '../config.ts';
 import { errorFields, log } from '../log.ts';
 import { callRegion } from '../internal/region-client.ts';
 import { workerMetrics } from '../metrics/worker-metrics.ts';
+import { spendQuota } from '../limits/quota.ts';
 
 /** Conversations per page of `GET /v1/conversations`: default and cap. */
 const DEFAULT_LIMIT = 50;
@@ -26,6 +27,7 @@ export async function listConversations(c: Context<{ Bindings: Env }>): Promise<
   const limitText = c.req.query('limit');
   const limit = limitText === undefined ? DEFAULT_LIMIT : Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new ProtocolError('invalid_frame', `limit: expected an integer in 1..${MAX_LIMIT}`);
+  await spendQuota(c.env, c.req.raw, me.user, [{ limit: 'read_cost', key: me.user, cost: 1 }]);
   try {
     const page = await callRegion<InboxResponse>(cfg, '/internal/inbox', { user: me.user, after, limit }, undefined, workerMetrics);
     return c.json(page);

@@ -5,6 +5,7 @@ import { verifyToken } from './verify-token.ts';
 import { config, type Env } from '../config.ts';
 import { readJson } from './read-json.ts';
 import { consentCheck } from './consent-api.ts';
+import { spendQuota } from '../limits/quota.ts';
 import type { Result } from '../conversation/sequencer.ts';
 
 /**
@@ -75,6 +76,8 @@ conversationsApi.post('/v1/conversations/:id/members', async (c) => {
   const me = await caller(c);
   const req = await readJson(c, AddMembersRequest);
   const stub = conversation(c.env, c.req.param('id'));
+  // Quotas first: a refusal calls and writes nothing.
+  await spendQuota(c.env, c.req.raw, me.user, [{ limit: 'member_add', key: me.user, cost: req.users.length }]);
   // Consent: a user with a block either way is left out; who shares no accepted conversation with the caller is added as a request.
   const consent = await consentCheck(config(c.env), me.user, req.users);
   // Even when that leaves nobody, the conversation answers (membership and admin are checked as usual).

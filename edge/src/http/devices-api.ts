@@ -8,6 +8,8 @@ import { tokenFrom } from './auth.ts';
 import { verifyToken } from './verify-token.ts';
 import { ownDevice } from './own-device.ts';
 import { readJson } from './read-json.ts';
+import { spendQuota } from '../limits/quota.ts';
+import { deviceKey } from '../gateway/delivery.ts';
 
 /**
  * A device's push registration over HTTP (bearer token of that device): where the region sends
@@ -30,6 +32,7 @@ async function region<T>(env: Env, path: string, body: unknown): Promise<T> {
 devicesApi.put('/v1/devices/:device/push', async (c) => {
   const me = await ownDevice(c, 'register (or read the registration of) only itself');
   const registration = await readJson(c, PushRegistrationBody, 8192);
+  await spendQuota(c.env, c.req.raw, me.user, [{ limit: 'push_register', key: deviceKey(me.user, me.device), cost: 1 }]);
   const r = await region<{ registeredAt: number }>(c.env, '/internal/push/register', { user: me.user, device: me.device, registration });
   return c.json({ device: me.device, provider: registration.provider, registeredAt: r.registeredAt });
 });
@@ -43,6 +46,7 @@ devicesApi.get('/v1/devices/:device/push', async (c) => {
 /** `DELETE /v1/devices/:device/push` → 204: no more notifications for this device. */
 devicesApi.delete('/v1/devices/:device/push', async (c) => {
   const me = await ownDevice(c, 'register (or read the registration of) only itself');
+  await spendQuota(c.env, c.req.raw, me.user, [{ limit: 'push_register', key: deviceKey(me.user, me.device), cost: 1 }]);
   await region(c.env, '/internal/push/unregister', { user: me.user, device: me.device });
   return c.body(null, 204);
 });

@@ -18,6 +18,8 @@ import { errorFields, log } from '../log.ts';
 import { tokenFrom, type Principal } from './auth.ts';
 import { verifyToken } from './verify-token.ts';
 import { ownDevice } from './own-device.ts';
+import { spendQuota } from '../limits/quota.ts';
+import { deviceKey } from '../gateway/delivery.ts';
 import { errorBody, readJson } from './read-json.ts';
 
 /**
@@ -85,6 +87,7 @@ keysApi.put(
   route(async (c) => {
     const me = await ownDevice(c, 'upload (or count) only its own KeyPackages');
     const upload = await readJson(c, KeyPackagesUploadBody, KEY_UPLOAD_BODY_BYTES);
+    await spendQuota(c.env, c.req.raw, me.user, [{ limit: 'key_upload', key: deviceKey(me.user, me.device), cost: 1 }]);
     return c.json(await region<KeyPackageCount>(c.env, '/internal/keys/upload', { user: me.user, device: me.device, ...upload }));
   }),
 );

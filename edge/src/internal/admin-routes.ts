@@ -93,7 +93,7 @@ adminRoutes.get('/internal/admin/users/:user', async (c) => {
   return c.json({ user, sessions: sessions.flat(), region });
 });
 
-/** Closes a user's sockets (one device's with `device`) with 4008, or with 1012 when `reconnect`. */
+/** Closes a user's sockets (one device's with `device`) with 4009, or with 1012 when `reconnect`. */
 adminRoutes.post('/internal/admin/users/:user/disconnect', async (c) => {
   const cfg = config(c.env);
   const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);

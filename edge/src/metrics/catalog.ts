@@ -26,6 +26,7 @@ export const EDGE_METRICS = {
   switchboard_edge_connects_total: { type: 'counter', help: 'WebSockets accepted by gateways', labels: [] },
   switchboard_edge_frames_in_total: { type: 'counter', help: 'Frames received from devices, by frame type (invalid: did not decode)', labels: ['type'] },
   switchboard_edge_errors_total: { type: 'counter', help: 'Typed errors answered, by code and where (frame: an error frame on a socket; http: an HTTP error response)', labels: ['code', 'source'] },
+  switchboard_edge_rate_limited_total: { type: 'counter', help: 'Requests refused with rate_limited, by limit (the names of LIMIT_TABLE in limits/limits.ts; queue: a device over its bound of waiting sends or requests)', labels: ['limit'] },
   switchboard_edge_deliveries_total: { type: 'counter', help: "Message frames written to devices' sockets, by path (live: from the ConversationDO; region: the region's fan-out)", labels: ['path'] },
   switchboard_edge_retransmits_total: { type: 'counter', help: 'Unacknowledged message frames written again to a socket', labels: [] },
   switchboard_edge_closes_total: { type: 'counter', help: 'WebSockets closed, by close code and who closed (server: the gateway; client: the device or the network, 1006 when abnormal)', labels: ['code', 'by'] },

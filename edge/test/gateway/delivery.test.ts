@@ -71,6 +71,9 @@ describe('DeliveryTracker', () => {
   });
 
   it('hands moved cursors over once, forward only, and takes them back after a failed write', () => {
+    t.know(P, phone, 'a');
+    t.know(P, phone, 'b');
+    t.know(L, laptop, 'a');
     t.ack(P, phone, 'a', 5);
     assert.equal(t.ack(P, phone, 'a', 3), false, 'an older ack changes nothing');
     t.ack(P, phone, 'b', 1);
@@ -91,6 +94,7 @@ describe('DeliveryTracker', () => {
   });
 
   it('seeds cursors from the region without lowering them', () => {
+    t.know(P, phone, 'a');
     t.ack(P, phone, 'a', 5);
     t.takeDirty();
     t.seed(P, phone, 'a', 3);
@@ -105,6 +109,7 @@ describe('DeliveryTracker', () => {
     t.track(P, phone, m('b', 2), 0);
     t.track(P, phone, m('a', 3), 0);
     t.track(P, phone, m('a', 1), 0);
+    t.know(P, phone, 'z');
     t.ack(P, phone, 'z', 1);
     assert.deepEqual(t.detach(P).map((x) => [x.conv, x.seq]), [['b', 2], ['a', 1], ['a', 3]]);
     assert.equal(t.inflightCount(P), 0);
@@ -113,5 +118,31 @@ describe('DeliveryTracker', () => {
     t.takeDirty();
     t.release(P);
     assert.equal(t.deviceCount, 0);
+  });
+
+  it('an ack of a conversation never pushed to the device nor used by it here moves nothing and writes nothing', () => {
+    assert.equal(t.ack(P, phone, 'stranger', 50), 'unknown');
+    assert.equal(t.cursor(P, 'stranger'), 0);
+    assert.deepEqual(t.takeDirty(), []);
+    assert.equal(t.deviceCount, 0, 'not even a device entry');
+    t.track(P, phone, m('pushed', 1), 0);
+    assert.equal(t.ack(P, phone, 'pushed', 1), true, 'a pushed conversation is known');
+    t.know(P, phone, 'sent-in');
+    assert.equal(t.ack(P, phone, 'sent-in', 2), true, 'one the device used here is known');
+    t.seed(P, phone, 'resumed', 0);
+    assert.equal(t.ack(P, phone, 'resumed', 1), true, 'one its resume listed is known');
+  });
+
+  it('bounds the window in bytes as well as in messages', () => {
+    const big = (conv: string, seq: number): WireMsg => ({ conv, seq, text: 'x'.repeat(64 * 1024) });
+    const b = new DeliveryTracker({ window: 1000, windowBytes: 256 * 1024, retransmitMs: 1000, maxRetransmitMs: 30_000, maxAttempts: 6 });
+    for (let s = 1; s <= 4; s++) assert.equal(b.track(P, phone, big('a', s), 0), 'sent', `message ${s}`);
+    assert.equal(b.track(P, phone, big('a', 5), 0), 'lagging', 'the fifth 64 KiB message is past 256 KiB');
+    b.ack(P, phone, 'a', 2);
+    assert.equal(b.track(P, phone, big('a', 5), 0), 'sent', 'acks free their bytes');
+    b.detach(P);
+    const huge: WireMsg = { conv: 'a', seq: 9, text: 'x'.repeat(300 * 1024) };
+    assert.equal(b.track(P, phone, huge, 0), 'sent', 'one message larger than the bound still goes to an empty window');
+    assert.equal(b.track(P, phone, m('a', 10), 0), 'lagging');
   });
 });

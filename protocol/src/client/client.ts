@@ -116,10 +116,17 @@ export interface ClientStats {
   resent: number;
   /** Connections opened after the first. */
   reconnects: number;
+  /** Sends refused with `rate_limited` (each retried after its retry-after). */
+  rateLimited: number;
 }
 
 export class RequestError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+    /** On `rate_limited`: the server refuses the same request until this many ms from now. */
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
     this.name = 'RequestError';
   }
@@ -153,7 +160,7 @@ export class SwitchboardClient {
   status: Status = 'offline';
   /** Who this connection is, from the server's `hello`. */
   me: { user: string; dev: string } | null = null;
-  readonly stats: ClientStats = { delivered: 0, duplicates: 0, gaps: 0, synced: 0, resent: 0, reconnects: 0 };
+  readonly stats: ClientStats = { delivered: 0, duplicates: 0, gaps: 0, synced: 0, resent: 0, reconnects: 0, rateLimited: 0 };
   private connectedOnce = false;
   private readonly store: ClientStore;
   private loaded: Promise<void> | null = null;
@@ -182,6 +189,9 @@ export class SwitchboardClient {
   private readonly acks: AckCoalescer;
   /** `send` frames awaiting their reply. */
   private sendsInFlight = 0;
+  /** The timer that pumps sends waiting for their retry time (pumpAt), and when it fires. */
+  private pumpTimer: ReturnType<typeof setTimeout> | null = null;
+  private pumpDue = Infinity;
   /** Per conversation, the messages going through `transform`, in order. */
   private readonly transforming = new Map<string, Promise<void>>();
 
@@ -217,6 +227,9 @@ export class SwitchboardClient {
     this.stopHeartbeat();
     this.refresher.stop();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+    this.pumpDue = Infinity;
     this.ws?.close(1000, 'client closed');
     this.setStatus('offline', 'closed by client');
   }
@@ -277,12 +290,27 @@ export class SwitchboardClient {
     await this.resumePages();
   }
 
+  /**
+   * A request that, refused with `rate_limited`, is sent again after the server's retry-after (a
+   * few times at most; then the refusal is the answer), while the connection is online.
+   */
+  private async requestPaced(frame: Parameters<SwitchboardClient['request']>[0], attempts = 5): Promise<ServerFrame> {
+    for (let i = 1; ; i++) {
+      try {
+        return await this.request(frame);
+      } catch (err) {
+        if (!(err instanceof RequestError) || err.code !== 'rate_limited' || err.retryAfterMs === undefined || i >= attempts || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, err.retryAfterMs! + Math.floor(Math.random() * 50)));
+      }
+    }
+  }
+
   /** `resume()`; answers how many conversations the server listed as changed. */
   private async resumePages(): Promise<number> {
     let after = '';
     let listed = 0;
     for (let page = 0; page < 10_000; page++) {
-      const f = (await this.request({ t: 'resume', after })) as ChangesFrame;
+      const f = (await this.requestPaced({ t: 'resume', after })) as ChangesFrame;
       const stale: string[] = [];
       listed += f.convs.length;
       for (const c of f.convs) {
@@ -309,7 +337,7 @@ export class SwitchboardClient {
     const out: PresenceState[] = [];
     for (let i = 0; i < users.length; i += PRESENCE.maxWatch) {
       const chunk = users.slice(i, i + PRESENCE.maxWatch);
-      const f = (await this.request({ t: 'watch', users: chunk })) as WatchingFrame;
+      const f = (await this.requestPaced({ t: 'watch', users: chunk })) as WatchingFrame;
       for (const u of chunk) this.watched.add(u);
       for (const st of f.users) this.opts.onPresence?.(st);
       out.push(...f.users);
@@ -522,7 +550,7 @@ export class SwitchboardClient {
     if (!p || rid === undefined) return;
     this.pending.delete(rid);
     clearTimeout(p.timer);
-    if (f.t === 'error') p.reject(new RequestError(f.code, f.message));
+    if (f.t === 'error') p.reject(new RequestError(f.code, f.message, f.retryAfterMs));
     else p.resolve(f);
   }
 
@@ -537,9 +565,25 @@ export class SwitchboardClient {
     for (const entry of this.outbox.values()) {
       if (this.sendsInFlight >= MAX_SENDS_IN_FLIGHT) return;
       if (entry.inflight) continue;
-      if (entry.notBefore > now) return;
+      if (entry.notBefore > now) return this.pumpAt(entry.notBefore);
       this.flushOne(entry);
     }
+  }
+
+  /**
+   * Pumps the sends again at `at` (ms) or sooner. One timer, moved earlier when needed; it re-arms
+   * itself through pumpSends while an entry still waits (a timer may fire a millisecond before
+   * `Date.now()` reaches its time: with one timer per refusal, that left a send waiting forever).
+   */
+  private pumpAt(at: number): void {
+    if (this.pumpTimer && this.pumpDue <= at) return;
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.pumpDue = at;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = null;
+      this.pumpDue = Infinity;
+      this.pumpSends();
+    }, Math.max(1, at - Date.now() + 1));
   }
 
   private flushOne(entry: OutboxEntry): void {
@@ -569,11 +613,13 @@ export class SwitchboardClient {
         settled();
         if (this.outbox.get(entry.cmid) !== entry) return this.pumpSends();
         if (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'internal' || err.code === 'rate_limited') {
-          // A lost connection is flushed again at the next connect; on a live one, retry soon.
-          const delay = Math.min(10_000, 500 * 2 ** Math.min(entry.tries, 5));
+          // A lost connection is flushed again at the next connect; on a live one, retry soon, and
+          // never before the server's retry-after (a rate limit's refusal says when it passes).
+          const backoff = Math.min(10_000, 500 * 2 ** Math.min(entry.tries, 5));
+          const delay = err.retryAfterMs !== undefined ? Math.min(3_600_000, err.retryAfterMs + Math.floor(Math.random() * 50)) : backoff;
+          this.stats.rateLimited += err.code === 'rate_limited' ? 1 : 0;
           entry.notBefore = Date.now() + delay;
-          setTimeout(() => this.pumpSends(), delay);
-          return;
+          return this.pumpAt(entry.notBefore);
         }
         this.outbox.delete(entry.cmid);
         this.stored(this.store.removePending(entry.cmid));
