@@ -137,6 +137,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
         if (e.conv !== req.conv) throw new ProtocolError('invalid_frame', 'event for another conversation');
         if (msgs.length) await flush();
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
+        // Its members relate now (presence, consent): a relation set cached a moment ago is stale.
+        consent.contacts.forgetRelations(e.members);
       } else if (e.kind === 'consent') {
         // Requests made or answered (consent/consent-api.ts), after the membership they concern.
         if (msgs.length) await flush();

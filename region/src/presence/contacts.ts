@@ -107,7 +107,11 @@ export class Contacts {
 
   /** Drops the cached relations of `users` (a request was made or answered, someone joined or left). */
   forgetRelations(users: Iterable<string>): void {
-    for (const u of users) this.relations.delete(u);
+    for (const u of users) {
+      this.relations.delete(u);
+      // A load under way may have read before the change: later checks start their own.
+      this.loading.delete(u);
+    }
   }
 
   /** A visibility setting changed. */
@@ -138,7 +142,10 @@ export class Contacts {
       // 2,000 at once exhausted the Cassandra driver's in-flight requests per connection.
       let loading = this.loading.get(user);
       if (!loading) {
-        loading = this.load(user).finally(() => this.loading.delete(user));
+        const started: Promise<Map<string, Relation>> = this.load(user).finally(() => {
+          if (this.loading.get(user) === started) this.loading.delete(user);
+        });
+        loading = started;
         this.loading.set(user, loading);
       }
       hit = { value: await loading, at: now };
