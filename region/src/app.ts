@@ -137,8 +137,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
         if (e.conv !== req.conv) throw new ProtocolError('invalid_frame', 'event for another conversation');
         if (msgs.length) await flush();
         await storage.saveConversation({ id: e.conv, title: e.title, creator: e.creator, createdAt: e.ts, members: e.members });
-        // Its members relate now (presence, consent): a relation set cached a moment ago is stale.
-        consent.contacts.forgetRelations(e.members);
+        // Its members relate now (presence, consent): cached relation sets learn it in place (a
+        // forget made every check of a user creating many conversations rescan all of them).
+        const pending = new Set(req.events.flatMap((x) => (x.kind === 'consent' ? x.changes.filter((c) => c.state === 'request').map((c) => c.user) : [])));
+        consent.contacts.learnConversation(e.members, pending);
       } else if (e.kind === 'consent') {
         // Requests made or answered (consent/consent-api.ts), after the membership they concern.
         if (msgs.length) await flush();

@@ -114,6 +114,28 @@ export class Contacts {
     }
   }
 
+  /**
+   * A conversation was stored: each member whose relations are cached learns the others in place,
+   * as `load` would have read them (`pending`: members holding an unanswered request). A load
+   * already under way may still miss it; its set is then wrong until the next recheck.
+   */
+  learnConversation(members: string[], pending: Set<string>): void {
+    for (const u of members) {
+      const hit = this.relations.get(u);
+      if (!hit) continue;
+      const mine = pending.has(u);
+      for (const m of members) {
+        if (m === u) continue;
+        const r = hit.value.get(m) ?? { open: false, mutual: false };
+        if (!pending.has(m)) {
+          r.open = true;
+          if (!mine) r.mutual = true;
+        }
+        hit.value.set(m, r);
+      }
+    }
+  }
+
   /** A visibility setting changed. */
   forgetVisibility(user: string): void {
     this.visibility.delete(user);
