@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
-import { ProtocolError, RevokeTokensRequest, UserId, parseJsonBody } from '@switchboard/protocol';
+import { RevokeTokensRequest, parseJsonBody } from '@switchboard/protocol';
 import { config, type Env } from '../config.ts';
-import { LOCATION_HINTS, gatewayName } from '../gateway/placement.ts';
+import { userGateways } from '../gateway/placement.ts';
+import { userParam } from '../http/params.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { verifyInternal } from '../internal/internal-auth.ts';
 import { errorFields, log } from '../log.ts';
@@ -23,23 +24,21 @@ export const tokenAdminRoutes = new Hono<{ Bindings: Env }>();
 tokenAdminRoutes.post('/internal/users/:user/revoke-tokens', async (c) => {
   const cfg = config(c.env);
   const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
-  const user = UserId.safeParse(c.req.param('user'));
-  if (!user.success) throw new ProtocolError('invalid_frame', 'user: 1-64 of [A-Za-z0-9._-]');
+  const user = userParam(c.req.param('user'));
   const now = Math.floor(Date.now() / 1000);
   const req = body.trim() === '' ? {} : parseJsonBody(body, RevokeTokensRequest);
-  const before = await revoke(c.env.REVOCATIONS, user.data, Math.min(req.before ?? now, now));
-  const placements = cfg.gatewayPlacement !== '' ? [cfg.gatewayPlacement] : [...LOCATION_HINTS];
-  const gateways = placements.map((p) => gatewayName(p, user.data, cfg.gatewayShards));
-  const answers = await Promise.allSettled(gateways.map((gw) => gatewayStub(c.env.GATEWAYS, gw).revokeTokens(gw, user.data, before)));
+  const before = await revoke(c.env.REVOCATIONS, user, Math.min(req.before ?? now, now));
+  const gateways = userGateways(cfg.gatewayPlacement, user, cfg.gatewayShards);
+  const answers = await Promise.allSettled(gateways.map((gw) => gatewayStub(c.env.GATEWAYS, gw).revokeTokens(gw, user, before)));
   let closed = 0;
   let failed = 0;
   answers.forEach((a, i) => {
     if (a.status === 'fulfilled') closed += a.value.closed;
     else {
       failed++;
-      log('warn', 'revoke-tokens: a gateway did not answer', { gw: gateways[i], user: user.data, ...errorFields(a.reason) });
+      log('warn', 'revoke-tokens: a gateway did not answer', { gw: gateways[i], user: user, ...errorFields(a.reason) });
     }
   });
-  log('info', 'tokens revoked', { user: user.data, before, closed, failed });
-  return c.json({ user: user.data, before, closed, gateways: gateways.length - failed, failed });
+  log('info', 'tokens revoked', { user: user, before, closed, failed });
+  return c.json({ user: user, before, closed, gateways: gateways.length - failed, failed });
 });

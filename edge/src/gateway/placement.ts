@@ -22,6 +22,24 @@ export function gatewayName(placement: string, user: string, shards: number): st
   return `gw:${placement}:${shardOf(user, shards)}`;
 }
 
+/**
+ * The placements a gateway may be in: the configured one, or (without one, as in production,
+ * where each connection is placed by its location) every location hint.
+ */
+export function placementsOf(configured: string): string[] {
+  return configured ? [configured] : [...LOCATION_HINTS];
+}
+
+/** The gateways that may hold a user's sockets: theirs in each placement. */
+export function userGateways(configured: string, user: string, shards: number): string[] {
+  return placementsOf(configured).map((p) => gatewayName(p, user, shards));
+}
+
+/** Every gateway of the placements. */
+export function gatewaysOf(placements: string[], shards: number): string[] {
+  return placements.flatMap((p) => Array.from({ length: shards }, (_, k) => `gw:${p}:${k}`));
+}
+
 /** The placement part of a gateway name. */
 export function placementOf(gateway: string): string {
   return gateway.slice(3, gateway.lastIndexOf(':'));

@@ -11,8 +11,7 @@ import {
   type ConsentCheckResponse,
   type PresenceSettings,
 } from '@switchboard/protocol';
-import { tokenFrom } from './auth.ts';
-import { verifyToken } from './verify-token.ts';
+import { caller, conversationStub as conversation, userParam } from './params.ts';
 import { config, type EdgeConfig, type Env } from '../config.ts';
 import { callRegion, RegionError } from '../internal/region-client.ts';
 import { errorFields, log } from '../log.ts';
@@ -25,22 +24,6 @@ import { readJson } from './read-json.ts';
  * conversation's requests and its direct blocks in its ConversationDO (conversation/consent.ts).
  */
 export const consentApi = new Hono<{ Bindings: Env }>();
-
-async function caller(c: { env: Env; req: { raw: Request } }) {
-  return verifyToken(c.env, tokenFrom(c.req.raw, false));
-}
-
-function conversation(env: Env, id: string | undefined) {
-  const conv = ConvId.safeParse(id);
-  if (!conv.success) throw new ProtocolError('not_found', 'no such conversation');
-  return env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv.data));
-}
-
-function userParam(id: string | undefined): string {
-  const u = UserId.safeParse(id);
-  if (!u.success) throw new ProtocolError('invalid_frame', 'user: 1-64 of [A-Za-z0-9._-]');
-  return u.data;
-}
 
 /** A consent call to the region: its typed refusal passes on; anything else is `unavailable`. */
 export async function consentCall<T>(cfg: EdgeConfig, path: string, body: unknown): Promise<T> {

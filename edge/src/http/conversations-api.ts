@@ -1,7 +1,6 @@
 import { Hono } from 'hono';
 import { AddMembersRequest, ConvId, MlsCommitRequest, ProtocolError, SetRoleRequest, UserId } from '@switchboard/protocol';
-import { tokenFrom } from './auth.ts';
-import { verifyToken } from './verify-token.ts';
+import { caller, conversationStub as conversation, userParam as user } from './params.ts';
 import { config, type Env } from '../config.ts';
 import { readJson } from './read-json.ts';
 import { consentCheck } from './consent-api.ts';
@@ -17,22 +16,6 @@ export const conversationsApi = new Hono<{ Bindings: Env }>();
 
 const MEMBERS_PAGE_DEFAULT = 100;
 const MEMBERS_PAGE_MAX = 1000;
-
-async function caller(c: { env: Env; req: { raw: Request } }) {
-  return verifyToken(c.env, tokenFrom(c.req.raw, false));
-}
-
-function conversation(env: Env, id: string | undefined) {
-  const conv = ConvId.safeParse(id);
-  if (!conv.success) throw new ProtocolError('not_found', 'no such conversation');
-  return env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv.data));
-}
-
-function user(id: string | undefined): string {
-  const u = UserId.safeParse(id);
-  if (!u.success) throw new ProtocolError('invalid_frame', 'user: 1-64 of [A-Za-z0-9._-]');
-  return u.data;
-}
 
 type Change = Result<{ seq: number | null; ver: number; users: string[] }>;
 

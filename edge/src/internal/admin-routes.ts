@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
-import { ConvId, DeadLetterReplayRequest, DisconnectRequest, DrainRequest, ProtocolError, UserId, parseJsonBody } from '@switchboard/protocol';
-import { config, type EdgeConfig, type Env } from '../config.ts';
-import { LOCATION_HINTS, gatewayName } from '../gateway/placement.ts';
+import { ConvId, DeadLetterReplayRequest, DisconnectRequest, DrainRequest, ProtocolError, parseJsonBody } from '@switchboard/protocol';
+import { config, type Env } from '../config.ts';
+import { gatewaysOf, placementsOf, userGateways } from '../gateway/placement.ts';
+import { userParam } from '../http/params.ts';
 import { callRegion } from './region-client.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { errorFields, log } from '../log.ts';
@@ -50,10 +51,9 @@ adminRoutes.post('/internal/admin/drain', async (c) => {
   const cfg = config(c.env);
   const body = await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
   const req = parseJsonBody(body || '{}', DrainRequest);
-  // Without a fixed placement (production), gateways are placed by Cloudflare's location hints.
-  const placements = req.placements ?? (cfg.gatewayPlacement ? [cfg.gatewayPlacement] : [...LOCATION_HINTS]);
+  const placements = req.placements ?? placementsOf(cfg.gatewayPlacement);
   const spreadMs = req.spreadMs ?? DRAIN_SPREAD_MS;
-  const names = placements.flatMap((p) => Array.from({ length: cfg.gatewayShards }, (_, k) => `gw:${p}:${k}`));
+  const names = gatewaysOf(placements, cfg.gatewayShards);
   const answers = await Promise.allSettled(names.map((gw) => gatewayStub(c.env.GATEWAYS, gw).drain(gw, { spreadMs })));
   let sockets = 0;
   let failed = 0;
@@ -68,24 +68,12 @@ adminRoutes.post('/internal/admin/drain', async (c) => {
   return c.json({ gateways: names.length - failed, failed, sockets, spreadMs });
 });
 
-/** The gateways that may hold a user's sockets: one per placement. */
-function userGateways(cfg: EdgeConfig, user: string): string[] {
-  const placements = cfg.gatewayPlacement ? [cfg.gatewayPlacement] : [...LOCATION_HINTS];
-  return placements.map((p) => gatewayName(p, user, cfg.gatewayShards));
-}
-
-function userParam(id: string | undefined): string {
-  const u = UserId.safeParse(id);
-  if (!u.success) throw new ProtocolError('invalid_frame', 'user: 1-64 of [A-Za-z0-9._-]');
-  return u.data;
-}
-
 /** A user's live sockets on this edge's gateways, and the region's routes, key-directory devices and push registrations. */
 adminRoutes.get('/internal/admin/users/:user', async (c) => {
   const cfg = config(c.env);
   await verifyInternal(c.req.raw, c.env, cfg.internalSecret);
   const user = userParam(c.req.param('user'));
-  const gws = userGateways(cfg, user);
+  const gws = userGateways(cfg.gatewayPlacement, user, cfg.gatewayShards);
   const [sessions, region] = await Promise.all([
     Promise.all(gws.map(async (gw) => (await gatewayStub(c.env.GATEWAYS, gw).sessions(gw, user)).map((s) => ({ gw, ...s })))),
     callRegion<Record<string, unknown>>(cfg, '/internal/admin/user', { user }),
@@ -100,7 +88,7 @@ adminRoutes.post('/internal/admin/users/:user/disconnect', async (c) => {
   const user = userParam(c.req.param('user'));
   const req = parseJsonBody(body || '{}', DisconnectRequest);
   const input = { user, reconnect: req.reconnect ?? false, ...(req.device ? { device: req.device } : {}) };
-  const closed = await Promise.all(userGateways(cfg, user).map((gw) => gatewayStub(c.env.GATEWAYS, gw).disconnect(gw, input)));
+  const closed = await Promise.all(userGateways(cfg.gatewayPlacement, user, cfg.gatewayShards).map((gw) => gatewayStub(c.env.GATEWAYS, gw).disconnect(gw, input)));
   const total = closed.reduce((n, r) => n + r.closed, 0);
   log('info', 'operator disconnect', { user, device: req.device, reconnect: input.reconnect, closed: total });
   return c.json({ closed: total });

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { PresenceDeliverRequest, ProtocolError, deliveriesByGateway, parseDeliverRequest, parseJsonBody, type PresenceEvent } from '@switchboard/protocol';
 import { config, type Env } from '../config.ts';
+import { gatewaysOf } from '../gateway/placement.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { errorFields, log } from '../log.ts';
 import { EdgeMetrics } from '../metrics/edge-metrics.ts';
@@ -58,7 +59,7 @@ internalRoutes.get('/internal/metrics', async (c) => {
   if (placements.length > MAX_SCRAPE_PLACEMENTS || placements.some((p) => !/^[a-z0-9-]{1,32}$/.test(p))) {
     throw new ProtocolError('invalid_frame', `placements: at most ${MAX_SCRAPE_PLACEMENTS} of [a-z0-9-]{1,32}, comma-separated`);
   }
-  const names = placements.flatMap((p) => Array.from({ length: cfg.gatewayShards }, (_, k) => `gw:${p}:${k}`));
+  const names = gatewaysOf(placements, cfg.gatewayShards);
   const merged = new EdgeMetrics();
   merged.merge(workerMetrics.snapshot());
   const answers = await Promise.allSettled(names.map((gw) => gatewayStub(c.env.GATEWAYS, gw).metrics(gw)));
