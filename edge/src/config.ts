@@ -5,6 +5,7 @@ import type { RevocationsRpc } from './auth/revocations-api.ts';
 import { authConfig, type AuthConfig, type AuthEnv } from './auth/auth-config.ts';
 import { tracingConfig, type TracingConfig, type TracingEnv } from './tracing/tracing.ts';
 import { readLimits, type LimitEnvVar, type Limits } from './limits/limits.ts';
+import { parseRegions, type Regions } from './regions.ts';
 
 type Namespace<T> = DurableObjectNamespace<T & Rpc.DurableObjectBranded>;
 
@@ -25,6 +26,10 @@ export interface Env extends AuthEnv, TracingEnv, Partial<Record<LimitEnvVar, st
   AUTH_SECRET?: string;
   INTERNAL_SECRET?: string;
   REGION_URL?: string;
+  /** Several regional cores: `name=url` pairs, the first the default (regions.ts). */
+  REGIONS?: string;
+  /** Each gateway placement's nearest region: `placement=region` pairs. */
+  PLACEMENT_REGIONS?: string;
   EDGE_URL?: string;
   DEV_AUTH?: string;
   TOKEN_TTL_SECONDS?: string;
@@ -49,8 +54,10 @@ export interface EdgeConfig extends AuthConfig, TracingConfig {
   authSecret: string;
   /** HMAC key shared with the region for the internal API. */
   internalSecret: string;
-  /** Base URL of the regional core, e.g. http://127.0.0.1:8788. */
+  /** Base URL of the primary regional core, e.g. http://127.0.0.1:8788 (REGION_URL, or the first of REGIONS). */
   regionUrl: string;
+  /** Every regional core and each placement's nearest (regions.ts); one, `primary`, without REGIONS. */
+  regions: Regions;
   /** This edge's own base URL, as the region should call it back to deliver. */
   edgeUrl: string;
   /** `POST /v1/dev/token` mints tokens for anyone: development only. Default false. */
@@ -103,6 +110,8 @@ export interface EdgeConfig extends AuthConfig, TracingConfig {
   /**
    * The placement every gateway of this edge uses (`local` in development). Empty: each
    * connection's placement comes from where the request arrived (its Cloudflare location hint).
+   * Several, comma-separated (development of several regions on one machine): a connection picks
+   * one with `?placement=`, else gets the first.
    */
   gatewayPlacement: string;
   /** Rate limits and quotas (limits/limits.ts: LIMIT_TABLE, one `LIMIT_*` variable each). */
@@ -119,10 +128,12 @@ const cache = new WeakMap<object, EdgeConfig>();
 export function config(env: Env): EdgeConfig {
   const hit = cache.get(env);
   if (hit) return hit;
+  const regions = parseRegions(env.REGIONS, () => url(env, 'REGION_URL'), env.PLACEMENT_REGIONS, (message) => new ConfigError(message));
   const cfg: EdgeConfig = {
     authSecret: secret(env, 'AUTH_SECRET'),
     internalSecret: secret(env, 'INTERNAL_SECRET'),
-    regionUrl: url(env, 'REGION_URL'),
+    regionUrl: regions.urls.get(regions.primary)!,
+    regions,
     edgeUrl: url(env, 'EDGE_URL'),
     devAuth: bool(env, 'DEV_AUTH', false),
     tokenTtlSeconds: int(env, 'TOKEN_TTL_SECONDS', 86_400, 60, 30 * 86_400),
@@ -184,6 +195,6 @@ function int(env: Env, name: Key, dflt: number, min: number, max: number): numbe
 
 function placement(env: Env, name: Key): string {
   const v = env[name] ?? '';
-  if (v !== '' && !/^[a-z0-9-]{1,32}$/.test(v)) throw new ConfigError(`${name}: expected 1-32 of [a-z0-9-] or empty, got ${JSON.stringify(v)}`);
+  if (v !== '' && !/^[a-z0-9-]{1,32}(,[a-z0-9-]{1,32})*$/.test(v)) throw new ConfigError(`${name}: expected 1-32 of [a-z0-9-] (or several, comma-separated) or empty, got ${JSON.stringify(v)}`);
   return v;
 }

@@ -23,9 +23,11 @@ export class TestSocket {
     ws.on('close', (code, reason) => (this.closed = { code, reason: String(reason) }));
   }
 
-  static open(edgeUrl: string, token: string, opts: { autoAck?: boolean; headers?: Record<string, string> } = {}): Promise<TestSocket> {
+  /** `query`: more of the upgrade's query (`placement`, where the edge lets a connection pick one). */
+  static open(edgeUrl: string, token: string, opts: { autoAck?: boolean; headers?: Record<string, string>; query?: Record<string, string> } = {}): Promise<TestSocket> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${edgeUrl.replace(/^http/, 'ws')}/v1/connect?token=${encodeURIComponent(token)}`, opts.headers ? { headers: opts.headers } : {});
+      const query = new URLSearchParams({ token, ...opts.query });
+      const ws = new WebSocket(`${edgeUrl.replace(/^http/, 'ws')}/v1/connect?${query}`, opts.headers ? { headers: opts.headers } : {});
       const s = new TestSocket(ws, opts.autoAck ?? true);
       ws.once('unexpected-response', (_req, res) => {
         let body = '';

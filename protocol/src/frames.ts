@@ -133,6 +133,11 @@ export const CreateConversationRequest = z
     history: HistoryVisibility.optional(),
     /** End-to-end encrypted with MLS: the conversation carries MLS messages only (PROTOCOL.md). */
     e2e: z.boolean().optional(),
+    /**
+     * Its home region (where it is stored and fanned out), one of the deployment's; default the
+     * region nearest the creator. A direct conversation asked for again keeps the home it has.
+     */
+    region: z.string().regex(/^[a-z0-9-]{1,32}$/).optional(),
   })
   .strict();
 export type CreateConversationRequest = z.infer<typeof CreateConversationRequest>;

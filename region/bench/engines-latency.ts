@@ -62,7 +62,7 @@ const body = 'x'.repeat(200); // a short chat message's ciphertext, roughly
 
 async function cassandraWrites(): Promise<Summary> {
   const keyspace = `sbbench_${id}`;
-  const storage = new CassandraStorage({ contactPoints, localDataCenter, keyspace, consistency: 'LOCAL_QUORUM', replicationFactor: 1 }, quiet);
+  const storage = new CassandraStorage({ contactPoints, localDataCenter, keyspace, consistency: 'LOCAL_QUORUM', replication: { [localDataCenter]: 1 } }, quiet);
   try {
     await storage.init();
     const conv = `bench${id}`;

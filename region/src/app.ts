@@ -39,6 +39,8 @@ import type { PushMetrics } from './push/push-metrics.ts';
 import type { PushProvider, PushService } from './push/provider.ts';
 
 export interface AppDeps {
+  /** This region's name (REGION_NAME), reported by /healthz. */
+  region?: string;
   storage: Storage;
   queue: Queue;
   routes: Routes;
@@ -91,7 +93,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/healthz', async (c) => {
     const checks = await Promise.allSettled([storage.ping(), routes.ping(), ...(deps.presence ? [deps.presence.ping()] : [])]);
     const ok = checks.every((r) => r.status === 'fulfilled');
-    return c.json({ status: ok ? 'ok' : 'degraded', storage: storage.name, queue: queue.name, routes: routes.name, ...(deps.push ? { push: pushHealth(deps.push.providers) } : {}) }, ok ? 200 : 503);
+    return c.json({ status: ok ? 'ok' : 'degraded', region: deps.region ?? 'primary', storage: storage.name, queue: queue.name, routes: routes.name, ...(deps.push ? { push: pushHealth(deps.push.providers) } : {}) }, ok ? 200 : 503);
   });
 
   // Unsigned on purpose, for a scraper on the same host: aggregate timings and counters only (no

@@ -7,6 +7,11 @@ import { noteDefault } from './settings-trace.ts';
 
 /** Regional core configuration, read from the environment once at startup. */
 export interface RegionConfig {
+  /**
+   * This region's name (REGION_NAME, default `primary`), as the edge's REGIONS names it: the home
+   * region of the conversations it stores. Reported by /healthz and on every log line.
+   */
+  name: string;
   /** HTTP listen address. HOST default 127.0.0.1, PORT default 8788. */
   host: string;
   port: number;
@@ -50,7 +55,12 @@ export interface RegionConfig {
     localDataCenter: string;
     keyspace: string;
     consistency: string;
-    replicationFactor: number;
+    /**
+     * Replicas per datacenter of a keyspace it creates (NetworkTopologyStrategy):
+     * CASSANDRA_REPLICATION (`datacenter1=3,datacenter2=3`; a region per datacenter), default the
+     * local datacenter with CASSANDRA_REPLICATION_FACTOR (1). An existing keyspace is left as is.
+     */
+    replication: Record<string, number>;
   };
   kafka: null | {
     brokers: string[];
@@ -88,6 +98,7 @@ type EnvMap = Record<string, string | undefined>;
  */
 export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boolean } = {}): RegionConfig {
   const namespace = str(env, 'NAMESPACE', 'sb', /^[a-z0-9_]{1,32}$/i, 'letters, digits, _ (1-32)');
+  const name = str(env, 'REGION_NAME', 'primary', /^[a-z0-9-]{1,32}$/, '1-32 of [a-z0-9-]');
   const cassandraPoints = env.CASSANDRA_CONTACT_POINTS?.trim();
   const kafkaBrokers = env.KAFKA_BROKERS?.trim();
   const redisUrl = env.REDIS_URL?.trim();
@@ -96,6 +107,7 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
   noteDefault(env, 'REDIS_URL', 'unset: in-memory routes and presence');
   noteDefault(env, 'DATA_DIR', '.data/region');
   return {
+    name,
     host: str(env, 'HOST', '127.0.0.1', /^[\w.:-]+$/, 'a host name or IP'),
     port: int(env, 'PORT', 8788, 0, 65535),
     metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),
@@ -123,7 +135,7 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
           localDataCenter: str(env, 'CASSANDRA_LOCAL_DC', 'datacenter1', /^[\w.-]+$/, 'a datacenter name'),
           keyspace: str(env, 'CASSANDRA_KEYSPACE', `${namespace}_chat`.toLowerCase(), /^[a-z][a-z0-9_]{0,47}$/, 'a CQL keyspace name'),
           consistency: oneOf(env, 'CASSANDRA_CONSISTENCY', 'LOCAL_QUORUM', ['ONE', 'LOCAL_ONE', 'QUORUM', 'LOCAL_QUORUM', 'EACH_QUORUM', 'ALL'] as const),
-          replicationFactor: int(env, 'CASSANDRA_REPLICATION_FACTOR', 1, 1, 9),
+          replication: replication(env, str(env, 'CASSANDRA_LOCAL_DC', 'datacenter1', /^[\w.-]+$/, 'a datacenter name'), int(env, 'CASSANDRA_REPLICATION_FACTOR', 1, 1, 9)),
         }
       : null,
     kafka: kafkaBrokers
@@ -223,4 +235,19 @@ function urlish(v: string, name: string, protocols: string[]): string {
   } catch {
     throw new ConfigError(`${name}: expected a ${protocols.join(' or ')} URL, got ${JSON.stringify(v)}`);
   }
+}
+
+/** CASSANDRA_REPLICATION: `dc=replicas` pairs, comma-separated; default `{local: factor}`. */
+function replication(env: EnvMap, localDc: string, factor: number): Record<string, number> {
+  const v = env.CASSANDRA_REPLICATION?.trim();
+  noteDefault(env, 'CASSANDRA_REPLICATION', `${localDc}=${factor}`);
+  if (!v) return { [localDc]: factor };
+  const out: Record<string, number> = {};
+  for (const item of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([\w.-]+)=(\d)$/.exec(item);
+    if (!m || Number(m[2]) < 1) throw new ConfigError(`CASSANDRA_REPLICATION: expected datacenter=replicas (1-9), comma-separated, got ${JSON.stringify(item)}`);
+    out[m[1]!] = Number(m[2]);
+  }
+  if (!(localDc in out)) throw new ConfigError(`CASSANDRA_REPLICATION: lists no replicas in the local datacenter ${localDc} (CASSANDRA_LOCAL_DC)`);
+  return out;
 }

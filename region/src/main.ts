@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const { queue, routes, presence } = backends;
   const storage = timedStorage(backends.storage, metrics.storage);
   metrics.queue.readLagFrom(queue, CONSUMER_GROUPS);
-  log.info('starting', { roles: [...cfg.roles], storage: storage.name, queue: queue.name, routes: routes.name, presence: presence.name });
+  log.info('starting', { region: cfg.name, roles: [...cfg.roles], storage: storage.name, queue: queue.name, routes: routes.name, presence: presence.name });
   await storage.init();
   await queue.init([TOPICS.fanout, TOPICS.push, dlqOf(TOPICS.fanout), dlqOf(TOPICS.push)]);
 
@@ -90,6 +90,7 @@ async function main(): Promise<void> {
   let server: ReturnType<typeof serve> | undefined;
   if (runs('api')) {
     const app = createApp({
+      region: cfg.name,
       tracing,
       storage,
       queue,

@@ -41,6 +41,11 @@ export const fieldOf = (name: string) => name.toLowerCase().replace(/_([a-z0-9])
 function settingOf(cfg: Record<string, unknown>, name: string): unknown {
   const limit = LIMIT_NAMES.find((l) => LIMIT_TABLE[l].env === name);
   if (limit) return formatRate((cfg.limits as Record<string, Rate>)[limit]!);
+  // The regions (edge/src/regions.ts) as their pairs again.
+  const regions = cfg.regions as { urls: Map<string, string>; nearest: Map<string, string> };
+  const pairs = (m: Map<string, string>) => [...m].map(([k, v]) => `${k}=${v}`).join(',');
+  if (name === 'REGIONS') return pairs(regions.urls);
+  if (name === 'PLACEMENT_REGIONS') return pairs(regions.nearest);
   return cfg[fieldOf(name)];
 }
 

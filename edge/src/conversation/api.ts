@@ -18,7 +18,7 @@ export type Riding = { metrics?: EdgeSnapshot };
  */
 export interface ConversationRpc {
   /** `requests`: members who get it as a message request (consent.ts). */
-  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean; requests?: string[] }): Promise<Result<{ members: string[]; existed: boolean }>>;
+  create(input: { conv: string; region?: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean; requests?: string[] }): Promise<Result<{ members: string[]; existed: boolean; region: string | null }>>;
   /** `trace`: a traced send's context (W3C traceparent): the message's `sequence` span goes under it. */
   send(input: { from: string; dev: string; gw: string; cmid: string; body: string; trace?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean }> & Riding>;
   commit(input: { from: string; dev: string; cmid: string; commit: string; groupInfo: string; welcome?: string }): Promise<Result<{ seq: number; ts: number; duplicate: boolean; epoch: string }>>;

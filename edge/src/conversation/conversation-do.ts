@@ -4,7 +4,8 @@ import { config, type Env } from '../config.ts';
 import type { ReceiptEvent } from '../gateway/api.ts';
 import { placementFor } from '../gateway/placement.ts';
 import { gatewayStub } from '../gateway/stub.ts';
-import { callRegion, isPermanentRefusal, type RegionError } from '../internal/region-client.ts';
+import { callRegion, isPermanentRefusal, type RegionError, type RegionTarget } from '../internal/region-client.ts';
+import { regionTarget } from '../regions.ts';
 import { EdgeTracer, traceparent } from '../tracing/tracing.ts';
 import { errorFields, log } from '../log.ts';
 import { EdgeMetrics, labels } from '../metrics/edge-metrics.ts';
@@ -109,7 +110,13 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     });
   }
 
-  async create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean; requests?: string[] }): Promise<Result<{ members: string[]; existed: boolean }>> {
+  /** Where its home region is (regions.ts); the primary for a conversation created before regions. */
+  private home(): RegionTarget {
+    const cfg = config(this.env);
+    return regionTarget(cfg.regions, cfg.internalSecret, this.seq.region() ?? cfg.regions.primary);
+  }
+
+  async create(input: { conv: string; region?: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean; requests?: string[] }): Promise<Result<{ members: string[]; existed: boolean; region: string | null }>> {
     const now = Date.now();
     const r = this.seq.create(input, now);
     if (!r.ok) return r;
@@ -282,7 +289,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     const local = this.seq.readWindow(after, input.limit);
     if (local) return { ok: true, ...clamp(local.msgs) };
     try {
-      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', { conv, user: input.user, after, limit: input.limit }, undefined, this.counts);
+      const page = await callRegion<ReadResponse>(this.home(), '/internal/read', { conv, user: input.user, after, limit: input.limit }, undefined, this.counts);
       return { ok: true, ...clamp(page.msgs) };
     } catch (err) {
       log('warn', 'sync from region failed', { conv, ...errorFields(err) });
@@ -307,7 +314,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     if (local.complete || (oldestLocal !== undefined && oldestLocal <= range.from)) return { ok: true, msgs: floor(local.msgs), more: more(floor(local.msgs)) };
     try {
       const rest = { conv, user: input.user, before: local.msgs.at(-1)?.seq ?? before, limit: input.limit - local.msgs.length };
-      const page = await callRegion<ReadResponse>(config(this.env), '/internal/read', rest, undefined, this.counts);
+      const page = await callRegion<ReadResponse>(this.home(), '/internal/read', rest, undefined, this.counts);
       const msgs = floor([...local.msgs, ...page.msgs]);
       return { ok: true, msgs, more: more(msgs) };
     } catch (err) {
@@ -580,7 +587,7 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
     const cfg = config(this.env);
     for (let rows = await this.drainBatch(); rows.length > 0; rows = await this.drainBatch()) {
       try {
-        await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: rows.map((r) => r.event) }, undefined, this.counts);
+        await callRegion(this.home(), '/internal/events', { conv: this.seq.conv, events: rows.map((r) => r.event) }, undefined, this.counts);
       } catch (err) {
         // Refused for good: find which events the region will never take (one by one), set them
         // aside as dead letters and go on, instead of retrying the same refusal forever.
@@ -609,13 +616,12 @@ export class ConversationDO extends DurableObject<Env> implements ConversationRp
    * when every event was settled), for the caller's retry.
    */
   private async isolateRefused(rows: OutboxRow[], batchErr: RegionError): Promise<{ rows: OutboxRow[]; err?: unknown }> {
-    const cfg = config(this.env);
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       let refusal: RegionError = batchErr;
       if (rows.length > 1) {
         try {
-          await callRegion(cfg, '/internal/events', { conv: this.seq.conv, events: [row.event] }, undefined, this.counts);
+          await callRegion(this.home(), '/internal/events', { conv: this.seq.conv, events: [row.event] }, undefined, this.counts);
           this.settled([row]);
           continue;
         } catch (err) {

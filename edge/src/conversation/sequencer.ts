@@ -114,11 +114,11 @@ export class Sequencer {
     return this.lastSeqCache;
   }
 
-  create(input: { conv: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }, now: number): Result<{ members: string[]; existed: boolean }> {
+  create(input: { conv: string; region?: string; members: string[]; title: string | null; creator: string; direct: boolean; history?: HistoryVisibility; e2e?: boolean }, now: number): Result<{ members: string[]; existed: boolean; region: string | null }> {
     if (this.conv !== null) {
       if (input.direct && this.meta('direct') === '1') {
         if ((input.e2e === true) !== this.e2e) return fail('conflict', `the direct conversation exists ${this.e2e ? 'with' : 'without'} end-to-end encryption`);
-        return { ok: true, members: this.members(), existed: true };
+        return { ok: true, members: this.members(), existed: true, region: this.region() };
       }
       return fail('conflict', 'conversation already exists');
     }
@@ -135,6 +135,7 @@ export class Sequencer {
       this.setMeta('last_seq', '0');
       this.setMeta('history', input.history ?? 'join');
       this.setMeta('member_ver', '0');
+      if (input.region !== undefined) this.setMeta('region', input.region);
       if (input.e2e) {
         // The creator's device makes the MLS group at epoch 0; its first commit adds the others.
         this.setMeta('e2e', '1');
@@ -148,7 +149,12 @@ export class Sequencer {
       }
       this.sql.exec('INSERT INTO outbox (seq, event) VALUES (NULL, ?)', JSON.stringify(event));
     }, true);
-    return { ok: true, members: input.members, existed: false };
+    return { ok: true, members: input.members, existed: false, region: input.region ?? null };
+  }
+
+  /** The home region named at creation (null: created before regions were, so the primary). */
+  region(): string | null {
+    return this.meta('region');
   }
 
   /**

@@ -30,7 +30,7 @@ import { Conn, Connections, type Attachment } from './connections.ts';
 import { DeliveredReports } from './delivered-reports.ts';
 import { DeliveryTracker } from './delivery.ts';
 import { Orphans } from './orphans.ts';
-import { RegionOps } from './region-ops.ts';
+import { RegionLinks } from './region-links.ts';
 import { TypingLimiter } from './typing-limiter.ts';
 import { TokenDeadlines, tokenTimesFrom } from './token-expiry.ts';
 import { verifierFor } from '../auth/token-verifier.ts';
@@ -87,7 +87,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   private readonly conns: Connections;
   private readonly tracker: DeliveryTracker;
   private readonly orphans = new Orphans();
-  private readonly ops: RegionOps;
+  private readonly ops: RegionLinks;
   private readonly reports = new DeliveredReports();
   private readonly typingLimiter = new TypingLimiter();
   /** Rate limits and quotas of this gateway's users, devices and the addresses hashed to it (limits/gateway-limits.ts). */
@@ -116,8 +116,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
   /** The alarm as last read or set (undefined: not known yet). */
   private alarmAt: number | null | undefined = undefined;
   private routesRefreshedAt = 0;
-  /** The region's routes epoch as last answered (null: none yet in this instance's life). */
-  private epoch: string | null = null;
+  /** Each region's routes epoch as last answered (none yet in this instance's life: absent). */
+  private readonly epochs = new Map<string, string>();
   /**
    * What this gateway counted, and what its conversations handed it (on their answers): served
    * to a scrape by `metrics`, written to Analytics Engine by the alarm in production. In memory:
@@ -142,18 +142,21 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.tokens = new TokenDeadlines({ noticeSeconds: this.cfg.authRefreshNoticeSeconds, graceSeconds: this.cfg.authRefreshGraceSeconds });
     this.limits = new GatewayLimits(this.cfg.limits, ctx.storage, this.counts);
     this.tracker = new DeliveryTracker({ window: this.cfg.deliveryWindow, windowBytes: this.cfg.deliveryWindowBytes, retransmitMs: this.cfg.retransmitMs, maxRetransmitMs: 30_000, maxAttempts: 6 });
-    this.ops = new RegionOps({
-      call: (path, body) => callRegion(this.cfg, path, body, undefined, this.counts),
+    this.ops = new RegionLinks({
+      regions: this.cfg.regions,
+      internalSecret: this.cfg.internalSecret,
+      gateway: () => this.name,
+      call: (target) => (path, body) => callRegion(target, path, body, undefined, this.counts),
       gatherMs: REGION_GATHER_MS,
-      onEpoch: (epoch) => this.onEpoch(epoch),
-      onError: (path, count, err) => log('warn', 'region call failed', { gw: this.name, path, count, ...errorFields(err) }),
+      onEpoch: (region, epoch) => this.onEpoch(region, epoch),
+      onError: (region, path, count, err) => log('warn', 'region call failed', { gw: this.name, region, path, count, ...errorFields(err) }),
       onCursorsFailed: (cursors) => {
         this.tracker.restoreDirty(cursors);
         this.scheduleCursorFlush(CURSOR_FLUSH_MS);
       },
     });
     this.conversations = new StubCache((conv: string) => env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv)));
-    this.resumes = new Batcher(async (pages) => (await callRegion<ConversationsResponse>(this.cfg, '/internal/conversations', { pages }, undefined, this.counts)).pages, RESUMES_PER_CALL, REGION_GATHER_MS);
+    this.resumes = new Batcher(async (pages) => (await callRegion<ConversationsResponse>(this.ops.near(), '/internal/conversations', { pages }, undefined, this.counts)).pages, RESUMES_PER_CALL, REGION_GATHER_MS);
     // The SDK's bare heartbeat is answered by the runtime without waking the object; its time is
     // read back as the device's last beat (getWebSocketAutoResponseTimestamp).
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
@@ -485,7 +488,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
         const lists = frame.t === 'watch' ? { watch: frame.users } : { unwatch: frame.users };
         let r: WatchResponse;
         try {
-          r = await callRegion<WatchResponse>(this.cfg, '/internal/watch', { user, device, edge: this.cfg.edgeUrl, gw, ...lists }, undefined, this.counts);
+          r = await callRegion<WatchResponse>(this.ops.near(), '/internal/watch', { user, device, edge: this.cfg.edgeUrl, gw, ...lists }, undefined, this.counts);
         } catch (err) {
           log('warn', 'watch: region unavailable', { user, ...errorFields(err) });
           throw new ProtocolError('unavailable', 'presence is unavailable; retry later');
@@ -764,13 +767,13 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
    * A changed routes epoch means the region lost its routes, so pushes since then may have found
    * no route: every socket's route goes up again and every device is told to resync.
    */
-  private onEpoch(epoch: string): void {
-    const previous = this.epoch;
-    this.epoch = epoch;
-    if (previous === null || previous === epoch) return;
-    log('info', 'routes epoch changed; re-registering and telling devices to resync', { gw: this.name, sockets: this.conns.size });
+  private onEpoch(region: string, epoch: string): void {
+    const previous = this.epochs.get(region);
+    this.epochs.set(region, epoch);
+    if (previous === undefined || previous === epoch) return;
+    log('info', 'routes epoch changed; re-registering and telling devices to resync', { gw: this.name, region, sockets: this.conns.size });
     for (const c of this.conns.all()) {
-      this.ops.route(this.routeUp(c));
+      this.ops.routeTo(region, this.routeUp(c));
       send(c.ws, { t: 'resync' });
     }
   }

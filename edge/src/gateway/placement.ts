@@ -27,7 +27,7 @@ export function gatewayName(placement: string, user: string, shards: number): st
  * where each connection is placed by its location) every location hint.
  */
 export function placementsOf(configured: string): string[] {
-  return configured ? [configured] : [...LOCATION_HINTS];
+  return configured ? configured.split(',') : [...LOCATION_HINTS];
 }
 
 /** The gateways that may hold a user's sockets: theirs in each placement. */
@@ -62,10 +62,14 @@ const MIDDLE_EAST = new Set(['AE', 'BH', 'IL', 'IQ', 'IR', 'JO', 'KW', 'LB', 'OM
 
 /**
  * The placement of a new connection: the configured one (development, single-placement
- * deployments), else the location hint nearest to where the request arrived. Unknown → `enam`.
+ * deployments; of several configured, the one `asked` for, else the first), else the location
+ * hint nearest to where the request arrived. Unknown → `enam`.
  */
-export function placementFor(configured: string, cf: RequestPlace | undefined): string {
-  if (configured !== '') return configured;
+export function placementFor(configured: string, cf: RequestPlace | undefined, asked?: string | null): string {
+  if (configured !== '') {
+    const list = configured.split(',');
+    return asked && list.includes(asked) ? asked : list[0]!;
+  }
   const lon = Number(cf?.longitude);
   if (cf?.country && MIDDLE_EAST.has(cf.country)) return 'me';
   switch (cf?.continent) {
@@ -84,4 +88,9 @@ export function placementFor(configured: string, cf: RequestPlace | undefined): 
     default:
       return 'enam';
   }
+}
+
+/** The placement of a request: `placementFor` with its `cf` and its `?placement=` query. */
+export function placementOfRequest(configured: string, req: Request): string {
+  return placementFor(configured, (req as { cf?: RequestPlace }).cf, new URL(req.url).searchParams.get('placement'));
 }

@@ -2,7 +2,8 @@ import { Hono } from 'hono';
 import { CreateConversationRequest, DevTokenRequest, ProtocolError, directConvId, newConvId } from '@switchboard/protocol';
 import { ConfigError, config, type Env } from '../config.ts';
 import { DEVICE_HEADER, GATEWAY_HEADER, USER_HEADER } from '../gateway/gateway-do.ts';
-import { gatewayName, placementFor, type RequestPlace } from '../gateway/placement.ts';
+import { gatewayName, placementOfRequest } from '../gateway/placement.ts';
+import { homeRegionFor } from '../regions.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { adminRoutes } from '../internal/admin-routes.ts';
 import { internalRoutes } from '../internal/internal-routes.ts';
@@ -106,10 +107,12 @@ app.post('/v1/conversations', async (c) => {
   const invited = members.filter((m) => !consent.blocked.includes(m));
   const conv = req.direct ? await directConvId(members[0]!, members[1]!) : newConvId();
   const stub = c.env.CONVERSATIONS.get(c.env.CONVERSATIONS.idFromName(conv));
-  const r = await stub.create({ conv, members: invited, title: req.title ?? null, creator: me.user, direct: req.direct === true, requests: consent.requests, ...(req.history && !req.direct ? { history: req.history } : {}), ...(req.e2e ? { e2e: true } : {}) });
+  // Its home region: the one asked for, else the creator's nearest (regions.ts).
+  const region = homeRegionFor(cfg.regions, req.region, placementOfRequest(cfg.gatewayPlacement, c.req.raw));
+  const r = await stub.create({ conv, region, members: invited, title: req.title ?? null, creator: me.user, direct: req.direct === true, requests: consent.requests, ...(req.history && !req.direct ? { history: req.history } : {}), ...(req.e2e ? { e2e: true } : {}) });
   if (!r.ok) throw new ProtocolError(r.code, r.message);
   const requests = consent.requests.filter((u) => r.members.includes(u));
-  return c.json({ id: conv, members: r.members, direct: req.direct === true, e2e: req.e2e === true, ...(requests.length ? { requests } : {}) }, r.existed ? 200 : 201);
+  return c.json({ id: conv, members: r.members, direct: req.direct === true, e2e: req.e2e === true, region: r.region, ...(requests.length ? { requests } : {}) }, r.existed ? 200 : 201);
 });
 
 app.get('/v1/conversations', listConversations);
@@ -128,8 +131,7 @@ app.get('/v1/connect', async (c) => {
   // Connects per address here; per user on the user's gateway, before it accepts the socket.
   const address = clientAddress(c.req.raw);
   await spendQuota(c.env, c.req.raw, addressSubject(address), [{ limit: 'connect_ip', key: address, cost: 1 }]);
-  const placement = placementFor(cfg.gatewayPlacement, c.req.raw.cf as RequestPlace | undefined);
-  const gw = gatewayName(placement, me.user, cfg.gatewayShards);
+  const gw = gatewayName(placementOfRequest(cfg.gatewayPlacement, c.req.raw), me.user, cfg.gatewayShards);
   const headers = new Headers(c.req.raw.headers);
   headers.set(USER_HEADER, me.user);
   headers.set(DEVICE_HEADER, me.device);

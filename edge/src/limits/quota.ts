@@ -1,5 +1,5 @@
 import { config, type Env } from '../config.ts';
-import { gatewayName, placementFor, type RequestPlace } from '../gateway/placement.ts';
+import { gatewayName, placementOfRequest } from '../gateway/placement.ts';
 import { gatewayStub } from '../gateway/stub.ts';
 import { errorFields, log } from '../log.ts';
 import { workerMetrics } from '../metrics/worker-metrics.ts';
@@ -15,7 +15,7 @@ import { RateLimited } from './refusal.ts';
  */
 export async function spendQuota(env: Env, req: Request, subject: string, spends: LimitSpend[]): Promise<void> {
   const cfg = config(env);
-  const gw = gatewayName(placementFor(cfg.gatewayPlacement, req.cf as RequestPlace | undefined), subject, cfg.gatewayShards);
+  const gw = gatewayName(placementOfRequest(cfg.gatewayPlacement, req), subject, cfg.gatewayShards);
   let r;
   try {
     r = await gatewayStub(env.GATEWAYS, gw).spend(gw, spends);

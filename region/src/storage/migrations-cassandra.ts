@@ -289,16 +289,14 @@ export const MIGRATIONS: readonly Migration[] = [
 export async function applyMigrations(
   client: cassandra.Client,
   keyspace: string,
-  replicationFactor: number,
+  replication: Record<string, number>,
   log: Logger,
 ): Promise<{ applied: number[]; version: number }> {
-  // SimpleStrategy suits one datacenter. Operators running several datacenters create the
-  // keyspace beforehand with NetworkTopologyStrategy, e.g.
-  //   CREATE KEYSPACE sb_chat WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3};
-  // and this statement then leaves it as it is.
-  await client.execute(
-    `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': ${replicationFactor}}`,
-  );
+  // NetworkTopologyStrategy: a region per datacenter, each with its replicas (CASSANDRA_REPLICATION);
+  // writes at LOCAL_QUORUM wait for the local datacenter only and reach the others asynchronously.
+  // An existing keyspace is left as it is (an operator changes replication with ALTER KEYSPACE).
+  const dcs = Object.entries(replication).map(([dc, n]) => `'${dc}': ${n}`).join(', ');
+  await client.execute(`CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'NetworkTopologyStrategy', ${dcs}}`);
   await client.execute(`CREATE TABLE IF NOT EXISTS ${keyspace}.schema_migrations (version int PRIMARY KEY, name text, applied_at timestamp)`);
   const done = new Set<number>();
   const rows = await client.execute(`SELECT version FROM ${keyspace}.schema_migrations`, [], { prepare: true });

@@ -265,7 +265,7 @@ export class CassandraStorage implements Storage {
   async init(): Promise<void> {
     await this.client.connect();
     this.log.info('connected', { contactPoints: this.cfg.contactPoints, localDataCenter: this.cfg.localDataCenter, keyspace: this.ks, consistency: this.cfg.consistency });
-    await applyMigrations(this.client, this.ks, this.cfg.replicationFactor, this.log);
+    await applyMigrations(this.client, this.ks, this.cfg.replication, this.log);
   }
 
   /** Members first, the conversation row last: a conversation that reads back has all its members. */

@@ -15,6 +15,6 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 engineSuite('consent store', 'cassandra', (points) => {
   const contactPoints = points.split(',').map((s) => s.trim()).filter(Boolean);
   const localDataCenter = process.env.TEST_CASSANDRA_LOCAL_DC || 'datacenter1';
-  const cfg = { contactPoints, localDataCenter, keyspace: `sbtest_${runId()}`, consistency: 'LOCAL_QUORUM', replicationFactor: 1 };
+  const cfg = { contactPoints, localDataCenter, keyspace: `sbtest_${runId()}`, consistency: 'LOCAL_QUORUM', replication: { [localDataCenter]: 1 } };
   consentStoreContract('cassandra', async () => new CassandraStorage(cfg, createLogger({ test: 'consent-cassandra' })));
 });

@@ -18,7 +18,7 @@ engineSuite('key directory', 'cassandra', (points) => {
   const contactPoints = points.split(',').map((s) => s.trim()).filter(Boolean);
   const localDataCenter = process.env.TEST_CASSANDRA_LOCAL_DC || 'datacenter1';
   const keyspace = `sbtest_${runId()}`;
-  const cfg = { contactPoints, localDataCenter, keyspace, consistency: 'LOCAL_QUORUM', replicationFactor: 1 };
+  const cfg = { contactPoints, localDataCenter, keyspace, consistency: 'LOCAL_QUORUM', replication: { [localDataCenter]: 1 } };
   keyDirectoryContract('cassandra', async () => new CassandraStorage(cfg, createLogger({ test: 'keys-cassandra' })));
   after(async () => {
     const client = new cassandra.Client({ contactPoints, localDataCenter });

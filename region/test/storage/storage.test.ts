@@ -70,7 +70,7 @@ engineSuite('storage', 'cassandra', (points) => {
   const contactPoints = points.split(',').map((s) => s.trim()).filter(Boolean);
   const localDataCenter = process.env.TEST_CASSANDRA_LOCAL_DC || 'datacenter1';
   const keyspace = `sbtest_${runId()}`;
-  const cfg = { contactPoints, localDataCenter, keyspace, consistency: 'LOCAL_QUORUM', replicationFactor: 1 };
+  const cfg = { contactPoints, localDataCenter, keyspace, consistency: 'LOCAL_QUORUM', replication: { [localDataCenter]: 1 } };
   storageContract('cassandra', async () => new CassandraStorage(cfg, createLogger({ test: 'storage-cassandra' })));
 
   describe('storage: cassandra message batches', () => {
