@@ -32,7 +32,7 @@ function followResync(s: TestSocket): void {
       for (const c of r.convs as { conv: string; acked: number }[]) {
         const page = await s.request({ t: 'sync', conv: c.conv, after: c.acked, limit: 500 });
         for (const m of page.msgs as Msg[]) {
-          s.frames.push({ t: 'msg', ...m, conv: c.conv });
+          s.frames.push({ ...m, t: 'msg', conv: c.conv });
           s.raw(JSON.stringify({ t: 'ack', conv: c.conv, seq: m.seq }));
         }
       }
