@@ -21,6 +21,14 @@ describe('region configuration', () => {
     assert.equal(c.cassandra?.keyspace, 'ci1_chat');
     assert.equal(c.kafka?.topicPrefix, 'ci1.');
     assert.equal(c.redis?.prefix, 'ci1:');
+    assert.deepEqual(c.cassandra?.replication, { datacenter1: 1 });
+    assert.equal(c.name, 'primary');
+  });
+
+  it('names its region and replicates a keyspace it creates to each datacenter listed', () => {
+    const c = loadConfig({ ...base, REGION_NAME: 'us', CASSANDRA_CONTACT_POINTS: '127.0.0.2', CASSANDRA_LOCAL_DC: 'datacenter2', CASSANDRA_REPLICATION: 'datacenter1=3, datacenter2=3' });
+    assert.equal(c.name, 'us');
+    assert.deepEqual(c.cassandra?.replication, { datacenter1: 3, datacenter2: 3 });
   });
 
   const bad: [Record<string, string>, RegExp][] = [
@@ -33,6 +41,9 @@ describe('region configuration', () => {
     [{ ...base, KAFKA_BROKERS: 'k:9092', KAFKA_PARTITIONS: '0' }, /^KAFKA_PARTITIONS: expected an integer in 1\.\.10000/],
     [{ ...base, REDIS_URL: 'http://redis' }, /^REDIS_URL: expected a redis: or rediss: URL/],
     [{ ...base, ROUTE_TTL_SECONDS: '-5' }, /^ROUTE_TTL_SECONDS: expected an integer/],
+    [{ ...base, REGION_NAME: 'US East' }, /^REGION_NAME: expected 1-32 of \[a-z0-9-\]/],
+    [{ ...base, CASSANDRA_CONTACT_POINTS: 'h', CASSANDRA_REPLICATION: 'datacenter1:3' }, /^CASSANDRA_REPLICATION: expected datacenter=replicas/],
+    [{ ...base, CASSANDRA_CONTACT_POINTS: 'h', CASSANDRA_LOCAL_DC: 'dc2', CASSANDRA_REPLICATION: 'dc1=3' }, /^CASSANDRA_REPLICATION: lists no replicas in the local datacenter dc2/],
   ];
   for (const [env, message] of bad) {
     it(`rejects ${Object.keys(env).filter((k) => k !== 'INTERNAL_SECRET').join(', ') || 'a missing INTERNAL_SECRET'} naming the variable`, () => {

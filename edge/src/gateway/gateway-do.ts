@@ -149,6 +149,10 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
       call: (target) => (path, body) => callRegion(target, path, body, undefined, this.counts),
       gatherMs: REGION_GATHER_MS,
       onEpoch: (region, epoch) => this.onEpoch(region, epoch),
+      onRecovered: (region) => {
+        log('info', 'region answers again; re-registering routes there', { gw: this.name, region, sockets: this.conns.size });
+        for (const c of this.conns.all()) this.ops.routeTo(region, this.routeUp(c));
+      },
       onError: (region, path, count, err) => log('warn', 'region call failed', { gw: this.name, region, path, count, ...errorFields(err) }),
       onCursorsFailed: (cursors) => {
         this.tracker.restoreDirty(cursors);

@@ -13,18 +13,22 @@ export interface RegionLinksOptions {
   call: (target: RegionTarget) => RegionCall;
   gatherMs: number;
   onEpoch: (region: string, epoch: string) => void;
+  /** A region answered again after failing batches: what it missed meanwhile should go to it again. */
+  onRecovered: (region: string) => void;
   onError: (region: string, path: string, count: number, err: unknown) => void;
   onCursorsFailed: (cursors: DeviceCursor[]) => void;
 }
 
 /**
  * A gateway's batched calls to every region (regions.ts). Routes and presence go to each region,
- * in its own RegionOps (a region that is down fails its own batches only; the periodic route
- * refresh and heartbeats fill it in again once it answers); read positions, resumes and watches
+ * in its own RegionOps (a region that is down fails its own batches only; once it answers again
+ * the gateway sends it every socket's route, `onRecovered`); read positions, resumes and watches
  * go to the region nearest the gateway. With one region this is one RegionOps, as before.
  */
 export class RegionLinks {
   private readonly ops = new Map<string, RegionOps>();
+  /** Regions whose last batch failed. */
+  private readonly failing = new Set<string>();
 
   constructor(private readonly o: RegionLinksOptions) {
     for (const region of o.regions.urls.keys()) {
@@ -35,7 +39,13 @@ export class RegionLinks {
           call: o.call(target),
           gatherMs: o.gatherMs,
           onEpoch: (epoch) => o.onEpoch(region, epoch),
-          onError: (path, count, err) => o.onError(region, path, count, err),
+          onError: (path, count, err) => {
+            this.failing.add(region);
+            o.onError(region, path, count, err);
+          },
+          onAnswered: () => {
+            if (this.failing.delete(region)) o.onRecovered(region);
+          },
           onCursorsFailed: o.onCursorsFailed,
         }),
       );

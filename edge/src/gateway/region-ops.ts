@@ -13,6 +13,8 @@ export interface RegionOpsOptions {
   onError?: (path: string, count: number, err: unknown) => void;
   /** Cursors whose write failed: the owner queues them again with its next flush. */
   onCursorsFailed?: (cursors: DeviceCursor[]) => void;
+  /** A batch was answered. */
+  onAnswered?: () => void;
 }
 
 const ROUTES_PER_CALL = 5000;
@@ -114,6 +116,7 @@ export class RegionOps {
       try {
         const answer = await this.opts.call<GatewayBatchResponse>('/internal/gateway', batch);
         if (answer.epoch) this.opts.onEpoch?.(answer.epoch);
+        this.opts.onAnswered?.();
       } catch (err) {
         this.opts.onError?.('/internal/gateway', n, err);
         if (batch.cursors.length) this.opts.onCursorsFailed?.(batch.cursors);
