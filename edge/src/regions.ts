@@ -19,8 +19,13 @@ export interface Regions {
   urls: ReadonlyMap<string, string>;
   /** Gateway placement → its nearest region (placements not listed: the default region). */
   nearest: ReadonlyMap<string, string>;
-  /** The first region: where a single-region deployment, and anything unplaced, goes. */
+  /**
+   * The first region: where a single-region deployment, and anything unplaced, goes (and every
+   * conversation created before REGIONS was set: list the old region first).
+   */
   primary: string;
+  /** REGIONS is set: conversations are created with a home region. */
+  named: boolean;
 }
 
 const NAME = /^[a-z0-9-]{1,32}$/;
@@ -52,7 +57,7 @@ export function parseRegions(regions: string | undefined, regionUrl: () => strin
     if (!urls.has(region)) throw fail(`PLACEMENT_REGIONS: placement ${placement} names region ${region}, which REGIONS does not list (${[...urls.keys()].join(', ')})`);
     nearest.set(placement, region);
   }
-  return { urls, nearest, primary };
+  return { urls, nearest, primary, named: urls.size > 1 || primary !== 'primary' };
 }
 
 function pairs(raw: string, variable: string, fail: (message: string) => Error): [string, string][] {
@@ -90,9 +95,11 @@ export class UnknownRegion extends Error {
 
 /**
  * The home region of a new conversation: the one asked for (refused with `invalid_frame` when
- * unknown), else the region nearest the creator's placement.
+ * unknown), else the region nearest the creator's placement; none (undefined) without REGIONS,
+ * where every conversation lives in the one region.
  */
-export function homeRegionFor(r: Regions, asked: string | undefined, placement: string): string {
+export function homeRegionFor(r: Regions, asked: string | undefined, placement: string): string | undefined {
+  if (!r.named && (asked === undefined || asked === r.primary)) return undefined;
   if (asked === undefined) return regionOfPlacement(r, placement);
   if (!r.urls.has(asked)) throw new ProtocolError('invalid_frame', `region: ${JSON.stringify(asked)} is not a region of this deployment (${[...r.urls.keys()].join(', ')})`);
   return asked;

@@ -66,18 +66,25 @@ app.notFound((c) => {
   return c.json(errorBody(new ProtocolError('not_found', `no route for ${c.req.method} ${c.req.path}`)), 404);
 });
 
-/** 200 while the edge serves; `region` says whether the regional core answers (the edge keeps accepting messages without it). */
+/**
+ * 200 while the edge serves; `region` says whether the (primary) regional core answers, and with
+ * several, `regions` says it of each (the edge keeps accepting messages without them).
+ */
 app.get('/healthz', async (c) => {
   const cfg = config(c.env);
-  let region: unknown;
-  try {
-    const res = await fetch(`${cfg.regionUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
-    region = res.ok ? await res.json() : { status: 'error', http: res.status };
-  } catch {
-    region = { status: 'unreachable' };
-  }
-  const regionOk = (region as { status?: string }).status === 'ok';
-  return c.json({ status: regionOk ? 'ok' : 'degraded', edge: { status: 'ok' }, region });
+  const check = async (url: string): Promise<unknown> => {
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+      return res.ok ? await res.json() : { status: 'error', http: res.status };
+    } catch {
+      return { status: 'unreachable' };
+    }
+  };
+  const names = [...cfg.regions.urls.keys()];
+  const answers = await Promise.all(names.map((name) => check(cfg.regions.urls.get(name)!)));
+  const ok = answers.every((a) => (a as { status?: string }).status === 'ok');
+  const region = answers[0];
+  return c.json({ status: ok ? 'ok' : 'degraded', edge: { status: 'ok' }, region, ...(cfg.regions.named ? { regions: Object.fromEntries(names.map((n, i) => [n, answers[i]])) } : {}) });
 });
 
 app.post('/v1/dev/token', async (c) => {

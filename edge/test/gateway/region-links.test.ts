@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RouteOp } from '@switchboard/protocol';
 import { RegionLinks } from '../../src/gateway/region-links.ts';
-import { parseRegions } from '../../src/regions.ts';
+import { homeRegionFor, parseRegions } from '../../src/regions.ts';
 
 const regions = parseRegions('eu=http://eu.test,us=http://us.test', () => 'http://unused', 'weur=eu,enam=us', (m) => new Error(m));
 const up = (gw: string): RouteOp => ({ op: 'up', user: 'u', device: 'd', edge: 'http://e', gw, conn: 1 });
@@ -80,6 +80,16 @@ describe('parseRegions', () => {
     const r = parseRegions(undefined, () => 'http://r.test', undefined, fail);
     assert.deepEqual([...r.urls], [['primary', 'http://r.test']]);
     assert.equal(r.primary, 'primary');
+    assert.equal(r.named, false);
+    // No home region is stored: every conversation lives in the one region.
+    assert.equal(homeRegionFor(r, undefined, 'local'), undefined);
+    assert.throws(() => homeRegionFor(r, 'us', 'local'), /region: "us" is not a region of this deployment \(primary\)/);
+  });
+  it("homes a conversation in the region asked for, else the creator's nearest", () => {
+    assert.equal(regions.named, true);
+    assert.equal(homeRegionFor(regions, undefined, 'enam'), 'us');
+    assert.equal(homeRegionFor(regions, undefined, 'apac'), 'eu');
+    assert.equal(homeRegionFor(regions, 'eu', 'enam'), 'eu');
   });
   it('names each bad value with its variable', () => {
     assert.throws(() => parseRegions('eu=ftp://x', () => '', '', fail), /REGIONS: region eu: expected an http\(s\) URL/);
