@@ -1,6 +1,6 @@
 import { it } from 'node:test';
 import { regionsSuite } from './regions.suite.ts';
-import { twoRegionEngines } from './regions.harness.ts';
+import { twoRegionEngines } from '../../scripts/lib/regions.ts';
 
 if (twoRegionEngines()) regionsSuite('real');
 else if (process.env.CI === 'true') {

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Msg } from '@switchboard/protocol';
 import type { Engines } from './system.ts';
 import { TestSocket, token } from './socket.ts';
-import { PLACEMENT_OF, startRegions, type RegionName, type Regions } from './regions.harness.ts';
+import { PLACEMENT_OF, startRegions, twoRegionEngines, type RegionName, type Regions } from '../../scripts/lib/regions.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -72,7 +72,9 @@ export function regionsSuite(engines: Engines): void {
       (await sys.call<{ msgs: Msg[] }>(region, '/internal/read', { conv, user, after: 0, limit: 500 })).msgs.map((m) => [m.seq, m.body]);
 
     before(async () => {
-      sys = await startRegions(engines);
+      const real = engines === 'real' ? twoRegionEngines() : null;
+      if (engines === 'real' && !real) throw new Error('two regions of real engines requested but TEST_* / TEST_REGION2_* are not all set');
+      sys = await startRegions(real);
     });
     after(async () => {
       await Promise.all(sockets.map((s) => s.close().catch(() => {})));

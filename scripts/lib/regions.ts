@@ -3,16 +3,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { signRequest } from '@switchboard/protocol';
-import { freePort } from '../../scripts/lib/ports.ts';
-import { startEdge, startRegion, type Service } from '../../scripts/lib/processes.ts';
-import { TEST_LIMITS, type Engines } from './system.ts';
+import { RAISED_LIMITS } from '../../edge/src/limits/limits.ts';
+import { freePort } from './ports.ts';
+import { startEdge, startRegion, type LineSink, type Service } from './processes.ts';
 
 /**
- * Two regional cores and one edge: `eu` (the primary) and `us`. Gateways in placement `weur` are
- * near `eu`, in `enam` near `us` (a test connection picks one with `?placement=`). With real
- * engines each region has its own Cassandra datacenter (one keyspace replicated to both), its own
- * Kafka and its own Redis: region 1's from TEST_* and region 2's from TEST_REGION2_* (the test
- * runner exports both with CI=true, from `npm run stack:up -- --regions 2`).
+ * Two regional cores and one edge, for the two-region tests and `npm run bench:regions`: `eu` (the
+ * primary) and `us`. Gateways in placement `weur` are near `eu`, in `enam` near `us` (a client
+ * picks one with `?placement=`). With real engines each region has its own Cassandra datacenter
+ * (one keyspace replicated to both), its own Kafka and its own Redis; embedded, each its own
+ * SQLite, queue and routes.
  */
 export const REGION_NAMES = ['eu', 'us'] as const;
 export type RegionName = (typeof REGION_NAMES)[number];
@@ -25,7 +25,10 @@ export interface RegionEngines {
   redis: string;
 }
 
-/** Both regions' engines from the test runner's variables; null when any is missing. */
+/**
+ * Both regions' engines from the test runner's variables (region 1's TEST_*, region 2's
+ * TEST_REGION2_*, exported from `npm run stack:up -- --regions 2`); null when any is missing.
+ */
 export function twoRegionEngines(env: NodeJS.ProcessEnv = process.env): Record<RegionName, RegionEngines> | null {
   const eu = { contactPoints: env.TEST_CASSANDRA_CONTACT_POINTS, localDc: env.TEST_CASSANDRA_LOCAL_DC || 'datacenter1', kafka: env.TEST_KAFKA_BROKERS, redis: env.TEST_REDIS_URL };
   const us = { contactPoints: env.TEST_REGION2_CASSANDRA_CONTACT_POINTS, localDc: env.TEST_REGION2_CASSANDRA_LOCAL_DC || 'datacenter2', kafka: env.TEST_REGION2_KAFKA_BROKERS, redis: env.TEST_REGION2_REDIS_URL };
@@ -39,6 +42,8 @@ export interface Regions {
   url(region: RegionName): string;
   stopRegion(region: RegionName, opts?: { hard?: boolean }): Promise<void>;
   startRegion(region: RegionName): Promise<void>;
+  /** Where the edge keeps its Durable Object state. */
+  edgeStateDir: string;
   /** A signed POST to one region's internal API. */
   call<T>(region: RegionName, path: string, body: unknown): Promise<T>;
   stop(): Promise<void>;
@@ -46,12 +51,15 @@ export interface Regions {
 
 const quiet = process.env.E2E_VERBOSE ? (svc: string, line: string) => process.stderr.write(`[${svc}] ${line}\n`) : () => {};
 
-export async function startRegions(engines: Engines, edgeVars: Record<string, string> = {}): Promise<Regions> {
+/**
+ * Starts both regions (embedded when `real` is null) and the edge. Everything lives under a temp
+ * dir on disk (the edge's Durable Object state included), removed by `stop`.
+ */
+export async function startRegions(real: Record<RegionName, RegionEngines> | null, opts: { edgeVars?: Record<string, string>; sink?: LineSink; edgeDir?: string } = {}): Promise<Regions> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-regions-'));
   const namespace = `rg_${crypto.randomBytes(4).toString('hex')}`;
   const internalSecret = crypto.randomBytes(24).toString('base64url');
-  const real = engines === 'real' ? twoRegionEngines() : null;
-  if (engines === 'real' && !real) throw new Error('two regions of real engines requested but TEST_* / TEST_REGION2_* are not all set');
+  const sink = opts.sink ?? quiet;
   const dcs = real ? [...new Set([real.eu.localDc, real.us.localDc])] : [];
   const envOf = (region: RegionName): Record<string, string> => {
     const base = { REGION_NAME: region, NAMESPACE: namespace, LOG_LEVEL: 'warn' };
@@ -74,7 +82,7 @@ export async function startRegions(engines: Engines, edgeVars: Record<string, st
   const ports = { eu: await freePort(), us: await freePort() };
   const services: Partial<Record<RegionName, Service | null>> = {};
   const launch = async (region: RegionName) => {
-    services[region] = await startRegion({ name: `region-${region}`, port: ports[region], dataDir: path.join(dir, region), internalSecret, env: envOf(region), sink: quiet });
+    services[region] = await startRegion({ name: `region-${region}`, port: ports[region], dataDir: path.join(dir, region), internalSecret, env: envOf(region), sink });
   };
   // One after the other: the first applies the keyspace's migrations, the second finds them done.
   await launch('eu');
@@ -83,7 +91,7 @@ export async function startRegions(engines: Engines, edgeVars: Record<string, st
   const edge = await startEdge({
     port: await freePort(),
     regionUrl: url('eu'),
-    persistDir: path.join(dir, 'edge'),
+    persistDir: opts.edgeDir ?? path.join(dir, 'edge'),
     authSecret: crypto.randomBytes(24).toString('base64url'),
     internalSecret,
     devAuth: true,
@@ -96,10 +104,10 @@ export async function startRegions(engines: Engines, edgeVars: Record<string, st
       // Groups of 3+ reach members through their home region's fan-out, not the live path.
       LIVE_PUSH_MAX_MEMBERS: '2',
       MESSAGE_REQUESTS: 'false',
-      ...TEST_LIMITS,
-      ...edgeVars,
+      ...RAISED_LIMITS,
+      ...opts.edgeVars,
     },
-    sink: quiet,
+    sink,
   });
   const stopRegion = async (region: RegionName, opts: { hard?: boolean } = {}) => {
     const svc = services[region];
@@ -113,6 +121,7 @@ export async function startRegions(engines: Engines, edgeVars: Record<string, st
   };
   return {
     edgeUrl: edge.url,
+    edgeStateDir: opts.edgeDir ?? path.join(dir, 'edge'),
     internalSecret,
     url,
     stopRegion,
