@@ -25,8 +25,11 @@ export interface Conversation {
   direct?: boolean;
   /** Members who got it as a message request (consent): they have not accepted yet. */
   requests?: string[];
+  /** Its home region (null with one region). */
+  region?: string | null;
 }
 
-export function createConversation(baseUrl: string, token: string, req: { members: string[]; title?: string; direct?: boolean }): Promise<Conversation> {
+/** `region`: its home region, one of the deployment's (default: the region nearest the caller). */
+export function createConversation(baseUrl: string, token: string, req: { members: string[]; title?: string; direct?: boolean; region?: string }): Promise<Conversation> {
   return call<Conversation>(`${baseUrl}/v1/conversations`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify(req) });
 }
