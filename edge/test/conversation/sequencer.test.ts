@@ -147,8 +147,11 @@ describe('Sequencer', () => {
 
   it('returns the same direct conversation on a second create, and conflicts otherwise', () => {
     const d = fresh();
-    assert.deepEqual(d.create({ conv: 'dX', members: ['a', 'b'], title: null, creator: 'a', direct: true }, 1), { ok: true, members: ['a', 'b'], existed: false });
-    assert.deepEqual(d.create({ conv: 'dX', members: ['b', 'a'], title: null, creator: 'b', direct: true }, 2), { ok: true, members: ['a', 'b'], existed: true });
+    assert.deepEqual(d.create({ conv: 'dX', region: 'eu', members: ['a', 'b'], title: null, creator: 'a', direct: true }, 1), { ok: true, members: ['a', 'b'], existed: false, region: 'eu' });
+    // Asked for again (from anywhere), it keeps its home.
+    assert.deepEqual(d.create({ conv: 'dX', region: 'us', members: ['b', 'a'], title: null, creator: 'b', direct: true }, 2), { ok: true, members: ['a', 'b'], existed: true, region: 'eu' });
+    assert.equal(d.region(), 'eu');
+    assert.equal(s.region(), null);
     const again = s.create({ conv, members: ['alice'], title: null, creator: 'alice', direct: false }, 3);
     assert.equal(!again.ok && again.code, 'conflict');
   });
