@@ -21,9 +21,9 @@
  * written before the hash on every heartbeat, so a device in a hash always has a due entry.
  * On Redis Cluster the due zset is one key on one node; shard it by user hash if that ever binds.
  */
-import { Redis } from 'ioredis';
-import type { RegionConfig } from '../config.ts';
-import { errorFields, type Logger } from '../log.ts';
+import type { RedisConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { closeRedis, createRedisClient, pingAll, type RedisClient } from '../redis-client.ts';
 import type { Beat, Presence, PresenceState, Watcher } from './presence.ts';
 
 const NOW = `local t = redis.call('TIME')
@@ -154,23 +154,22 @@ function parseWhere(v: string): { edge: string; gw: string } | null {
 /** Presence in Redis: per-device deadlines in one hash per user, a due index swept periodically. */
 export class RedisPresence implements Presence {
   readonly name = 'redis';
-  private readonly redis: Redis & PresenceCommands;
+  private readonly redis: RedisClient & PresenceCommands;
 
   constructor(
-    private readonly cfg: NonNullable<RegionConfig['redis']>,
-    private readonly log: Logger,
+    private readonly cfg: RedisConfig,
+    log: Logger,
   ) {
-    const redis = new Redis(cfg.url, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
-    redis.defineCommand('presenceDueAdd', { numberOfKeys: 1, lua: DUE_ADD });
-    redis.defineCommand('presenceBeat', { numberOfKeys: 1, lua: BEAT });
-    redis.defineCommand('presenceDown', { numberOfKeys: 1, lua: DOWN });
-    redis.defineCommand('presenceExpire', { numberOfKeys: 1, lua: EXPIRE });
-    redis.defineCommand('presenceDueScan', { numberOfKeys: 1, lua: DUE_SCAN });
-    redis.defineCommand('presenceDueDone', { numberOfKeys: 1, lua: DUE_DONE });
-    redis.defineCommand('presenceState', { numberOfKeys: 1, lua: STATE });
-    redis.defineCommand('presenceWatch', { numberOfKeys: 1, lua: WATCH });
-    redis.on('error', (err) => this.log.warn('redis connection error', errorFields(err)));
-    this.redis = redis as Redis & PresenceCommands;
+    this.redis = createRedisClient<PresenceCommands>(cfg, log, {
+      presenceDueAdd: DUE_ADD,
+      presenceBeat: BEAT,
+      presenceDown: DOWN,
+      presenceExpire: EXPIRE,
+      presenceDueScan: DUE_SCAN,
+      presenceDueDone: DUE_DONE,
+      presenceState: STATE,
+      presenceWatch: WATCH,
+    });
   }
 
   private userKey = (user: string) => `${this.cfg.prefix}presence:{${user}}`;
@@ -269,10 +268,10 @@ export class RedisPresence implements Presence {
   }
 
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await pingAll(this.redis);
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 }

@@ -24,9 +24,9 @@
  * `down` compares it decoded (a Lua number is a double: exact for every safe integer).
  * A value without `gw` and `conn` (written before routes named sockets) reads as expired.
  */
-import { Redis } from 'ioredis';
-import type { RegionConfig } from '../config.ts';
-import { errorFields, type Logger } from '../log.ts';
+import type { RedisConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { closeRedis, createRedisClient, pingAll, type RedisClient } from '../redis-client.ts';
 import type { Route, Routes } from './routes.ts';
 
 /** KEYS[1] hash; ARGV device, edge, gw, conn (decimal), ttlMs. Replaces the field and raises the key TTL to cover it. */
@@ -82,18 +82,13 @@ function connArg(conn: number): string {
 /** Routing registry in Redis: one hash per user, per-device expiry checked on read. */
 export class RedisRoutes implements Routes {
   readonly name = 'redis';
-  private readonly redis: Redis & RouteCommands;
+  private readonly redis: RedisClient & RouteCommands;
 
   constructor(
-    private readonly cfg: NonNullable<RegionConfig['redis']>,
-    private readonly log: Logger,
+    private readonly cfg: RedisConfig,
+    log: Logger,
   ) {
-    const redis = new Redis(cfg.url, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
-    redis.defineCommand('routeUp', { numberOfKeys: 1, lua: UP });
-    redis.defineCommand('routeDown', { numberOfKeys: 1, lua: DOWN });
-    redis.defineCommand('routeLive', { numberOfKeys: 1, lua: LIVE });
-    redis.on('error', (err) => this.log.warn('redis connection error', errorFields(err)));
-    this.redis = redis as Redis & RouteCommands;
+    this.redis = createRedisClient<RouteCommands>(cfg, log, { routeUp: UP, routeDown: DOWN, routeLive: LIVE });
   }
 
   /** The user's hash key; exported shape is documented at the top of this file. */
@@ -137,10 +132,10 @@ export class RedisRoutes implements Routes {
   }
 
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await pingAll(this.redis);
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 }

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { deleteByPrefix } from '../../src/redis-keys.ts';
+import { describe, it } from 'node:test';
 import { createLogger } from '../../src/log.ts';
 import { MemoryPresence } from '../../src/presence/presence-memory.ts';
 import type { Presence } from '../../src/presence/presence.ts';
 import { RedisPresence } from '../../src/presence/presence-redis.ts';
-import { engineSuite, runId } from '../engines.ts';
+import { runId } from '../engines.ts';
+import { rawClient, redisEngineSuites } from '../redis-engines.ts';
 import { presenceContract } from './presence.contract.ts';
 
 // Instances share one store, as region processes share one Redis.
@@ -18,14 +17,14 @@ const view = (): Presence =>
   });
 presenceContract('memory', async () => view());
 
-engineSuite('presence', 'redis', (url) => {
-  const prefix = `sbtest_${runId()}:`;
-  presenceContract('redis', async () => new RedisPresence({ url, prefix }, createLogger({ test: 'presence-redis' })));
+redisEngineSuites('presence', (engine, cfg) => {
+  const { prefix } = cfg;
+  presenceContract(engine, async () => new RedisPresence(cfg, createLogger({ test: 'presence-redis' })));
 
-  describe('presence: redis key layout', () => {
+  describe(`presence: ${engine} key layout`, () => {
     it('a watchers value is JSON {edge, gw}; a bare edge URL (from before gateways) is ignored', async () => {
-      const redis = new Redis(url);
-      const p = new RedisPresence({ url, prefix }, createLogger({ test: 'presence-redis-layout' }));
+      const redis = rawClient(cfg);
+      const p = new RedisPresence(cfg, createLogger({ test: 'presence-redis-layout' }));
       try {
         const [w, x] = [`w${runId()}`, `x${runId()}`];
         const key = `${prefix}presence:watchers:{${x}}`;
@@ -38,15 +37,5 @@ engineSuite('presence', 'redis', (url) => {
         redis.disconnect();
       }
     });
-  });
-
-  after(async () => {
-    // Every key this run wrote starts with its unique prefix.
-    const redis = new Redis(url);
-    try {
-      await deleteByPrefix(redis, prefix);
-    } finally {
-      await redis.quit();
-    }
   });
 });

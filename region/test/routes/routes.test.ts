@@ -1,23 +1,22 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { deleteByPrefix } from '../../src/redis-keys.ts';
+import { describe, it } from 'node:test';
 import { createLogger } from '../../src/log.ts';
 import { MemoryRoutes } from '../../src/routes/routes-memory.ts';
 import { RedisRoutes } from '../../src/routes/routes-redis.ts';
-import { engineSuite, runId } from '../engines.ts';
+import { runId } from '../engines.ts';
+import { rawClient, redisEngineSuites } from '../redis-engines.ts';
 import { routesContract } from './routes.contract.ts';
 
 routesContract('memory', async () => new MemoryRoutes());
 
-engineSuite('routes', 'redis', (url) => {
-  const prefix = `sbtest_${runId()}:`;
-  routesContract('redis', async () => new RedisRoutes({ url, prefix }, createLogger({ test: 'routes-redis' })));
+redisEngineSuites('routes', (engine, cfg) => {
+  const { prefix } = cfg;
+  routesContract(engine, async () => new RedisRoutes(cfg, createLogger({ test: 'routes-redis' })));
 
-  describe('routes: redis key layout', () => {
+  describe(`routes: ${engine} key layout`, () => {
     it('a hash value is JSON {edge, gw, conn, expiresAt} with conn exact; one without gw and conn reads as expired and is pruned', async () => {
-      const redis = new Redis(url);
-      const routes = new RedisRoutes({ url, prefix }, createLogger({ test: 'routes-redis-layout' }));
+      const redis = rawClient(cfg);
+      const routes = new RedisRoutes(cfg, createLogger({ test: 'routes-redis-layout' }));
       try {
         const user = `layout${runId()}`;
         const key = `${prefix}route:{${user}}`;
@@ -35,15 +34,5 @@ engineSuite('routes', 'redis', (url) => {
         redis.disconnect();
       }
     });
-  });
-
-  after(async () => {
-    // Every key this run wrote starts with its unique prefix.
-    const redis = new Redis(url);
-    try {
-      await deleteByPrefix(redis, prefix);
-    } finally {
-      await redis.quit();
-    }
   });
 });
