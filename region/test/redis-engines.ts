@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { after } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../src/config.ts';
@@ -38,5 +39,32 @@ export function redisEngineSuites(suite: string, register: (engine: RedisEngine,
         }
       });
     });
+  }
+}
+
+/**
+ * Every key under `prefix` on every master of a Cluster, with its slot as the server computes it
+ * (CLUSTER KEYSLOT) and the master holding it, and the slot of each of `ids` (user ids): the slot
+ * every key tagged `{id}` must land in. What a wrong hash tag would show.
+ */
+export async function clusterLayout(cfg: RedisConfig, prefix: string, ids: string[] = []): Promise<{ keys: { key: string; slot: number; node: string }[]; slotOf: Map<string, number> }> {
+  const cluster = new Cluster(cfg.clusterNodes!.map(seedNode));
+  const keySlot = async (key: string) => Number(await cluster.call('CLUSTER', 'KEYSLOT', key));
+  try {
+    if (cluster.status !== 'ready') await once(cluster, 'ready');
+    const keys: { key: string; slot: number; node: string }[] = [];
+    for (const node of cluster.nodes('master')) {
+      let cursor = '0';
+      do {
+        const [next, page] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        for (const key of page) keys.push({ key, slot: await keySlot(key), node: `${node.options.host}:${node.options.port}` });
+        cursor = next;
+      } while (cursor !== '0');
+    }
+    const slotOf = new Map<string, number>();
+    for (const id of ids) slotOf.set(id, await keySlot(id));
+    return { keys, slotOf };
+  } finally {
+    await cluster.quit();
   }
 }

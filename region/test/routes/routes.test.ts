@@ -4,7 +4,7 @@ import { createLogger } from '../../src/log.ts';
 import { MemoryRoutes } from '../../src/routes/routes-memory.ts';
 import { RedisRoutes } from '../../src/routes/routes-redis.ts';
 import { runId } from '../engines.ts';
-import { rawClient, redisEngineSuites } from '../redis-engines.ts';
+import { clusterLayout, rawClient, redisEngineSuites } from '../redis-engines.ts';
 import { routesContract } from './routes.contract.ts';
 
 routesContract('memory', async () => new MemoryRoutes());
@@ -35,4 +35,25 @@ redisEngineSuites('routes', (engine, cfg) => {
       }
     });
   });
+
+  if (engine === 'redisCluster') {
+    describe('routes: redisCluster slots', () => {
+      it("a user's route hash is in its user's slot (hash tag {user}); users spread over several slots and masters", async () => {
+        const routes = new RedisRoutes(cfg, createLogger({ test: 'routes-redis-slots' }));
+        try {
+          const run = runId();
+          const users = Array.from({ length: 60 }, (_, i) => `slot${run}-${i}`);
+          await Promise.all(users.map((user) => routes.up({ user, device: 'd', edge: 'https://edge-a.example', gw: 'gw:local:1', conn: 7 }, 3_600_000)));
+          assert.equal((await routes.lookup(users)).size, 60, 'one lookup of users in many slots');
+          const { keys, slotOf } = await clusterLayout(cfg, `${prefix}route:{slot${run}-`, users);
+          assert.equal(keys.length, 60);
+          for (const k of keys) assert.equal(k.slot, slotOf.get(/\{([^}]*)\}/.exec(k.key)![1]!), `${k.key} is in its user's slot`);
+          assert.ok(new Set(keys.map((k) => k.slot)).size > 1, 'users are not all in one slot');
+          assert.ok(new Set(keys.map((k) => k.node)).size > 1, 'users are not all on one master');
+        } finally {
+          await routes.close();
+        }
+      });
+    });
+  }
 });
