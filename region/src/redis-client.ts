@@ -41,6 +41,27 @@ export function createRedisClient<T extends object = object>(cfg: RedisConfig, l
   return client as RedisClient & T;
 }
 
+/**
+ * The hash slot of `key` as Redis Cluster computes it: CRC16 (XMODEM) of the key, or of its hash
+ * tag (the text between the first `{` and the next `}`, when not empty), modulo 16384.
+ */
+export function keySlot(key: string): number {
+  const bytes = Buffer.from(key);
+  let start = 0;
+  let end = bytes.length;
+  const open = bytes.indexOf(0x7b); // {
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1); // }
+    if (close > open + 1) [start, end] = [open + 1, close];
+  }
+  let crc = 0;
+  for (let i = start; i < end; i++) {
+    crc ^= bytes[i]! << 8;
+    for (let b = 0; b < 8; b++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
 /** QUIT (every node of a Cluster), or drop the connections if that fails. */
 export async function closeRedis(client: RedisClient): Promise<void> {
   await client.quit().catch(() => client.disconnect());

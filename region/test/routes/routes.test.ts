@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Cluster } from 'ioredis';
 import { createLogger } from '../../src/log.ts';
 import { MemoryRoutes } from '../../src/routes/routes-memory.ts';
 import { RedisRoutes } from '../../src/routes/routes-redis.ts';
@@ -52,6 +53,32 @@ redisEngineSuites('routes', (engine, cfg) => {
           assert.ok(new Set(keys.map((k) => k.node)).size > 1, 'users are not all on one master');
         } finally {
           await routes.close();
+        }
+      });
+
+      it('the epoch is an id on each master, and changes when one master loses its data', async () => {
+        const routes = new RedisRoutes(cfg, createLogger({ test: 'routes-redis-epoch' }));
+        const other = new RedisRoutes(cfg, createLogger({ test: 'routes-redis-epoch' }));
+        const redis = rawClient(cfg);
+        try {
+          const e = await routes.epoch();
+          assert.equal(await other.epoch(), e, 'region processes agree');
+          const { keys } = await clusterLayout(cfg, `${prefix}routes:epoch`);
+          await redis.ping(); // connected: the masters are known
+          const masters = (redis as Cluster).nodes('master').length;
+          assert.equal(keys.length, masters, 'one id per master');
+          assert.equal(new Set(keys.map((k) => k.node)).size, masters, 'on distinct masters');
+          assert.equal(e.split('.').length, masters);
+          // The master holding the last id loses its data (restarted without persistence).
+          await redis.del(keys.at(-1)!.key);
+          const after = await routes.epoch();
+          assert.notEqual(after, e);
+          assert.equal(await other.epoch(), after);
+          assert.equal(await routes.epoch(), after, 'stable again');
+        } finally {
+          await routes.close();
+          await other.close();
+          redis.disconnect();
         }
       });
     });
