@@ -174,13 +174,14 @@ function parseWhere(v: string): { edge: string; gw: string } | null {
 
 /** Presence in Redis: per-device deadlines in one hash per user, a due index swept periodically. */
 export class RedisPresence implements Presence {
-  readonly name = 'redis';
+  readonly name: string;
   private readonly redis: RedisClient & PresenceCommands;
 
   constructor(
     private readonly cfg: RedisConfig,
     log: Logger,
   ) {
+    this.name = cfg.clusterNodes ? 'redis-cluster' : 'redis';
     this.redis = createRedisClient<PresenceCommands>(cfg, log, {
       presenceDueAdd: DUE_ADD,
       presenceBeat: BEAT,

@@ -48,13 +48,14 @@ interface GateCommands {
 
 /** The gate in Redis: a SET NX PX per outstanding wake, a token bucket per device. */
 export class RedisPushGate implements PushGate {
-  readonly name = 'redis';
+  readonly name: string;
   private readonly redis: RedisClient & GateCommands;
 
   constructor(
     private readonly cfg: RedisConfig,
     log: Logger,
   ) {
+    this.name = cfg.clusterNodes ? 'redis-cluster' : 'redis';
     this.redis = createRedisClient<GateCommands>(cfg, log, { pushTake: TAKE, pushClaim: CLAIM, pushSent: SENT });
   }
 

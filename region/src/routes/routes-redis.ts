@@ -89,13 +89,14 @@ function connArg(conn: number): string {
 
 /** Routing registry in Redis: one hash per user, per-device expiry checked on read. */
 export class RedisRoutes implements Routes {
-  readonly name = 'redis';
+  readonly name: string;
   private readonly redis: RedisClient & RouteCommands;
 
   constructor(
     private readonly cfg: RedisConfig,
     log: Logger,
   ) {
+    this.name = cfg.clusterNodes ? 'redis-cluster' : 'redis';
     this.redis = createRedisClient<RouteCommands>(cfg, log, { routeUp: UP, routeDown: DOWN, routeLive: LIVE });
     // A new slot map (a failover, resharding, a MOVED) may put the epoch ids' slots elsewhere.
     if (this.redis instanceof Cluster) this.redis.on('refresh', () => (this.tags = null));
