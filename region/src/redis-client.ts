@@ -72,13 +72,27 @@ export function masters(client: RedisClient): Redis[] {
   return client instanceof Cluster ? client.nodes('master') : [client];
 }
 
-/** PING every master: a Cluster is healthy only if each of its shards answers. */
+/**
+ * PING every master: a Cluster is healthy only if each of its shards answers. A master the client
+ * dropped (unreachable) while the slot map still names it, or a slot no master serves, fails it
+ * too: the users in those slots have no routes, presence or push gate.
+ */
 export async function pingAll(client: RedisClient): Promise<void> {
   if (!(client instanceof Cluster)) {
     await client.ping();
     return;
   }
-  const nodes = masters(client);
-  if (!nodes.length) await client.ping(); // not connected yet: a keyless command waits for the slots
-  else await Promise.all(nodes.map((n) => n.ping()));
+  if (!client.slots.some(Boolean)) await client.ping(); // not connected yet: a keyless command waits for the slot map
+  const owners = new Set<string>();
+  let unserved = 0;
+  for (let slot = 0; slot < 16384; slot++) {
+    const owner = client.slots[slot]?.[0];
+    if (owner) owners.add(owner);
+    else unserved++;
+  }
+  if (unserved) throw new Error(`redis cluster: ${unserved} slots have no master`);
+  const nodes = new Map(masters(client).map((n) => [`${n.options.host}:${n.options.port}`, n]));
+  const missing = [...owners].filter((o) => !nodes.has(o));
+  if (missing.length) throw new Error(`redis cluster: master ${missing.join(', ')} unreachable`);
+  await Promise.all([...owners].map((o) => nodes.get(o)!.ping()));
 }
