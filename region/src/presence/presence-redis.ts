@@ -30,7 +30,7 @@
  * user's shard (DUE_ADD and DUE_SCAN run there), so node clocks need not agree for expiry.
  * Before the shards the index was the one key `{prefix}presence:due`: sweeps still drain it, so
  * devices indexed there by a region of the previous version (a rolling deploy) still expire. Drop
- * LEGACY_DUE once no such region runs and the key is gone.
+ * legacyDueKey once no such region runs and the key is gone.
  */
 import type { RedisConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -243,11 +243,15 @@ export class RedisPresence implements Presence {
   /**
    * Reads every due shard (and the legacy index), ends at most `limit` of the entries due, the
    * longest overdue first, and removes from each shard the entries it handled that are still due
-   * at that shard's now (the clock their deadlines were stamped with).
+   * at that shard's now (the clock their deadlines were stamped with). A shard is read up to
+   * twice its even share of `limit` (users hash evenly over shards, so a backlog does too), not
+   * `limit` each: a backlog is not read 16 times over per call. The legacy index, a backlog in
+   * one key, is read up to `limit`.
    */
   async sweep(limit: number): Promise<{ changes: PresenceState[]; ended: { user: string; device: string }[] }> {
+    const perShard = Math.min(limit, Math.ceil((2 * limit) / DUE_SHARDS));
     const keys = [...Array.from({ length: DUE_SHARDS }, (_, i) => this.dueKey(i)), this.legacyDueKey];
-    const scans = await Promise.all(keys.map((key) => this.redis.presenceDueScan(key, limit)));
+    const scans = await Promise.all(keys.map((key) => this.redis.presenceDueScan(key, key === this.legacyDueKey ? limit : perShard)));
     const due: { key: string; now: number; member: string; score: number }[] = [];
     scans.forEach(([nowRaw, ...flat], k) => {
       for (let i = 0; i + 1 < flat.length; i += 2) due.push({ key: keys[k]!, now: Number(nowRaw), member: String(flat[i]), score: Number(flat[i + 1]) });

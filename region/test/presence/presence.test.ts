@@ -57,6 +57,30 @@ redisEngineSuites('presence', (engine, cfg) => {
       }
     });
 
+    it('a sweep ends at most its limit across shards, and repeated sweeps end every due device once', async () => {
+      const p = new RedisPresence(cfg, createLogger({ test: 'presence-redis-limit' }));
+      try {
+        const run = runId();
+        const users = Array.from({ length: 40 }, (_, i) => `limit${run}-${i}`);
+        await p.beat(users.map((user) => ({ user, device: 'd' })), 300);
+        await new Promise((r) => setTimeout(r, 600));
+        const first = await p.sweep(10);
+        assert.equal(first.ended.length, 10, 'the limit, with 40 devices due');
+        const mine = new Set(first.ended.filter((e) => e.user.startsWith(`limit${run}-`)).map((e) => e.user));
+        for (let i = 0; i < 50 && mine.size < 40; i++) {
+          const r = await p.sweep(10);
+          assert.ok(r.ended.length <= 10);
+          for (const e of r.ended) if (e.user.startsWith(`limit${run}-`)) {
+            assert.ok(!mine.has(e.user), `${e.user} ended once`);
+            mine.add(e.user);
+          }
+        }
+        assert.equal(mine.size, 40);
+      } finally {
+        await p.close();
+      }
+    });
+
     it('beats of many users go to the due shard of each user', async () => {
       const redis = rawClient(cfg);
       const p = new RedisPresence(cfg, createLogger({ test: 'presence-redis-shards' }));
