@@ -69,7 +69,12 @@ export interface RegionConfig {
     partitions: number;
     replicationFactor: number;
   };
-  redis: null | { url: string; prefix: string };
+  /**
+   * REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (Redis Cluster seed nodes, `host:port,…`); never
+   * both (a ConfigError names the two). Neither: in-memory routes, presence and push gate.
+   * REDIS_PREFIX (default `<namespace>:`) starts every key.
+   */
+  redis: null | RedisConfig;
   /** Key/topic prefix so parallel test runs never collide (NAMESPACE, default "sb"). */
   namespace: string;
   /**
@@ -88,6 +93,9 @@ export interface RegionConfig {
   keys: { claimPerMinute: number; claimBurst: number };
 }
 
+/** Where routes, presence and the push gate live: one Redis by URL, or a Redis Cluster by its seed nodes. */
+export type RedisConfig = { prefix: string } & ({ url: string; clusterNodes?: undefined } | { clusterNodes: string[]; url?: undefined });
+
 export { ConfigError };
 
 type EnvMap = Record<string, string | undefined>;
@@ -102,9 +110,12 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
   const cassandraPoints = env.CASSANDRA_CONTACT_POINTS?.trim();
   const kafkaBrokers = env.KAFKA_BROKERS?.trim();
   const redisUrl = env.REDIS_URL?.trim();
+  const redisClusterNodes = env.REDIS_CLUSTER_NODES?.trim();
   noteDefault(env, 'CASSANDRA_CONTACT_POINTS', 'unset: embedded SQLite');
   noteDefault(env, 'KAFKA_BROKERS', 'unset: in-process queue');
   noteDefault(env, 'REDIS_URL', 'unset: in-memory routes and presence');
+  noteDefault(env, 'REDIS_CLUSTER_NODES', 'unset: no Redis Cluster');
+  if (redisUrl && redisClusterNodes) throw new ConfigError('REDIS_URL, REDIS_CLUSTER_NODES: expected one Redis (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES), not both');
   noteDefault(env, 'DATA_DIR', '.data/region');
   return {
     name,
@@ -149,7 +160,9 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
       : null,
     redis: redisUrl
       ? { url: urlish(redisUrl, 'REDIS_URL', ['redis:', 'rediss:']), prefix: str(env, 'REDIS_PREFIX', `${namespace}:`, /^[\w:.-]*$/, 'a key prefix') }
-      : null,
+      : redisClusterNodes
+        ? { clusterNodes: hostPorts(redisClusterNodes, 'REDIS_CLUSTER_NODES'), prefix: str(env, 'REDIS_PREFIX', `${namespace}:`, /^[\w:.-]*$/, 'a key prefix') }
+        : null,
   };
 }
 
@@ -224,6 +237,18 @@ function list(v: string, name: string): string[] {
     if (!/^[\w.-]+(:\d{1,5})?$/.test(item)) throw new ConfigError(`${name}: expected comma-separated host[:port], got ${JSON.stringify(item)}`);
   }
   if (items.length === 0) throw new ConfigError(`${name}: expected at least one host[:port]`);
+  return items;
+}
+
+/** Comma-separated host:port, the port required (Redis Cluster seed nodes). */
+function hostPorts(v: string, name: string): string[] {
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    const m = /^([\w.-]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/.exec(item);
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535) throw new ConfigError(`${name}: expected comma-separated host:port, got ${JSON.stringify(item)}`);
+  }
+  if (items.length === 0) throw new ConfigError(`${name}: expected at least one host:port`);
   return items;
 }
 

@@ -87,6 +87,20 @@ describe('config:check', () => {
     assert.equal(line.err, region.errors[0]!.message);
   });
 
+  it('lists REDIS_CLUSTER_NODES, and names both Redis variables when both are set', () => {
+    const cluster = regionReport({ INTERNAL_SECRET: SECRET, REDIS_CLUSTER_NODES: 'r1:7000,r2:7001' });
+    assert.equal(cluster.ok, true);
+    assert.deepEqual(rowOf(cluster, 'REDIS_CLUSTER_NODES'), { name: 'REDIS_CLUSTER_NODES', value: 'r1:7000,r2:7001', source: 'env', default: 'unset: no Redis Cluster' });
+    assert.deepEqual(rowOf(cluster, 'REDIS_PREFIX'), { name: 'REDIS_PREFIX', value: 'sb:', source: 'default', default: 'sb:' });
+    assert.equal(rowOf(regionReport({ INTERNAL_SECRET: SECRET }), 'REDIS_CLUSTER_NODES').source, 'default');
+    const both = regionReport({ INTERNAL_SECRET: SECRET, REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'r1:7000' });
+    assert.equal(both.ok, false);
+    assert.deepEqual(both.errors.map((e) => e.message), ['REDIS_URL, REDIS_CLUSTER_NODES: expected one Redis (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES), not both']);
+    assert.ok(rowOf(both, 'REDIS_URL').invalid && rowOf(both, 'REDIS_CLUSTER_NODES').invalid);
+    const bad = regionReport({ INTERNAL_SECRET: SECRET, REDIS_CLUSTER_NODES: 'r1' });
+    assert.deepEqual(bad.errors.map((e) => e.message), ['REDIS_CLUSTER_NODES: expected comma-separated host:port, got "r1"']);
+  });
+
   it('takes the secret from INTERNAL_SECRET_FILE (a Compose secret), never printing it', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-secret-'));
     try {

@@ -31,6 +31,12 @@ describe('region configuration', () => {
     assert.deepEqual(c.cassandra?.replication, { datacenter1: 3, datacenter2: 3 });
   });
 
+  it('selects a Redis Cluster by REDIS_CLUSTER_NODES (seed nodes host:port), with the same key prefix', () => {
+    const c = loadConfig({ ...base, REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, redis-2.internal:7001,[::1]:7002 ', NAMESPACE: 'ci1' });
+    assert.deepEqual(c.redis, { clusterNodes: ['10.0.0.1:7000', 'redis-2.internal:7001', '[::1]:7002'], prefix: 'ci1:' });
+    assert.deepEqual(loadConfig({ ...base, REDIS_URL: 'redis://r:6379', REDIS_PREFIX: 'x:' }).redis, { url: 'redis://r:6379', prefix: 'x:' });
+  });
+
   const bad: [Record<string, string>, RegExp][] = [
     [{}, /^INTERNAL_SECRET: expected a secret/],
     [{ ...base, PORT: 'eighty' }, /^PORT: expected an integer in 0\.\.65535, got "eighty"/],
@@ -40,6 +46,11 @@ describe('region configuration', () => {
     [{ ...base, CASSANDRA_CONTACT_POINTS: 'h', CASSANDRA_CONSISTENCY: 'MOST' }, /^CASSANDRA_CONSISTENCY: expected one of/],
     [{ ...base, KAFKA_BROKERS: 'k:9092', KAFKA_PARTITIONS: '0' }, /^KAFKA_PARTITIONS: expected an integer in 1\.\.10000/],
     [{ ...base, REDIS_URL: 'http://redis' }, /^REDIS_URL: expected a redis: or rediss: URL/],
+    [{ ...base, REDIS_CLUSTER_NODES: 'r1:7000,r2' }, /^REDIS_CLUSTER_NODES: expected comma-separated host:port, got "r2"/],
+    [{ ...base, REDIS_CLUSTER_NODES: 'redis://r1:7000' }, /^REDIS_CLUSTER_NODES: expected comma-separated host:port, got "redis:\/\/r1:7000"/],
+    [{ ...base, REDIS_CLUSTER_NODES: 'r1:70000' }, /^REDIS_CLUSTER_NODES: expected comma-separated host:port, got "r1:70000"/],
+    [{ ...base, REDIS_CLUSTER_NODES: ' , ' }, /^REDIS_CLUSTER_NODES: expected at least one host:port/],
+    [{ ...base, REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'r1:7000' }, /^REDIS_URL, REDIS_CLUSTER_NODES: expected one Redis \(REDIS_URL\) or a Redis Cluster \(REDIS_CLUSTER_NODES\), not both/],
     [{ ...base, ROUTE_TTL_SECONDS: '-5' }, /^ROUTE_TTL_SECONDS: expected an integer/],
     [{ ...base, REGION_NAME: 'US East' }, /^REGION_NAME: expected 1-32 of \[a-z0-9-\]/],
     [{ ...base, CASSANDRA_CONTACT_POINTS: 'h', CASSANDRA_REPLICATION: 'datacenter1:3' }, /^CASSANDRA_REPLICATION: expected datacenter=replicas/],

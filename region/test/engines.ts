@@ -10,6 +10,7 @@ export const ENGINES = {
   cassandra: { variable: 'TEST_CASSANDRA_CONTACT_POINTS', example: '127.0.0.1:9042' },
   kafka: { variable: 'TEST_KAFKA_BROKERS', example: '127.0.0.1:9092' },
   redis: { variable: 'TEST_REDIS_URL', example: 'redis://127.0.0.1:6379' },
+  redisCluster: { variable: 'TEST_REDIS_CLUSTER_NODES', example: '127.0.0.1:7379,127.0.0.1:7380,127.0.0.1:7381' },
 } as const;
 
 export type EngineName = keyof typeof ENGINES;

@@ -1,12 +1,14 @@
 /*
  * Key layout (per-user keys carry the user in a hash tag, as routes-redis.ts does, so every script
- * touches one slot):
+ * touches one key, hence one slot, and works unchanged on Redis Cluster):
  *
  *   {prefix}presence:{<user>}                 hash  d:<device> = "<deadline>:<lastBeat>" (ms),
  *                                                   on = "1" while watchers were told online,
  *                                                   seen = last seen (ms), kept when offline
- *   {prefix}presence:due                      zset  "<user>\n<device>" scored by its deadline:
- *                                                   the sweep's index of what may expire
+ *   {prefix}presence:due:{due<n>}             zset  "<user>\n<device>" scored by its deadline:
+ *                                                   the sweep's index of what may expire, in
+ *                                                   DUE_SHARDS (16) shards; a user's devices are
+ *                                                   always in shard dueShard(user)
  *   {prefix}presence:watchers:{<user>}        hash  "<watcher>\n<device>" = JSON {"edge": <url>, "gw": <gateway id>}
  *                                                   of the watching socket (a value of another shape,
  *                                                   from before gateways, is ignored)
@@ -19,11 +21,20 @@
  * if it was not raised meanwhile. A sweeper that dies half-way leaves its entries for the next
  * one, and two sweepers report each change once (the hash's `on` flag flips once). The zset is
  * written before the hash on every heartbeat, so a device in a hash always has a due entry.
- * On Redis Cluster the due zset is one key on one node; shard it by user hash if that ever binds.
+ *
+ * Shards: every heartbeat writes the due index, so one zset would put the whole beat load of a
+ * Redis Cluster on the one node holding it. Its 16 shards have their own hash tags `{due0}` …
+ * `{due15}` (slots spread over the masters; 6, 5 and 5 of them on a 3-master cluster with the
+ * default slot ranges): a batch of beats makes one script call per shard it touches, and a sweep
+ * reads every shard. A deadline is stamped and compared with the clock of the node holding the
+ * user's shard (DUE_ADD and DUE_SCAN run there), so node clocks need not agree for expiry.
+ * Before the shards the index was the one key `{prefix}presence:due`: sweeps still drain it, so
+ * devices indexed there by a region of the previous version (a rolling deploy) still expire. Drop
+ * legacyDueKey once no such region runs and the key is gone.
  */
-import { Redis } from 'ioredis';
-import type { RegionConfig } from '../config.ts';
-import { errorFields, type Logger } from '../log.ts';
+import type { RedisConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { closeRedis, createRedisClient, pingAll, type RedisClient } from '../redis-client.ts';
 import type { Beat, Presence, PresenceState, Watcher } from './presence.ts';
 
 const NOW = `local t = redis.call('TIME')
@@ -129,6 +140,16 @@ if redis.call('SCARD', KEYS[1]) + new > tonumber(ARGV[1]) then return 0 end
 for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
 return 1`;
 
+/** Shards of the due index (a change of it moves users between shards: a key format change). */
+export const DUE_SHARDS = 16;
+
+/** The due shard of a user: FNV-1a of its id, so every region process agrees. */
+export function dueShard(user: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < user.length; i++) h = Math.imul(h ^ user.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % DUE_SHARDS;
+}
+
 interface PresenceCommands {
   presenceDueAdd(key: string, ...args: (string | number)[]): Promise<number[]>;
   presenceBeat(key: string, device: string, deadline: number, beatAt: number): Promise<number>;
@@ -153,28 +174,30 @@ function parseWhere(v: string): { edge: string; gw: string } | null {
 
 /** Presence in Redis: per-device deadlines in one hash per user, a due index swept periodically. */
 export class RedisPresence implements Presence {
-  readonly name = 'redis';
-  private readonly redis: Redis & PresenceCommands;
+  readonly name: string;
+  private readonly redis: RedisClient & PresenceCommands;
 
   constructor(
-    private readonly cfg: NonNullable<RegionConfig['redis']>,
-    private readonly log: Logger,
+    private readonly cfg: RedisConfig,
+    log: Logger,
   ) {
-    const redis = new Redis(cfg.url, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
-    redis.defineCommand('presenceDueAdd', { numberOfKeys: 1, lua: DUE_ADD });
-    redis.defineCommand('presenceBeat', { numberOfKeys: 1, lua: BEAT });
-    redis.defineCommand('presenceDown', { numberOfKeys: 1, lua: DOWN });
-    redis.defineCommand('presenceExpire', { numberOfKeys: 1, lua: EXPIRE });
-    redis.defineCommand('presenceDueScan', { numberOfKeys: 1, lua: DUE_SCAN });
-    redis.defineCommand('presenceDueDone', { numberOfKeys: 1, lua: DUE_DONE });
-    redis.defineCommand('presenceState', { numberOfKeys: 1, lua: STATE });
-    redis.defineCommand('presenceWatch', { numberOfKeys: 1, lua: WATCH });
-    redis.on('error', (err) => this.log.warn('redis connection error', errorFields(err)));
-    this.redis = redis as Redis & PresenceCommands;
+    this.name = cfg.clusterNodes ? 'redis-cluster' : 'redis';
+    this.redis = createRedisClient<PresenceCommands>(cfg, log, {
+      presenceDueAdd: DUE_ADD,
+      presenceBeat: BEAT,
+      presenceDown: DOWN,
+      presenceExpire: EXPIRE,
+      presenceDueScan: DUE_SCAN,
+      presenceDueDone: DUE_DONE,
+      presenceState: STATE,
+      presenceWatch: WATCH,
+    });
   }
 
   private userKey = (user: string) => `${this.cfg.prefix}presence:{${user}}`;
-  private get dueKey() {
+  private dueKey = (shard: number) => `${this.cfg.prefix}presence:due:{due${shard}}`;
+  /** The unsharded index of the previous version, still drained by sweeps (see the key layout). */
+  private get legacyDueKey() {
     return `${this.cfg.prefix}presence:due`;
   }
   private watchersKey = (user: string) => `${this.cfg.prefix}presence:watchers:{${user}}`;
@@ -182,15 +205,30 @@ export class RedisPresence implements Presence {
 
   async beat(beats: Beat[], ttlMs: number): Promise<PresenceState[]> {
     if (!beats.length) return [];
-    const args: (string | number)[] = [Math.max(1, Math.ceil(ttlMs))];
-    for (const b of beats) args.push(`${b.user}\n${b.device}`, Math.max(0, Math.floor(b.ageMs ?? 0)));
+    const ttl = Math.max(1, Math.ceil(ttlMs));
+    // Beats by due shard, each shard's in one script call.
+    const byShard = new Map<number, number[]>();
+    beats.forEach((b, i) => {
+      const shard = dueShard(b.user);
+      const at = byShard.get(shard);
+      if (at) at.push(i);
+      else byShard.set(shard, [i]);
+    });
     // The due index first: a device present in a hash always has an entry the sweep will find.
-    const [, ...deadlines] = await this.redis.presenceDueAdd(this.dueKey, ...args);
+    const deadlines: number[] = new Array(beats.length);
+    await Promise.all(
+      [...byShard].map(async ([shard, at]) => {
+        const args: (string | number)[] = [ttl];
+        for (const i of at) args.push(`${beats[i]!.user}\n${beats[i]!.device}`, Math.max(0, Math.floor(beats[i]!.ageMs ?? 0)));
+        const [, ...d] = await this.redis.presenceDueAdd(this.dueKey(shard), ...args);
+        at.forEach((i, j) => (deadlines[i] = Number(d[j])));
+      }),
+    );
     const flips = await Promise.all(
       beats.map((b, i) => {
-        const deadline = Number(deadlines[i]);
+        const deadline = deadlines[i]!;
         if (!deadline) return 0;
-        return this.redis.presenceBeat(this.userKey(b.user), b.device, deadline, deadline - Math.ceil(ttlMs));
+        return this.redis.presenceBeat(this.userKey(b.user), b.device, deadline, deadline - ttl);
       }),
     );
     return beats.flatMap((b, i) => (flips[i] === 1 ? [{ user: b.user, status: 'online' as const, lastSeen: null }] : []));
@@ -202,17 +240,29 @@ export class RedisPresence implements Presence {
     return seen > 0 ? { user, status: 'offline', lastSeen: seen } : null;
   }
 
+  /**
+   * Reads every due shard (and the legacy index), ends at most `limit` of the entries due, the
+   * longest overdue first, and removes from each shard the entries it handled that are still due
+   * at that shard's now (the clock their deadlines were stamped with). A shard is read up to
+   * twice its even share of `limit` (users hash evenly over shards, so a backlog does too), not
+   * `limit` each: a backlog is not read 16 times over per call. The legacy index, a backlog in
+   * one key, is read up to `limit`.
+   */
   async sweep(limit: number): Promise<{ changes: PresenceState[]; ended: { user: string; device: string }[] }> {
-    const [nowRaw, ...flat] = await this.redis.presenceDueScan(this.dueKey, limit);
-    const now = Number(nowRaw);
-    const members: string[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) members.push(String(flat[i]));
-    if (!members.length) return { changes: [], ended: [] };
+    const perShard = Math.min(limit, Math.ceil((2 * limit) / DUE_SHARDS));
+    const keys = [...Array.from({ length: DUE_SHARDS }, (_, i) => this.dueKey(i)), this.legacyDueKey];
+    const scans = await Promise.all(keys.map((key) => this.redis.presenceDueScan(key, key === this.legacyDueKey ? limit : perShard)));
+    const due: { key: string; now: number; member: string; score: number }[] = [];
+    scans.forEach(([nowRaw, ...flat], k) => {
+      for (let i = 0; i + 1 < flat.length; i += 2) due.push({ key: keys[k]!, now: Number(nowRaw), member: String(flat[i]), score: Number(flat[i + 1]) });
+    });
+    if (!due.length) return { changes: [], ended: [] };
+    if (due.length > limit) due.sort((a, b) => a.score - b.score).splice(limit);
     const changes: PresenceState[] = [];
     const ended: { user: string; device: string }[] = [];
     const results = await Promise.all(
-      members.map((m) => {
-        const [user, device = ''] = m.split('\n') as [string, string?];
+      due.map(({ member, now }) => {
+        const [user, device = ''] = member.split('\n') as [string, string?];
         return this.redis.presenceExpire(this.userKey(user), device, now).then((r) => ({ user, device, r: Number(r) }));
       }),
     );
@@ -220,7 +270,13 @@ export class RedisPresence implements Presence {
       if (r !== 0) ended.push({ user, device });
       if (r > 0) changes.push({ user, status: 'offline', lastSeen: r });
     }
-    await this.redis.presenceDueDone(this.dueKey, now, ...members);
+    const done = new Map<string, { now: number; members: string[] }>();
+    for (const d of due) {
+      const entry = done.get(d.key);
+      if (entry) entry.members.push(d.member);
+      else done.set(d.key, { now: d.now, members: [d.member] });
+    }
+    await Promise.all([...done].map(([key, { now, members }]) => this.redis.presenceDueDone(key, now, ...members)));
     return { changes, ended };
   }
 
@@ -269,10 +325,10 @@ export class RedisPresence implements Presence {
   }
 
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await pingAll(this.redis);
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 }

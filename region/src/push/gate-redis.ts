@@ -8,9 +8,9 @@
  *
  * Time is Redis's (TIME inside the script), so workers with skewed clocks share one bucket.
  */
-import { Redis } from 'ioredis';
-import type { RegionConfig } from '../config.ts';
-import { errorFields, type Logger } from '../log.ts';
+import type { RedisConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { closeRedis, createRedisClient, pingAll, type RedisClient } from '../redis-client.ts';
 import type { PushClaim, PushGate, PushRate, PushTake } from './gate.ts';
 
 /** KEYS[1] wake; ARGV owner, holdMs. 1 when this owner holds the wake now (taken, or its own already), 2 when it sent it, 0 when another owner holds it. */
@@ -48,19 +48,15 @@ interface GateCommands {
 
 /** The gate in Redis: a SET NX PX per outstanding wake, a token bucket per device. */
 export class RedisPushGate implements PushGate {
-  readonly name = 'redis';
-  private readonly redis: Redis & GateCommands;
+  readonly name: string;
+  private readonly redis: RedisClient & GateCommands;
 
   constructor(
-    private readonly cfg: NonNullable<RegionConfig['redis']>,
-    private readonly log: Logger,
+    private readonly cfg: RedisConfig,
+    log: Logger,
   ) {
-    const redis = new Redis(cfg.url, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
-    redis.defineCommand('pushTake', { numberOfKeys: 1, lua: TAKE });
-    redis.defineCommand('pushClaim', { numberOfKeys: 1, lua: CLAIM });
-    redis.defineCommand('pushSent', { numberOfKeys: 1, lua: SENT });
-    redis.on('error', (err) => this.log.warn('redis connection error', errorFields(err)));
-    this.redis = redis as Redis & GateCommands;
+    this.name = cfg.clusterNodes ? 'redis-cluster' : 'redis';
+    this.redis = createRedisClient<GateCommands>(cfg, log, { pushTake: TAKE, pushClaim: CLAIM, pushSent: SENT });
   }
 
   private wakeKey = (user: string, device: string) => `${this.cfg.prefix}push:wake:{${user}}:${device}`;
@@ -85,10 +81,10 @@ export class RedisPushGate implements PushGate {
   }
 
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await pingAll(this.redis);
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 }

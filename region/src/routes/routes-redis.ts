@@ -5,6 +5,10 @@
  *                                   {"edge": <url>, "gw": <gateway id>, "conn": <connection id>, "expiresAt": <ms>}
  *   {prefix}routes:epoch     string a random id set once (SET NX); if Redis loses its data it is
  *                                   set anew, and edges learn that routes may have been lost
+ *   {prefix}routes:epoch:{epoch<n>}  on a Redis Cluster, instead: one such id on each master
+ *                                   (the first tag epoch0, epoch1, … whose slot that master
+ *                                   serves); the epoch is them all, joined. A master that loses
+ *                                   its data loses the routes in its slots, and its id with them.
  *
  * One hash per user, so `lookup` of a user is one HGETALL and a fan-out of N members is one
  * pipeline of N single-key commands. The user id sits inside a hash tag `{user}`: Redis Cluster
@@ -18,15 +22,19 @@
  * a PEXPIRE raised to the furthest field expiry on every `up`, so a user whose devices all went
  * away without `down` vanishes without a sweeper.
  *
+ * On a Cluster the tags of the epoch ids follow the slot map: moving slots between masters
+ * (resharding) may pick other tags, so the epoch changes and edges re-register once.
+ *
  * `conn` goes up to 2^53 - 1 (a gateway starts its ids from the clock). Redis's cjson encodes
  * numbers with 14 significant digits, so the scripts never encode it: `up` writes the decimal
  * string it was given into the JSON, `lookup` hands the stored JSON to JavaScript to parse, and
  * `down` compares it decoded (a Lua number is a double: exact for every safe integer).
  * A value without `gw` and `conn` (written before routes named sockets) reads as expired.
  */
-import { Redis } from 'ioredis';
-import type { RegionConfig } from '../config.ts';
-import { errorFields, type Logger } from '../log.ts';
+import { Cluster } from 'ioredis';
+import type { RedisConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { closeRedis, createRedisClient, keySlot, pingAll, type RedisClient } from '../redis-client.ts';
 import type { Route, Routes } from './routes.ts';
 
 /** KEYS[1] hash; ARGV device, edge, gw, conn (decimal), ttlMs. Replaces the field and raises the key TTL to cover it. */
@@ -81,19 +89,17 @@ function connArg(conn: number): string {
 
 /** Routing registry in Redis: one hash per user, per-device expiry checked on read. */
 export class RedisRoutes implements Routes {
-  readonly name = 'redis';
-  private readonly redis: Redis & RouteCommands;
+  readonly name: string;
+  private readonly redis: RedisClient & RouteCommands;
 
   constructor(
-    private readonly cfg: NonNullable<RegionConfig['redis']>,
-    private readonly log: Logger,
+    private readonly cfg: RedisConfig,
+    log: Logger,
   ) {
-    const redis = new Redis(cfg.url, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
-    redis.defineCommand('routeUp', { numberOfKeys: 1, lua: UP });
-    redis.defineCommand('routeDown', { numberOfKeys: 1, lua: DOWN });
-    redis.defineCommand('routeLive', { numberOfKeys: 1, lua: LIVE });
-    redis.on('error', (err) => this.log.warn('redis connection error', errorFields(err)));
-    this.redis = redis as Redis & RouteCommands;
+    this.name = cfg.clusterNodes ? 'redis-cluster' : 'redis';
+    this.redis = createRedisClient<RouteCommands>(cfg, log, { routeUp: UP, routeDown: DOWN, routeLive: LIVE });
+    // A new slot map (a failover, resharding, a MOVED) may put the epoch ids' slots elsewhere.
+    if (this.redis instanceof Cluster) this.redis.on('refresh', () => (this.tags = null));
   }
 
   /** The user's hash key; exported shape is documented at the top of this file. */
@@ -131,16 +137,39 @@ export class RedisRoutes implements Routes {
   }
 
   async epoch(): Promise<string> {
-    const key = `${this.cfg.prefix}routes:epoch`;
+    if (!(this.redis instanceof Cluster)) return this.epochAt(`${this.cfg.prefix}routes:epoch`);
+    const ids = await Promise.all((await this.epochTags(this.redis)).map((tag) => this.epochAt(`${this.cfg.prefix}routes:epoch:{${tag}}`)));
+    return ids.join('.');
+  }
+
+  private async epochAt(key: string): Promise<string> {
     await this.redis.set(key, crypto.randomUUID(), 'NX');
     return (await this.redis.get(key)) ?? 'unknown';
   }
 
+  /** Cluster: the epoch tags, one per master, for the slot map the client has (recomputed when it refreshes the map). */
+  private tags: string[] | null = null;
+  private async epochTags(cluster: Cluster): Promise<string[]> {
+    if (!cluster.slots.some(Boolean)) await cluster.ping(); // not connected yet: waits for the slot map
+    if (this.tags) return this.tags;
+    const masters = new Set<string>();
+    for (const nodes of cluster.slots) if (nodes?.[0]) masters.add(nodes[0]);
+    const byMaster = new Map<string, string>();
+    for (let i = 0; byMaster.size < masters.size && i < 1_000_000; i++) {
+      const master = cluster.slots[keySlot(`epoch${i}`)]?.[0];
+      if (master && !byMaster.has(master)) byMaster.set(master, `epoch${i}`);
+    }
+    if (!byMaster.size) throw new Error('redis cluster: no slot map');
+    const tags = [...byMaster.values()].sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
+    this.tags = tags;
+    return tags;
+  }
+
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await pingAll(this.redis);
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 }
