@@ -11,7 +11,6 @@ import {
   type ConversationsPageRequest,
   type ConversationsResponse,
   type PresenceEvent,
-  type ServerFrame,
   type WatchResponse,
 } from '@switchboard/protocol';
 import { config, type EdgeConfig, type Env } from '../config.ts';
@@ -31,6 +30,7 @@ import { DeliveredReports } from './delivered-reports.ts';
 import { DeliveryTracker } from './delivery.ts';
 import { Orphans } from './orphans.ts';
 import { RegionLinks } from './region-links.ts';
+import { relayPresence, relayReceipts, relayTyping, send, write } from './relays.ts';
 import { TypingLimiter } from './typing-limiter.ts';
 import { TokenDeadlines, tokenTimesFrom } from './token-expiry.ts';
 import { verifierFor } from '../auth/token-verifier.ts';
@@ -324,30 +324,13 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
 
   async typing(gw: string, input: { conv: string; user: string; to: string[] }): Promise<{ sockets: number }> {
     this.name ??= gw;
-    const text = JSON.stringify({ t: 'typing', conv: input.conv, user: input.user } satisfies ServerFrame);
-    let sockets = 0;
-    for (const user of input.to) for (const c of this.conns.of(user)?.values() ?? []) if (c.ready && write(c.ws, text)) sockets++;
-    return { sockets };
+    return { sockets: relayTyping(this.conns, input) };
   }
 
-  /** Each event to each recipient's sockets but its `skip` device; a user's own devices hear only of their reads. */
+  /** Each event to each recipient's sockets but its `skip` device (relays.ts). */
   async receipts(gw: string, events: ReceiptEvent[], to: { user: string; skip?: string }[]): Promise<{ sockets: number }> {
     this.name ??= gw;
-    const texts = events.map((e) => ({
-      user: e.user,
-      delivered: e.delivered === undefined ? null : JSON.stringify({ t: 'delivered', conv: e.conv, user: e.user, seq: e.delivered } satisfies ServerFrame),
-      read: e.read === undefined ? null : JSON.stringify({ t: 'read', conv: e.conv, user: e.user, seq: e.read } satisfies ServerFrame),
-    }));
-    let sockets = 0;
-    for (const r of to)
-      for (const c of this.conns.of(r.user)?.values() ?? []) {
-        if (c.att.device === r.skip || !c.ready) continue;
-        for (const t of texts) {
-          if (t.delivered !== null && t.user !== r.user && write(c.ws, t.delivered)) sockets++;
-          if (t.read !== null && write(c.ws, t.read)) sockets++;
-        }
-      }
-    return { sockets };
+    return { sockets: relayReceipts(this.conns, events, to) };
   }
 
   /**
@@ -380,19 +363,24 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     for (const c of [...(this.conns.of(input.user)?.values() ?? [])]) {
       if (c.closing || (input.device !== undefined && c.att.device !== input.device)) continue;
       c.closing = true;
-      if (input.reconnect) {
-        this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES.restart.code, 'server'));
-        this.closedHere.add(c.ws);
-        try {
-          c.ws.close(CLOSE_CODES.restart.code, restartReason(0));
-        } catch {
-          // Already closing.
-        }
-      } else this.closeSocket(c, 'disconnected');
+      if (input.reconnect) this.closeForRestart(c, 0);
+      else this.closeSocket(c, 'disconnected');
       closed++;
     }
     if (closed > 0) log('info', 'disconnected by an operator', { gw, user: input.user, device: input.device, closed, reconnect: input.reconnect });
     return { closed };
+  }
+
+  /** Closes a socket with 1012 and when to come back (counted here, so its close event is not counted again). */
+  private closeForRestart(c: Conn, retryAfterMs: number): boolean {
+    this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES.restart.code, 'server'));
+    this.closedHere.add(c.ws);
+    try {
+      c.ws.close(CLOSE_CODES.restart.code, restartReason(retryAfterMs));
+      return true;
+    } catch {
+      return false; // Already closing.
+    }
   }
 
   async metrics(gw: string): Promise<EdgeSnapshot> {
@@ -405,16 +393,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
     this.name ??= gw;
     let sockets = 0;
     for (const c of [...this.conns.all()]) {
-      const retryAfterMs = Math.floor(Math.random() * Math.max(0, input.spreadMs));
-      this.counts.inc('switchboard_edge_closes_total', labels(CLOSE_CODES.restart.code, 'server'));
-      this.closedHere.add(c.ws);
       c.closing = true;
-      try {
-        c.ws.close(CLOSE_CODES.restart.code, restartReason(retryAfterMs));
-        sockets++;
-      } catch {
-        // Already closing.
-      }
+      if (this.closeForRestart(c, Math.floor(Math.random() * Math.max(0, input.spreadMs)))) sockets++;
     }
     if (sockets > 0) log('info', 'gateway drained for a restart', { gw, sockets, spreadMs: input.spreadMs });
     return { sockets };
@@ -422,17 +402,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayRpc {
 
   async presence(gw: string, events: PresenceEvent[]): Promise<{ sockets: number }> {
     this.name ??= gw;
-    let sockets = 0;
-    for (const e of events) {
-      const devices = this.conns.of(e.to);
-      if (!devices) continue;
-      const text = JSON.stringify({ t: 'presence', user: e.user, status: e.status, last_seen: e.last_seen } satisfies ServerFrame);
-      for (const device of e.devices) {
-        const c = devices.get(device);
-        if (c?.ready && write(c.ws, text)) sockets++;
-      }
-    }
-    return { sockets };
+    return { sockets: relayPresence(this.conns, events) };
   }
 
   // ---- frames -------------------------------------------------------------------------------
@@ -811,20 +781,6 @@ function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
 /** Resolves after the runtime has had a chance to read its sockets (a timer, not a microtask). */
 function yieldToIo(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/** Writes a frame's text; a socket that closed meanwhile is not an error (its device resumes). */
-function write(ws: WebSocket, text: string): boolean {
-  try {
-    ws.send(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function send(ws: WebSocket, frame: ServerFrame): boolean {
-  return write(ws, JSON.stringify(frame));
 }
 
 function sendError(ws: WebSocket, rid: string | undefined, err: ProtocolError): void {
