@@ -1,10 +1,11 @@
 /**
  * `npm test`: every test file in protocol/, region/ and edge/ in one node:test run.
  *
- * Real engines: with CI=true the run first brings up Cassandra, Kafka and Redis (`ensureStack`,
- * as `npm run stack:up`) and a failure there fails the run; the real-engine suites then run and
- * can never be skipped. Without CI, the real-engine suites run when the stack is already up
- * (`npm run stack:up`) and are reported as skipped, with the reason, when it is not.
+ * Real engines: with CI=true the run first brings up Cassandra, Kafka and Redis, region 2 and the
+ * Redis Cluster (`ensureStack`, as `npm run stack:up -- --regions 2 --redis-cluster`) and a failure
+ * there fails the run; the real-engine suites then run and can never be skipped. Without CI, the
+ * real-engine suites run when the stack is already up (`npm run stack:up`; region 2's and the
+ * cluster's suites when those are up too) and are reported as skipped, with the reason, when not.
  *
  *   npm test                       everything
  *   npm test -- e2e sequencer      only files whose path contains one of the words
@@ -17,10 +18,10 @@ import { ROOT } from './lib/processes.ts';
 const log = (msg: string, fields: Record<string, unknown> = {}) =>
   process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level: 'info', svc: 'test', msg, ...fields }) + '\n');
 
-/** Test files under the three test folders and their subfolders (one per concept), in path order. */
+/** Test files under the test folders and their subfolders (one per concept), in path order. */
 function testFiles(filters: string[]): string[] {
   const out: string[] = [];
-  for (const dir of ['protocol/test', 'region/test', 'edge/test']) {
+  for (const dir of ['protocol/test', 'region/test', 'edge/test', 'scripts/test']) {
     const abs = path.join(ROOT, dir);
     if (!fs.existsSync(abs)) continue;
     for (const f of (fs.readdirSync(abs, { recursive: true }) as string[]).sort()) {
@@ -38,26 +39,38 @@ async function engineEnv(ci: boolean): Promise<Record<string, string>> {
   const { ensureStack, stackStatus, connectionInfo } = await import('./stack/index.ts');
   let info;
   if (ci) {
-    startedStack = !(await stackStatus()).ok;
-    log('CI=true: bringing up the real engines');
+    const status = await stackStatus();
+    startedStack = !(status.region1 && status.region2 && status.redisCluster);
+    log('CI=true: bringing up the real engines (two regions and the Redis Cluster)');
     const t0 = Date.now();
-    info = await ensureStack({ log: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n') });
+    info = await ensureStack({ regions: 2, redisCluster: true, log: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n') });
     log('real engines ready', { ms: Date.now() - t0 });
   } else {
     const status = await stackStatus();
-    if (!status.ok) {
+    if (!status.region1) {
       log('real engines not running: their suites will be skipped (npm run stack:up to include them)');
       return {};
     }
-    info = connectionInfo();
-    log('real engines are up: their suites will run');
+    info = connectionInfo({ regions: status.region2 ? 2 : 1, redisCluster: status.redisCluster });
+    log('real engines are up: their suites will run', {
+      region2: status.region2 || 'not up (npm run stack:up -- --regions 2 to include its suites)',
+      redis_cluster: status.redisCluster || 'not up (npm run stack:up -- --redis-cluster to include its suites)',
+    });
   }
-  return {
+  const env: Record<string, string> = {
     TEST_CASSANDRA_CONTACT_POINTS: info.cassandra.contactPoints.join(','),
     TEST_CASSANDRA_LOCAL_DC: info.cassandra.localDataCenter,
     TEST_KAFKA_BROKERS: info.kafka.brokers.join(','),
     TEST_REDIS_URL: info.redis.url,
   };
+  if (info.region2) {
+    env.TEST_REGION2_CASSANDRA_CONTACT_POINTS = info.region2.cassandra.contactPoints.join(',');
+    env.TEST_REGION2_CASSANDRA_LOCAL_DC = info.region2.cassandra.localDataCenter;
+    env.TEST_REGION2_KAFKA_BROKERS = info.region2.kafka.brokers.join(',');
+    env.TEST_REGION2_REDIS_URL = info.region2.redis.url;
+  }
+  if (info.redisCluster) env.TEST_REDIS_CLUSTER_NODES = info.redisCluster.nodes.join(',');
+  return env;
 }
 
 async function main(): Promise<void> {
