@@ -9,7 +9,8 @@ import { CASSANDRA_CLUSTER_NAME, CASSANDRA_DATACENTER, CASSANDRA_DATACENTER2, CA
 import { JAVA_COMMON_OPTS, isOurJava, stackTag, type Engine, type EngineGroup, type ProbeResult } from './engine.ts';
 import type { Logger } from './log.ts';
 import { ensureEngineJars } from './maven.ts';
-import { commandExists, commandLine, spawnDetached } from './process.ts';
+import { execFile } from 'node:child_process';
+import { commandExists, commandLine, portOpen, readPid, spawnDetached } from './process.ts';
 
 /** Module exports/opens from the Cassandra 5.0 tarball's conf/jvm17-server.options. */
 const JAVA17_MODULE_OPTS = [
@@ -200,8 +201,18 @@ async function runningSnitch(n: CassandraNode): Promise<string | undefined> {
   });
 }
 
-export function cassandraEngine(cfg: StackConfig, c: CassandraNode = cassandraNodes(cfg).node1): Engine {
+/**
+ * Node 1 gets a local-only JMX port (for nodetool) when region 2 is in play: asked for, or node 2
+ * has a data dir (it joined once, so node 1's saved ring may list it). A stack that never had
+ * region 2 starts node 1 exactly as before (no JMX).
+ */
+export function node1WantsJmx(cfg: StackConfig, regions: 1 | 2): boolean {
+  return regions === 2 || fs.existsSync(path.join(cfg.region2.cassandra.dir, 'data', 'system'));
+}
+
+export function cassandraEngine(cfg: StackConfig, c: CassandraNode = cassandraNodes(cfg).node1, opts: { jmx?: boolean } = {}): Engine {
   const dir = c.dir;
+  const jmx = !c.joins && !!opts.jmx;
   const snitchMarker = path.join(dir, 'snitch');
   const confDir = path.join(dir, 'conf');
   const logDir = path.join(dir, 'logs');
@@ -216,7 +227,10 @@ export function cassandraEngine(cfg: StackConfig, c: CassandraNode = cassandraNo
     host: c.host,
     port: c.port,
     portEnv: joins ? 'REGION2_CASSANDRA_HOST' : 'CASSANDRA_PORT',
-    extraPorts: [{ name: 'storage', port: c.storagePort, env: 'CASSANDRA_STORAGE_PORT' }],
+    extraPorts: [
+      { name: 'storage', port: c.storagePort, env: 'CASSANDRA_STORAGE_PORT' },
+      ...(jmx ? [{ name: 'JMX', port: cfg.cassandra.jmxPort, env: 'CASSANDRA_JMX_PORT' }] : []),
+    ],
     waitingFor: joins ? `CQL on ${c.host} and node 1 seeing ${c.datacenter}` : 'CQL',
     timeoutMs: c.timeoutMs,
     pidFile: path.join(dir, 'cassandra.pid'),
@@ -278,6 +292,9 @@ export function cassandraEngine(cfg: StackConfig, c: CassandraNode = cassandraNo
         if (snitch !== SNITCH) {
           throw new Error(`node 1 (${joins.host}:${joins.port}) runs ${snitch ?? 'an unknown snitch'}, not ${SNITCH} (started by an older stack:up?); restart it: npm run stack:down && npm run stack:up -- --regions 2`);
         }
+        if (!node1Jmx(cfg)) {
+          log.warn('node 1 runs without JMX (started without --regions 2): once this node stops, node 1 forgets it only after its own restart (stack:down, stack:up)');
+        }
       }
       // The snitch of an existing data dir: node 1 ran SimpleSnitch before region 2 existed.
       // SimpleSnitch says datacenter1/rack1, which is what node 1's rackdc file says too, so
@@ -338,13 +355,14 @@ export function cassandraEngine(cfg: StackConfig, c: CassandraNode = cassandraNo
         '-Dcassandra.skip_wait_for_gossip_to_settle=0',
         `-Dcassandra.initial_token=${c.initialToken}`,
         '-Dcassandra.ring_delay_ms=1000',
+        ...(jmx ? [`-Dcassandra.jmx.local.port=${cfg.cassandra.jmxPort}`] : []),
         ...stackTag(c.name, cfg.stackDir),
         ...c.extraJvmOpts,
         '-cp',
         `${libDir}/*`,
         'org.apache.cassandra.service.CassandraDaemon',
       ];
-      log.info('starting', { heap: c.heap, datacenter: c.datacenter, address: `${c.host}:${c.port}`, seed: joins ? `${joins.host}:${joins.storagePort}` : undefined, lib: libDir, log: path.join(logDir, 'system.log') });
+      log.info('starting', { heap: c.heap, datacenter: c.datacenter, jmx: jmx ? `127.0.0.1:${cfg.cassandra.jmxPort} (local only)` : undefined, address: `${c.host}:${c.port}`, seed: joins ? `${joins.host}:${joins.storagePort}` : undefined, lib: libDir, log: path.join(logDir, 'system.log') });
       return spawnDetached(cfg.java, args, { cwd: dir, logFile: path.join(logDir, 'stdout.log') });
     },
   };
@@ -354,4 +372,47 @@ export function cassandraEngine(cfg: StackConfig, c: CassandraNode = cassandraNo
 export function cassandraConnection(cfg: StackConfig, node: 1 | 2 = 1): { contactPoints: string[]; localDataCenter: string } {
   const n = node === 1 ? cassandraNodes(cfg).node1 : cassandraNodes(cfg).node2;
   return { contactPoints: [`${n.host}:${n.port}`], localDataCenter: n.datacenter };
+}
+
+/** Node 1's JMX port if this stack's node 1 runs with one. */
+function node1Jmx(cfg: StackConfig): number | undefined {
+  const pid = readPid(path.join(cfg.cassandra.dir, 'cassandra.pid'));
+  if (pid === undefined) return undefined;
+  const m = /-Dcassandra\.jmx\.local\.port=(\d+) /.exec(commandLine(pid));
+  return m ? Number(m[1]) : undefined;
+}
+
+export type ForgetResult = 'not-listed' | 'node2-running' | 'no-jmx' | 'forgotten';
+
+/**
+ * Once node 2 is stopped, node 1 still lists it (system.peers_v2, its ring): a datacenter2 peer
+ * that is down makes every schema change wait for agreement (the driver gives up after 10 s) and
+ * range scans of SimpleStrategy keyspaces unavailable (node 2 owns a token). `nodetool
+ * assassinate` on node 1 (JMX) removes it without streaming; node 2 keeps its data and joins
+ * again when it next starts.
+ */
+export async function forgetRegion2Node(cfg: StackConfig, log: Logger): Promise<ForgetResult> {
+  const { node1, node2 } = cassandraNodes(cfg);
+  const listed = async () =>
+    withClient(node1.host, node1.port, node1.datacenter, async (client) => {
+      const rs = await client.execute('SELECT peer FROM system.peers_v2');
+      return rs.rows.some((r) => String(r.get('peer')) === node2.host);
+    });
+  if (!(await listed())) return 'not-listed';
+  if (await portOpen(node2.port, node2.host)) return 'node2-running';
+  const jmxPort = node1Jmx(cfg);
+  if (jmxPort === undefined) return 'no-jmx';
+  const libDir = path.join(cfg.enginesCache, `cassandra-${CASSANDRA_VERSION}`, 'lib');
+  const args = ['-Xmx128m', ...JAVA_COMMON_OPTS, ...JAVA17_MODULE_OPTS, '-cp', `${libDir}/*`, 'org.apache.cassandra.tools.NodeTool', '-h', '127.0.0.1', '-p', String(jmxPort), 'assassinate', node2.host];
+  log.info(`node 1 forgets region 2's node ${node2.host} (nodetool assassinate; it rejoins when it next starts)`, { jmx: `127.0.0.1:${jmxPort}` });
+  await new Promise<void>((resolve, reject) => {
+    execFile(cfg.java, args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`nodetool assassinate ${node2.host}: ${err.message}\n${`${stdout}${stderr}`.split('\n').slice(-8).join('\n')}`));
+      else resolve();
+    });
+  });
+  for (let i = 0; i < 50 && (await listed()); i++) await new Promise((r) => setTimeout(r, 200));
+  if (await listed()) throw new Error(`node 1 still lists ${node2.host} in system.peers_v2 after nodetool assassinate`);
+  log.info(`node 1 forgot ${node2.host}`);
+  return 'forgotten';
 }

@@ -27,7 +27,7 @@ export interface StackConfig {
   runDir: string;
   java: string;
   mvn: string;
-  cassandra: { port: number; storagePort: number; dir: string; heap: string; extraJvmOpts: string[]; timeoutMs: number };
+  cassandra: { port: number; storagePort: number; dir: string; heap: string; extraJvmOpts: string[]; timeoutMs: number; jmxPort: number };
   kafka: { port: number; controllerPort: number; dir: string; heap: string; extraJvmOpts: string[]; timeoutMs: number };
   redis: { port: number; dir: string };
   /** Region 2's engines (started only with `--regions 2`; status/down always look at them). */
@@ -106,6 +106,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
       heap: env.CASSANDRA_HEAP || '1G',
       extraJvmOpts: splitOpts(env.CASSANDRA_JVM_OPTS),
       timeoutMs: envSeconds('CASSANDRA_TIMEOUT_S', 180),
+      // node 1's local-only JMX, on only once region 2 is in play (to make node 1 forget node 2)
+      jmxPort: envInt('CASSANDRA_JMX_PORT', 7199),
     },
     kafka: {
       port: envInt('KAFKA_PORT', 9092),

@@ -3,7 +3,7 @@
 // Kafka, Redis) and the Redis Cluster (`--redis-cluster`) on request. status and down cover all.
 import fs from 'node:fs';
 import path from 'node:path';
-import { cassandraEngine, cassandraNodes } from './cassandra.ts';
+import { cassandraEngine, cassandraNodes, forgetRegion2Node, node1WantsJmx } from './cassandra.ts';
 import { HOST, loadConfig, type Regions, type StackConfig } from './config.ts';
 import type { Engine, EngineGroup, EngineName, ProbeResult } from './engine.ts';
 import { kafkaEngine, kafkaNodes } from './kafka.ts';
@@ -23,7 +23,7 @@ export function engines(cfg: StackConfig, sel?: StackSelection): Engine[] {
   const kafka = kafkaNodes(cfg);
   const redis = redisNodes(cfg);
   const all: Engine[] = [
-    cassandraEngine(cfg, cass.node1),
+    cassandraEngine(cfg, cass.node1, { jmx: node1WantsJmx(cfg, sel?.regions ?? 1) }),
     kafkaEngine(cfg, kafka.region1),
     redisEngine(cfg, redis.region1),
     cassandraEngine(cfg, cass.node2),
@@ -373,6 +373,9 @@ export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackC
       : Promise.resolve();
     const settled = await Promise.allSettled([...byName.values()]);
     const formed = await Promise.allSettled([forming]);
+    // Without region 2: a node 1 that still lists region 2's (stopped) node forgets it.
+    const node1 = settled.find((s) => s.status === 'fulfilled' && s.value.engine === 'cassandra');
+    if (sel.regions !== 2 && node1 && !signal?.aborted) await forgetNode2(cfg, log);
     const failures = [...settled, ...formed].flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
     if (signal?.aborted || failures.some((f) => f instanceof AbortedError)) {
       for (const s of started) {
@@ -408,6 +411,17 @@ export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackC
 // ---------------------------------------------------------------------------------------------
 // down
 
+async function forgetNode2(cfg: StackConfig, log: Logger): Promise<void> {
+  const clog = log.child('cassandra');
+  try {
+    const r = await forgetRegion2Node(cfg, clog);
+    if (r === 'no-jmx') clog.warn("node 1 still lists region 2's stopped node and has no JMX to forget it: schema changes wait for it and SimpleStrategy scans fail until node 1 restarts (stack:down, stack:up)");
+    if (r === 'node2-running') clog.info("region 2's Cassandra node is running and joined to node 1 (stack:down stops it)");
+  } catch (err) {
+    clog.warn("could not make node 1 forget region 2's node", { error: (err as Error).message });
+  }
+}
+
 export interface EngineDown {
   engine: EngineName;
   result: 'stopped' | 'killed' | 'not-running' | 'left-running';
@@ -415,37 +429,55 @@ export interface EngineDown {
   took_ms: number;
 }
 
+async function downEngine(cfg: StackConfig, e: Engine, root: Logger): Promise<EngineDown> {
+  const t0 = Date.now();
+  const log = root.child(e.name, t0);
+  const { pid, stale } = ownPid(e);
+  if (pid !== undefined) {
+    log.info('stopping (SIGTERM, up to 30s, then SIGKILL)', { pid });
+    const how = await stopProcess(pid, 30_000);
+    removeFile(e.pidFile);
+    removeOwner(cfg, e, pid);
+    const result = how === 'killed' ? 'killed' : 'stopped';
+    (how === 'killed' ? log.warn : log.info)(how === 'killed' ? 'did not stop in 30s; killed' : 'stopped', { pid });
+    return { engine: e.name, result, pid, took_ms: Date.now() - t0 };
+  }
+  if (stale !== undefined) {
+    log.info('removing stale pid file', { pid: stale });
+    removeFile(e.pidFile);
+  }
+  const { probe } = await probeIfOpen(e);
+  if (probe.ready) {
+    const owner = readOwner(cfg, e);
+    log.info(
+      owner ? `left running: it belongs to stack ${owner.stackDir} (run stack:down there)` : e.name === 'redis' ? "left running: the machine's Redis is not managed by this stack" : 'left running: not started by this stack',
+      { address: address(e), owner_pid: owner?.pid },
+    );
+    return { engine: e.name, result: 'left-running', pid: owner?.pid, took_ms: Date.now() - t0 };
+  }
+  // (region 2 and the cluster nodes are usually not up: no line for each of them)
+  if (e.group === 'region1') log.info('not running');
+  return { engine: e.name, result: 'not-running', took_ms: Date.now() - t0 };
+}
+
+/**
+ * Stops every engine this stack dir started, whatever `up` was asked for. Region 2's Cassandra node
+ * stops first and node 1 then forgets it (so that region 1 alone works as before at its next
+ * start) before stopping too; everything else stops in parallel.
+ */
 export async function down(opts: { log: Logger; cfg?: StackConfig }): Promise<EngineDown[]> {
   const cfg = opts.cfg ?? loadConfig();
+  const list = engines(cfg);
+  const node2 = list.find((e) => e.name === 'region2-cassandra')!;
+  const node2Down = downEngine(cfg, node2, opts.log);
   return Promise.all(
-    engines(cfg).map(async (e): Promise<EngineDown> => {
-      const t0 = Date.now();
-      const log = opts.log.child(e.name, t0);
-      const { pid, stale } = ownPid(e);
-      if (pid !== undefined) {
-        log.info('stopping (SIGTERM, up to 30s, then SIGKILL)', { pid });
-        const how = await stopProcess(pid, 30_000);
-        removeFile(e.pidFile);
-        removeOwner(cfg, e, pid);
-        const result = how === 'killed' ? 'killed' : 'stopped';
-        (how === 'killed' ? log.warn : log.info)(how === 'killed' ? 'did not stop in 30s; killed' : 'stopped', { pid });
-        return { engine: e.name, result, pid, took_ms: Date.now() - t0 };
+    list.map(async (e) => {
+      if (e === node2) return node2Down;
+      if (e.name === 'cassandra') {
+        const r2 = await node2Down.catch(() => undefined);
+        if (r2?.result !== 'left-running' && ownPid(e).pid !== undefined && (await probeIfOpen(e)).probe.ready) await forgetNode2(cfg, opts.log);
       }
-      if (stale !== undefined) {
-        log.info('removing stale pid file', { pid: stale });
-        removeFile(e.pidFile);
-      }
-      const { probe } = await probeIfOpen(e);
-      if (probe.ready) {
-        const owner = readOwner(cfg, e);
-        log.info(
-          owner ? `left running: it belongs to stack ${owner.stackDir} (run stack:down there)` : e.name === 'redis' ? "left running: the machine's Redis is not managed by this stack" : 'left running: not started by this stack',
-          { address: address(e), owner_pid: owner?.pid },
-        );
-        return { engine: e.name, result: 'left-running', pid: owner?.pid, took_ms: Date.now() - t0 };
-      }
-      if (e.group === 'region1') log.info('not running');
-      return { engine: e.name, result: 'not-running', took_ms: Date.now() - t0 };
+      return downEngine(cfg, e, opts.log);
     }),
   );
 }
