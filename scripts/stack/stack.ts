@@ -375,7 +375,7 @@ export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackC
     const formed = await Promise.allSettled([forming]);
     // Without region 2: a node 1 that still lists region 2's (stopped) node forgets it.
     const node1 = settled.find((s) => s.status === 'fulfilled' && s.value.engine === 'cassandra');
-    if (sel.regions !== 2 && node1 && !signal?.aborted) await forgetNode2(cfg, log);
+    if (sel.regions !== 2 && node1 && !signal?.aborted) await forgetNode2(cfg, log, 'up');
     const failures = [...settled, ...formed].flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
     if (signal?.aborted || failures.some((f) => f instanceof AbortedError)) {
       for (const s of started) {
@@ -411,11 +411,12 @@ export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackC
 // ---------------------------------------------------------------------------------------------
 // down
 
-async function forgetNode2(cfg: StackConfig, log: Logger): Promise<void> {
+async function forgetNode2(cfg: StackConfig, log: Logger, when: 'up' | 'down'): Promise<void> {
   const clog = log.child('cassandra');
   try {
     const r = await forgetRegion2Node(cfg, clog);
-    if (r === 'no-jmx') clog.warn("node 1 still lists region 2's stopped node and has no JMX to forget it: schema changes wait for it and SimpleStrategy scans fail until node 1 restarts (stack:down, stack:up)");
+    if (r === 'no-jmx' && when === 'down') clog.info("node 1 lists region 2's node and has no JMX to forget it now (started without --regions 2); it does at its next stack:up");
+    if (r === 'no-jmx' && when === 'up') clog.warn("node 1 still lists region 2's stopped node and has no JMX to forget it: schema changes wait for it and SimpleStrategy scans fail until node 1 restarts (stack:down, stack:up)");
     if (r === 'node2-running') clog.info("region 2's Cassandra node is running and joined to node 1 (stack:down stops it)");
   } catch (err) {
     clog.warn("could not make node 1 forget region 2's node", { error: (err as Error).message });
@@ -475,7 +476,7 @@ export async function down(opts: { log: Logger; cfg?: StackConfig }): Promise<En
       if (e === node2) return node2Down;
       if (e.name === 'cassandra') {
         const r2 = await node2Down.catch(() => undefined);
-        if (r2?.result !== 'left-running' && ownPid(e).pid !== undefined && (await probeIfOpen(e)).probe.ready) await forgetNode2(cfg, opts.log);
+        if (r2?.result !== 'left-running' && ownPid(e).pid !== undefined && (await probeIfOpen(e)).probe.ready) await forgetNode2(cfg, opts.log, 'down');
       }
       return downEngine(cfg, e, opts.log);
     }),
