@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { cassandraEngine, cassandraNodes, forgetRegion2Node, node1WantsJmx } from './cassandra.ts';
-import { HOST, loadConfig, type Regions, type StackConfig } from './config.ts';
+import { loadConfig, type Regions, type StackConfig } from './config.ts';
 import type { Engine, EngineGroup, EngineName, ProbeResult } from './engine.ts';
 import { kafkaEngine, kafkaNodes } from './kafka.ts';
 import type { Logger } from './log.ts';
@@ -280,7 +280,7 @@ async function upEngine(cfg: StackConfig, e: Engine, root: Logger, started: Star
     throw new EngineFailedError(e.name, `${address(e)} is in use by something that is not a ready ${e.name} (${probe.error}); free the port or set ${e.portEnv}`);
   }
   for (const extra of e.extraPorts) {
-    if (await portOpen(extra.port, e.host)) throw new EngineFailedError(e.name, `${e.name} ${extra.name} port ${HOST}:${extra.port} is already in use; free it or set ${extra.env}`);
+    if (await portOpen(extra.port, e.host)) throw new EngineFailedError(e.name, `${e.name} ${extra.name} port ${e.host}:${extra.port} is already in use; free it or set ${extra.env}`);
   }
   const can = e.canStart();
   if (!can.ok) throw new EngineFailedError(e.name, can.reason);
@@ -374,7 +374,7 @@ export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackC
     const settled = await Promise.allSettled([...byName.values()]);
     const formed = await Promise.allSettled([forming]);
     // Without region 2: a node 1 that still lists region 2's (stopped) node forgets it.
-    const node1 = settled.find((s) => s.status === 'fulfilled' && s.value.engine === 'cassandra');
+    const node1 = settled.find((s) => s.status === 'fulfilled' && s.value.engine === 'cassandra' && s.value.state !== 'external');
     if (sel.regions !== 2 && node1 && !signal?.aborted) await forgetNode2(cfg, log, 'up');
     const failures = [...settled, ...formed].flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
     if (signal?.aborted || failures.some((f) => f instanceof AbortedError)) {
