@@ -2,7 +2,11 @@
 import type { Logger } from './log.ts';
 import type { SpawnedEngine } from './process.ts';
 
-export type EngineName = 'cassandra' | 'kafka' | 'redis';
+/** Region 1 keeps the historical names; region 2 and the Redis Cluster nodes have their own. */
+export type EngineName = 'cassandra' | 'kafka' | 'redis' | 'region2-cassandra' | 'region2-kafka' | 'region2-redis' | `redis-cluster-${number}`;
+export type EngineKind = 'cassandra' | 'kafka' | 'redis';
+/** region1: always started by `up`; region2: `--regions 2`; redis-cluster: `--redis-cluster`. */
+export type EngineGroup = 'region1' | 'region2' | 'redis-cluster';
 
 export interface ProbeResult {
   ready: boolean;
@@ -13,6 +17,10 @@ export interface ProbeResult {
 
 export interface Engine {
   name: EngineName;
+  kind: EngineKind;
+  group: EngineGroup;
+  /** Started only once this engine of the same run is ready (region 2's Cassandra joins node 1). */
+  dependsOn?: EngineName;
   host: string;
   port: number;
   /** Other ports the engine binds (checked for conflicts before start). */
@@ -41,7 +49,13 @@ export interface Engine {
 
 export const JAVA_COMMON_OPTS = ['-XX:+UseG1GC', '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true', '-Djava.net.preferIPv4Stack=true'];
 
-/** Tag put on the java command line so `ownsPid` can recognise our own processes. */
+/** Tag put on the java command line so `ownsPid` can recognise our own processes (match with a trailing space). */
 export function stackTag(engine: EngineName, stackDir: string): string[] {
   return [`-Dswitchboard.engine=${engine}`, `-Dswitchboard.stack=${stackDir}`];
+}
+
+/** Is this command line our java process for `engine` in `stackDir` (main class and both tags)? */
+export function isOurJava(cmd: string, mainClass: string, engine: EngineName, stackDir: string): boolean {
+  const [engineTag, stackTagArg] = stackTag(engine, stackDir);
+  return cmd.includes(mainClass) && cmd.includes(engineTag! + ' ') && cmd.includes(stackTagArg! + ' ');
 }

@@ -83,7 +83,7 @@ function cacheComplete(opts: { name: string; version: string; deps: MavenDep[]; 
  * The stack runs one Maven per engine concurrently (measured: cold downloads are latency-bound,
  * two runs in parallel took 57 s where one after the other took 89 s).
  */
-export async function ensureEngineJars(opts: {
+type EnsureOpts = {
   name: string;
   version: string;
   deps: MavenDep[];
@@ -91,7 +91,24 @@ export async function ensureEngineJars(opts: {
   mvn: string;
   log: Logger;
   signal?: AbortSignal;
-}): Promise<EngineJars> {
+};
+
+/** Downloads in progress in this process, by cache dir: region 1's and region 2's Kafka share one. */
+const inProgress = new Map<string, Promise<EngineJars>>();
+
+export function ensureEngineJars(opts: EnsureOpts): Promise<EngineJars> {
+  const key = path.join(opts.cacheRoot, `${opts.name}-${opts.version}`);
+  const running = inProgress.get(key);
+  if (running) {
+    opts.log.info('jars: waiting for the download already under way', { dir: key });
+    return running;
+  }
+  const p = fetchEngineJars(opts).finally(() => inProgress.delete(key));
+  inProgress.set(key, p);
+  return p;
+}
+
+async function fetchEngineJars(opts: EnsureOpts): Promise<EngineJars> {
   const { name, version, deps, log } = opts;
   const dir = path.join(opts.cacheRoot, `${name}-${version}`);
   const libDir = path.join(dir, 'lib');

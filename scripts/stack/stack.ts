@@ -1,19 +1,44 @@
 // Orchestration of the local engines: up (idempotent, parallel, waits for readiness), down, status.
+// Region 1 (Cassandra, Kafka, Redis) always; region 2 (`--regions 2`: a second Cassandra datacenter,
+// Kafka, Redis) and the Redis Cluster (`--redis-cluster`) on request. status and down cover all.
 import fs from 'node:fs';
 import path from 'node:path';
-import { cassandraEngine } from './cassandra.ts';
-import { HOST, loadConfig, type StackConfig } from './config.ts';
-import type { Engine, EngineName, ProbeResult } from './engine.ts';
-import { kafkaEngine } from './kafka.ts';
+import { cassandraEngine, cassandraNodes, forgetRegion2Node, node1WantsJmx } from './cassandra.ts';
+import { loadConfig, type Regions, type StackConfig } from './config.ts';
+import type { Engine, EngineGroup, EngineName, ProbeResult } from './engine.ts';
+import { kafkaEngine, kafkaNodes } from './kafka.ts';
 import type { Logger } from './log.ts';
 import { AbortedError, commandLine, isAlive, portOpen, readPid, removeFile, sleep, stopProcess, tailFile, withLock, writePid, type SpawnedEngine } from './process.ts';
-import { redisEngine } from './redis.ts';
+import { formRedisCluster, redisEngine, redisNodes, type ClusterForm } from './redis.ts';
 
-export function engines(cfg: StackConfig): Engine[] {
-  return [cassandraEngine(cfg), kafkaEngine(cfg), redisEngine(cfg)];
+/** Which optional parts `up` brings up (status and down always look at every engine). */
+export interface StackSelection {
+  regions?: Regions;
+  redisCluster?: boolean;
 }
 
-const address = (e: Engine) => `${HOST}:${e.port}`;
+/** The engines of the selection; without one, every engine the stack knows (for status and down). */
+export function engines(cfg: StackConfig, sel?: StackSelection): Engine[] {
+  const cass = cassandraNodes(cfg);
+  const kafka = kafkaNodes(cfg);
+  const redis = redisNodes(cfg);
+  const all: Engine[] = [
+    cassandraEngine(cfg, cass.node1, { jmx: node1WantsJmx(cfg, sel?.regions ?? 1) }),
+    kafkaEngine(cfg, kafka.region1),
+    redisEngine(cfg, redis.region1),
+    cassandraEngine(cfg, cass.node2),
+    kafkaEngine(cfg, kafka.region2),
+    redisEngine(cfg, redis.region2),
+    ...redis.cluster.map((n) => redisEngine(cfg, n)),
+  ];
+  if (!sel) return all;
+  const groups = new Set<EngineGroup>(['region1']);
+  if (sel.regions === 2) groups.add('region2');
+  if (sel.redisCluster) groups.add('redis-cluster');
+  return all.filter((e) => groups.has(e.group));
+}
+
+const address = (e: Engine) => `${e.host}:${e.port}`;
 
 // ---------------------------------------------------------------------------------------------
 // Machine-wide owner records (<runDir>/<engine>-<port>.json): lets a second checkout see that a
@@ -44,7 +69,7 @@ function readOwner(cfg: StackConfig, e: Engine): OwnerRecord | undefined {
     const rec = JSON.parse(fs.readFileSync(ownerFile(cfg, e), 'utf8')) as OwnerRecord;
     if (!isAlive(rec.pid)) return undefined;
     const cmd = commandLine(rec.pid);
-    return cmd.includes(e.name === 'redis' ? 'redis-server' : `-Dswitchboard.engine=${e.name}`) ? rec : undefined;
+    return cmd.includes(e.kind === 'redis' ? 'redis-server' : `-Dswitchboard.engine=${e.name} `) ? rec : undefined;
   } catch {
     return undefined;
   }
@@ -68,7 +93,7 @@ function ownPid(e: Engine): { pid?: number; stale?: number } {
 }
 
 async function probeIfOpen(e: Engine): Promise<{ open: boolean; probe: ProbeResult }> {
-  if (!(await portOpen(e.port))) return { open: false, probe: { ready: false, error: 'port closed' } };
+  if (!(await portOpen(e.port, e.host))) return { open: false, probe: { ready: false, error: 'port closed' } };
   return { open: true, probe: await e.probe() };
 }
 
@@ -79,6 +104,7 @@ export type EngineState = 'running' | 'starting' | 'stopped' | 'external' | 'con
 
 export interface EngineStatus {
   engine: EngineName;
+  group: EngineGroup;
   state: EngineState;
   ready: boolean;
   address: string;
@@ -94,7 +120,7 @@ export interface EngineStatus {
 export async function engineStatus(cfg: StackConfig, e: Engine): Promise<EngineStatus> {
   const { pid, stale } = ownPid(e);
   const { open, probe } = await probeIfOpen(e);
-  const base = { engine: e.name, address: address(e), ready: probe.ready, info: probe.info, error: probe.ready ? undefined : probe.error, stalePidFile: stale };
+  const base = { engine: e.name, group: e.group, address: address(e), ready: probe.ready, info: probe.info, error: probe.ready ? undefined : probe.error, stalePidFile: stale };
   if (pid !== undefined) return { ...base, state: probe.ready ? 'running' : 'starting', managed: true, pid };
   if (probe.ready) {
     const owner = readOwner(cfg, e);
@@ -109,8 +135,31 @@ export async function engineStatus(cfg: StackConfig, e: Engine): Promise<EngineS
   return { ...base, state: open ? 'conflict' : 'stopped', managed: false };
 }
 
+/** Every engine the stack knows, region 1 first (region 2 and the cluster nodes are 'stopped' when not up). */
 export async function stackStatus(cfg: StackConfig = loadConfig()): Promise<EngineStatus[]> {
   return Promise.all(engines(cfg).map((e) => engineStatus(cfg, e)));
+}
+
+export interface GroupStatus {
+  /** Some engine of the group is not stopped. */
+  up: boolean;
+  /** Every engine of the group is ready (and, for the Redis Cluster, cluster_state is ok on every node). */
+  ready: boolean;
+}
+
+/**
+ * Region 1 must be ready; region 2 and the Redis Cluster count when any of their engines is up.
+ * `ok`: region 1 ready and every group that is up is ready.
+ */
+export function summarize(all: EngineStatus[]): { ok: boolean; groups: Record<EngineGroup, GroupStatus> } {
+  const group = (g: EngineGroup): GroupStatus => {
+    const list = all.filter((s) => s.group === g);
+    const ready = list.length > 0 && list.every((s) => s.ready && (g !== 'redis-cluster' || s.info?.cluster_state === 'ok'));
+    return { up: list.some((s) => s.state !== 'stopped'), ready };
+  };
+  const groups = { region1: group('region1'), region2: group('region2'), 'redis-cluster': group('redis-cluster') };
+  const ok = groups.region1.ready && (!groups.region2.up || groups.region2.ready) && (!groups['redis-cluster'].up || groups['redis-cluster'].ready);
+  return { ok, groups };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -231,12 +280,17 @@ async function upEngine(cfg: StackConfig, e: Engine, root: Logger, started: Star
     throw new EngineFailedError(e.name, `${address(e)} is in use by something that is not a ready ${e.name} (${probe.error}); free the port or set ${e.portEnv}`);
   }
   for (const extra of e.extraPorts) {
-    if (await portOpen(extra.port)) throw new EngineFailedError(e.name, `${e.name} ${extra.name} port ${HOST}:${extra.port} is already in use; free it or set ${extra.env}`);
+    if (await portOpen(extra.port, e.host)) throw new EngineFailedError(e.name, `${e.name} ${extra.name} port ${e.host}:${extra.port} is already in use; free it or set ${extra.env}`);
   }
   const can = e.canStart();
   if (!can.ok) throw new EngineFailedError(e.name, can.reason);
 
-  await e.prepare(log, signal);
+  try {
+    await e.prepare(log, signal);
+  } catch (err) {
+    if (err instanceof AbortedError || signal?.aborted) throw new AbortedError();
+    throw new EngineFailedError(e.name, `${e.name}: ${(err as Error).message}`);
+  }
   if (signal?.aborted) throw new AbortedError();
   const spawned = e.start(log);
   writePid(e.pidFile, spawned.pid);
@@ -263,25 +317,66 @@ async function upEngine(cfg: StackConfig, e: Engine, root: Logger, started: Star
 
 export interface UpResult {
   engines: EngineUp[];
+  /** With `redisCluster`: whether the cluster was formed now or reused. */
+  redisCluster?: ClusterForm;
   total_ms: number;
 }
 
 /**
- * Bring every engine up (in parallel) and wait until each answers a real client request.
- * Idempotent. If `signal` aborts, engines started by *this call* are stopped again.
+ * Bring every engine of the selection up (in parallel; region 2's Cassandra once node 1 is ready)
+ * and wait until each answers a real client request. Idempotent. If `signal` aborts, engines
+ * started by *this call* are stopped again.
  */
-export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackConfig }): Promise<UpResult> {
+export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackConfig } & StackSelection): Promise<UpResult> {
   const cfg = opts.cfg ?? loadConfig();
   const { log, signal } = opts;
+  const sel: StackSelection = { regions: opts.regions ?? 1, redisCluster: opts.redisCluster ?? false };
   const t0 = Date.now();
   fs.mkdirSync(cfg.stackDir, { recursive: true });
   const lockFile = path.join(cfg.stackDir, 'up.lock');
   return withLock(lockFile, { timeoutMs: 300_000, signal, onWait: () => log.info('another `stack:up` is running for this stack dir; waiting for it', { lock: lockFile }) }, async () => {
-    log.info('stack up', { stack_dir: cfg.stackDir, engines_cache: cfg.enginesCache });
+    log.info('stack up', { stack_dir: cfg.stackDir, engines_cache: cfg.enginesCache, regions: sel.regions, redis_cluster: sel.redisCluster });
     const started: Started[] = [];
-    const list = engines(cfg);
-    const settled = await Promise.allSettled(list.map((e) => upEngine(cfg, e, log, started, signal)));
-    const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+    const list = engines(cfg, sel);
+    const byName = new Map<EngineName, Promise<EngineUp>>();
+    for (const e of list) {
+      const dep = e.dependsOn ? byName.get(e.dependsOn) : undefined;
+      const run = dep
+        ? (async () => {
+            log.child(e.name).info(`waiting for ${e.dependsOn} to be ready before starting`);
+            try {
+              await dep;
+            } catch (err) {
+              if (err instanceof AbortedError) throw err;
+              throw new EngineFailedError(e.name, `${e.name} not started: ${e.dependsOn} failed`);
+            }
+            return upEngine(cfg, e, log, started, signal);
+          })()
+        : upEngine(cfg, e, log, started, signal);
+      run.catch(() => undefined); // observed by allSettled below
+      byName.set(e.name, run);
+    }
+    // The cluster is formed as soon as its three nodes answer (in parallel with the JVMs starting).
+    let cluster: ClusterForm | undefined;
+    const clusterNodes = [...byName.entries()].filter(([name]) => name.startsWith('redis-cluster-')).map(([, p]) => p);
+    const forming = sel.redisCluster
+      ? (async () => {
+          const nodes = await Promise.all(clusterNodes).catch(() => undefined);
+          if (!nodes || signal?.aborted) return; // a node failed: reported with its own error
+          try {
+            cluster = await formRedisCluster(cfg, log.child('redis-cluster'), { mayReset: nodes.every((n) => n.state !== 'external'), signal });
+          } catch (err) {
+            if (signal?.aborted) throw new AbortedError();
+            throw new EngineFailedError('redis-cluster-1', `redis cluster: ${(err as Error).message}`);
+          }
+        })()
+      : Promise.resolve();
+    const settled = await Promise.allSettled([...byName.values()]);
+    const formed = await Promise.allSettled([forming]);
+    // Without region 2: a node 1 that still lists region 2's (stopped) node forgets it.
+    const node1 = settled.find((s) => s.status === 'fulfilled' && s.value.engine === 'cassandra' && s.value.state !== 'external');
+    if (sel.regions !== 2 && node1 && !signal?.aborted) await forgetNode2(cfg, log, 'up');
+    const failures = [...settled, ...formed].flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
     if (signal?.aborted || failures.some((f) => f instanceof AbortedError)) {
       for (const s of started) {
         const how = await stopProcess(s.pid, 30_000);
@@ -304,8 +399,10 @@ export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackC
       const names = failures.map((f) => (f instanceof EngineFailedError ? f.engine : 'stack')).join(', ');
       throw new Error(`stack:up failed: ${names} (see the log lines above)`);
     }
-    const result: UpResult = { engines: settled.map((s) => (s as PromiseFulfilledResult<EngineUp>).value), total_ms: Date.now() - t0 };
-    for (const r of result.engines) log.info('summary', { engine: r.engine, state: r.state, address: r.address, pid: r.pid, took_ms: r.took_ms, ...r.info });
+    const result: UpResult = { engines: settled.map((s) => (s as PromiseFulfilledResult<EngineUp>).value), redisCluster: cluster, total_ms: Date.now() - t0 };
+    // (a cluster node's own probe info predates the cluster: its state is the line after them)
+    for (const r of result.engines) log.info('summary', { engine: r.engine, state: r.state, address: r.address, pid: r.pid, took_ms: r.took_ms, ...(r.engine.startsWith('redis-cluster-') ? {} : r.info) });
+    if (cluster) log.info('summary', { engine: 'redis-cluster', state: cluster.state, nodes: cluster.nodes, took_ms: cluster.took_ms, cluster_state: 'ok' });
     log.info('stack is up', { total_ms: result.total_ms });
     return result;
   });
@@ -314,6 +411,18 @@ export async function up(opts: { log: Logger; signal?: AbortSignal; cfg?: StackC
 // ---------------------------------------------------------------------------------------------
 // down
 
+async function forgetNode2(cfg: StackConfig, log: Logger, when: 'up' | 'down'): Promise<void> {
+  const clog = log.child('cassandra');
+  try {
+    const r = await forgetRegion2Node(cfg, clog);
+    if (r === 'no-jmx' && when === 'down') clog.info("node 1 lists region 2's node and has no JMX to forget it now (started without --regions 2); it does at its next stack:up");
+    if (r === 'no-jmx' && when === 'up') clog.warn("node 1 still lists region 2's stopped node and has no JMX to forget it: schema changes wait for it and SimpleStrategy scans fail until node 1 restarts (stack:down, stack:up)");
+    if (r === 'node2-running') clog.info("region 2's Cassandra node is running and joined to node 1 (stack:down stops it)");
+  } catch (err) {
+    clog.warn("could not make node 1 forget region 2's node", { error: (err as Error).message });
+  }
+}
+
 export interface EngineDown {
   engine: EngineName;
   result: 'stopped' | 'killed' | 'not-running' | 'left-running';
@@ -321,37 +430,55 @@ export interface EngineDown {
   took_ms: number;
 }
 
+async function downEngine(cfg: StackConfig, e: Engine, root: Logger): Promise<EngineDown> {
+  const t0 = Date.now();
+  const log = root.child(e.name, t0);
+  const { pid, stale } = ownPid(e);
+  if (pid !== undefined) {
+    log.info('stopping (SIGTERM, up to 30s, then SIGKILL)', { pid });
+    const how = await stopProcess(pid, 30_000);
+    removeFile(e.pidFile);
+    removeOwner(cfg, e, pid);
+    const result = how === 'killed' ? 'killed' : 'stopped';
+    (how === 'killed' ? log.warn : log.info)(how === 'killed' ? 'did not stop in 30s; killed' : 'stopped', { pid });
+    return { engine: e.name, result, pid, took_ms: Date.now() - t0 };
+  }
+  if (stale !== undefined) {
+    log.info('removing stale pid file', { pid: stale });
+    removeFile(e.pidFile);
+  }
+  const { probe } = await probeIfOpen(e);
+  if (probe.ready) {
+    const owner = readOwner(cfg, e);
+    log.info(
+      owner ? `left running: it belongs to stack ${owner.stackDir} (run stack:down there)` : e.name === 'redis' ? "left running: the machine's Redis is not managed by this stack" : 'left running: not started by this stack',
+      { address: address(e), owner_pid: owner?.pid },
+    );
+    return { engine: e.name, result: 'left-running', pid: owner?.pid, took_ms: Date.now() - t0 };
+  }
+  // (region 2 and the cluster nodes are usually not up: no line for each of them)
+  if (e.group === 'region1') log.info('not running');
+  return { engine: e.name, result: 'not-running', took_ms: Date.now() - t0 };
+}
+
+/**
+ * Stops every engine this stack dir started, whatever `up` was asked for. Region 2's Cassandra node
+ * stops first and node 1 then forgets it (so that region 1 alone works as before at its next
+ * start) before stopping too; everything else stops in parallel.
+ */
 export async function down(opts: { log: Logger; cfg?: StackConfig }): Promise<EngineDown[]> {
   const cfg = opts.cfg ?? loadConfig();
+  const list = engines(cfg);
+  const node2 = list.find((e) => e.name === 'region2-cassandra')!;
+  const node2Down = downEngine(cfg, node2, opts.log);
   return Promise.all(
-    engines(cfg).map(async (e): Promise<EngineDown> => {
-      const t0 = Date.now();
-      const log = opts.log.child(e.name, t0);
-      const { pid, stale } = ownPid(e);
-      if (pid !== undefined) {
-        log.info('stopping (SIGTERM, up to 30s, then SIGKILL)', { pid });
-        const how = await stopProcess(pid, 30_000);
-        removeFile(e.pidFile);
-        removeOwner(cfg, e, pid);
-        const result = how === 'killed' ? 'killed' : 'stopped';
-        (how === 'killed' ? log.warn : log.info)(how === 'killed' ? 'did not stop in 30s; killed' : 'stopped', { pid });
-        return { engine: e.name, result, pid, took_ms: Date.now() - t0 };
+    list.map(async (e) => {
+      if (e === node2) return node2Down;
+      if (e.name === 'cassandra') {
+        const r2 = await node2Down.catch(() => undefined);
+        if (r2?.result !== 'left-running' && ownPid(e).pid !== undefined && (await probeIfOpen(e)).probe.ready) await forgetNode2(cfg, opts.log, 'down');
       }
-      if (stale !== undefined) {
-        log.info('removing stale pid file', { pid: stale });
-        removeFile(e.pidFile);
-      }
-      const { probe } = await probeIfOpen(e);
-      if (probe.ready) {
-        const owner = readOwner(cfg, e);
-        log.info(
-          owner ? `left running: it belongs to stack ${owner.stackDir} (run stack:down there)` : e.name === 'redis' ? "left running: the machine's Redis is not managed by this stack" : 'left running: not started by this stack',
-          { address: address(e), owner_pid: owner?.pid },
-        );
-        return { engine: e.name, result: 'left-running', pid: owner?.pid, took_ms: Date.now() - t0 };
-      }
-      log.info('not running');
-      return { engine: e.name, result: 'not-running', took_ms: Date.now() - t0 };
+      return downEngine(cfg, e, opts.log);
     }),
   );
 }
@@ -405,7 +532,7 @@ export async function restartEngine(name: EngineName, opts: { log: Logger; hard?
   } else how = await stopProcess(pid, 30_000);
   removeFile(e.pidFile);
   removeOwner(ownerCfg, e, pid);
-  for (let i = 0; i < 100 && (await portOpen(e.port)); i++) await sleep(100);
+  for (let i = 0; i < 100 && (await portOpen(e.port, e.host)); i++) await sleep(100);
   if (opts.downMs) await sleep(opts.downMs);
   const lockFile = path.join(ownerCfg.stackDir, 'up.lock');
   const up = await withLock(lockFile, { timeoutMs: 300_000 }, () => upEngine(ownerCfg, e, opts.log, []));
