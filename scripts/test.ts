@@ -1,13 +1,14 @@
 /**
  * `npm test`: every test file in protocol/, region/ and edge/ in one node:test run.
  *
- * Real engines: with CI=true the run first brings up Cassandra, Kafka and Redis and the Redis
- * Cluster (`ensureStack`, as `npm run stack:up -- --redis-cluster`) and runs every suite but
- * scripts/test's; then region 2 joins (`--regions 2`) and scripts/test's suites run with
- * TEST_REGION2_* set (see `needsRegion2`). A failure to start fails the run; the real-engine
- * suites can never be skipped. Without CI, the real-engine suites run when the stack is already up
- * (`npm run stack:up`; region 2's and the cluster's suites when those are up too) and are reported
- * as skipped, with the reason, when not.
+ * Real engines: with CI=true the run first brings up two regions of Cassandra, Kafka and Redis and
+ * the Redis Cluster (`ensureStack`, as `npm run stack:up -- --regions 2 --redis-cluster`) and runs
+ * every suite with TEST_*, TEST_REGION2_* and TEST_REDIS_CLUSTER_NODES set. A failure to start
+ * fails the run; the real-engine suites can never be skipped. Without CI, the real-engine suites
+ * run when the stack is already up (`npm run stack:up`; region 2's and the cluster's suites when
+ * those are up too) and are reported as skipped, with the reason, when not. The region creates
+ * its keyspaces with NetworkTopologyStrategy in its own datacenter, so region 2's joined
+ * datacenter holds no replica of a single-region suite's data.
  *
  *   npm test                       everything
  *   npm test -- e2e sequencer      only files whose path contains one of the words
@@ -34,14 +35,6 @@ function testFiles(filters: string[]): string[] {
   return out;
 }
 
-/**
- * Files that need region 2 (scripts/test). With CI=true they run after the others, once region 2
- * has joined: while Cassandra's datacenter2 is in the cluster, a SimpleStrategy keyspace (the
- * region's, in every other suite) has a token range there, and range scans of it at LOCAL_*
- * consistency are unavailable in datacenter1.
- */
-const needsRegion2 = (file: string) => file.startsWith('scripts/test/');
-
 /** Set when this run brought the engines up, so it also takes them down. */
 let startedStack = false;
 
@@ -66,12 +59,12 @@ function envOf(info: Info): Record<string, string> {
   return env;
 }
 
-/** CI: bring up region 1 and the Redis Cluster, or (`region2`) also region 2. */
-async function ciEnv(region2: boolean): Promise<Record<string, string>> {
+/** CI: bring up both regions and the Redis Cluster. */
+async function ciEnv(): Promise<Record<string, string>> {
   const { ensureStack } = await import('./stack/index.ts');
-  log(`CI=true: bringing up the real engines (${region2 ? 'two regions' : 'region 1'} and the Redis Cluster)`);
+  log('CI=true: bringing up the real engines (two regions and the Redis Cluster)');
   const t0 = Date.now();
-  const info = await ensureStack({ regions: region2 ? 2 : 1, redisCluster: true, log: stackLog });
+  const info = await ensureStack({ regions: 2, redisCluster: true, log: stackLog });
   log('real engines ready', { ms: Date.now() - t0 });
   return envOf(info);
 }
@@ -89,9 +82,6 @@ async function localEnv(): Promise<Record<string, string>> {
     region2: status.region2 || 'not up (npm run stack:up -- --regions 2 to include its suites)',
     redis_cluster: status.redisCluster || 'not up (npm run stack:up -- --redis-cluster to include its suites)',
   });
-  if (status.region2) {
-    log("region 2's Cassandra is joined: range scans of SimpleStrategy keyspaces at LOCAL_* consistency fail in datacenter1 (the region's storage suites); CI runs those before region 2 joins");
-  }
   return envOf(info);
 }
 
@@ -116,24 +106,12 @@ async function main(): Promise<void> {
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
   let code = 0;
-  let interrupted = false;
-  process.once('SIGINT', () => (interrupted = true));
-  process.once('SIGTERM', () => (interrupted = true));
   try {
     if (ci) {
       const { stackStatus } = await import('./stack/index.ts');
       const status = await stackStatus();
       startedStack = !(status.region1 && status.region2 && status.redisCluster);
-      const first = files.filter((f) => !needsRegion2(f));
-      const second = files.filter(needsRegion2);
-      if (first.length) {
-        if (status.region2) log("region 2's Cassandra is already joined: SimpleStrategy range scans at LOCAL_* consistency will fail in datacenter1");
-        code = await runFiles(first, { ...process.env, ...(await ciEnv(false)) });
-      }
-      if (second.length && !interrupted) {
-        const c2 = await runFiles(second, { ...process.env, ...(await ciEnv(true)) });
-        code = code || c2;
-      }
+      code = await runFiles(files, { ...process.env, ...(await ciEnv()) });
     } else {
       code = await runFiles(files, { ...process.env, ...(await localEnv()) });
     }
