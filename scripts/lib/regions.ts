@@ -62,7 +62,7 @@ export async function startRegions(real: Record<RegionName, RegionEngines> | nul
   const sink = opts.sink ?? quiet;
   const dcs = real ? [...new Set([real.eu.localDc, real.us.localDc])] : [];
   const envOf = (region: RegionName): Record<string, string> => {
-    const base = { REGION_NAME: region, NAMESPACE: namespace, LOG_LEVEL: 'warn' };
+    const base = { REGION_NAME: region, NAMESPACE: namespace, LOG_LEVEL: process.env.E2E_REGION_LOG_LEVEL || 'warn' };
     if (!real) return base;
     const e = real[region];
     return {
