@@ -59,7 +59,7 @@ import { mintToken } from '../../edge/src/http/auth.ts';
 import { freePort, waitForHttp } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
 // Benches measure capacity, not the rate limits (edge/src/limits/limits.ts): raised for them.
-import { RAISED_LIMITS } from '../../edge/src/limits/limits.ts';
+import { BENCH_EDGE_VARS } from './edge-vars.ts';
 import { removeNamespace } from './cleanup.ts';
 import { cpuPercent, cpuSnapshot, pidsOf, type Target } from './cpu.ts';
 import { edgeState, edgeStateDir } from './edge-state.ts';
@@ -806,7 +806,7 @@ async function edge(tokens: string[], authSecret: string): Promise<{ result: Tar
       // A restart right after a kill may lose a race for the port: tried again.
       for (let attempt = 1; ; attempt++) {
         try {
-          const svc = await startEdge({ port: edgePort, regionUrl: region!.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: false, vars: RAISED_LIMITS, sink });
+          const svc = await startEdge({ port: edgePort, regionUrl: region!.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: false, vars: BENCH_EDGE_VARS, sink });
           services.add(svc);
           return svc;
         } catch (err) {

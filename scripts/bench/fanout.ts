@@ -20,7 +20,7 @@ import WebSocket from 'ws';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
 // Benches measure capacity, not the rate limits (edge/src/limits/limits.ts): raised for them.
-import { RAISED_LIMITS } from '../../edge/src/limits/limits.ts';
+import { BENCH_EDGE_VARS } from './edge-vars.ts';
 import { cpuPercent, cpuSnapshot, type Target } from './cpu.ts';
 import { edgeState, edgeStateDir } from './edge-state.ts';
 import { dist, type Dist } from './load.ts';
@@ -162,7 +162,7 @@ async function switchboard(): Promise<Phase[]> {
   try {
     const region = await startRegion({ port: regionPort, dataDir: path.join(dir, 'region'), internalSecret, env, sink: () => {} });
     services.push(region);
-    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: RAISED_LIMITS, sink: () => {} });
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: BENCH_EDGE_VARS, sink: () => {} });
     services.push(edge);
     const token = async (user: string, device: string) => {
       const res = await fetch(`${edge.url}/v1/dev/token`, { method: 'POST', body: JSON.stringify({ user, device }) });

@@ -44,7 +44,7 @@ import { ACK_COALESCE_MS, AckCoalescer } from '@switchboard/protocol';
 import { freePort } from '../lib/ports.ts';
 import { ROOT, startEdge, startRegion, type Service } from '../lib/processes.ts';
 // Benches measure capacity, not the rate limits (edge/src/limits/limits.ts): raised for them.
-import { RAISED_LIMITS } from '../../edge/src/limits/limits.ts';
+import { BENCH_EDGE_VARS } from './edge-vars.ts';
 import { cpuPercent, cpuSnapshot, pidsOf, type Target } from './cpu.ts';
 import { cpuLayout, Pinning } from './cpu-layout.ts';
 import { Run, dist, drain, openLoop, phaseResult, type Dist, type PhaseResult } from './load.ts';
@@ -407,7 +407,7 @@ async function main(): Promise<void> {
     services.push(region);
     check();
     progress('edge in workerd …');
-    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: { ...RAISED_LIMITS, ...CFG.edgeVars }, sink });
+    const edge = await startEdge({ port: edgePort, regionUrl: region.url, persistDir: edgeDir, authSecret, internalSecret, devAuth: true, vars: { ...BENCH_EDGE_VARS, ...CFG.edgeVars }, sink });
     services.push(edge);
     check();
 
