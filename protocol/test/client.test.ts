@@ -304,6 +304,26 @@ describe('SwitchboardClient', () => {
     c.close();
   });
 
+  it('a resume the server cannot answer is tried again on the same connection, and finds a conversation the device never saw', async () => {
+    const server = new FakeServer();
+    const base = server.reply;
+    let refusals = 2;
+    server.reply = (f, s) => {
+      if (f.t === 'resume' && refusals-- > 0) return s.push({ t: 'error', rid: f.rid, code: 'unavailable', message: 'conversation list unavailable; retry later' });
+      if (f.t === 'resume') return s.push({ t: 'changes', rid: f.rid, convs: [{ conv: 'new', last: 1, acked: 0 }] });
+      if (f.t === 'sync') return s.push({ t: 'msgs', rid: f.rid, conv: f.conv, msgs: [{ ...msg(1), conv: f.conv }], more: false });
+      base(f, s);
+    };
+    const resumed: { conversations: number }[] = [];
+    const { c, got } = client(server, { onResumed: (r) => resumed.push(r) });
+    await c.connect();
+    await until(() => resumed.length === 1, 10_000);
+    assert.equal(server.sent('resume').length, 3, 'two refusals, then the resume that answered');
+    assert.equal(server.sockets.length, 1, 'on the same connection');
+    assert.deepEqual(got.map((m) => [m.conv, m.seq]), [['new', 1]]);
+    c.close();
+  });
+
   it('does not reconnect after a close code that says not to', async () => {
     const server = new FakeServer();
     const statuses: string[] = [];

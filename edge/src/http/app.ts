@@ -135,9 +135,10 @@ app.get('/v1/connect', async (c) => {
     counted('invalid_frame');
     return c.json(errorBody(new ProtocolError('invalid_frame', 'expected a WebSocket upgrade')), 426);
   }
-  // Connects per address here; per user on the user's gateway, before it accepts the socket.
+  // Connects per address here (when the request has one: Cloudflare always sets it); per user on
+  // the user's gateway, before it accepts the socket.
   const address = clientAddress(c.req.raw);
-  await spendQuota(c.env, c.req.raw, addressSubject(address), [{ limit: 'connect_ip', key: address, cost: 1 }]);
+  if (address !== null) await spendQuota(c.env, c.req.raw, addressSubject(address), [{ limit: 'connect_ip', key: address, cost: 1 }]);
   const gw = gatewayName(placementOfRequest(cfg.gatewayPlacement, c.req.raw), me.user, cfg.gatewayShards);
   const headers = new Headers(c.req.raw.headers);
   headers.set(USER_HEADER, me.user);

@@ -30,10 +30,11 @@ export async function spendQuota(env: Env, req: Request, subject: string, spends
 
 /**
  * The client's address: Cloudflare's `CF-Connecting-IP` (set by Cloudflare on every request,
- * never the client's own). A local runtime has none: every client there is `local`.
+ * never the client's own). A local runtime has none (null): there is no address to limit, and
+ * counting every local client in one bucket would make one gateway take a call per connect.
  */
-export function clientAddress(req: Request): string {
-  return req.headers.get('cf-connecting-ip') ?? 'local';
+export function clientAddress(req: Request): string | null {
+  return req.headers.get('cf-connecting-ip');
 }
 
 /** The gateway subject that keeps an address's quotas. */

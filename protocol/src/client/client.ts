@@ -156,6 +156,9 @@ interface OutboxEntry {
  * original cmid, releases incoming messages exactly once and in order per conversation (gaps are
  * filled by `sync` of exactly the missing range), and acks cumulatively.
  */
+/** Resumes of one connection at most, when the server cannot list conversations (resumeOrCatchUp). */
+const RESUME_ATTEMPTS = 8;
+
 export class SwitchboardClient {
   status: Status = 'offline';
   /** Who this connection is, from the server's `hello`. */
@@ -501,16 +504,25 @@ export class SwitchboardClient {
   }
 
   /**
-   * Resume; if the server cannot list conversations now, at least catch up the followed ones.
+   * Resume; if the server cannot list conversations now, at least catch up the followed ones, and
+   * resume again after a backoff (1 s, doubling, at most 30 s; 8 tries) while this connection
+   * lasts: a conversation the device has never seen is only found by a resume.
    * `onlineAt`: this is the resume of a (re)connect that came online then (`onResumed` follows).
    */
-  private resumeOrCatchUp(onlineAt?: number): void {
+  private resumeOrCatchUp(onlineAt?: number, attempt = 1): void {
+    const ws = this.ws;
     this.resumePages().then(
       (conversations) => {
         if (onlineAt !== undefined) this.opts.onResumed?.({ conversations, ms: Date.now() - onlineAt });
       },
       () => {
-        if (this.status === 'online') for (const conv of this.cursors.keys()) void this.catchUp(conv);
+        if (this.status !== 'online' || this.ws !== ws) return;
+        for (const conv of this.cursors.keys()) void this.catchUp(conv);
+        if (attempt >= RESUME_ATTEMPTS) return;
+        const delay = Math.min(30_000, 1000 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        setTimeout(() => {
+          if (this.status === 'online' && this.ws === ws && !this.closed) this.resumeOrCatchUp(onlineAt, attempt + 1);
+        }, delay);
       },
     );
   }
