@@ -36,14 +36,15 @@ const keySets = new Map<string, KeySet>();
  * unreachable provider or revocation store is `unavailable`.
  */
 export class TokenVerifier {
-  private readonly secret: Uint8Array;
+  /** AUTH_SECRET as an HMAC key, imported once per isolate (jose imports a raw secret on every verify). */
+  private readonly secret: Promise<CryptoKey>;
   private readonly keys: KeySet | null;
 
   constructor(
     private readonly cfg: EdgeConfig,
     private readonly revocations: Env['REVOCATIONS'],
   ) {
-    this.secret = new TextEncoder().encode(cfg.authSecret);
+    this.secret = crypto.subtle.importKey('raw', new TextEncoder().encode(cfg.authSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
     this.keys = cfg.authJwksUrl === '' ? null : keySet(cfg);
   }
 
@@ -63,7 +64,7 @@ export class TokenVerifier {
   private async secretToken(token: string): Promise<VerifiedToken> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'], clockTolerance: this.cfg.authLeewaySeconds, requiredClaims: ['exp'] }));
+      ({ payload } = await jwtVerify(token, await this.secret, { algorithms: ['HS256'], clockTolerance: this.cfg.authLeewaySeconds, requiredClaims: ['exp'] }));
     } catch (err) {
       throw refusal(err);
     }
