@@ -187,14 +187,11 @@ export function redisEngine(cfg: StackConfig, r: RedisNode = redisNodes(cfg).reg
     },
 
     start(log) {
+      // Loopback only, in the foreground (the stack tracks the process), logs and data in its dir.
+      const common = ['--bind', HOST, '--port', String(r.port), '--protected-mode', 'yes', '--daemonize', 'no', '--dir', r.dir, '--logfile', path.join(r.dir, 'redis.log')];
       if (r.mode !== 'machine-or-own') {
         const args = [
-          '--bind', HOST,
-          '--port', String(r.port),
-          '--protected-mode', 'yes',
-          '--daemonize', 'no',
-          '--dir', r.dir,
-          '--logfile', path.join(r.dir, 'redis.log'),
+          ...common,
           '--appendonly', 'no',
           '--save', '',
           ...(r.mode === 'cluster' ? ['--cluster-enabled', 'yes', '--cluster-config-file', nodesConf, '--cluster-node-timeout', '5000'] : []),
@@ -202,16 +199,7 @@ export function redisEngine(cfg: StackConfig, r: RedisNode = redisNodes(cfg).reg
         log.info(r.mode === 'cluster' ? 'starting redis-server (cluster node, no persistence)' : 'starting redis-server (no persistence)', { dir: r.dir });
         return spawnDetached(redisServer, args, { cwd: r.dir, logFile: path.join(r.dir, 'stdout.log') });
       }
-      const args = [
-        '--bind', HOST,
-        '--port', String(r.port),
-        '--protected-mode', 'yes',
-        '--daemonize', 'no',
-        '--dir', r.dir,
-        '--logfile', path.join(r.dir, 'redis.log'),
-        '--appendonly', 'yes',
-        '--save', '60 1',
-      ];
+      const args = [...common, '--appendonly', 'yes', '--save', '60 1'];
       log.info('starting own redis-server (no Redis answered on the port)', { dir: r.dir });
       return spawnDetached(redisServer, args, { cwd: r.dir, logFile: path.join(r.dir, 'stdout.log') });
     },
