@@ -8,15 +8,12 @@ import type { RevocationsRpc } from './revocations-api.ts';
  * (`revocations:<k>`, k = hash(user) mod REVOCATION_SHARDS), not per gateway: a user's sockets
  * may live on gateways of several placements, and HTTP routes touch no gateway at all, while
  * every route and the WebSocket upgrade can reach one fixed object by the user's id. Each Worker
- * isolate caches a shard's whole list briefly when it is short, as it is while revocations are
- * rare (revocations.ts), so verifications cost a call here about once per shard per
- * REVOCATION_CACHE_MS per isolate, not once per user.
+ * isolate caches the answers briefly (revocations.ts), so a verification costs a call here at
+ * most once per user per REVOCATION_CACHE_MS per isolate.
  */
 export class RevocationsDO extends DurableObject<Env> implements RevocationsRpc {
   private readonly sql: SqlStorage;
   private readonly memo = new Map<string, number>();
-  /** The last snapshot answered (this object is the only writer: a revoke drops it). */
-  private shard: { max: number; value: Record<string, number> | null } | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -34,19 +31,10 @@ export class RevocationsDO extends DurableObject<Env> implements RevocationsRpc 
     return before;
   }
 
-  async snapshot(max: number): Promise<Record<string, number> | null> {
-    if (this.shard?.max === max) return this.shard.value;
-    const rows = this.sql.exec<{ user: string; before: number }>('SELECT user, before FROM revocations LIMIT ?', max + 1).toArray();
-    const value = rows.length > max ? null : Object.fromEntries(rows.map((r) => [r.user, r.before]));
-    this.shard = { max, value };
-    return value;
-  }
-
   async revoke(user: string, before: number): Promise<number> {
     const now = Math.max(await this.revokedBefore(user), before);
     this.sql.exec('INSERT INTO revocations (user, before) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET before = excluded.before', user, now);
     this.memo.set(user, now);
-    this.shard = null;
     return now;
   }
 }

@@ -36,15 +36,14 @@ const keySets = new Map<string, KeySet>();
  * unreachable provider or revocation store is `unavailable`.
  */
 export class TokenVerifier {
-  /** AUTH_SECRET as an HMAC key, imported once per isolate (jose imports a raw secret on every verify). */
-  private readonly secret: Promise<CryptoKey>;
+  private readonly secret: Uint8Array;
   private readonly keys: KeySet | null;
 
   constructor(
     private readonly cfg: EdgeConfig,
     private readonly revocations: Env['REVOCATIONS'],
   ) {
-    this.secret = crypto.subtle.importKey('raw', new TextEncoder().encode(cfg.authSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+    this.secret = new TextEncoder().encode(cfg.authSecret);
     this.keys = cfg.authJwksUrl === '' ? null : keySet(cfg);
   }
 
@@ -64,7 +63,7 @@ export class TokenVerifier {
   private async secretToken(token: string): Promise<VerifiedToken> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, await this.secret, { algorithms: ['HS256'], clockTolerance: this.cfg.authLeewaySeconds, requiredClaims: ['exp'] }));
+      ({ payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'], clockTolerance: this.cfg.authLeewaySeconds, requiredClaims: ['exp'] }));
     } catch (err) {
       throw refusal(err);
     }
