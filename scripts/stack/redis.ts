@@ -112,25 +112,10 @@ export function redisNodes(cfg: StackConfig): { region1: RedisNode; region2: Red
   };
 }
 
-/** Raw RESP `PING` over a socket; resolves with the reply line (e.g. "+PONG") or throws. */
-export function redisPing(port: number, host = HOST, timeoutMs = 1500): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ port, host });
-    let buf = '';
-    const done = (err: Error | null, reply?: string) => {
-      sock.destroy();
-      if (err) reject(err);
-      else resolve(reply!);
-    };
-    sock.setTimeout(timeoutMs, () => done(new Error('timeout')));
-    sock.once('error', (e) => done(e));
-    sock.once('connect', () => sock.write('*1\r\n$4\r\nPING\r\n'));
-    sock.on('data', (d) => {
-      buf += d.toString('utf8');
-      const nl = buf.indexOf('\r\n');
-      if (nl >= 0) done(null, buf.slice(0, nl));
-    });
-  });
+/** `PING` as the reply line would read ("+PONG", or "-NOAUTH …", "-LOADING …"): anything but +PONG means not ready. */
+export async function redisPing(port: number, host = HOST, timeoutMs = 1500): Promise<string> {
+  const r = await redisCommand(port, ['PING'], host, timeoutMs);
+  return typeof r === 'string' ? `+${r}` : r !== null && typeof r === 'object' && 'error' in r ? `-${r.error}` : JSON.stringify(r);
 }
 
 export function redisEngine(cfg: StackConfig, r: RedisNode = redisNodes(cfg).region1): Engine {
