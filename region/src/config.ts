@@ -140,15 +140,7 @@ export function loadConfig(env: EnvMap = process.env, opts: { needSecret?: boole
       providers: loadPushProvidersConfig(env, { fallback: cassandraPoints ? 'off' : 'recording' }),
     },
     keys: { claimPerMinute: int(env, 'KEYS_CLAIM_PER_MINUTE', KEY_LIMITS.claimUsersPerMinute, 1, 1_000_000), claimBurst: int(env, 'KEYS_CLAIM_BURST', KEY_LIMITS.claimBurst, 1, 1_000_000) },
-    cassandra: cassandraPoints
-      ? {
-          contactPoints: list(cassandraPoints, 'CASSANDRA_CONTACT_POINTS'),
-          localDataCenter: str(env, 'CASSANDRA_LOCAL_DC', 'datacenter1', /^[\w.-]+$/, 'a datacenter name'),
-          keyspace: str(env, 'CASSANDRA_KEYSPACE', `${namespace}_chat`.toLowerCase(), /^[a-z][a-z0-9_]{0,47}$/, 'a CQL keyspace name'),
-          consistency: oneOf(env, 'CASSANDRA_CONSISTENCY', 'LOCAL_QUORUM', ['ONE', 'LOCAL_ONE', 'QUORUM', 'LOCAL_QUORUM', 'EACH_QUORUM', 'ALL'] as const),
-          replication: replication(env, str(env, 'CASSANDRA_LOCAL_DC', 'datacenter1', /^[\w.-]+$/, 'a datacenter name'), int(env, 'CASSANDRA_REPLICATION_FACTOR', 1, 1, 9)),
-        }
-      : null,
+    cassandra: cassandraPoints ? cassandra(env, cassandraPoints, namespace) : null,
     kafka: kafkaBrokers
       ? {
           brokers: list(kafkaBrokers, 'KAFKA_BROKERS'),
@@ -260,6 +252,17 @@ function urlish(v: string, name: string, protocols: string[]): string {
   } catch {
     throw new ConfigError(`${name}: expected a ${protocols.join(' or ')} URL, got ${JSON.stringify(v)}`);
   }
+}
+
+function cassandra(env: EnvMap, points: string, namespace: string): NonNullable<RegionConfig['cassandra']> {
+  const localDataCenter = str(env, 'CASSANDRA_LOCAL_DC', 'datacenter1', /^[\w.-]+$/, 'a datacenter name');
+  return {
+    contactPoints: list(points, 'CASSANDRA_CONTACT_POINTS'),
+    localDataCenter,
+    keyspace: str(env, 'CASSANDRA_KEYSPACE', `${namespace}_chat`.toLowerCase(), /^[a-z][a-z0-9_]{0,47}$/, 'a CQL keyspace name'),
+    consistency: oneOf(env, 'CASSANDRA_CONSISTENCY', 'LOCAL_QUORUM', ['ONE', 'LOCAL_ONE', 'QUORUM', 'LOCAL_QUORUM', 'EACH_QUORUM', 'ALL'] as const),
+    replication: replication(env, localDataCenter, int(env, 'CASSANDRA_REPLICATION_FACTOR', 1, 1, 9)),
+  };
 }
 
 /** CASSANDRA_REPLICATION: `dc=replicas` pairs, comma-separated; default `{local: factor}`. */
